@@ -1,0 +1,22 @@
+"""deltalab: a neural-network engine that shows its work.
+
+The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files or reports;
+:mod:`nn`, :mod:`optim` and :mod:`losses` build on it; the CLI and reports sit on top.
+"""
+from . import functional, nn, ops, optim
+from .autograd import is_grad_enabled, no_grad
+from .dtypes import get_default_dtype, set_default_dtype
+from .errors import CheckpointError, ConfigurationError, DeltalabError, ShapeError, SpecError
+from .gradcheck import gradcheck
+from .ops import cat, concatenate, stack, where
+from .random import manual_seed
+from .summary import summary
+from .tensor import Tensor, ones, tensor, zeros
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Tensor", "cat",
+    "concatenate", "functional", "get_default_dtype", "gradcheck", "is_grad_enabled", "manual_seed", "nn",
+    "no_grad", "ones", "ops", "optim", "set_default_dtype", "stack", "summary", "tensor", "where", "zeros",
+]

@@ -1,0 +1,190 @@
+"""Reverse-mode automatic differentiation: graph nodes, grad mode and ``backward``.
+
+An op is a :class:`Function` with a NumPy ``forward`` and a ``backward`` that maps the
+gradient of its outputs to the gradients of its inputs.  Calling ``Function.apply`` records a
+:class:`Node` (the op, its parent tensors and what it saved) on every output that needs a
+gradient.  :func:`backward` walks those nodes in reverse topological order -- found with an
+explicit stack, so an unrolled graph of any depth never hits Python's recursion limit.
+
+Gradients *accumulate*: ``backward`` adds into ``.grad`` of leaf tensors (and of tensors that
+called ``retain_grad``), exactly like PyTorch.  Call ``zero_grad`` between steps.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside :class:`no_grad`."""
+    return getattr(_state, "grad_enabled", True)
+
+
+class no_grad:
+    """Context manager and decorator: ops inside record no graph (inference, optimiser steps)."""
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = False
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class Node:
+    """One recorded op application: the op, its parent tensors and what forward saved.
+
+    It doubles as the ``ctx`` object given to ``forward``/``backward``; ops may store any
+    attribute on it.  ``retained`` maps output index -> tensor whose ``.grad`` must be kept.
+    """
+
+    def __init__(self, function, parents):
+        self.function = function
+        self.parents = parents  # tuple of Tensor (or None for non-tensor inputs)
+        self.saved = ()
+        self.n_outputs = 1
+        self.retained = {}
+        self.needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+class Function:
+    """Base class of differentiable ops.
+
+    Subclasses define ``forward(ctx, *arrays, **options)`` returning an array (or a tuple of
+    arrays) and ``backward(ctx, *output_grads)`` returning one gradient (or None) per
+    tensor input.  ``apply`` converts tensors to arrays, runs forward and links the graph.
+    """
+
+    differentiable = True
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        from .tensor import Tensor
+
+        parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        ctx = Node(cls, parents)
+        result = cls.forward(ctx, *arrays, **options)
+        track = cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad)
+        if isinstance(result, tuple):
+            ctx.n_outputs = len(result)
+            return tuple(_wrap(r, ctx if track else None, i) for i, r in enumerate(result))
+        return _wrap(result, ctx if track else None, 0)
+
+
+def _wrap(array, node, index):
+    from .tensor import Tensor
+
+    out = Tensor._from_array(array)
+    if node is not None:
+        out.requires_grad = True
+        out.grad_fn = node
+        out._output_index = index
+    return out
+
+
+def _topological_order(root_node):
+    """Nodes reachable from ``root_node``, each after every node that consumes its outputs."""
+    order, visited = [], {id(root_node)}
+    stack = [(root_node, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for parent in node.parents:
+            if parent is not None and parent.grad_fn is not None and id(parent.grad_fn) not in visited:
+                visited.add(id(parent.grad_fn))
+                stack.append((parent.grad_fn, False))
+    order.reverse()  # consumers first
+    return order
+
+
+def _accumulate(tensor, grad):
+    grad = np.asarray(grad, dtype=tensor.data.dtype)
+    if grad.shape != tensor.data.shape:
+        grad = np.broadcast_to(grad, tensor.data.shape)
+    if tensor.grad is None:
+        tensor.grad = _grad_tensor(np.array(grad, copy=True))
+    else:
+        tensor.grad.data = tensor.grad.data + grad
+
+
+def _grad_tensor(array):
+    from .tensor import Tensor
+
+    return Tensor._from_array(array)
+
+
+def backward(tensor, grad=None):
+    """Backpropagate from ``tensor``: add d(tensor)/d(leaf) * grad into every leaf's ``.grad``."""
+    if not tensor.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad (no graph was recorded)")
+    if grad is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a single value, got shape {tensor.shape}; "
+                "reduce it first (e.g. .sum()) or pass grad="
+            )
+        grad = np.ones_like(tensor.data)
+    grad = np.asarray(getattr(grad, "data", grad), dtype=tensor.data.dtype)
+    if tensor.grad_fn is None:
+        _accumulate(tensor, grad)
+        return
+    pending = {id(tensor.grad_fn): [None] * tensor.grad_fn.n_outputs}
+    pending[id(tensor.grad_fn)][tensor._output_index] = grad
+    with no_grad():
+        for node in _topological_order(tensor.grad_fn):
+            out_grads = pending.pop(id(node), None)
+            if out_grads is None:
+                continue
+            for index, kept in node.retained.items():
+                if out_grads[index] is not None:
+                    _accumulate(kept, out_grads[index])
+            if node.n_outputs > 1:
+                in_grads = node.function.backward(node, *out_grads)
+            else:
+                in_grads = node.function.backward(node, out_grads[0])
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, g in zip(node.parents, in_grads):
+                if parent is None or g is None or not parent.requires_grad:
+                    continue
+                if parent.grad_fn is None:
+                    _accumulate(parent, g)
+                else:
+                    slots = pending.setdefault(id(parent.grad_fn), [None] * parent.grad_fn.n_outputs)
+                    i = parent._output_index
+                    slots[i] = g if slots[i] is None else slots[i] + g

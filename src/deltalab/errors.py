@@ -1,0 +1,25 @@
+"""The error types deltalab raises for user mistakes.
+
+Every user-facing mistake (a wrong shape, an impossible layer configuration, a malformed
+file) is one of these, so the command line can print one clear line instead of a traceback.
+"""
+
+
+class DeltalabError(Exception):
+    """Base class of every error deltalab raises on purpose."""
+
+
+class ShapeError(DeltalabError, ValueError):
+    """Operands or layer inputs whose shapes do not fit; the message names the op and shapes."""
+
+
+class ConfigurationError(DeltalabError, ValueError):
+    """An impossible layer or op configuration (stride 0, kernel larger than its input, ...)."""
+
+
+class CheckpointError(DeltalabError, ValueError):
+    """A checkpoint that is missing, corrupt, truncated or for another architecture."""
+
+
+class SpecError(DeltalabError, ValueError):
+    """A problem file that cannot be read; the message names the file and field."""

@@ -1,0 +1,68 @@
+"""Helpers shared by the ops: operand coercion and summing gradients back over broadcasts."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..tensor import Tensor
+
+
+def operand(x, like=None):
+    """Tensors pass through; numbers and arrays become arrays in ``like``'s float dtype.
+
+    Keeping python scalars in the tensor's dtype avoids silent float32 -> float64 promotion.
+    """
+    if isinstance(x, Tensor):
+        return x
+    array = np.asarray(x)
+    like_dtype = like.data.dtype if isinstance(like, Tensor) else None
+    if like_dtype is not None and like_dtype.kind == "f" and (array.dtype.kind in "biu" or array.ndim == 0):
+        array = array.astype(like_dtype)
+    return array
+
+
+def binary_operands(a, b):
+    a = operand(a, b if isinstance(b, Tensor) else None)
+    b = operand(b, a if isinstance(a, Tensor) else None)
+    return a, b
+
+
+def check_broadcast(op_name, a, b):
+    sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ShapeError(f"{op_name}: shapes {sa} and {sb} cannot be broadcast together") from None
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes along which an operand of ``shape`` was broadcast."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def normalize_axis(axis, ndim):
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def pair(value, name, op_name):
+    """An int or a pair of ints as a pair (per-dimension stride, padding, kernel size)."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value):
+        return (int(value[0]), int(value[1]))
+    from ..errors import ConfigurationError
+
+    raise ConfigurationError(f"{op_name}: {name} must be an int or a pair of ints, got {value!r}")

@@ -1,0 +1,47 @@
+"""Numerically stable softmax and log-softmax (logits of +-1e4 stay finite)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+
+def _log_softmax(a, axis):
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, a, axis):
+        out = np.exp(_log_softmax(a, axis))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return out * (grad - np.sum(grad * out, axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, a, axis):
+        out = _log_softmax(a, axis)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad - np.exp(out) * np.sum(grad, axis=ctx.axis, keepdims=True)
+
+
+def softmax(a, axis=-1):
+    return Softmax.apply(a, axis)
+
+
+def log_softmax(a, axis=-1):
+    return LogSoftmax.apply(a, axis)

@@ -1,0 +1,104 @@
+"""``summary(model, input_shape)``: the Keras/torchinfo table of layers, output shapes and parameters.
+
+It runs one forward pass on zeros (batch of one, no graph) and records each layer's output
+shape, so the shapes shown are the ones the engine really produces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .autograd import no_grad
+from .tensor import Tensor
+
+
+@dataclass
+class LayerRow:
+    name: str
+    layer: str
+    output_shape: tuple
+    parameters: int
+
+
+@dataclass
+class ModelSummary:
+    model_name: str
+    input_shape: tuple
+    rows: list = field(default_factory=list)
+    total_parameters: int = 0
+    trainable_parameters: int = 0
+
+    @property
+    def output_shape(self):
+        return self.rows[-1].output_shape if self.rows else self.input_shape
+
+    def table(self, title=None):
+        from rich.table import Table
+
+        table = Table(title=title or f"{self.model_name}  (input {format_shape(self.input_shape)})")
+        table.add_column("layer")
+        table.add_column("type")
+        table.add_column("output shape", justify="right")
+        table.add_column("parameters", justify="right")
+        for row in self.rows:
+            table.add_row(row.name, row.layer, format_shape(row.output_shape), f"{row.parameters:,}")
+        table.add_section()
+        table.add_row("total", "", "", f"{self.total_parameters:,}")
+        table.add_row("trainable", "", "", f"{self.trainable_parameters:,}")
+        return table
+
+    def __str__(self):
+        width = max([len(r.name) + len(r.layer) for r in self.rows] + [10]) + 4
+        lines = [f"{'layer':<{width}} {'output shape':>16} {'parameters':>12}"]
+        for r in self.rows:
+            lines.append(f"{r.name + ' ' + r.layer:<{width}} {format_shape(r.output_shape):>16} {r.parameters:>12,}")
+        lines.append(f"{'total':<{width}} {'':>16} {self.total_parameters:>12,}")
+        return "\n".join(lines)
+
+
+def format_shape(shape):
+    return "×".join(str(n) for n in shape)
+
+
+def summary(model, input_shape, dtype=None, print_table=True, console=None):
+    """Print and return the layer table for one sample of ``input_shape`` (no batch axis)."""
+    rows = []
+    leaves = [
+        (name, m)
+        for name, m in model.named_modules()
+        if name and (not m._modules or m._parameters)
+    ]
+    originals = {}
+
+    def recording(name, module, forward):
+        def wrapped(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            first = out[0] if isinstance(out, tuple) else out
+            own = sum(p.size for p in module.parameters(recurse=not bool(module._modules)))
+            rows.append(LayerRow(name, type(module).__name__, tuple(first.shape[1:]), int(own)))
+            return out
+
+        return wrapped
+
+    for name, module in leaves:
+        originals[name] = module.__dict__.get("forward")
+        object.__setattr__(module, "forward", recording(name, module, module.forward))
+    try:
+        x = Tensor(np.zeros((1,) + tuple(input_shape), dtype=dtype or model.dtype))
+        with no_grad():
+            model(x)
+    finally:
+        for name, module in leaves:
+            if originals[name] is None:
+                object.__delattr__(module, "forward")
+            else:
+                object.__setattr__(module, "forward", originals[name])
+    total = sum(p.size for p in model.parameters())
+    trainable = sum(p.size for p in model.parameters() if p.requires_grad)
+    result = ModelSummary(type(model).__name__, tuple(input_shape), rows, int(total), int(trainable))
+    if print_table:
+        from rich.console import Console
+
+        (console or Console()).print(result.table())
+    return result

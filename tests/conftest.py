@@ -1,0 +1,19 @@
+"""Shared test settings: hypothesis is deterministic and unhurried so CI never flakes."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "deltalab",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile("deltalab")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

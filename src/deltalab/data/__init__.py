@@ -1,0 +1,1 @@
+"""Datasets and batching: the digits, MNIST IDX files, and the lecture's sequence tasks."""

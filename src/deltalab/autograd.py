@@ -115,20 +115,37 @@ def _wrap(array, node, index):
 
 
 def _topological_order(root_node):
-    """Nodes reachable from ``root_node``, each after every node that consumes its outputs."""
-    order, visited = [], {id(root_node)}
-    stack = [(root_node, False)]
+    """Nodes reachable from ``root_node``, each after every node that consumes its outputs.
+
+    Kahn's algorithm: count each node's consumers inside the graph, then release a node only
+    when all of them are done.  (A depth-first order that marks nodes when first *seen* can
+    run a node before a consumer reached by a longer path, e.g. ``b + exp(b)``.)
+    """
+    consumers = {id(root_node): 0}
+    nodes = {id(root_node): root_node}
+    stack = [root_node]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        stack.append((node, True))
+        node = stack.pop()
         for parent in node.parents:
-            if parent is not None and parent.grad_fn is not None and id(parent.grad_fn) not in visited:
-                visited.add(id(parent.grad_fn))
-                stack.append((parent.grad_fn, False))
-    order.reverse()  # consumers first
+            if parent is None or parent.grad_fn is None:
+                continue
+            key = id(parent.grad_fn)
+            if key not in consumers:
+                consumers[key] = 0
+                nodes[key] = parent.grad_fn
+                stack.append(parent.grad_fn)
+            consumers[key] += 1
+    order, ready = [], [root_node]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for parent in node.parents:
+            if parent is None or parent.grad_fn is None:
+                continue
+            key = id(parent.grad_fn)
+            consumers[key] -= 1
+            if consumers[key] == 0:
+                ready.append(parent.grad_fn)
     return order
 
 

@@ -1,1 +1,4 @@
 """Datasets and batching: the digits, MNIST IDX files, and the lecture's sequence tasks."""
+from .batching import iterate_batches, num_batches
+from .digits import Digits, Split, load_digits
+from .idx import IDXError, read_idx, write_idx

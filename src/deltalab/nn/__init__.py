@@ -23,3 +23,8 @@ __all__ = [
     "Identity", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "NLLLoss", "Parameter", "ReLU",
     "Sequential", "Sigmoid", "Softmax", "SquaredError", "Tanh", "same_padding",
 ]
+from .recurrent import LSTM, RNN, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["LSTM", "LSTMCell", "RNN", "RNNCell"]
+from .recurrent_cell import Recurrent  # noqa: E402
+__all__ += ["Recurrent"]

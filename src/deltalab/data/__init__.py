@@ -2,3 +2,4 @@
 from .batching import iterate_batches, num_batches
 from .digits import Digits, Split, load_digits
 from .idx import IDXError, read_idx, write_idx
+from .sequences import SequenceTask, sequence_completion, shift_register  # noqa: E402

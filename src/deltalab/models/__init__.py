@@ -2,6 +2,9 @@
 from .lecture_cnn import LECTURE_CNNS, lecture_cnn
 
 __all__ = ["LECTURE_CNNS", "lecture_cnn"]
+from .elman import ElmanNetwork, ElmanRun  # noqa: E402
+
+__all__ += ["ElmanNetwork", "ElmanRun"]
 from .alarmwork import AlarmworkNet  # noqa: E402
 from .cells import AdditiveCell, ElmanReLUCell, GateLSTMCell, ModifiedCell  # noqa: E402
 __all__ += ["AlarmworkNet", "AdditiveCell", "ElmanReLUCell", "GateLSTMCell", "ModifiedCell"]

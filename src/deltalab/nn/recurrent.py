@@ -79,19 +79,24 @@ class RNN(Module):
     def forward(self, x, h0=None):
         x, unbatched = _sequence_input(self, x, self.input_size, self.batch_first)
         h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
-        outputs = []
-        for start, stop in _chunks(x.shape[0], self.bptt_truncate):
-            if start:
-                h = h.detach()
-            out = elman_sequence(x[start:stop] if stop - start < x.shape[0] else x, h,
-                                 self.weight_ih, self.weight_hh, self.bias, self.nonlinearity)
-            outputs.append(out)
-            h = out[-1]
-        output = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
-        return _finish(output, h, unbatched, self.batch_first)
+        output = run_elman(x, h, self.weight_ih, self.weight_hh, self.bias, self.nonlinearity, self.bptt_truncate)
+        return _finish(output, output[-1], unbatched, self.batch_first)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}, bias={self.bias is not None}"
+
+
+def run_elman(x, h, weight_ih, weight_hh, bias, nonlinearity, truncate=None):
+    """h(1..T) for x (T, B, F), in chunks of ``truncate`` steps with the gradient cut between them."""
+    outputs = []
+    for start, stop in _chunks(x.shape[0], truncate):
+        if start:
+            h = h.detach()
+        out = elman_sequence(x if stop - start == x.shape[0] else x[start:stop], h, weight_ih, weight_hh, bias,
+                             nonlinearity)
+        outputs.append(out)
+        h = out[-1]
+    return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
 
 
 def _finish(output, last, unbatched, batch_first):

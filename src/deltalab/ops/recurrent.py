@@ -155,23 +155,32 @@ def lstm_sequence(x, h0, c0, weight_ih, weight_hh, bias=None):
     return LSTMSequence.apply(x, h0, c0, weight_ih, weight_hh, bias)
 
 
-def sequence_record(output):
-    """What the fused sequence op that produced ``output`` recorded, for reports.
+def _sequence_nodes(output):
+    """The fused sequence nodes behind ``output``, in time order, looking through reshapes,
+    transposes and the concatenation of truncated-BPTT chunks."""
+    from .shape import Concatenate, Reshape, Transpose
 
-    Keys: ``z`` (pre-activations per step), ``h`` (states incl. h(0)), and after backward
-    ``delta`` (δ(t) = ∂E/∂z(t)) and per-step gradient contributions ``dW_ih``, ``dW_hh``
-    (δ(t)·x(t)ᵀ and δ(t)·h(t−1)ᵀ summed over the batch) and ``db`` whose sums over t are the
-    parameter gradients.  Arrays are (T, B, ...) except contributions, which are (T, ...).
-    """
     node = output.grad_fn
-    if node is None or node.function not in (ElmanSequence, LSTMSequence):
-        raise ValueError("sequence_record: the tensor was not produced by a recurrent sequence op")
+    if node is None:
+        return []
+    if node.function in (ElmanSequence, LSTMSequence):
+        return [node]
+    if node.function in (Reshape, Transpose, Concatenate):
+        found = []
+        for parent in node.parents:
+            if parent is not None:
+                found.extend(_sequence_nodes(parent))
+        return found
+    return []
+
+
+def _node_record(node):
     if node.function is ElmanSequence:
         x, h, z, _, _ = node.saved
-        record = {"z": z, "h": h}
+        record = {"x": x, "z": z, "h": h}
     else:
         x, h, c, tanh_c, gates, _, _ = node.saved
-        record = {"gates": gates, "h": h, "c": c}
+        record = {"x": x, "gates": gates, "h": h, "c": c}
     if node.deltas is not None:
         delta = node.deltas
         record["delta"] = delta
@@ -181,3 +190,28 @@ def sequence_record(output):
         if node.function is LSTMSequence:
             record["cell_delta"] = node.cell_deltas
     return record
+
+
+def sequence_record(output):
+    """What the fused sequence op(s) behind ``output`` recorded, for reports.
+
+    Keys: ``x`` (inputs), ``z`` (Elman pre-activations) or ``gates`` (LSTM gate values),
+    ``h`` (states including h(0); LSTM also ``c``), and after backward ``delta``
+    (δ(t) = ∂E/∂z(t), for LSTM the gate pre-activations) and per-step gradient contributions
+    ``dW_ih`` = Σ_batch δ(t)·x(t)ᵀ, ``dW_hh`` = Σ_batch δ(t)·h(t−1)ᵀ and ``db`` = Σ_batch δ(t),
+    whose sums over t are the parameter gradients.  Per-step arrays are (T, B, ...);
+    contributions are (T, ...).  Truncated-BPTT chunks are joined along time.
+    """
+    nodes = _sequence_nodes(output)
+    if not nodes:
+        raise ValueError("sequence_record: the tensor was not produced by a recurrent sequence op")
+    records = [_node_record(n) for n in nodes]
+    merged = {}
+    for key in records[0]:
+        if key not in records[-1]:
+            continue
+        parts = [r[key] for r in records]
+        if key in ("h", "c"):  # each chunk repeats the previous chunk's last state as its first
+            parts = [parts[0]] + [p[1:] for p in parts[1:]]
+        merged[key] = np.concatenate(parts, axis=0)
+    return merged

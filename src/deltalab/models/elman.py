@@ -1,0 +1,79 @@
+"""The lecture's Elman network (SPEC §4) as one object with the lecture's parameter names.
+
+    z[1](t) = W1 x[0](t) + H1 x[1](t−1) + b1,   x[1](t) = f1(z[1](t))     (hidden layer)
+    z[2](t) = W2 x[1](t) + b2,                  y(t)    = f2(z[2](t))     (output layer)
+
+W1 (hidden × input), H1 (hidden × hidden), b1 (hidden), W2 (output × hidden), b2 (output).
+In PyTorch terms W1, H1, b1 are an ``nn.RNN``'s weight_ih, weight_hh and bias_ih + bias_hh.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .. import ops
+from ..errors import ConfigurationError
+from ..nn.module import Module, uniform_
+from ..nn.recurrent import _initial_state, _sequence_input, run_elman
+from ..ops.recurrent import ACTIVATIONS
+
+OUTPUT_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "softmax": lambda z: ops.softmax(z, axis=-1),
+    "sigmoid": ops.sigmoid,
+    "tanh": ops.tanh,
+    "relu": ops.relu,
+}
+
+
+class ElmanRun(NamedTuple):
+    """Every tensor of one forward pass: hidden x[1](1..T), output pre-activation z[2], output y."""
+
+    hidden: object
+    output_preactivation: object
+    output: object
+
+
+class ElmanNetwork(Module):
+    """Elman RNN with an output layer; ``many_to_one`` gives an output at the last step only.
+
+    Input (T, B, F) or (T, F); returns y as (T, B, O) / (T, O), or (B, O) / (O,) for many-to-one.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, hidden_activation="tanh",
+                 output_activation="identity", many_to_one=False, bias=True, bptt_truncate=None, dtype=None):
+        super().__init__()
+        if hidden_activation not in ACTIVATIONS:
+            raise ConfigurationError(
+                f"ElmanNetwork: hidden_activation must be one of {sorted(ACTIVATIONS)}, got {hidden_activation!r}")
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ConfigurationError(
+                f"ElmanNetwork: output_activation must be one of {sorted(OUTPUT_ACTIVATIONS)}, got {output_activation!r}")
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.hidden_activation, self.output_activation = hidden_activation, output_activation
+        self.many_to_one, self.bptt_truncate = many_to_one, bptt_truncate
+        self.W1 = uniform_((hidden_size, input_size), hidden_size, dtype)
+        self.H1 = uniform_((hidden_size, hidden_size), hidden_size, dtype)
+        self.register_parameter("b1", uniform_((hidden_size,), hidden_size, dtype) if bias else None)
+        self.W2 = uniform_((output_size, hidden_size), hidden_size, dtype)
+        self.register_parameter("b2", uniform_((output_size,), hidden_size, dtype) if bias else None)
+
+    def run(self, x, h0=None) -> ElmanRun:
+        """The forward pass with its intermediate tensors (what a worked solution shows)."""
+        x, unbatched = _sequence_input(self, x, self.input_size, False)
+        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
+        hidden = run_elman(x, h, self.W1, self.H1, self.b1, self.hidden_activation, self.bptt_truncate)
+        top = hidden[-1] if self.many_to_one else hidden
+        z2 = ops.linear(top, self.W2, self.b2)
+        y = OUTPUT_ACTIVATIONS[self.output_activation](z2)
+        if unbatched:
+            hidden = hidden.reshape((hidden.shape[0], self.hidden_size))
+            z2 = z2.reshape(z2.shape[:-2] + (self.output_size,))
+            y = y.reshape(z2.shape)
+        return ElmanRun(hidden, z2, y)
+
+    def forward(self, x, h0=None):
+        return self.run(x, h0).output
+
+    def extra_repr(self):
+        return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, hidden_activation={self.hidden_activation!r}, "
+                f"output_activation={self.output_activation!r}, many_to_one={self.many_to_one}")

@@ -39,16 +39,16 @@ def numerical_gradient(fn, inputs, index, eps, weights):
     """d(Σ weights·fn(inputs))/d inputs[index] by central differences, one value at a time."""
     x = inputs[index]
     grad = np.zeros_like(x.data)
-    flat, gflat = x.data.reshape(-1), grad.reshape(-1)
+    # perturb by multi-index: reshape(-1) of a non-C-contiguous array is a copy, not a view
     with no_grad():
-        for i in range(flat.size):
-            original = flat[i]
-            flat[i] = original + eps
+        for i in np.ndindex(x.data.shape):
+            original = x.data[i]
+            x.data[i] = original + eps
             plus = np.sum(fn(*inputs).data * weights)
-            flat[i] = original - eps
+            x.data[i] = original - eps
             minus = np.sum(fn(*inputs).data * weights)
-            flat[i] = original
-            gflat[i] = (plus - minus) / (2 * eps)
+            x.data[i] = original
+            grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 
@@ -60,7 +60,7 @@ def gradcheck(fn, *inputs, eps=1e-6, tolerance=1e-7, seed=0):
     :class:`GradcheckResult` (truthy when every error is within ``tolerance``).
     """
     inputs = [
-        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad) if isinstance(x, Tensor) else x
+        Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=x.requires_grad) if isinstance(x, Tensor) else x
         for x in inputs
     ]
     out = fn(*inputs)

@@ -1,4 +1,4 @@
-"""The lecture's Elman network (SPEC §4) as one object with the lecture's parameter names.
+"""The lecture's Elman network (SPEC §4) -- and its LSTM variant -- as one object with the lecture's parameter names.
 
     z[1](t) = W1 x[0](t) + H1 x[1](t−1) + b1,   x[1](t) = f1(z[1](t))     (hidden layer)
     z[2](t) = W2 x[1](t) + b2,                  y(t)    = f2(z[2](t))     (output layer)
@@ -39,6 +39,8 @@ class ElmanNetwork(Module):
     Input (T, B, F) or (T, F); returns y as (T, B, O) / (T, O), or (B, O) / (O,) for many-to-one.
     """
 
+    gate_count = 1  # rows of W1/H1/b1 per hidden unit (4 for an LSTM's i, f, g, o)
+
     def __init__(self, input_size, hidden_size, output_size, hidden_activation="tanh",
                  output_activation="identity", many_to_one=False, bias=True, bptt_truncate=None, dtype=None):
         super().__init__()
@@ -51,25 +53,26 @@ class ElmanNetwork(Module):
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.hidden_activation, self.output_activation = hidden_activation, output_activation
         self.many_to_one, self.bptt_truncate = many_to_one, bptt_truncate
-        self.W1 = uniform_((hidden_size, input_size), hidden_size, dtype)
-        self.H1 = uniform_((hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("b1", uniform_((hidden_size,), hidden_size, dtype) if bias else None)
+        rows = self.gate_count * hidden_size
+        self.W1 = uniform_((rows, input_size), hidden_size, dtype)
+        self.H1 = uniform_((rows, hidden_size), hidden_size, dtype)
+        self.register_parameter("b1", uniform_((rows,), hidden_size, dtype) if bias else None)
         self.W2 = uniform_((output_size, hidden_size), hidden_size, dtype)
         self.register_parameter("b2", uniform_((output_size,), hidden_size, dtype) if bias else None)
 
     def run(self, x, h0=None) -> ElmanRun:
         """The forward pass with its intermediate tensors (what a worked solution shows)."""
         x, unbatched = _sequence_input(self, x, self.input_size, False)
-        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
-        hidden = run_elman(x, h, self.W1, self.H1, self.b1, self.hidden_activation, self.bptt_truncate)
-        top = hidden[-1] if self.many_to_one else hidden
-        z2 = ops.linear(top, self.W2, self.b2)
-        y = OUTPUT_ACTIVATIONS[self.output_activation](z2)
+        hidden = self._hidden_sequence(x, h0, unbatched)
         if unbatched:
             hidden = hidden.reshape((hidden.shape[0], self.hidden_size))
-            z2 = z2.reshape(z2.shape[:-2] + (self.output_size,))
-            y = y.reshape(z2.shape)
-        return ElmanRun(hidden, z2, y)
+        top = hidden[-1] if self.many_to_one else hidden
+        z2 = ops.linear(top, self.W2, self.b2)
+        return ElmanRun(hidden, z2, OUTPUT_ACTIVATIONS[self.output_activation](z2))
+
+    def _hidden_sequence(self, x, h0, unbatched):
+        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
+        return run_elman(x, h, self.W1, self.H1, self.b1, self.hidden_activation, self.bptt_truncate)
 
     def forward(self, x, h0=None):
         return self.run(x, h0).output
@@ -77,3 +80,25 @@ class ElmanNetwork(Module):
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, hidden_activation={self.hidden_activation!r}, "
                 f"output_activation={self.output_activation!r}, many_to_one={self.many_to_one}")
+
+
+class LSTMNetwork(ElmanNetwork):
+    """An LSTM hidden layer with the lecture's output layer: W1 (4H × in), H1 (4H × H), b1 (4H)
+    stack the gates i, f, g, o as PyTorch does; x[1](t) = h(t) feeds z[2](t) = W2 x[1](t) + b2.
+    ``h0`` may be a (h0, c0) pair.
+    """
+
+    gate_count = 4
+
+    def __init__(self, input_size, hidden_size, output_size, output_activation="identity", many_to_one=False,
+                 bias=True, bptt_truncate=None, dtype=None):
+        super().__init__(input_size, hidden_size, output_size, "tanh", output_activation, many_to_one, bias,
+                         bptt_truncate, dtype)
+
+    def _hidden_sequence(self, x, h0, unbatched):
+        from ..nn.recurrent import run_lstm
+
+        h0, c0 = h0 if isinstance(h0, tuple) else (h0, None)
+        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched, "h0")
+        c = _initial_state(self, c0, x.shape[1], self.hidden_size, x.dtype, unbatched, "c0")
+        return run_lstm(x, h, c, self.W1, self.H1, self.b1, self.bptt_truncate)[0]

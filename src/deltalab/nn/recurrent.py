@@ -99,6 +99,21 @@ def run_elman(x, h, weight_ih, weight_hh, bias, nonlinearity, truncate=None):
     return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
 
 
+def run_lstm(x, h, c, weight_ih, weight_hh, bias, truncate=None):
+    """(h(1..T), c(1..T)) for x (T, B, F), in chunks of ``truncate`` steps (gradient cut between)."""
+    hs, cs = [], []
+    for start, stop in _chunks(x.shape[0], truncate):
+        if start:
+            h, c = h.detach(), c.detach()
+        h_seq, c_seq = lstm_sequence(x if stop - start == x.shape[0] else x[start:stop], h, c, weight_ih, weight_hh, bias)
+        hs.append(h_seq)
+        cs.append(c_seq)
+        h, c = h_seq[-1], c_seq[-1]
+    if len(hs) == 1:
+        return hs[0], cs[0]
+    return ops.concatenate(hs, axis=0), ops.concatenate(cs, axis=0)
+
+
 def _finish(output, last, unbatched, batch_first):
     if unbatched:
         return output.reshape((output.shape[0], output.shape[2])), last.reshape((1, last.shape[-1]))
@@ -147,15 +162,8 @@ class LSTM(Module):
         h0, c0 = (None, None) if state is None else state
         h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched, "h0")
         c = _initial_state(self, c0, x.shape[1], self.hidden_size, x.dtype, unbatched, "c0")
-        outputs = []
-        for start, stop in _chunks(x.shape[0], self.bptt_truncate):
-            if start:
-                h, c = h.detach(), c.detach()
-            hs, cs = lstm_sequence(x[start:stop] if stop - start < x.shape[0] else x, h, c,
-                                   self.weight_ih, self.weight_hh, self.bias)
-            outputs.append(hs)
-            h, c = hs[-1], cs[-1]
-        output = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
+        output, c_seq = run_lstm(x, h, c, self.weight_ih, self.weight_hh, self.bias, self.bptt_truncate)
+        h, c = output[-1], c_seq[-1]
         output, h_n = _finish(output, h, unbatched, self.batch_first)
         c_n = c.reshape((1, c.shape[-1])) if unbatched else c.reshape((1,) + c.shape)
         return output, (h_n, c_n)

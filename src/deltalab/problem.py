@@ -1,0 +1,382 @@
+"""Problem files: a TOML description of one exercise (model, parameters, data, training).
+
+Read with ``tomllib`` (nothing in a file is ever executed) and validated field by field:
+every error is a :class:`~deltalab.errors.SpecError` whose one-line message names the file
+and the field path ("model.hidden_size: expected a positive integer, got -3"), unknown keys
+get a did-you-mean, and a matrix of the wrong shape names the parameter and both shapes.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+MODEL_TYPES = ("mlp", "cnn", "rnn", "lstm")
+HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
+OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
+LOSSES = ("half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
+LAYER_TYPES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "flatten")
+
+TOP_KEYS = ("title", "description", "model", "parameters", "data", "training")
+RECURRENT_MODEL_KEYS = ("type", "input_size", "hidden_size", "output_size", "hidden_activation",
+                        "output_activation", "many_to_one", "loss", "bias")
+LAYERED_MODEL_KEYS = ("type", "input_shape", "layers", "loss")
+LAYER_KEYS = {
+    "dense": ("type", "units", "activation", "bias"),
+    "conv2d": ("type", "out_channels", "kernel_size", "stride", "padding", "bias", "activation"),
+    "max_pool2d": ("type", "kernel_size", "stride", "padding"),
+    "avg_pool2d": ("type", "kernel_size", "stride", "padding"),
+    "flatten": ("type",),
+}
+PARAMETER_OPTIONS = ("fill", "init", "seed")
+DATA_KEYS = ("inputs", "targets", "initial_state", "initial_cell")
+TRAINING_KEYS = ("learning_rate", "steps")
+
+
+@dataclass
+class LayerSpec:
+    type: str
+    units: int = 0
+    out_channels: int = 0
+    kernel_size: tuple = (1, 1)
+    stride: tuple = (1, 1)
+    padding: object = (0, 0)
+    bias: bool = True
+    activation: str = "identity"
+
+
+@dataclass
+class Problem:
+    """A validated problem file."""
+
+    path: str
+    title: str
+    model_type: str
+    loss: str
+    input_size: int = 0
+    hidden_size: int = 0
+    output_size: int = 0
+    hidden_activation: str = "tanh"
+    output_activation: str = "identity"
+    many_to_one: bool = False
+    bias: bool = True
+    input_shape: tuple = ()
+    layers: list = field(default_factory=list)
+    parameters: dict = field(default_factory=dict)  # explicit arrays by name
+    fill: float | None = None
+    init: str = "fill"
+    seed: int = 0
+    inputs: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    initial_state: np.ndarray | None = None
+    initial_cell: np.ndarray | None = None
+    learning_rate: float | None = None
+    steps: int = 1
+    description: str = ""
+
+
+class _Reader:
+    """Field access with errors that name the file and the field path."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, where, message):
+        raise SpecError(f"{self.path}: {where}: {message}")
+
+    def check_keys(self, table, allowed, where):
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+                self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def table(self, data, key, where, required=True):
+        if key not in data:
+            if required:
+                self.fail(where, f"missing table [{key}]")
+            return {}
+        value = data[key]
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a table [{key}], got {_describe(value)}")
+        return value
+
+    def positive_int(self, table, key, where, default=None):
+        if key not in table:
+            if default is None:
+                self.fail(where, f"missing; expected a positive integer")
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(where, f"expected a positive integer, got {_describe(value)}")
+        return value
+
+    def non_negative_int(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.fail(where, f"expected a non-negative integer, got {_describe(value)}")
+        return value
+
+    def choice(self, table, key, choices, where, default=None):
+        if key not in table:
+            if default is None:
+                self.fail(where, f"missing; expected one of {', '.join(choices)}")
+            return default
+        value = table[key]
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.fail(where, f"expected one of {', '.join(choices)}, got {_describe(value)}{hint}")
+        return value
+
+    def boolean(self, table, key, where, default):
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(where, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def number(self, table, key, where, default=None, positive=False):
+        if key not in table:
+            if default is None:
+                self.fail(where, "missing; expected a number")
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            self.fail(where, f"expected a finite number, got {_describe(value)}")
+        if positive and value <= 0:
+            self.fail(where, f"expected a positive number, got {value}")
+        return float(value)
+
+    def array(self, value, where):
+        """A number or (nested) list of numbers as a float64 array; ragged or non-numeric refused."""
+        if isinstance(value, bool) or isinstance(value, str) or isinstance(value, dict):
+            self.fail(where, f"expected a number or a list of numbers, got {_describe(value)}")
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            self.fail(where, "expected a rectangular list of numbers (rows of equal length, numbers only)")
+        if not np.all(np.isfinite(array)):
+            self.fail(where, "contains a non-finite number (nan or inf)")
+        return array
+
+    def pair(self, value, where, allow_same=False):
+        if allow_same and value == "same":
+            return "same"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value, value)
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        expected = "an integer, a pair [h, w]" + (' or "same"' if allow_same else "")
+        self.fail(where, f"expected {expected}, got {_describe(value)}")
+
+
+def _describe(value):
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'table'}"
+    return repr(value)
+
+
+_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_problem(path) -> Problem:
+    """Read and validate a problem file; raises SpecError (file, line or field path) on any mistake."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the file ({exc})") from None
+    return parse_problem(text, str(path))
+
+
+def parse_problem(text, path="<problem>") -> Problem:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _LINE.search(message)
+        if match:
+            message = _LINE.sub("", message).strip()
+            raise SpecError(f"{path}:{match.group(1)}:{match.group(2)}: TOML syntax error: {message}") from None
+        raise SpecError(f"{path}: TOML syntax error: {message}") from None
+    return _validate(data, _Reader(path))
+
+
+def _validate(data, r) -> Problem:
+    r.check_keys(data, TOP_KEYS, "")
+    title = data.get("title", Path(r.path).stem)
+    if not isinstance(title, str):
+        r.fail("title", f"expected a string, got {_describe(title)}")
+    model = r.table(data, "model", "model")
+    model_type = r.choice(model, "type", MODEL_TYPES, "model.type")
+    problem = Problem(path=r.path, title=title, model_type=model_type, loss="half_squared_error",
+                      description=str(data.get("description", "")))
+    if model_type in ("rnn", "lstm"):
+        r.check_keys(model, RECURRENT_MODEL_KEYS, "model")
+        problem.input_size = r.positive_int(model, "input_size", "model.input_size")
+        problem.hidden_size = r.positive_int(model, "hidden_size", "model.hidden_size")
+        problem.output_size = r.positive_int(model, "output_size", "model.output_size")
+        if model_type == "rnn":
+            problem.hidden_activation = r.choice(model, "hidden_activation", HIDDEN_ACTIVATIONS,
+                                                 "model.hidden_activation", "tanh")
+        elif "hidden_activation" in model:
+            r.fail("model.hidden_activation", "an LSTM's activations are fixed (sigmoid gates, tanh cell); remove this key")
+        problem.output_activation = r.choice(model, "output_activation", OUTPUT_ACTIVATIONS,
+                                             "model.output_activation", "identity")
+        problem.many_to_one = r.boolean(model, "many_to_one", "model.many_to_one", False)
+        problem.bias = r.boolean(model, "bias", "model.bias", True)
+    else:
+        r.check_keys(model, LAYERED_MODEL_KEYS, "model")
+        problem.input_shape = _input_shape(model, model_type, r)
+        problem.layers = _layers(model, model_type, r)
+    problem.loss = r.choice(model, "loss", LOSSES, "model.loss", "half_squared_error")
+    _check_loss_fits(problem, r)
+    _parameters(r.table(data, "parameters", "parameters", required=False), problem, r)
+    _data(r.table(data, "data", "data"), problem, r)
+    training = r.table(data, "training", "training", required=problem.targets is not None)
+    r.check_keys(training, TRAINING_KEYS, "training")
+    if problem.targets is not None:
+        problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
+    elif "learning_rate" in training:
+        problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
+    problem.steps = r.positive_int(training, "steps", "training.steps", default=1)
+    return problem
+
+
+def _input_shape(model, model_type, r):
+    if "input_shape" not in model:
+        r.fail("model.input_shape", "missing; expected a list of positive integers"
+               + (" (channels, height, width)" if model_type == "cnn" else " (features)"))
+    value = model["input_shape"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        r.fail("model.input_shape", f"expected a list of positive integers, got {_describe(value)}")
+    if model_type == "cnn" and len(value) != 3:
+        r.fail("model.input_shape", f"a cnn needs (channels, height, width), got {value}")
+    if model_type == "mlp" and len(value) != 1:
+        r.fail("model.input_shape", f"an mlp needs (features,), got {value}; use type = \"cnn\" for images")
+    return tuple(value)
+
+
+def _layers(model, model_type, r):
+    layers = model.get("layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
+        r.fail("model.layers", "expected one or more [[model.layers]] tables")
+    specs = []
+    for i, layer in enumerate(layers):
+        where = f"model.layers[{i}]"
+        kind = r.choice(layer, "type", LAYER_TYPES, f"{where}.type")
+        r.check_keys(layer, LAYER_KEYS[kind], where)
+        spec = LayerSpec(type=kind)
+        if kind == "dense":
+            spec.units = r.positive_int(layer, "units", f"{where}.units")
+            spec.activation = r.choice(layer, "activation", OUTPUT_ACTIVATIONS, f"{where}.activation", "identity")
+            spec.bias = r.boolean(layer, "bias", f"{where}.bias", True)
+        elif kind == "conv2d":
+            if model_type != "cnn":
+                r.fail(f"{where}.type", "conv2d layers need model.type = \"cnn\"")
+            spec.out_channels = r.positive_int(layer, "out_channels", f"{where}.out_channels")
+            spec.kernel_size = r.pair(layer.get("kernel_size"), f"{where}.kernel_size")
+            spec.stride = r.pair(layer.get("stride", 1), f"{where}.stride")
+            spec.padding = r.pair(layer.get("padding", 0), f"{where}.padding", allow_same=True)
+            spec.bias = r.boolean(layer, "bias", f"{where}.bias", True)
+            spec.activation = r.choice(layer, "activation", OUTPUT_ACTIVATIONS, f"{where}.activation", "identity")
+        elif kind in ("max_pool2d", "avg_pool2d"):
+            if model_type != "cnn":
+                r.fail(f"{where}.type", f"{kind} layers need model.type = \"cnn\"")
+            spec.kernel_size = r.pair(layer.get("kernel_size"), f"{where}.kernel_size")
+            spec.stride = r.pair(layer.get("stride", list(spec.kernel_size)), f"{where}.stride")
+            spec.padding = r.pair(layer.get("padding", 0), f"{where}.padding")
+        for name in ("kernel_size", "stride"):
+            if kind != "dense" and kind != "flatten" and min(getattr(spec, name)) < 1:
+                r.fail(f"{where}.{name}", f"expected values of at least 1, got {list(getattr(spec, name))}")
+        if spec.padding != "same" and kind != "dense" and kind != "flatten" and min(spec.padding) < 0:
+            r.fail(f"{where}.padding", f"expected non-negative values, got {list(spec.padding)}")
+        specs.append(spec)
+    return specs
+
+
+def _check_loss_fits(problem, r):
+    last = problem.output_activation if problem.model_type in ("rnn", "lstm") else (
+        next((s.activation for s in reversed(problem.layers) if s.type in ("dense", "conv2d")), "identity"))
+    if problem.loss == "cross_entropy" and last not in ("softmax", "identity"):
+        r.fail("model.loss", f"cross_entropy needs a softmax (or identity = logits) output, the output activation is {last!r}")
+    if problem.loss == "binary_cross_entropy" and last != "sigmoid":
+        r.fail("model.loss", f"binary_cross_entropy needs a sigmoid output, the output activation is {last!r}")
+
+
+def _parameters(table, problem, r):
+    for key, value in table.items():
+        if key in PARAMETER_OPTIONS:
+            continue
+        if not re.fullmatch(r"[WHb][1-9][0-9]*", key):
+            close = difflib.get_close_matches(key, list(PARAMETER_OPTIONS) + ["W1", "H1", "b1", "W2", "b2"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            r.fail(f"parameters.{key}", f"unknown key: parameters are named W<l>, H<l>, b<l> or are one of "
+                                        f"{', '.join(PARAMETER_OPTIONS)}{hint}")
+        problem.parameters[key] = r.array(value, f"parameters.{key}")
+    if "fill" in table:
+        problem.fill = r.number(table, "fill", "parameters.fill")
+    problem.init = r.choice(table, "init", ("fill", "random"), "parameters.init",
+                            "fill" if "fill" in table else "random")
+    if problem.init == "fill" and problem.fill is None:
+        problem.fill = 0.0
+    if "seed" in table:
+        problem.seed = r.non_negative_int(table["seed"], "parameters.seed")
+
+
+def _data(table, problem, r):
+    r.check_keys(table, DATA_KEYS, "data")
+    if "inputs" not in table:
+        r.fail("data.inputs", "missing; expected the input values")
+    problem.inputs = r.array(table["inputs"], "data.inputs")
+    if "targets" in table:
+        problem.targets = r.array(table["targets"], "data.targets")
+    for key in ("initial_state", "initial_cell"):
+        if key in table:
+            if problem.model_type not in ("rnn", "lstm") or (key == "initial_cell" and problem.model_type != "lstm"):
+                r.fail(f"data.{key}", f"only {'an lstm' if key == 'initial_cell' else 'an rnn or lstm'} has an initial {key.split('_')[1]}")
+            setattr(problem, key, r.array(table[key], f"data.{key}"))
+    _check_data_shapes(problem, r)
+
+
+def _check_data_shapes(problem, r):
+    x, t = problem.inputs, problem.targets
+    if problem.model_type in ("rnn", "lstm"):
+        if x.ndim != 2 or x.shape[1] != problem.input_size:
+            r.fail("data.inputs", f"expected a sequence of shape (T, {problem.input_size}) (one row per time step), "
+                                  f"got shape {x.shape}")
+        if x.shape[0] == 0:
+            r.fail("data.inputs", "the sequence is empty")
+        expected = (problem.output_size,) if problem.many_to_one else (x.shape[0], problem.output_size)
+        for key in ("initial_state", "initial_cell"):
+            value = getattr(problem, key)
+            if value is not None and value.shape != (problem.hidden_size,):
+                r.fail(f"data.{key}", f"expected shape ({problem.hidden_size},), got {value.shape}")
+    else:
+        sample = problem.input_shape
+        if x.shape != sample and x.shape[1:] != sample:
+            r.fail("data.inputs", f"expected one sample of shape {sample} or a batch (N, {', '.join(map(str, sample))}), "
+                                  f"got shape {x.shape}")
+        expected = None
+    if t is not None and expected is not None and t.shape != expected:
+        r.fail("data.targets", f"expected shape {expected}"
+               + (" (the output at the last step)" if problem.many_to_one else " (one row per time step)")
+               + f", got shape {t.shape}")

@@ -39,7 +39,7 @@ LAYER_KEYS = {
     "flatten": ("type",),
 }
 PARAMETER_OPTIONS = ("fill", "init", "seed")
-DATA_KEYS = ("inputs", "targets", "initial_state", "initial_cell")
+DATA_KEYS = ("inputs", "targets", "target_steps", "initial_state", "initial_cell")
 TRAINING_KEYS = ("learning_rate", "steps")
 
 
@@ -80,6 +80,7 @@ class Problem:
     targets: np.ndarray | None = None
     initial_state: np.ndarray | None = None
     initial_cell: np.ndarray | None = None
+    target_steps: tuple | None = None  # 1-based time steps that have targets (default: all)
     learning_rate: float | None = None
     steps: int = 1
     description: str = ""
@@ -347,6 +348,17 @@ def _data(table, problem, r):
     if "inputs" not in table:
         r.fail("data.inputs", "missing; expected the input values")
     problem.inputs = r.array(table["inputs"], "data.inputs")
+    if problem.inputs.ndim == 0 and problem.model_type in ("mlp", "cnn"):
+        # a single number fills one sample (shape exercises need no real image)
+        problem.inputs = np.full(problem.input_shape, float(problem.inputs))
+    if "target_steps" in table:
+        steps = table["target_steps"]
+        if problem.model_type not in ("rnn", "lstm") or problem.many_to_one:
+            r.fail("data.target_steps", "only a many-to-many rnn or lstm has targets per time step")
+        if (not isinstance(steps, list) or not steps
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in steps)):
+            r.fail("data.target_steps", f"expected a list of time steps (1-based integers), got {_describe(steps)}")
+        problem.target_steps = tuple(steps)
     if "targets" in table:
         problem.targets = r.array(table["targets"], "data.targets")
     for key in ("initial_state", "initial_cell"):
@@ -365,7 +377,12 @@ def _check_data_shapes(problem, r):
                                   f"got shape {x.shape}")
         if x.shape[0] == 0:
             r.fail("data.inputs", "the sequence is empty")
-        expected = (problem.output_size,) if problem.many_to_one else (x.shape[0], problem.output_size)
+        if problem.target_steps is not None:
+            bad = [v for v in problem.target_steps if not 1 <= v <= x.shape[0]]
+            if bad or len(set(problem.target_steps)) != len(problem.target_steps):
+                r.fail("data.target_steps", f"expected distinct steps between 1 and {x.shape[0]}, got {list(problem.target_steps)}")
+        rows = x.shape[0] if problem.target_steps is None else len(problem.target_steps)
+        expected = (problem.output_size,) if problem.many_to_one else (rows, problem.output_size)
         for key in ("initial_state", "initial_cell"):
             value = getattr(problem, key)
             if value is not None and value.shape != (problem.hidden_size,):

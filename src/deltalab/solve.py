@@ -127,6 +127,14 @@ class _Forward:
         self.problem, self.model = problem, model
         x = Tensor(problem.inputs)
         target = None if problem.targets is None else Tensor(problem.targets)
+        self.mask = None
+        if target is not None and problem.target_steps is not None:
+            full = np.zeros((problem.inputs.shape[0], problem.output_size))
+            self.mask = np.zeros_like(full)
+            for row, step in enumerate(problem.target_steps):
+                full[step - 1] = problem.targets[row]
+                self.mask[step - 1] = 1.0
+            target = Tensor(full)
         if problem.model_type in ("rnn", "lstm"):
             h0 = None if problem.initial_state is None else Tensor(problem.initial_state)
             if problem.model_type == "lstm":
@@ -159,6 +167,8 @@ class _Forward:
         self.terms = self.loss = None
         if target is not None:
             self.terms = _error_terms(problem, self.output, self.preactivation, target)
+            if self.mask is not None:
+                self.terms = self.terms * self.mask
             self.loss = self.terms.sum()
 
 
@@ -211,7 +221,7 @@ def _recurrent_step(problem, fwd, index, before):
         y = fwd.output.data if row is None else fwd.output.data[row]
         forward.append(Value(f"z[2]({s})", _vector(z2), 2, s, "preactivation"))
         outputs.append(Value(f"y({s})", _vector(y), 2, s, "output"))
-        if fwd.target is not None:
+        if fwd.target is not None and (fwd.mask is None or fwd.mask[t].any()):
             tv = fwd.target.data if row is None else fwd.target.data[row]
             targets.append(Value(f"t({s})", _vector(tv), None, s, "target"))
             errors[f"E({s})"] = float(np.sum(fwd.terms.data if row is None else fwd.terms.data[row]))

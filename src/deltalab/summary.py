@@ -61,8 +61,16 @@ def format_shape(shape):
     return "×".join(str(n) for n in shape)
 
 
-def summary(model, input_shape, dtype=None, print_table=True, console=None):
-    """Print and return the layer table for one sample of ``input_shape`` (no batch axis)."""
+def summary(model, input_shape, dtype=None, print_table=True, console=None, batch_axis=0):
+    """Print and return the layer table for one sample of ``input_shape`` (no batch axis).
+
+    A model whose layers are not child modules (the lecture networks with W1, b1, ...) lists
+    them itself through ``layer_rows(input_shape)`` -> [(name, type, output_shape, parameters)].
+    ``batch_axis`` is where the batch goes (1 for time-major sequences (T, B, F)).
+    """
+    if hasattr(model, "layer_rows"):
+        rows = [LayerRow(*row) for row in model.layer_rows(tuple(input_shape))]
+        return _finish(model, input_shape, rows, print_table, console)
     rows = []
     leaves = [
         (name, m)
@@ -76,7 +84,8 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None):
             out = forward(*args, **kwargs)
             first = out[0] if isinstance(out, tuple) else out
             own = sum(p.size for p in module.parameters(recurse=not bool(module._modules)))
-            rows.append(LayerRow(name, type(module).__name__, tuple(first.shape[1:]), int(own)))
+            shape = first.shape[:batch_axis] + first.shape[batch_axis + 1:]
+            rows.append(LayerRow(name, type(module).__name__, tuple(shape), int(own)))
             return out
 
         return wrapped
@@ -85,7 +94,8 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None):
         originals[name] = module.__dict__.get("forward")
         object.__setattr__(module, "forward", recording(name, module, module.forward))
     try:
-        x = Tensor(np.zeros((1,) + tuple(input_shape), dtype=dtype or model.dtype))
+        shape = tuple(input_shape)
+        x = Tensor(np.zeros(shape[:batch_axis] + (1,) + shape[batch_axis:], dtype=dtype or model.dtype))
         with no_grad():
             model(x)
     finally:
@@ -94,6 +104,10 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None):
                 object.__delattr__(module, "forward")
             else:
                 object.__setattr__(module, "forward", originals[name])
+    return _finish(model, input_shape, rows, print_table, console)
+
+
+def _finish(model, input_shape, rows, print_table, console):
     total = sum(p.size for p in model.parameters())
     trainable = sum(p.size for p in model.parameters() if p.requires_grad)
     result = ModelSummary(type(model).__name__, tuple(input_shape), rows, int(total), int(trainable))

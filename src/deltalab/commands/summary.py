@@ -5,8 +5,8 @@ from ..errors import DeltalabError
 
 
 def register(subparsers):
-    p = subparsers.add_parser("summary", help="layer/shape/parameter table of the lecture's CNN examples")
-    p.add_argument("name", nargs="?", help="one example (default: all)")
+    p = subparsers.add_parser("summary", help="layer/shape/parameter table of a problem file or a lecture CNN")
+    p.add_argument("name", nargs="?", help="a problem file (.toml), a built-in lecture CNN (default: all of them)")
     p.set_defaults(run=run)
 
 
@@ -17,6 +17,8 @@ def run(args):
     from ..summary import summary
 
     console = Console()
+    if args.name and (args.name.endswith(".toml") or "/" in args.name):
+        return _problem_summary(args.name, console)
     names = [args.name] if args.name else list(LECTURE_CNNS)
     for name in names:
         if name not in LECTURE_CNNS:
@@ -24,4 +26,20 @@ def run(args):
         model, input_shape = lecture_cnn(name)
         result = summary(model, input_shape, print_table=False)
         console.print(result.table(title=f"{name}  (input {'×'.join(map(str, input_shape))})"))
+    return 0
+
+
+def _problem_summary(path, console):
+    from ..problem import load_problem
+    from ..solve import build_model
+    from ..summary import summary
+
+    problem = load_problem(path)
+    model = build_model(problem)
+    if problem.model_type in ("rnn", "lstm"):
+        input_shape = (problem.inputs.shape[0], problem.input_size)
+    else:
+        input_shape = problem.input_shape
+    result = summary(model, input_shape, print_table=False)
+    console.print(result.table(title=f"{problem.title}  (input {'×'.join(map(str, input_shape))})"))
     return 0

@@ -77,6 +77,17 @@ class ElmanNetwork(Module):
     def forward(self, x, h0=None):
         return self.run(x, h0).output
 
+    def layer_rows(self, input_shape):
+        """(name, type, output shape, parameters) for ``deltalab.summary``; input (T, features)."""
+        steps = input_shape[0]
+        hidden = sum(p.size for p in (self.W1, self.H1, self.b1) if p is not None)
+        output = sum(p.size for p in (self.W2, self.b2) if p is not None)
+        out_shape = (self.output_size,) if self.many_to_one else (steps, self.output_size)
+        kind = type(self).__name__.replace("Network", "")
+        return [("layer 1 (W1, H1, b1)", f"{kind} hidden, {self.hidden_activation if kind == 'Elman' else 'gates'}",
+                 (steps, self.hidden_size), int(hidden)),
+                ("layer 2 (W2, b2)", f"dense, {self.output_activation}", out_shape, int(output))]
+
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, hidden_activation={self.hidden_activation!r}, "
                 f"output_activation={self.output_activation!r}, many_to_one={self.many_to_one}")

@@ -110,3 +110,11 @@ class LayeredNetwork(Module):
 
     def forward(self, x):
         return self.run(x)[-1].tensor
+
+    def layer_rows(self, input_shape):
+        """(name, type, output shape, parameters) per layer, for ``deltalab.summary``."""
+        rows = []
+        for l, spec in enumerate(self.specs, start=1):
+            count = sum(getattr(self, n).size for n in (f"W{l}", f"b{l}") if getattr(self, n, None) is not None)
+            rows.append((f"layer {l}", spec["type"], self.shapes[l], int(count)))
+        return rows

@@ -1,0 +1,339 @@
+"""What every format shares: number and matrix layout, grouping a step by time, symbol conversion.
+
+Nothing here computes maths: values come from the recorded :class:`~deltalab.trace.Trace`.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_STEP_SUFFIX = re.compile(r"\((-?\d+)\)\s*$")
+
+
+# ---------------------------------------------------------------- numbers and arrays
+
+def number(value, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals; a value that rounds to zero loses its minus sign."""
+    text = f"{float(value):.{decimals}f}"
+    if text.startswith("-") and not text.strip("-0."):
+        text = text[1:]
+    return text
+
+
+def as_array(value) -> np.ndarray:
+    return np.asarray(value, dtype=float)
+
+
+def slices(array: np.ndarray):
+    """(label, array of ≤ 2 dimensions) pairs: a 3-D array by channel, a 4-D one by kernel and channel."""
+    if array.ndim <= 2:
+        yield "", array
+    elif array.ndim == 3:
+        for c in range(array.shape[0]):
+            yield f"channel {c + 1}", array[c]
+    elif array.ndim == 4:
+        for o in range(array.shape[0]):
+            for i in range(array.shape[1]):
+                yield f"kernel {o + 1}, channel {i + 1}", array[o, i]
+    else:
+        for index in np.ndindex(array.shape[:-2]):
+            yield "[" + ",".join(str(i + 1) for i in index) + "]", array[index]
+
+
+def cells(array: np.ndarray, decimals: int) -> list:
+    """Rows of formatted numbers of an array of ≤ 2 dimensions (a vector is one row)."""
+    array = np.atleast_2d(array)
+    return [[number(v, decimals) for v in row] for row in array]
+
+
+def text_block(value, decimals: int) -> list:
+    """Lines of a readable matrix: ``[a  b]`` for a vector, ⎡⎢⎣ brackets for rows aligned by column."""
+    array = as_array(value)
+    if array.ndim == 0:
+        return [number(array, decimals)]
+    if array.ndim > 2:
+        lines = []
+        for label, part in slices(array):
+            block = text_block(part, decimals)
+            lines.extend(hcat([f"{label}: ", block]))
+        return lines
+    rows = cells(array, decimals)
+    if not rows or not rows[0]:
+        return ["[]"]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
+    bodies = ["  ".join(cell.rjust(widths[j]) for j, cell in enumerate(row)) for row in rows]
+    if len(bodies) == 1 and array.ndim == 1:
+        return ["[" + bodies[0] + "]"]
+    if len(bodies) == 1:
+        return ["[ " + bodies[0] + " ]"]
+    lines = []
+    for i, body in enumerate(bodies):
+        left, right = ("⎡", "⎤") if i == 0 else ("⎣", "⎦") if i == len(bodies) - 1 else ("⎢", "⎥")
+        lines.append(f"{left} {body} {right}")
+    return lines
+
+
+def hcat(parts) -> list:
+    """Place text blocks (a str is a one-line block) side by side, vertically centred."""
+    blocks = [[p] if isinstance(p, str) else list(p) for p in parts]
+    height = max(len(b) for b in blocks)
+    out = [""] * height
+    for block in blocks:
+        width = max((len(line) for line in block), default=0)
+        top = (height - len(block)) // 2
+        for row in range(height):
+            i = row - top
+            text = block[i] if 0 <= i < len(block) else ""
+            out[row] += text.ljust(width)
+    return [line.rstrip() for line in out]
+
+
+def width_of(lines) -> int:
+    return max((len(line) for line in lines), default=0)
+
+
+# ---------------------------------------------------------------- one step, grouped for display
+
+@dataclass
+class TimeGroup:
+    """The forward values, outputs, targets and error of one time step (t None: no time axis)."""
+
+    step: int | None
+    forward: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+    error: tuple | None = None  # ("E(1)", value)
+
+
+def _step_of_key(key: str):
+    match = _STEP_SUFFIX.search(key)
+    return int(match.group(1)) if match else None
+
+
+def time_groups(step) -> tuple:
+    """(groups in time order, errors not tied to a group) for one StepTrace."""
+    groups: dict = {}
+
+    def group(t):
+        if t not in groups:
+            groups[t] = TimeGroup(t)
+        return groups[t]
+
+    for value in step.forward:
+        group(value.step).forward.append(value)
+    for value in step.outputs:
+        group(value.step).outputs.append(value)
+    for value in step.targets:
+        group(value.step).targets.append(value)
+    loose = []
+    for name, value in step.errors.items():
+        t = _step_of_key(name)
+        if t in groups and groups[t].error is None:
+            groups[t].error = (name, value)
+        else:
+            loose.append((name, value))
+    ordered = sorted(groups.values(), key=lambda g: (-1 if g.step is None else g.step))
+    return ordered, loose
+
+
+def delta_groups(step) -> list:
+    """[(t or None, [Value])] in recorded order of first appearance (backward order)."""
+    groups: dict = {}
+    for value in step.deltas:
+        groups.setdefault(value.step, []).append(value)
+    return list(groups.items())
+
+
+def general_formula(contributions) -> str | None:
+    """``δ[1](t) · x[1](t−1)ᵀ`` when every step's formula is this one with its own t, else None."""
+    generals = set()
+    for c in contributions:
+        s = c.step
+
+        def swap(match, s=s):
+            n = int(match.group(1))
+            if n == s:
+                return "(t)"
+            if n == s - 1:
+                return "(t−1)"
+            if n == s + 1:
+                return "(t+1)"
+            return match.group(0)
+
+        generals.add(re.sub(r"\((-?\d+)\)", swap, c.formula))
+    if len(generals) == 1 and contributions:
+        general = generals.pop()
+        return general if "(t" in general else None
+    return None
+
+
+def parameter_names(step) -> list:
+    """Parameter names in a stable order: as recorded before the step, then any others."""
+    names = list(step.parameters_before)
+    for source in (step.gradients, step.parameters_after):
+        names += [n for n in source if n not in names]
+    return names
+
+
+# ---------------------------------------------------------------- symbols → LaTeX / HTML
+
+_GREEK = {
+    "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "ζ": r"\zeta",
+    "η": r"\eta", "θ": r"\theta", "ι": r"\iota", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu",
+    "ν": r"\nu", "ξ": r"\xi", "π": r"\pi", "ρ": r"\rho", "σ": r"\sigma", "τ": r"\tau", "υ": r"\upsilon",
+    "φ": r"\varphi", "χ": r"\chi", "ψ": r"\psi", "ω": r"\omega", "Γ": r"\Gamma", "Δ": r"\Delta",
+    "Θ": r"\Theta", "Λ": r"\Lambda", "Π": r"\Pi", "Φ": r"\Phi", "Ψ": r"\Psi", "Ω": r"\Omega",
+}
+_LATEX_CHARS = {
+    **_GREEK,
+    "Σ": r"\sum", "∑": r"\sum", "∏": r"\prod", "½": r"\tfrac{1}{2}", "‖": r"\|", "−": "-", "–": "-",
+    "·": r"\cdot", "⋅": r"\cdot", "∘": r"\circ", "⊙": r"\odot", "⊗": r"\otimes", "×": r"\times",
+    "→": r"\to", "←": r"\leftarrow", "⇒": r"\Rightarrow", "≈": r"\approx", "≤": r"\le", "≥": r"\ge",
+    "≠": r"\ne", "∈": r"\in", "ℝ": r"\mathbb{R}", "⌊": r"\lfloor", "⌋": r"\rfloor", "⌈": r"\lceil",
+    "⌉": r"\rceil", "…": r"\ldots", "∂": r"\partial", "∇": r"\nabla", "∞": r"\infty", "√": r"\surd",
+    "′": "'", "ŷ": r"\hat{y}", "✓": r"\checkmark", "±": r"\pm", "⟨": r"\langle", "⟩": r"\rangle",
+    "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", "{": r"\{", "}": r"\}", "~": r"\sim",
+    "\\": r"\backslash", "^": r"\wedge", "_": r"\_", " ": " ", "\u00a0": " ",
+}
+_SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7",
+                 "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+", "ᵀ": r"\top", "ⁿ": "n", "ᵗ": "t"}
+_SUBSCRIPTS = {"₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7",
+               "₈": "8", "₉": "9", "₋": "-", "₊": "+", "ₜ": "t"}
+_ACCENTS = {"\u0303": r"\tilde", "\u0302": r"\hat", "\u0304": r"\bar", "\u0307": r"\dot", "\u0308": r"\ddot"}
+FUNCTIONS = ("tanh", "sigmoid", "softmax", "relu", "ReLU", "log", "exp", "conv2d", "max_pool2d",
+             "avg_pool2d", "flatten", "identity", "max", "min", "mean", "diag", "sum")
+
+_TOKEN = re.compile(
+    r"(?P<deriv>∂(?P<of>[A-Za-z]+)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\](?:\([^()]*\))?|[A-Za-z]+[0-9]*)))"
+    r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?:\((?P<step>[^()]*)\))?)"
+    r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
+    r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
+    r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+))"
+    r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
+    r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
+    r"|(?P<word>[A-Za-z]{2,})"
+    r"|(?P<char>.)",
+    re.S,
+)
+
+
+def _latex_name(name: str) -> str:
+    if name in _LATEX_CHARS:
+        return _LATEX_CHARS[name]
+    if len(name) == 1:
+        return name
+    return r"\mathrm{" + name + "}"
+
+
+def latex(text: str) -> str:
+    """Plain-text lecture notation (``δ[1](t) · x[1](t−1)ᵀ``, ``W1``, ``½ Σ_t``) as KaTeX-safe LaTeX.
+
+    Nodes become ``{\\delta^{[1]}}(t)``, parameters ``{W^{[1]}}``; unknown characters go in
+    ``\\text{}``; every macro is followed by a space so it never runs into the next letter.
+    """
+    out = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if m.group("deriv"):
+            out.append(r"\frac{\partial " + m.group("of") + r"}{\partial " + latex(m.group("by")) + "}")
+        elif kind in ("node", "name", "layer", "step"):
+            base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer")) + "]}}"
+            if m.group("step") is not None:
+                base += "(" + latex(m.group("step")) + ")"
+            out.append(base)
+        elif kind == "func":
+            out.append(r"\operatorname{" + m.group().replace("_", r"\_") + "}")
+        elif kind == "param":
+            p = m.group()
+            out.append("{" + p[0] + "^{[" + p[1:] + "]}}")
+        elif kind == "sub":
+            body = m.group()[1:]
+            if body.startswith("{"):
+                body = body[1:-1]
+            out.append("_{" + latex(body) + "}")
+        elif kind == "sup":
+            out.append("^{" + " ".join(_SUPERSCRIPTS[c] for c in m.group()) + "}")
+        elif kind == "subs":
+            out.append("_{" + "".join(_SUBSCRIPTS[c] for c in m.group()) + "}")
+        elif kind == "word":
+            out.append(r"\text{" + m.group() + "}")
+        else:
+            c = m.group()
+            if unicodedata.combining(c):
+                accent = _ACCENTS.get(c)
+                if accent and out:
+                    out[-1] = accent + "{" + out[-1] + "}"
+            elif c in _LATEX_CHARS:
+                mapped = _LATEX_CHARS[c]
+                out.append(mapped + " " if mapped.startswith("\\") and mapped[-1].isalpha() else mapped)
+            elif c.isascii():
+                out.append(c if c.isprintable() else " ")
+            else:
+                out.append(r"\text{" + c + "}")
+    return "".join(out)
+
+
+def html_symbol(text: str) -> str:
+    """Plain-text notation as escaped HTML with ``z<sup>[1]</sup>(2)`` and ``W<sup>[1]</sup>``."""
+    from html import escape
+
+    out = []
+    pos = 0
+    pattern = re.compile(r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
+                         r"|_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)")
+    for m in pattern.finditer(text):
+        out.append(escape(text[pos:m.start()]))
+        if m.group("name"):
+            out.append(f"{escape(m.group('name'))}<sup>[{escape(m.group('layer'))}]</sup>")
+        elif m.group("param"):
+            p = m.group("param")
+            out.append(f"{p[0]}<sup>[{p[1:]}]</sup>")
+        else:
+            out.append(f"<sub>{escape(m.group('sub').strip('{}'))}</sub>")
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- chains as plain text
+
+def term_block(term, decimals: int) -> list:
+    if isinstance(term.content, str):
+        return [term.content]
+    return text_block(term.content, decimals)
+
+
+def _row_parts(row, decimals, first_symbol):
+    parts = []
+    for i, term in enumerate(row):
+        symbol = first_symbol if i == 0 else f" {term.op} "
+        if i == 0 and term.op:
+            symbol = f"{first_symbol}{term.op} "
+        parts += [symbol, term_block(term, decimals)]
+    return parts
+
+
+def chain_lines(chain, decimals: int, width: int) -> list:
+    """``lhs = row₁ = row₂`` on one line if it fits in ``width``; else a row per line, else a term per line."""
+    parts = [chain.lhs]
+    for row in chain.rows:
+        parts += _row_parts(row, decimals, " = ")
+    lines = hcat(parts)
+    if width_of(lines) <= width or (len(chain.rows) == 1 and len(chain.rows[0]) == 1):
+        return lines
+    indent = " " * len(chain.lhs)
+    out = []
+    for i, row in enumerate(chain.rows):
+        head = chain.lhs if i == 0 else indent
+        lines = hcat([head] + _row_parts(row, decimals, " = "))
+        if width_of(lines) <= width or len(row) == 1:
+            out += lines
+            continue
+        for j, term in enumerate(row):
+            prefix = head if j == 0 else indent
+            symbol = " = " if j == 0 else f" {term.op} "
+            out += hcat([prefix, symbol, term_block(term, decimals)])
+    return out

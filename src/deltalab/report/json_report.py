@@ -1,0 +1,115 @@
+"""The JSON contract of ``deltalab solve --format json`` (stable: scripts and graders read it).
+
+Full precision: every number is a float (``float()``; arrays via ``tolist()`` as nested lists of
+floats, a scalar array as a float); nothing is rounded, so ``json.loads`` gives back the exact
+float64 values. NaN and ±inf are written as ``null`` (strict JSON).
+
+Top level::
+
+    {
+      "title": str,
+      "model": {"type": "mlp"|"cnn"|"rnn"|"lstm", "description": [str], "equations": [str]},
+      "loss_function": str,            # e.g. "half_squared_error"
+      "loss_formula": str,             # e.g. "E = ½ Σ_t ‖t(t) − y(t)‖²"
+      "learning_rate": float | null,
+      ... the per-step keys below, for step 1 ...
+      "check": [{"method": str, "max_relative_error": float, "per_parameter": {name: float},
+                 "tolerance": float, "passed": bool}],
+      "steps": [ {per-step keys} for each training step ]
+    }
+
+Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
+
+    "index": int,                     # 1-based training step
+    "loss": float | null,             # total error E (null: no targets, forward pass only)
+    "errors": {"E(1)": float, ...},   # per time step / sample; {} for a single error
+    "outputs": {"y(1)": [...], ...},  # network outputs
+    "targets": {"t(1)": [...], ...},
+    "forward": {"x[0](1)": [...], "z[1](1)": [...], "x[1](1)": [...], ...},   # computation order
+    "deltas": {"z[1](2)": [...], ...},  # keyed by node: "z[l](t)" holds δ[l](t) = ∂E/∂z[l](t)
+    "gradients": {"W1": [[...]], "H1": [[...]], "b1": [...], ...},            # ∂E/∂θ
+    "contributions": {"H1": [{"step": 1, "formula": "δ[1](1) · x[1](0)ᵀ", "value": [[...]]}, ...]},
+    "parameters_before": {"W1": [[...]], ...},
+    "parameters_after": {"W1": [[...]], ...}       # θ − η ∂E/∂θ
+
+Keys follow :mod:`deltalab.trace`: parameters ``W<l>``, ``H<l>``, ``b<l>`` (dense weights
+out × in, conv kernels out × in × kh × kw); values ``x[l](t)``, ``z[l](t)``, ``y(t)``, ``t(t)``
+(``(t)`` omitted for feed-forward networks). Dict order is the recorded order.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+
+def _number(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _clean(item):
+    if isinstance(item, list):
+        return [_clean(i) for i in item]
+    return _number(item)
+
+
+def array(value):
+    """A float64 array as nested lists of floats (a 0-d array as one float), non-finite → None."""
+    a = np.asarray(value, dtype=float)
+    data = a.tolist()
+    if a.size and not np.isfinite(a).all():
+        data = _clean(data) if isinstance(data, list) else _number(data)
+    return data
+
+
+def step_dict(step) -> dict:
+    return {
+        "index": int(step.index),
+        "loss": None if step.loss is None else _number(step.loss),
+        "errors": {name: _number(v) for name, v in step.errors.items()},
+        "outputs": {v.key: array(v.array) for v in step.outputs},
+        "targets": {v.key: array(v.array) for v in step.targets},
+        "forward": {v.key: array(v.array) for v in step.forward},
+        "deltas": {v.key: array(v.array) for v in step.deltas},
+        "gradients": {name: array(a) for name, a in step.gradients.items()},
+        "contributions": {
+            name: [{"step": int(c.step), "formula": c.formula, "value": array(c.array)} for c in items]
+            for name, items in step.contributions.items()
+        },
+        "parameters_before": {name: array(a) for name, a in step.parameters_before.items()},
+        "parameters_after": {name: array(a) for name, a in step.parameters_after.items()},
+    }
+
+
+_EMPTY_STEP = {"index": None, "loss": None, "errors": {}, "outputs": {}, "targets": {}, "forward": {},
+               "deltas": {}, "gradients": {}, "contributions": {}, "parameters_before": {},
+               "parameters_after": {}}
+
+
+def to_dict(trace) -> dict:
+    """The contract above as plain Python data."""
+    steps = [step_dict(s) for s in trace.steps]
+    first = steps[0] if steps else dict(_EMPTY_STEP)
+    return {
+        "title": trace.title,
+        "model": {"type": trace.model_type, "description": list(trace.description),
+                  "equations": list(trace.equations)},
+        "loss_function": trace.loss_name,
+        "loss_formula": trace.loss_formula,
+        "learning_rate": None if trace.learning_rate is None else _number(trace.learning_rate),
+        **first,
+        "check": [
+            {"method": c.method, "max_relative_error": _number(c.max_relative_error),
+             "per_parameter": {name: _number(v) for name, v in c.per_parameter.items()},
+             "tolerance": _number(c.tolerance), "passed": bool(c.passed)}
+            for c in trace.checks
+        ],
+        "steps": steps,
+    }
+
+
+def render(trace, decimals=4) -> str:
+    """JSON text (``decimals`` is ignored: JSON keeps full precision)."""
+    return json.dumps(to_dict(trace), ensure_ascii=False, indent=2, allow_nan=False)

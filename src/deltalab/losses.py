@@ -10,7 +10,6 @@ import numpy as np
 
 from . import ops
 from .errors import ShapeError
-from .ops._util import operand
 from .tensor import Tensor
 
 REDUCTIONS = ("sum", "mean", "none")
@@ -26,6 +25,23 @@ def _reduce(values, reduction, op_name, count=None):
     raise ValueError(f"{op_name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def _target(target, prediction):
+    """The target as a tensor in the prediction's float dtype.
+
+    Targets are data, not weights: a float64 NumPy label array must not silently promote a
+    float32 network's loss (and every gradient behind it) to float64.
+    """
+    dtype = prediction.data.dtype
+    if isinstance(target, Tensor):
+        if target.data.dtype.kind == "f" and dtype.kind == "f" and target.data.dtype != dtype:
+            return target.to(dtype)
+        return target
+    array = np.asarray(target)
+    if array.dtype.kind in "fbiu" and dtype.kind == "f":
+        array = array.astype(dtype, copy=False)
+    return array
+
+
 def _same_shape(op_name, prediction, target):
     if prediction.shape != target.shape:
         raise ShapeError(f"{op_name}: prediction of shape {prediction.shape} and target of shape {target.shape} differ")
@@ -33,7 +49,7 @@ def _same_shape(op_name, prediction, target):
 
 def half_squared_error(prediction, target, reduction="sum"):
     """E = ½ Σ (t − y)², the lecture's error; its delta at a linear output is y − t."""
-    target = operand(target, prediction)
+    target = _target(target, prediction)
     _same_shape("half_squared_error", prediction, target)
     diff = prediction - target
     return _reduce(0.5 * diff * diff, reduction, "half_squared_error")
@@ -41,7 +57,7 @@ def half_squared_error(prediction, target, reduction="sum"):
 
 def squared_error(prediction, target, reduction="sum"):
     """E = Σ (y − t)² (no ½), as in the exam exercises."""
-    target = operand(target, prediction)
+    target = _target(target, prediction)
     _same_shape("squared_error", prediction, target)
     diff = prediction - target
     return _reduce(diff * diff, reduction, "squared_error")
@@ -76,7 +92,7 @@ def cross_entropy(logits, target, reduction="mean"):
         one_hot = np.moveaxis(np.eye(n_classes, dtype=logits.dtype)[target_array], -1, axis)
         target = one_hot
     else:
-        target = operand(target, logits)
+        target = _target(target, logits)
         _same_shape("cross_entropy", logits, target)
     per_sample = -(target * log_p).sum(axis=axis)
     return _reduce(per_sample, reduction, "cross_entropy")
@@ -89,22 +105,14 @@ def nll_loss(log_probabilities, target, reduction="mean"):
     if target_array.dtype.kind in "iub":
         n_classes = log_probabilities.shape[axis]
         target = np.moveaxis(np.eye(n_classes, dtype=log_probabilities.dtype)[target_array], -1, axis)
-    target = operand(target, log_probabilities)
+    target = _target(target, log_probabilities)
     _same_shape("nll_loss", log_probabilities, target)
     return _reduce(-(target * log_probabilities).sum(axis=axis), reduction, "nll_loss")
 
 
 def binary_cross_entropy(probability, target, reduction="mean"):
     """−[t log p + (1 − t) log(1 − p)], logs clamped at −100 as PyTorch does."""
-    target = operand(target, probability)
-    _same_shape("binary_cross_entropy", probability, target)
-    log_p, log_q = _clamped_log(probability), _clamped_log(1 - probability)
-    return _reduce(-(target * log_probabilities).sum(axis=axis), reduction, "nll_loss")
-
-
-def binary_cross_entropy(probability, target, reduction="mean"):
-    """−[t log p + (1 − t) log(1 − p)], logs clamped at −100 as PyTorch does."""
-    target = operand(target, probability)
+    target = _target(target, probability)
     _same_shape("binary_cross_entropy", probability, target)
     log_p = ops.where(probability.data > 0, ops.log(ops.where(probability.data > 0, probability, 1.0)), -100.0)
     one_minus = 1 - probability

@@ -135,6 +135,7 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected {unexpected}")
             raise DeltalabError(f"load_state_dict for {type(self).__name__}: " + ", ".join(parts))
+        arrays = {}
         for name, value in state.items():
             if name not in own:
                 continue
@@ -144,6 +145,9 @@ class Module:
                     f"load_state_dict for {type(self).__name__}: parameter {name!r} has shape "
                     f"{own[name].shape}, the state holds {array.shape}"
                 )
+            arrays[name] = array
+        # copy only once every entry fits: a refused state leaves the module unchanged
+        for name, array in arrays.items():
             own[name].data = array.astype(own[name].dtype, copy=True)
         return self
 

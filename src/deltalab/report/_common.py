@@ -332,8 +332,16 @@ def chain_lines(chain, decimals: int, width: int) -> list:
         if width_of(lines) <= width or len(row) == 1:
             out += lines
             continue
+        # one term per line; a short notation term (a factor like η) stays with the next term
+        pieces, pending = [], []
         for j, term in enumerate(row):
-            prefix = head if j == 0 else indent
             symbol = " = " if j == 0 else f" {term.op} "
-            out += hcat([prefix, symbol, term_block(term, decimals)])
+            if pending:
+                symbol = " " + symbol.strip() + " " if symbol.strip() else " "
+            pending += [symbol, term_block(term, decimals)]
+            if not (isinstance(term.content, str) and len(term.content) <= 8 and j < len(row) - 1):
+                pieces.append(pending)
+                pending = []
+        for j, piece in enumerate(pieces):
+            out += hcat([head if j == 0 else indent] + piece)
     return out

@@ -1,20 +1,78 @@
-"""The worked solution for a terminal, with rich: rules for sections, aligned matrices, a check table."""
-from __future__ import annotations
+"""The worked solution for a terminal: section rules, aligned matrices, a check table; colour with rich.
 
-import io
+The text is laid out here (no rich needed for :func:`render`); :func:`print_terminal` prints it as
+one rich ``Text`` so that only ``rich.console`` and ``rich.text`` are imported (start-up time).
+"""
+from __future__ import annotations
 
 from ._common import chain_lines
 from .document import build
 
 _NODE = r"(?:δ|[A-Za-z]+)\[[^\]]*\](?:\([^)]*\))?"
-_PARAMETER = r"\b(?:[A-Z]|b)[0-9]+\b"
+_PARAMETER = r"\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_])"
 _DERIVATIVE = r"∂E/∂\S+"
 
 
-def _styled(line: str):
+def _table_lines(headers, rows) -> list:
+    """A plain aligned table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[j])) for r in [headers] + rows) for j in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+
+    return [line(headers), "  ".join("─" * w for w in widths)] + [line(r) for r in rows]
+
+
+def lines(trace, decimals: int = 4, width: int = 100) -> list:
+    """(text, style) lines of the solution; style is None or a rich style for the whole line."""
+    out = []
+
+    def blank():
+        if out and out[-1][0]:
+            out.append(("", None))
+
+    for block in build(trace, decimals):
+        if block.kind == "title":
+            out.append((block.text, "bold underline"))
+        elif block.kind == "heading":
+            if block.level <= 2:
+                blank()
+                out.append((block.text + " " + "─" * max(3, width - len(block.text) - 1), "bold"))
+            else:
+                out.append((block.text, "bold"))
+        elif block.kind == "text":
+            out.append((block.text, None))
+        elif block.kind == "list":
+            out += [(f"  • {line}", None) for line in block.items]
+        elif block.kind == "equations":
+            out.append((block.text, "bold"))
+            out += [(f"  {line}", None) for line in block.items]
+        elif block.kind == "chains":
+            for chain in block.items:
+                chain_text = chain_lines(chain, decimals, width - 2)
+                if len(chain_text) > 1:
+                    blank()
+                out += [(f"  {line}", None) for line in chain_text]
+                if len(chain_text) > 1:
+                    blank()
+        elif block.kind == "table":
+            table = _table_lines(block.headers, block.items)
+            out.append(("  " + table[0], "bold"))
+            out += [("  " + line, None) for line in table[1:]]
+            blank()
+    while out and not out[-1][0]:
+        out.pop()
+    return out
+
+
+def styled_text(trace, decimals: int = 4, width: int = 100):
+    """The whole solution as one rich Text (one print call: fast)."""
     from rich.text import Text
 
-    text = Text(line)
+    text = Text()
+    for line, style in lines(trace, decimals, width):
+        text.append(line, style=style)
+        text.append("\n")
     text.highlight_regex(_DERIVATIVE, "bold magenta")
     text.highlight_regex(_NODE, "bold cyan")
     text.highlight_regex(_PARAMETER, "bold yellow")
@@ -23,76 +81,16 @@ def _styled(line: str):
     return text
 
 
-def renderables(trace, decimals: int = 4, width: int = 100):
-    """Rich renderables of the solution, in order (never two blank lines in a row)."""
-    from rich.text import Text
-
-    previous_blank = True
-    for item in _renderables(trace, decimals, width):
-        blank = isinstance(item, Text) and not item.plain
-        if not (blank and previous_blank):
-            yield item
-        previous_blank = blank
-
-
-def _renderables(trace, decimals, width):
-    from rich.rule import Rule
-    from rich.table import Table
-    from rich.text import Text
-
-    for block in build(trace, decimals):
-        if block.kind == "title":
-            yield Text(block.text, style="bold underline")
-        elif block.kind == "heading":
-            if block.level <= 2:
-                yield Text("")
-                yield Rule(Text(block.text, style="bold"), align="left")
-            else:
-                yield Text(block.text, style="bold")
-        elif block.kind == "text":
-            yield _styled(block.text)
-        elif block.kind == "list":
-            for line in block.items:
-                yield _styled(f"  • {line}")
-        elif block.kind == "equations":
-            yield Text(block.text, style="bold")
-            for line in block.items:
-                yield _styled(f"  {line}")
-        elif block.kind == "chains":
-            for chain in block.items:
-                lines = chain_lines(chain, decimals, width - 2)
-                if len(lines) > 1:
-                    yield Text("")
-                for line in lines:
-                    yield _styled(f"  {line}")
-                if len(lines) > 1:
-                    yield Text("")
-        elif block.kind == "table":
-            table = Table(show_edge=True, header_style="bold")
-            for header in block.headers:
-                table.add_column(header, justify="left" if header in ("Method", "Parameter") else "right")
-            for row in block.items:
-                table.add_row(*[_styled(cell) for cell in row])
-            yield table
-
-
 def print_terminal(trace, decimals: int = 4, console=None) -> None:
     """Print the solution to ``console`` (default: a new rich Console; colour when it is a TTY)."""
     if console is None:
         from rich.console import Console
 
         console = Console()
-    for item in renderables(trace, decimals, console.width):
-        console.print(item, markup=False, highlight=False, overflow="ignore", crop=False, soft_wrap=True) \
-            if hasattr(item, "plain") else console.print(item)
+    console.print(styled_text(trace, decimals, console.width), markup=False, highlight=False,
+                  overflow="ignore", crop=False, soft_wrap=True, end="")
 
 
 def render(trace, decimals: int = 4, width: int = 100) -> str:
     """The terminal output as plain text (no colour), ``width`` columns."""
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, no_color=True,
-                      legacy_windows=False)
-    print_terminal(trace, decimals, console)
-    return buffer.getvalue()
+    return "\n".join(line for line, _ in lines(trace, decimals, width)) + "\n"

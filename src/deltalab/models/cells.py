@@ -13,7 +13,8 @@ Example (the exam's Elman ReLU cell; SPEC §5 gives h = (4, 2), ŷ = (2, 1))::
 from __future__ import annotations
 
 from .. import ops
-from ..nn.module import Module, Parameter, check_input, uniform_
+from ..nn.module import Module, Parameter, check_input
+from ..nn.recurrent import init_recurrent_parameters
 from ..random import generator
 from ..tensor import zeros
 
@@ -102,9 +103,7 @@ class GateLSTMCell(Module):
     def __init__(self, input_size, hidden_size, bias=True, dtype=None):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = uniform_((4 * hidden_size, input_size), hidden_size, dtype)
-        self.weight_hh = uniform_((4 * hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("bias", uniform_((4 * hidden_size,), hidden_size, dtype) if bias else None)
+        init_recurrent_parameters(self, input_size, hidden_size, 4, bias, dtype)
 
     def initial_state(self, x_t):
         shape = x_t.shape[:-1] + (self.hidden_size,)

@@ -56,6 +56,14 @@ def _chunks(steps, truncate):
     return [(s, min(s + truncate, steps)) for s in range(0, steps, truncate)]
 
 
+def init_recurrent_parameters(module, input_size, hidden_size, gates, bias, dtype):
+    """weight_ih (gates·H × in), weight_hh (gates·H × H), bias (gates·H), U(±1/√H) as PyTorch."""
+    rows = gates * hidden_size
+    module.weight_ih = uniform_((rows, input_size), hidden_size, dtype)
+    module.weight_hh = uniform_((rows, hidden_size), hidden_size, dtype)
+    module.register_parameter("bias", uniform_((rows,), hidden_size, dtype) if bias else None)
+
+
 class RNN(Module):
     """Elman RNN layer: h(t) = f(W_ih x(t) + W_hh h(t−1) + bias), like ``torch.nn.RNN`` (one layer).
 
@@ -72,9 +80,7 @@ class RNN(Module):
             raise ValueError(f"RNN: nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.nonlinearity, self.batch_first, self.bptt_truncate = nonlinearity, batch_first, bptt_truncate
-        self.weight_ih = uniform_((hidden_size, input_size), hidden_size, dtype)
-        self.weight_hh = uniform_((hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("bias", uniform_((hidden_size,), hidden_size, dtype) if bias else None)
+        init_recurrent_parameters(self, input_size, hidden_size, 1, bias, dtype)
 
     def forward(self, x, h0=None):
         x, unbatched = _sequence_input(self, x, self.input_size, self.batch_first)
@@ -128,9 +134,7 @@ class RNNCell(Module):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None):
         super().__init__()
         self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
-        self.weight_ih = uniform_((hidden_size, input_size), hidden_size, dtype)
-        self.weight_hh = uniform_((hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("bias", uniform_((hidden_size,), hidden_size, dtype) if bias else None)
+        init_recurrent_parameters(self, input_size, hidden_size, 1, bias, dtype)
 
     def forward(self, x, h=None):
         x, unbatched = _sequence_input(self, x.reshape((1,) + x.shape), self.input_size, False)
@@ -153,9 +157,7 @@ class LSTM(Module):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.batch_first, self.bptt_truncate = batch_first, bptt_truncate
-        self.weight_ih = uniform_((4 * hidden_size, input_size), hidden_size, dtype)
-        self.weight_hh = uniform_((4 * hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("bias", uniform_((4 * hidden_size,), hidden_size, dtype) if bias else None)
+        init_recurrent_parameters(self, input_size, hidden_size, 4, bias, dtype)
 
     def forward(self, x, state=None):
         x, unbatched = _sequence_input(self, x, self.input_size, self.batch_first)
@@ -178,9 +180,7 @@ class LSTMCell(Module):
     def __init__(self, input_size, hidden_size, bias=True, dtype=None):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = uniform_((4 * hidden_size, input_size), hidden_size, dtype)
-        self.weight_hh = uniform_((4 * hidden_size, hidden_size), hidden_size, dtype)
-        self.register_parameter("bias", uniform_((4 * hidden_size,), hidden_size, dtype) if bias else None)
+        init_recurrent_parameters(self, input_size, hidden_size, 4, bias, dtype)
 
     def forward(self, x, state=None):
         x, unbatched = _sequence_input(self, x.reshape((1,) + x.shape), self.input_size, False)

@@ -43,10 +43,20 @@ def slices(array: np.ndarray):
             yield "[" + ",".join(str(i + 1) for i in index) + "]", array[index]
 
 
+def integral(array: np.ndarray) -> bool:
+    """Every entry a (not huge) whole number: shown without decimals, as the lecture writes images."""
+    return bool(array.size) and bool(np.all(np.isfinite(array))) and bool(np.all(np.abs(array) < 1e15)) \
+        and bool(np.all(array == np.round(array)))
+
+
 def cells(array: np.ndarray, decimals: int) -> list:
-    """Rows of formatted numbers of an array of ≤ 2 dimensions (a vector is one row)."""
+    """Rows of formatted numbers of an array of ≤ 2 dimensions (a vector is one row).
+
+    An array of whole numbers (an image, a one-hot target) is written without decimals.
+    """
     array = np.atleast_2d(array)
-    return [[number(v, decimals) for v in row] for row in array]
+    places = 0 if integral(array) else decimals
+    return [[number(v, places) for v in row] for row in array]
 
 
 def text_block(value, decimals: int) -> list:
@@ -55,9 +65,13 @@ def text_block(value, decimals: int) -> list:
     if array.ndim == 0:
         return [number(array, decimals)]
     if array.ndim > 2:
-        lines = []
-        for label, part in slices(array):
+        lines = Stacked()
+        for i, (label, part) in enumerate(slices(array)):
             block = text_block(part, decimals)
+            if i == 0:
+                lines.anchor = (len(block) - 1) // 2
+            elif len(block) > 1 or len(lines[-1]) > 1:
+                lines.append("")
             lines.extend(hcat([f"{label}: ", block]))
         return lines
     rows = cells(array, decimals)
@@ -76,14 +90,22 @@ def text_block(value, decimals: int) -> list:
     return lines
 
 
+class Stacked(list):
+    """Lines of several slices stacked; ``anchor`` is the row a label beside it goes on."""
+
+    anchor = 0
+
+
 def hcat(parts) -> list:
     """Place text blocks (a str is a one-line block) side by side, vertically centred."""
-    blocks = [[p] if isinstance(p, str) else list(p) for p in parts]
-    height = max(len(b) for b in blocks)
+    blocks = [[p] if isinstance(p, str) else p for p in parts]
+    anchors = [getattr(b, "anchor", (len(b) - 1) // 2) for b in blocks]
+    anchor = max(anchors)
+    height = max(anchor - a + len(b) for a, b in zip(anchors, blocks))
     out = [""] * height
-    for block in blocks:
+    for block, own in zip(blocks, anchors):
         width = max((len(line) for line in block), default=0)
-        top = (height - len(block)) // 2
+        top = anchor - own
         for row in range(height):
             i = row - top
             text = block[i] if 0 <= i < len(block) else ""
@@ -194,6 +216,9 @@ _LATEX_CHARS = {
     "→": r"\to", "←": r"\leftarrow", "⇒": r"\Rightarrow", "≈": r"\approx", "≤": r"\le", "≥": r"\ge",
     "≠": r"\ne", "∈": r"\in", "ℝ": r"\mathbb{R}", "⌊": r"\lfloor", "⌋": r"\rfloor", "⌈": r"\lceil",
     "⌉": r"\rceil", "…": r"\ldots", "∂": r"\partial", "∇": r"\nabla", "∞": r"\infty", "√": r"\surd",
+    "⋆": r"\star", "∗": r"\ast", "★": r"\star", "⊛": r"\circledast", "⊕": r"\oplus", "∼": r"\sim",
+    "≡": r"\equiv", "∝": r"\propto", "∀": r"\forall", "∃": r"\exists", "ℓ": r"\ell", "∅": r"\emptyset",
+    "⊤": r"\top", "↦": r"\mapsto", "⟶": r"\longrightarrow", "∪": r"\cup", "∩": r"\cap", "ˆ": r"\wedge",
     "′": "'", "ŷ": r"\hat{y}", "✓": r"\checkmark", "±": r"\pm", "⟨": r"\langle", "⟩": r"\rangle",
     "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", "{": r"\{", "}": r"\}", "~": r"\sim",
     "\\": r"\backslash", "^": r"\wedge", "_": r"\_", " ": " ", "\u00a0": " ",

@@ -51,7 +51,8 @@ def build(trace, decimals: int = 4) -> list:
     equations = list(trace.equations) + ([trace.loss_formula] if trace.loss_formula else [])
     if equations:
         blocks.append(Block("equations", "Equations", items=equations))
-    blocks.append(Block("text", f"Loss function: {trace.loss_name}. Learning rate: η = {_lr(trace)}."))
+    training = f" Learning rate: η = {_lr(trace)}." if trace.learning_rate is not None else ""
+    blocks.append(Block("text", f"Loss function: {trace.loss_name}.{training}"))
     if trace.steps:
         first = trace.steps[0]
         blocks.append(Block("heading", "Parameters before", level=3))

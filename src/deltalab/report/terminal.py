@@ -52,7 +52,7 @@ def lines(trace, decimals: int = 4, width: int = 100) -> list:
                 chain_text = chain_lines(chain, decimals, width - 2)
                 if len(chain_text) > 1:
                     blank()
-                out += [(f"  {line}", None) for line in chain_text]
+                out += [(f"  {line}".rstrip(), None) for line in chain_text]
                 if len(chain_text) > 1:
                     blank()
         elif block.kind == "table":

@@ -90,8 +90,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        from .tensor import Tensor
-
+        Tensor = _tensor_class()
         parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         ctx = Node(cls, parents)
@@ -103,10 +102,22 @@ class Function:
         return _wrap(result, ctx if track else None, 0)
 
 
-def _wrap(array, node, index):
-    from .tensor import Tensor
+def _tensor_class():
+    """The Tensor class, imported on first use (tensor.py imports this module) and then cached:
+    an import statement on every op call costs more than the op on small arrays."""
+    global _Tensor
+    if _Tensor is None:
+        from .tensor import Tensor
 
-    out = Tensor._from_array(array)
+        _Tensor = Tensor
+    return _Tensor
+
+
+_Tensor = None
+
+
+def _wrap(array, node, index):
+    out = _tensor_class()._from_array(array)
     if node is not None:
         out.requires_grad = True
         out.grad_fn = node
@@ -160,9 +171,7 @@ def _accumulate(tensor, grad):
 
 
 def _grad_tensor(array):
-    from .tensor import Tensor
-
-    return Tensor._from_array(array)
+    return _tensor_class()._from_array(array)
 
 
 def backward(tensor, grad=None):

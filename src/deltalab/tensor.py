@@ -249,10 +249,17 @@ class Tensor:
         return _ops().log_softmax(self, axis)
 
 
-def _ops():
-    from . import ops
+_ops_module = None
 
-    return ops
+
+def _ops():
+    """The ops package, imported on first use (it imports this module) and then cached."""
+    global _ops_module
+    if _ops_module is None:
+        from . import ops
+
+        _ops_module = ops
+    return _ops_module
 
 
 def _to_array(data, dtype):

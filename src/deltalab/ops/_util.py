@@ -29,6 +29,8 @@ def binary_operands(a, b):
 
 def check_broadcast(op_name, a, b):
     sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    if sa == sb or not sa or not sb:  # the common cases need no broadcasting rules
+        return
     try:
         np.broadcast_shapes(sa, sb)
     except ValueError:

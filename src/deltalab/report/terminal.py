@@ -75,6 +75,7 @@ def styled_text(trace, decimals: int = 4, width: int = 100):
         text.append("\n")
     text.highlight_regex(_DERIVATIVE, "bold magenta")
     text.highlight_regex(_NODE, "bold cyan")
+    text.highlight_regex(r"(?<![\w\]])[ytE]\((?:\d+|t)\)", "bold cyan")
     text.highlight_regex(_PARAMETER, "bold yellow")
     text.highlight_regex(r"✓", "bold green")
     text.highlight_regex(r"✗", "bold red")
@@ -82,8 +83,15 @@ def styled_text(trace, decimals: int = 4, width: int = 100):
 
 
 def print_terminal(trace, decimals: int = 4, console=None) -> None:
-    """Print the solution to ``console`` (default: a new rich Console; colour when it is a TTY)."""
+    """Print the solution to ``console`` (default: a rich Console on a TTY, plain text when piped)."""
     if console is None:
+        import sys
+
+        if not sys.stdout.isatty():  # piped or redirected: no colour, so no need to import rich
+            import shutil
+
+            sys.stdout.write(render(trace, decimals, shutil.get_terminal_size((80, 24)).columns))
+            return
         from rich.console import Console
 
         console = Console()

@@ -3,6 +3,14 @@
 Max pooling sends each window's gradient to its *first* maximum (row-major), as PyTorch
 does: ties are common after ReLU, and feeding every tied element would drift from PyTorch.
 Average pooling counts padded zeros in the divisor (PyTorch's ``count_include_pad=True``).
+
+Both loop over the kh*kw kernel offsets only: offset (i, j) of every window at once is the
+strided slice ``x[:, :, i::sh, j::sw]`` (cropped to the output size), so the forward is
+kh*kw elementwise maxima/sums over views (no window copies) and the backward adds the
+gradient back through the same slices.  The first-maximum rule falls out of visiting the
+offsets in row-major order and giving each window's gradient to the first offset whose
+value equals the window maximum.  Non-overlapping pooling without padding (the common
+2x2/2 case) reads the input in place; only padding makes a padded copy.
 """
 from __future__ import annotations
 
@@ -10,54 +18,91 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
-from .conv import add_windows_back, check_window_config, pad_spatial, windows
+from .conv import check_window_config, pad_spatial
 from ._util import pair
+
+
+def _offset_slices(kernel, stride, out_hw):
+    """(i, j, index) per kernel offset, row-major: index[(2, 3)] selects offset (i, j) of every window."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield (Ellipsis, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+
+
+def _output_hw(xp_shape, kernel, stride):
+    return tuple((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], kernel, stride))
 
 
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding, value=-np.inf)
-        win = windows(xp, kernel, stride)
-        n, c, ho, wo = win.shape[:4]
-        flat = win.reshape(n, c, ho, wo, -1)
-        index = np.argmax(flat, axis=-1)
-        out = np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
-        ctx.save_for_backward(index)
-        ctx.xp_shape, ctx.kernel, ctx.stride, ctx.padding = xp.shape, kernel, stride, padding
+        out_hw = _output_hw(xp.shape, kernel, stride)
+        offsets = _offset_slices(kernel, stride, out_hw)
+        out = np.array(xp[next(offsets)], copy=True)
+        for index in offsets:
+            np.maximum(out, xp[index], out=out)  # propagates NaN, like torch
+        ctx.save_for_backward(xp, out)
+        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (index,) = ctx.saved
-        kh, kw = ctx.kernel
-        one_hot = index[..., None] == np.arange(kh * kw)  # (N, C, Ho, Wo, kh*kw)
-        cols = (grad[..., None] * one_hot).reshape(grad.shape + (kh, kw))
-        return _scatter(ctx, cols.transpose(0, 1, 4, 5, 2, 3), grad.dtype), None, None, None
+        xp, out = ctx.saved
+        has_nan = bool(np.isnan(out).any())
+        dxp = np.zeros(xp.shape, dtype=grad.dtype)
+        taken = None  # windows whose gradient has already gone to an earlier offset
+        offsets = list(_offset_slices(ctx.kernel, ctx.stride, out.shape[2:]))
+        for k, index in enumerate(offsets):
+            is_max = xp[index] == out
+            if has_nan:
+                is_max |= np.isnan(xp[index]) & np.isnan(out)
+            if taken is None:
+                first, taken = is_max, is_max.copy()
+            else:
+                first = is_max & ~taken
+                if k + 1 < len(offsets):
+                    taken |= is_max
+            target = dxp[index]
+            np.add(target, grad, out=target, where=first)
+        return _crop(dxp, ctx.padding), None, None, None
 
 
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding)
-        win = windows(xp, kernel, stride)
+        out_hw = _output_hw(xp.shape, kernel, stride)
+        offsets = _offset_slices(kernel, stride, out_hw)
+        out = np.array(xp[next(offsets)], copy=True)
+        for index in offsets:
+            out += xp[index]
+        out /= kernel[0] * kernel[1]
         ctx.xp_shape, ctx.kernel, ctx.stride, ctx.padding = xp.shape, kernel, stride, padding
-        return win.mean(axis=(4, 5))
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         kh, kw = ctx.kernel
-        cols = np.broadcast_to((grad / (kh * kw))[:, :, None, None], grad.shape[:2] + (kh, kw) + grad.shape[2:])
-        return _scatter(ctx, cols, grad.dtype), None, None, None
+        share = grad / (kh * kw)
+        sh, sw = ctx.stride
+        # Non-overlapping windows that tile the input cover every element exactly once.
+        tiles = (sh, sw) == (kh, kw) and all(n == k * g for n, k, g in zip(ctx.xp_shape[2:], ctx.kernel, grad.shape[2:]))
+        dxp = (np.empty if tiles else np.zeros)(ctx.xp_shape, dtype=grad.dtype)
+        for index in _offset_slices(ctx.kernel, ctx.stride, grad.shape[2:]):
+            if tiles:
+                dxp[index] = share
+            else:
+                dxp[index] += share
+        return _crop(dxp, ctx.padding), None, None, None
 
 
-def _scatter(ctx, cols, dtype):
-    """Add per-window gradients cols (N, C, kh, kw, Ho, Wo) back into the input's shape."""
-    n, c, hp, wp = ctx.xp_shape
-    dxp = np.zeros((n, c, hp, wp), dtype=dtype)
-    add_windows_back(dxp, cols, ctx.stride, cols.shape[4:])
-    ph, pw = ctx.padding
-    return dxp[:, :, ph : hp - ph, pw : wp - pw]
+def _crop(dxp, padding):
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return dxp
+    return dxp[:, :, ph : dxp.shape[2] - ph, pw : dxp.shape[3] - pw]
 
 
 def _pool(function, op_name, x, kernel_size, stride, padding):

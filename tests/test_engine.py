@@ -208,6 +208,19 @@ def test_float32_tensor_stays_float32_through_ops_with_python_scalars():
     assert x.grad.dtype == np.float32
 
 
+def test_a_float64_scalar_tensor_does_not_promote_a_float32_tensor():
+    # PyTorch's rule: a 0-d tensor does not decide the dtype of an op with a dimensioned tensor
+    x = dl.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
+    scale = dl.tensor(0.5, requires_grad=True)
+    assert scale.dtype == np.float64
+    for y in (x * scale, scale * x, x + scale, scale - x, x / scale, x**scale, dl.where([True, False], x, scale)):
+        assert y.dtype == np.float32
+    (x * scale).sum().backward()
+    assert x.grad.dtype == np.float32 and scale.grad.dtype == np.float64
+    assert scale.grad.item() == 3.0
+    assert (dl.tensor([1.0]) * dl.tensor(np.float32(2.0))).dtype == np.float64  # and the other way round
+
+
 def test_net_float_keeps_every_layer_float32():
     dl.manual_seed(0)
     net = dl.nn.Sequential(

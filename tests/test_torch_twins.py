@@ -91,6 +91,13 @@ def test_pow_with_scalar_exponent(shape, seed, exponent):
     twin(lambda x: ops.pow(x, exponent), lambda x: torch.pow(x, exponent), a, seed=seed)
 
 
+def test_pow_at_zero_base_matches_torch():
+    base = np.array([0.0, 0.0, 1.5, 0.0])
+    for exponent in (0.0, 1.0, 2.0, 3):
+        twin(lambda x: x**exponent, lambda x: x**exponent, base)
+    twin(ops.pow, torch.pow, base, np.array([0.0, 2.0, -1.0, 1.0]))
+
+
 @given(pair=broadcast_pair(), seed=seeds)
 def test_pow_with_tensor_exponent(pair, seed):
     rng = np.random.default_rng(seed)

@@ -24,7 +24,22 @@ def operand(x, like=None):
 def binary_operands(a, b):
     a = operand(a, b if isinstance(b, Tensor) else None)
     b = operand(b, a if isinstance(a, Tensor) else None)
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        a, b = _scalar_follows_array(a, b), _scalar_follows_array(b, a)
     return a, b
+
+
+def _scalar_follows_array(scalar, other):
+    """A 0-d float tensor takes the dtype of a float tensor with dimensions, as in PyTorch's type
+    promotion: ``x32 * tensor(0.5)`` stays float32 (the cast is in the graph, so gradients too)."""
+    if (
+        scalar.ndim == 0 and other.ndim > 0 and scalar.dtype != other.dtype
+        and scalar.dtype.kind == "f" and other.dtype.kind == "f"
+    ):
+        from .elementwise import cast
+
+        return cast(scalar, other.dtype)
+    return scalar
 
 
 def check_broadcast(op_name, a, b):

@@ -81,7 +81,10 @@ class Pow(Function):
         a, b, out = ctx.saved
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(grad * b * np.power(a, b - 1), np.shape(a))
+            # d/da a^0 = 0 everywhere, also at a = 0 where b·a^(b−1) would be 0·inf = nan (as PyTorch)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(b == 0, 0, b * np.power(a, b - 1))
+            ga = unbroadcast(grad * local.astype(grad.dtype, copy=False), np.shape(a))
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)

@@ -20,3 +20,4 @@ __all__ = [
     "concatenate", "functional", "get_default_dtype", "gradcheck", "is_grad_enabled", "manual_seed", "nn",
     "no_grad", "ones", "ops", "optim", "set_default_dtype", "stack", "summary", "tensor", "where", "zeros",
 ]
+from .checkpoint import load, load_into, save

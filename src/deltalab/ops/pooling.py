@@ -51,7 +51,12 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         xp, out = ctx.saved
         has_nan = bool(np.isnan(out).any())
-        dxp = np.zeros(xp.shape, dtype=grad.dtype)
+        # g * mask is the fast way to route gradients, but inf * 0 = nan would leak into
+        # positions that are not the maximum; such gradients take the slower masked copy.
+        finite = bool(np.isfinite(grad).all())
+        tiles = _tiles(xp.shape, ctx.kernel, ctx.stride, out.shape)
+        dxp = (np.empty if tiles and finite else np.zeros)(xp.shape, dtype=grad.dtype)
+        overlap = any(s < k for s, k in zip(ctx.stride, ctx.kernel))
         taken = None  # windows whose gradient has already gone to an earlier offset
         offsets = list(_offset_slices(ctx.kernel, ctx.stride, out.shape[2:]))
         for k, index in enumerate(offsets):
@@ -65,7 +70,12 @@ class MaxPool2d(Function):
                 if k + 1 < len(offsets):
                     taken |= is_max
             target = dxp[index]
-            np.add(target, grad, out=target, where=first)
+            if not finite:
+                np.copyto(target, target + grad, where=first)
+            elif overlap:
+                target += grad * first
+            else:  # disjoint windows: every slot of target belongs to this offset alone
+                np.multiply(grad, first, out=target)
         return _crop(dxp, ctx.padding), None, None, None
 
 
@@ -86,9 +96,7 @@ class AvgPool2d(Function):
     def backward(ctx, grad):
         kh, kw = ctx.kernel
         share = grad / (kh * kw)
-        sh, sw = ctx.stride
-        # Non-overlapping windows that tile the input cover every element exactly once.
-        tiles = (sh, sw) == (kh, kw) and all(n == k * g for n, k, g in zip(ctx.xp_shape[2:], ctx.kernel, grad.shape[2:]))
+        tiles = _tiles(ctx.xp_shape, ctx.kernel, ctx.stride, grad.shape)
         dxp = (np.empty if tiles else np.zeros)(ctx.xp_shape, dtype=grad.dtype)
         for index in _offset_slices(ctx.kernel, ctx.stride, grad.shape[2:]):
             if tiles:
@@ -96,6 +104,13 @@ class AvgPool2d(Function):
             else:
                 dxp[index] += share
         return _crop(dxp, ctx.padding), None, None, None
+
+
+def _tiles(xp_shape, kernel, stride, out_shape):
+    """True when the windows are disjoint and cover every input element exactly once."""
+    return tuple(stride) == tuple(kernel) and all(
+        n == k * m for n, k, m in zip(xp_shape[2:], kernel, out_shape[2:])
+    )
 
 
 def _crop(dxp, padding):

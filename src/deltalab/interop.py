@@ -1,0 +1,221 @@
+"""The way out to PyTorch and back: ``to_torch(model)`` and ``from_torch(module)``.
+
+Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, Tanh, Sigmoid, Identity,
+Softmax, LogSoftmax and (nested) Sequential.  Weights are copied, never shared, and keep
+their dtype (float32 or float64), so both models compute the same function.
+
+torch is imported only inside these functions: ``import deltalab`` never loads it.  More
+classes are added with :func:`register` (a deltalab class, the torch class name, and one
+converter for each direction).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import nn
+from .errors import DeltalabError
+
+
+class InteropError(DeltalabError, ValueError):
+    """A module with no counterpart on the other side, or an option the other side lacks."""
+
+
+_TO_TORCH = {}
+_FROM_TORCH = {}
+
+
+def register(deltalab_class, torch_class_name, to_torch_fn, from_torch_fn):
+    """Teach the converters a pair of classes.
+
+    ``to_torch_fn(module, torch) -> torch.nn.Module`` and ``from_torch_fn(module, torch) ->
+    deltalab Module`` (``torch`` is the imported package); ``torch_class_name`` is the name
+    of the ``torch.nn`` class, e.g. ``"Linear"``.
+    """
+    _TO_TORCH[deltalab_class] = to_torch_fn
+    _FROM_TORCH[torch_class_name] = from_torch_fn
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise InteropError("PyTorch interop needs torch: pip install 'deltalab[torch]'") from None
+    return torch
+
+
+def to_torch(model):
+    """A ``torch.nn.Module`` computing what the deltalab ``model`` computes (weights copied)."""
+    torch = _torch()
+    return _to_torch(model, torch, "model")
+
+
+def from_torch(module):
+    """A deltalab module computing what the ``torch.nn.Module`` computes (weights copied)."""
+    torch = _torch()
+    return _from_torch(module, torch, "module")
+
+
+def _to_torch(module, torch, where):
+    convert = _TO_TORCH.get(type(module))
+    if convert is None:
+        raise InteropError(
+            f"to_torch: {where} is a {type(module).__name__}, which has no PyTorch counterpart here "
+            f"(supported: {', '.join(sorted(c.__name__ for c in _TO_TORCH))})"
+        )
+    return convert(module, torch)
+
+
+def _from_torch(module, torch, where):
+    name = type(module).__name__
+    convert = _FROM_TORCH.get(name) if type(module).__module__.startswith("torch.nn") else None
+    if convert is None:
+        raise InteropError(
+            f"from_torch: {where} is a {type(module).__module__}.{name}, which deltalab cannot convert "
+            f"(supported torch.nn classes: {', '.join(sorted(_FROM_TORCH))})"
+        )
+    return convert(module, torch)
+
+
+# ------------------------------------------------------------------ helpers
+def tensor_to_torch(array, torch):
+    """A torch tensor with a copy of ``array``'s values and its dtype."""
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def tensor_from_torch(tensor, where):
+    """A NumPy copy of a torch float32/float64 tensor."""
+    array = tensor.detach().cpu().numpy().copy()
+    if array.dtype not in (np.float32, np.float64):
+        raise InteropError(f"from_torch: {where} is {array.dtype}; deltalab holds float32 or float64")
+    return array
+
+
+def _set(parameter, array):
+    parameter.data = array
+
+
+def _torch_dtype(module, torch):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(module.dtype)]
+
+
+def _copy_into_torch(torch_module, pairs, torch):
+    with torch.no_grad():
+        for name, array in pairs:
+            getattr(torch_module, name).copy_(tensor_to_torch(array, torch))
+    return torch_module
+
+
+def _check(condition, message):
+    if not condition:
+        raise InteropError(message)
+
+
+# ---------------------------------------------------------------- Linear
+def _linear_to_torch(m, torch):
+    t = torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=_torch_dtype(m, torch))
+    pairs = [("weight", m.weight.data)] + ([("bias", m.bias.data)] if m.bias is not None else [])
+    return _copy_into_torch(t, pairs, torch)
+
+
+def _linear_from_torch(t, torch):
+    weight = tensor_from_torch(t.weight, "Linear.weight")
+    m = nn.Linear(t.in_features, t.out_features, bias=t.bias is not None, dtype=weight.dtype)
+    _set(m.weight, weight)
+    if t.bias is not None:
+        _set(m.bias, tensor_from_torch(t.bias, "Linear.bias"))
+    return m
+
+
+# ---------------------------------------------------------------- Conv2d
+def _conv_to_torch(m, torch):
+    t = torch.nn.Conv2d(
+        m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+        bias=m.bias is not None, dtype=_torch_dtype(m, torch),
+    )
+    pairs = [("weight", m.weight.data)] + ([("bias", m.bias.data)] if m.bias is not None else [])
+    return _copy_into_torch(t, pairs, torch)
+
+
+def _conv_from_torch(t, torch):
+    _check(t.groups == 1, f"from_torch: Conv2d with groups={t.groups} is not supported (groups=1 only)")
+    _check(tuple(t.dilation) == (1, 1), f"from_torch: Conv2d with dilation={t.dilation} is not supported")
+    _check(t.padding_mode == "zeros", f"from_torch: Conv2d with padding_mode={t.padding_mode!r} is not supported")
+    padding = t.padding
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        padding = nn.same_padding(t.kernel_size)  # raises for even kernels, which torch pads asymmetrically
+    weight = tensor_from_torch(t.weight, "Conv2d.weight")
+    m = nn.Conv2d(
+        t.in_channels, t.out_channels, tuple(t.kernel_size), stride=tuple(t.stride), padding=padding,
+        bias=t.bias is not None, dtype=weight.dtype,
+    )
+    _set(m.weight, weight)
+    if t.bias is not None:
+        _set(m.bias, tensor_from_torch(t.bias, "Conv2d.bias"))
+    return m
+
+
+# --------------------------------------------------------------- pooling
+def _max_pool_to_torch(m, torch):
+    return torch.nn.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding)
+
+
+def _max_pool_from_torch(t, torch):
+    _check(t.dilation in (1, (1, 1)), f"from_torch: MaxPool2d with dilation={t.dilation} is not supported")
+    _check(not t.ceil_mode, "from_torch: MaxPool2d with ceil_mode=True is not supported")
+    _check(not t.return_indices, "from_torch: MaxPool2d with return_indices=True is not supported")
+    return nn.MaxPool2d(t.kernel_size, stride=t.stride, padding=t.padding)
+
+
+def _avg_pool_to_torch(m, torch):
+    return torch.nn.AvgPool2d(m.kernel_size, stride=m.stride, padding=m.padding, count_include_pad=True)
+
+
+def _avg_pool_from_torch(t, torch):
+    _check(t.count_include_pad, "from_torch: AvgPool2d with count_include_pad=False is not supported")
+    _check(not t.ceil_mode, "from_torch: AvgPool2d with ceil_mode=True is not supported")
+    _check(t.divisor_override is None, "from_torch: AvgPool2d with divisor_override is not supported")
+    return nn.AvgPool2d(t.kernel_size, stride=t.stride, padding=t.padding)
+
+
+# ------------------------------------------------- shape and activations
+def _softmax_from_torch(cls):
+    def convert(t, torch):
+        _check(t.dim is not None, f"from_torch: {type(t).__name__} needs an explicit dim")
+        return cls(dim=t.dim)
+
+    return convert
+
+
+# ------------------------------------------------------------ Sequential
+def _sequential_to_torch(m, torch):
+    return torch.nn.Sequential(
+        OrderedDict((name, _to_torch(child, torch, name)) for name, child in m._modules.items())
+    )
+
+
+def _sequential_from_torch(t, torch):
+    return nn.Sequential(OrderedDict((name, _from_torch(child, torch, name)) for name, child in t.named_children()))
+
+
+register(nn.Linear, "Linear", _linear_to_torch, _linear_from_torch)
+register(nn.Conv2d, "Conv2d", _conv_to_torch, _conv_from_torch)
+register(nn.MaxPool2d, "MaxPool2d", _max_pool_to_torch, _max_pool_from_torch)
+register(nn.AvgPool2d, "AvgPool2d", _avg_pool_to_torch, _avg_pool_from_torch)
+register(
+    nn.Flatten, "Flatten",
+    lambda m, torch: torch.nn.Flatten(m.start_dim, m.end_dim),
+    lambda t, torch: nn.Flatten(t.start_dim, t.end_dim),
+)
+for _name in ("ReLU", "Tanh", "Sigmoid", "Identity"):
+    register(
+        getattr(nn, _name), _name,
+        (lambda name: lambda m, torch: getattr(torch.nn, name)())(_name),
+        (lambda name: lambda t, torch: getattr(nn, name)())(_name),
+    )
+register(nn.Softmax, "Softmax", lambda m, torch: torch.nn.Softmax(dim=m.dim), _softmax_from_torch(nn.Softmax))
+register(nn.LogSoftmax, "LogSoftmax", lambda m, torch: torch.nn.LogSoftmax(dim=m.dim), _softmax_from_torch(nn.LogSoftmax))
+register(nn.Sequential, "Sequential", _sequential_to_torch, _sequential_from_torch)

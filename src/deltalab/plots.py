@@ -1,0 +1,167 @@
+"""Pictures of a training run: loss/accuracy curves, first-layer kernels, feature maps.
+
+matplotlib is an optional extra (``pip install 'deltalab[plots]'``), imported only when a
+plot is drawn, with the non-interactive Agg backend so plots work without a display.
+Every figure has a title, labelled axes and, for images, a colour bar.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .autograd import no_grad
+from .errors import DeltalabError
+from .tensor import Tensor
+
+
+class PlotError(DeltalabError):
+    """Plots were asked for but cannot be drawn (matplotlib missing, nothing to show)."""
+
+
+def require_matplotlib():
+    """Import matplotlib with the Agg backend, or explain how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError("--plots needs matplotlib: pip install 'deltalab[plots]' (or matplotlib)") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------- curves
+def plot_curves(history, path, title="Training curves"):
+    """Loss (left) and accuracy (right) per epoch, training and test."""
+    plt = require_matplotlib()
+    epochs = [r.epoch for r in history]
+    fig, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [r.train_loss for r in history], "o-", label="training (mean over the epoch)")
+    loss_axis.plot(epochs, [r.test_loss for r in history], "s-", label="test (after the epoch)")
+    loss_axis.set_yscale("log")
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="loss (log scale)")
+    accuracy_axis.plot(epochs, [100 * r.train_accuracy for r in history], "o-", label="training")
+    accuracy_axis.plot(epochs, [100 * r.test_accuracy for r in history], "s-", label="test")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------- kernels
+def plot_kernels(conv, path, title="First-layer kernels"):
+    """Every kernel of ``conv`` (out_channels × in_channels images) on one symmetric colour scale."""
+    plt = require_matplotlib()
+    weight = np.asarray(conv.weight.data, dtype=np.float64)
+    out_channels, in_channels = weight.shape[:2]
+    limit = float(np.abs(weight).max()) or 1.0
+    columns = min(out_channels, 8)
+    rows_per_input = -(-out_channels // columns)
+    rows = rows_per_input * in_channels
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns + 1.2, 1.5 * rows + 0.8), squeeze=False)
+    image = None
+    for i in range(in_channels):
+        for k in range(rows_per_input * columns):
+            axis = axes[i * rows_per_input + k // columns][k % columns]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if k >= out_channels:
+                axis.axis("off")
+                continue
+            image = axis.imshow(weight[k, i], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axis.set_title(f"kernel {k}" + (f", in {i}" if in_channels > 1 else ""), fontsize=8)
+    kernel_h, kernel_w = weight.shape[2:]
+    fig.suptitle(f"{title}: {out_channels} kernels of {kernel_h}×{kernel_w} (red +, blue −)")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------- feature maps
+def conv_outputs(model, x):
+    """[(layer name, Conv2d, output array of shape (C, H, W))] for one input ``x`` (C, H, W)."""
+    from .nn import Conv2d
+
+    captured = []
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, Conv2d)]
+
+    def recording(name, module, forward):
+        def wrapped(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            captured.append((name, module, np.asarray(out.data)[0]))
+            return out
+
+        return wrapped
+
+    for name, module in convs:
+        object.__setattr__(module, "forward", recording(name, module, module.forward))
+    try:
+        with no_grad():
+            model(Tensor(np.asarray(x)[None].astype(model.dtype)))
+    finally:
+        for _, module in convs:
+            object.__delattr__(module, "forward")
+    return captured
+
+
+def plot_feature_maps(name, conv, maps, path, image=None, label=None):
+    """The output channels of one conv layer for one input (before the activation)."""
+    plt = require_matplotlib()
+    channels = maps.shape[0]
+    columns = min(channels, 8)
+    rows = -(-channels // columns)
+    extra = 1 if image is not None else 0
+    fig, axes = plt.subplots(rows, columns + extra, figsize=(1.6 * (columns + extra) + 1.2, 1.6 * rows + 0.9), squeeze=False)
+    limit = float(np.abs(maps).max()) or 1.0
+    shown = None
+    for k in range(rows * columns):
+        axis = axes[k // columns][k % columns + extra]
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if k >= channels:
+            axis.axis("off")
+            continue
+        shown = axis.imshow(maps[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(f"channel {k}", fontsize=8)
+    if extra:
+        axes[0][0].imshow(np.asarray(image)[0], cmap="gray_r")
+        axes[0][0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=8)
+        axes[0][0].set_xticks([])
+        axes[0][0].set_yticks([])
+        for r in range(1, rows):
+            axes[r][0].axis("off")
+    height, width = maps.shape[1:]
+    fig.suptitle(f"Feature maps of layer {name} (Conv2d {conv.in_channels}→{conv.out_channels}): {channels}×{height}×{width}")
+    fig.colorbar(shown, ax=axes[:, extra:].ravel().tolist(), shrink=0.8, label="pre-activation value")
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ a run
+def training_plots(result, task, data):
+    """Draw every plot of a finished run into its directory; returns {title: path}."""
+    from .nn import Conv2d
+
+    out = result.out_dir
+    images = {"Loss and accuracy": plot_curves(result.history, os.path.join(out, "curves.png"),
+                                                 title=f"{result.config.task}: training curves")}
+    convs = [m for m in result.model.modules() if isinstance(m, Conv2d)]
+    if convs:
+        images["First-layer kernels"] = plot_kernels(convs[0], os.path.join(out, "kernels.png"))
+        x, label = data.test_x[0], data.test_y[0]
+        for name, conv, maps in conv_outputs(result.model, x):
+            safe = name.replace(".", "_")
+            images[f"Feature maps, layer {name}"] = plot_feature_maps(
+                name, conv, maps, os.path.join(out, f"feature_maps_{safe}.png"), image=x, label=int(label)
+            )
+    return images

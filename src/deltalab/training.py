@@ -263,14 +263,14 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
             for index, (xb, yb) in enumerate(
                 iterate_batches(train_x, train_y, batch_size=config.batch_size, shuffle=True, rng=shuffle_rng), 1
             ):
-                output = model(Tensor(xb))
-                loss = task.loss(output, yb)
+                with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below
+                    output = model(Tensor(xb))
+                    loss = task.loss(output, yb)
                 value = float(loss.item())
                 if not math.isfinite(value):
-                    good = history[-1].epoch if history else first_epoch - 1
                     raise TrainingDiverged(
                         f"train: the loss became {value} in epoch {epoch}, batch {index}/{batches}; training stopped. "
-                        f"The last good checkpoint (end of epoch {good}) is kept at {checkpoint_path}; "
+                        f"The last good checkpoint ({_good(history, first_epoch)}) is kept at {checkpoint_path}; "
                         f"try a smaller --lr (now {config.lr})"
                     )
                 optimizer.zero_grad()
@@ -285,7 +285,7 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
         if not math.isfinite(test_loss):
             raise TrainingDiverged(
                 f"train: the test loss became {test_loss} after epoch {epoch}; training stopped. The last good "
-                f"checkpoint (end of epoch {history[-1].epoch if history else first_epoch - 1}) is kept at {checkpoint_path}"
+                f"checkpoint ({_good(history, first_epoch)}) is kept at {checkpoint_path}"
             )
         history.append(EpochRecord(
             epoch, optimizer.lr, loss_sum / seen, correct / seen, test_loss, test_accuracy,
@@ -311,6 +311,11 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
 
     result.files.append(write_train_report(result, data.input_shape, images))
     return result
+
+
+def _good(history, first_epoch):
+    epoch = history[-1].epoch if history else first_epoch - 1
+    return f"end of epoch {epoch}" if epoch else "the initial weights, before epoch 1"
 
 
 def _console():

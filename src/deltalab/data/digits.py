@@ -11,6 +11,7 @@ test images, 20% of every digit in the test set; both parts keep scikit-learn's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,6 +43,7 @@ class Digits:
     classes: int = 10
 
 
+@lru_cache(maxsize=1)  # scikit-learn parses its CSV on every call
 def _load_sklearn_digits():
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
@@ -50,7 +52,10 @@ def _load_sklearn_digits():
             "the digits dataset needs scikit-learn: pip install 'deltalab[data]' (or scikit-learn)"
         ) from None
     bunch = sklearn_load_digits()
-    return bunch.images, bunch.target
+    images, target = bunch.images, bunch.target
+    images.setflags(write=False)
+    target.setflags(write=False)
+    return images, target
 
 
 def test_mask(labels) -> np.ndarray:

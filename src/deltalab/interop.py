@@ -1,7 +1,7 @@
 """The way out to PyTorch and back: ``to_torch(model)`` and ``from_torch(module)``.
 
 Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, Tanh, Sigmoid, Identity,
-Softmax, LogSoftmax and (nested) Sequential.  Weights are copied, never shared, and keep
+Softmax, LogSoftmax, (nested) Sequential, RNN and LSTM (one layer).  Weights are copied, never shared, and keep
 their dtype (float32 or float64), so both models compute the same function.
 
 torch is imported only inside these functions: ``import deltalab`` never loads it.  More
@@ -219,3 +219,43 @@ for _name in ("ReLU", "Tanh", "Sigmoid", "Identity"):
 register(nn.Softmax, "Softmax", lambda m, torch: torch.nn.Softmax(dim=m.dim), _softmax_from_torch(nn.Softmax))
 register(nn.LogSoftmax, "LogSoftmax", lambda m, torch: torch.nn.LogSoftmax(dim=m.dim), _softmax_from_torch(nn.LogSoftmax))
 register(nn.Sequential, "Sequential", _sequential_to_torch, _sequential_from_torch)
+
+
+# ----------------------------------------------------------- RNN and LSTM
+def _recurrent_to_torch(m, torch, kind):
+    """deltalab's one bias becomes torch's bias_ih; torch's bias_hh is zero (their sum is what counts)."""
+    extra = {"nonlinearity": m.nonlinearity} if kind == "RNN" else {}
+    t = getattr(torch.nn, kind)(
+        m.input_size, m.hidden_size, num_layers=1, bias=m.bias is not None, batch_first=m.batch_first,
+        dtype=_torch_dtype(m, torch), **extra,
+    )
+    pairs = [("weight_ih_l0", m.weight_ih.data), ("weight_hh_l0", m.weight_hh.data)]
+    if m.bias is not None:
+        pairs += [("bias_ih_l0", m.bias.data), ("bias_hh_l0", np.zeros_like(m.bias.data))]
+    return _copy_into_torch(t, pairs, torch)
+
+
+def _recurrent_from_torch(t, torch, kind):
+    """torch's bias_ih + bias_hh become deltalab's one bias (the lecture's b)."""
+    _check(t.num_layers == 1, f"from_torch: {kind} with num_layers={t.num_layers} is not supported (one layer only)")
+    _check(not t.bidirectional, f"from_torch: bidirectional {kind} is not supported")
+    _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
+    _check(not t.dropout, f"from_torch: {kind} with dropout={t.dropout} is not supported")
+    weight_ih = tensor_from_torch(t.weight_ih_l0, f"{kind}.weight_ih_l0")
+    extra = {"nonlinearity": t.nonlinearity} if kind == "RNN" else {}
+    m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, batch_first=t.batch_first,
+                          dtype=weight_ih.dtype, **extra)
+    _set(m.weight_ih, weight_ih)
+    _set(m.weight_hh, tensor_from_torch(t.weight_hh_l0, f"{kind}.weight_hh_l0"))
+    if t.bias:
+        _set(m.bias, tensor_from_torch(t.bias_ih_l0, f"{kind}.bias_ih_l0") + tensor_from_torch(t.bias_hh_l0, f"{kind}.bias_hh_l0"))
+    return m
+
+
+for _kind in ("RNN", "LSTM"):
+    if hasattr(nn, _kind):
+        register(
+            getattr(nn, _kind), _kind,
+            (lambda kind: lambda m, torch: _recurrent_to_torch(m, torch, kind))(_kind),
+            (lambda kind: lambda t, torch: _recurrent_from_torch(t, torch, kind))(_kind),
+        )

@@ -1,0 +1,139 @@
+"""PyTorch interop: every supported module converted both ways computes what the original does."""
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import deltalab as dl  # noqa: E402
+from deltalab.interop import InteropError, from_torch, to_torch  # noqa: E402
+
+nn = dl.nn
+TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
+TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
+
+# (deltalab module factory, torch module factory, input shape)
+CASES = {
+    "Linear": (lambda: nn.Linear(5, 3), lambda: torch.nn.Linear(5, 3), (4, 5)),
+    "Linear-no-bias": (lambda: nn.Linear(5, 3, bias=False), lambda: torch.nn.Linear(5, 3, bias=False), (4, 5)),
+    "Conv2d": (
+        lambda: nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)),
+        lambda: torch.nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)), (2, 2, 7, 6),
+    ),
+    "Conv2d-no-bias": (lambda: nn.Conv2d(1, 2, 3, bias=False), lambda: torch.nn.Conv2d(1, 2, 3, bias=False), (2, 1, 5, 5)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), lambda: torch.nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 7)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2, padding=1), lambda: torch.nn.AvgPool2d(2, padding=1), (2, 2, 5, 5)),
+    "Flatten": (lambda: nn.Flatten(), lambda: torch.nn.Flatten(), (2, 3, 2, 2)),
+    "ReLU": (lambda: nn.ReLU(), lambda: torch.nn.ReLU(), (3, 4)),
+    "Tanh": (lambda: nn.Tanh(), lambda: torch.nn.Tanh(), (3, 4)),
+    "Sigmoid": (lambda: nn.Sigmoid(), lambda: torch.nn.Sigmoid(), (3, 4)),
+    "Identity": (lambda: nn.Identity(), lambda: torch.nn.Identity(), (3, 4)),
+    "Softmax": (lambda: nn.Softmax(dim=1), lambda: torch.nn.Softmax(dim=1), (3, 4)),
+    "LogSoftmax": (lambda: nn.LogSoftmax(dim=0), lambda: torch.nn.LogSoftmax(dim=0), (3, 4)),
+    "Sequential-nested": (
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Sequential(OrderedDict(conv=nn.Conv2d(4, 6, 3, padding=1), act=nn.Tanh())), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(24, 10), nn.LogSoftmax(dim=1),
+        ),
+        lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Sequential(OrderedDict(conv=torch.nn.Conv2d(4, 6, 3, padding=1), act=torch.nn.Tanh())),
+            torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(24, 10), torch.nn.LogSoftmax(dim=1),
+        ),
+        (3, 1, 8, 8),
+    ),
+    "RNN": (lambda: nn.RNN(3, 4), lambda: torch.nn.RNN(3, 4), (6, 2, 3)),
+    "RNN-relu-batch-first": (
+        lambda: nn.RNN(3, 4, nonlinearity="relu", batch_first=True),
+        lambda: torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True), (2, 6, 3),
+    ),
+    "LSTM": (lambda: nn.LSTM(3, 5), lambda: torch.nn.LSTM(3, 5), (6, 2, 3)),
+}
+
+
+def first(output):
+    """The sequence output of a recurrent layer ((output, state) tuples), else the output itself."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def outputs(ours, theirs, shape, dtype, seed=0):
+    x = np.random.default_rng(seed).normal(size=shape).astype(dtype)
+    mine = first(ours(dl.tensor(x))).numpy()
+    with torch.no_grad():
+        reference = first(theirs(torch.from_numpy(x))).numpy()
+    return mine, reference
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_to_torch_computes_the_same_function(name, dtype):
+    make_ours, _, shape = CASES[name]
+    dl.manual_seed(3)
+    ours = make_ours().to(dtype)
+    for p in ours.parameters():  # biases away from zero so a dropped bias would show
+        p.data = p.data + np.asarray(0.1, dtype=dtype)
+    theirs = to_torch(ours)
+    for p in theirs.parameters():
+        assert p.dtype == TORCH_DTYPE[dtype]
+    mine, reference = outputs(ours, theirs, shape, dtype)
+    assert reference.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(mine, reference, rtol=0, atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_from_torch_computes_the_same_function(name, dtype):
+    _, make_theirs, shape = CASES[name]
+    torch.manual_seed(4)
+    theirs = make_theirs().to(TORCH_DTYPE[dtype])
+    ours = from_torch(theirs)
+    assert type(ours).__name__ == type(theirs).__name__
+    for p in ours.parameters():
+        assert p.dtype == np.dtype(dtype)
+    mine, reference = outputs(ours, theirs, shape, dtype)
+    assert mine.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(mine, reference, rtol=0, atol=TOLERANCE[dtype])
+
+
+def test_weights_are_copied_exactly_and_not_shared():
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(4, 2).double()
+    ours = from_torch(theirs)
+    assert ours.weight.data.tobytes() == theirs.weight.detach().numpy().tobytes()
+    with torch.no_grad():
+        theirs.weight.add_(1.0)
+    assert not np.allclose(ours.weight.data, theirs.weight.detach().numpy())
+
+
+def test_recurrent_biases_sum_and_split():
+    torch.manual_seed(1)
+    theirs = torch.nn.RNN(2, 3).double()
+    ours = from_torch(theirs)
+    expected = (theirs.bias_ih_l0 + theirs.bias_hh_l0).detach().numpy()
+    np.testing.assert_allclose(ours.bias.data, expected, rtol=0, atol=1e-15)
+    back = to_torch(ours)
+    np.testing.assert_array_equal(back.bias_hh_l0.detach().numpy(), np.zeros(3))
+    np.testing.assert_array_equal(back.bias_ih_l0.detach().numpy(), ours.bias.data)
+
+
+def test_unsupported_modules_and_options_are_named():
+    with pytest.raises(InteropError, match="Conv2d with dilation"):
+        from_torch(torch.nn.Conv2d(1, 1, 3, dilation=2))
+    with pytest.raises(InteropError, match="count_include_pad=False"):
+        from_torch(torch.nn.AvgPool2d(2, count_include_pad=False))
+    with pytest.raises(InteropError, match="torch.nn.modules.normalization.LayerNorm"):
+        from_torch(torch.nn.Sequential(torch.nn.LayerNorm(3)))
+    with pytest.raises(InteropError, match="num_layers=2"):
+        from_torch(torch.nn.LSTM(2, 2, num_layers=2))
+    with pytest.raises(InteropError, match="MSELoss"):
+        to_torch(nn.Sequential(nn.MSELoss()))
+
+
+def test_importing_deltalab_does_not_import_torch():
+    code = "import deltalab, deltalab.interop, deltalab.training, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr

@@ -1,29 +1,27 @@
 """2-D convolution (cross-correlation, no kernel flip) on NCHW, one fused node.
 
-Forward: im2col into a channel-major column matrix ``cols`` of shape (C*kh*kw, N*Ho*Wc),
-then ONE matmul ``W (O, C*kh*kw) @ cols``.  Backward: ``dW = dY @ cols.T`` and
-``dcols = W.T @ dY`` (one matmul each), then dcols is added back offset by offset
-(a loop over the kh*kw kernel offsets only, never over batch, pixels or channels).
+Forward: im2col into a column matrix ``cols`` (C*kh*kw, rows*N*Wc), one matmul
+``W (O, C*kh*kw) @ cols`` per band of output rows.  Backward, per band: the columns are
+rebuilt, ``dW += dY @ cols.T``, ``dcols = W.T @ dY`` and dcols is added back offset by
+offset (loops over the kh*kw kernel offsets and the bands only, never over batch, pixels
+or channels).
 
-Why this layout (benchmarks/README.md has the numbers): every matmul has contiguous
-operands, so BLAS runs at full speed with no hidden transposed copies; and with stride 1 in
-width the output is computed on the *padded* width ``Wc = Wp`` (``Wp - Wo`` throw-away
-columns per row), which makes each kernel offset a plain shift of the flattened padded
-image: im2col and its adjoint become kh*kw copies/adds of long contiguous runs instead of
-many rows of ``Wo`` elements.  The throw-away columns get a zero upstream gradient, so
-they contribute exactly nothing to dW or dX.  Work buffers (padded input, column
-gradients) are reused between calls; the columns saved for backward come from a small
-pool and return to it when the graph is freed.
-"""
+Why this shape (benchmarks/README.md has the numbers): every matmul has contiguous
+operands, so BLAS runs at full speed with no hidden transposed copies.  The padded input
+is stored (C, Hp, N, pitch), so one kernel offset is one shift of the whole buffer and the
+columns of a (channel, offset) pair are long contiguous runs.  With stride 1 in width the
+output is computed on the full row pitch (a few throw-away columns per row; their upstream
+gradient is zero, so they add nothing to dW or dX).  Bands of ~3 MiB of columns stay in
+cache from im2col to the matmuls to the scatter back, and the work buffers are reused
+between calls (fresh large arrays cost page faults).
 from __future__ import annotations
 
 import threading
-import weakref
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
 from ._util import operand, pair
 
@@ -75,15 +73,13 @@ class _Workspace(threading.local):
     """Per-thread work buffers reused between calls (fresh large arrays cost page faults).
 
     ``scratch`` arrays never leave an op call.  ``zeroed`` arrays are created zero-filled and
-    callers only ever write the same interior region, so their borders stay zero.  ``take``
-    hands out a buffer that is owned by the caller until ``give`` returns it.
+    callers only ever write the same region of them, so the rest stays zero.
     """
 
     max_keys = 24
 
     def __init__(self):
         self.buffers = {}
-        self.pool = {}
 
     def _get(self, key, make):
         array = self.buffers.get(key)
@@ -94,78 +90,89 @@ class _Workspace(threading.local):
         return array
 
     def scratch(self, tag, shape, dtype):
-        return self._get((tag, shape, dtype), lambda: np.empty(shape, dtype))
+        return self._get((tag, shape, np.dtype(dtype)), lambda: np.empty(shape, dtype))
 
     def zeroed(self, tag, shape, dtype):
-        return self._get((tag, shape, dtype), lambda: np.zeros(shape, dtype))
-
-    def take(self, shape, dtype):
-        free = self.pool.get((shape, np.dtype(dtype)))
-        return free.pop() if free else np.empty(shape, dtype)
-
-    def give(self, array):
-        if len(self.pool) >= self.max_keys:
-            self.pool.clear()
-        free = self.pool.setdefault((array.shape, array.dtype), [])
-        if len(free) < 2:
-            free.append(array)
+        return self._get((tag, shape, np.dtype(dtype)), lambda: np.zeros(shape, dtype))
 
 
 _workspace = _Workspace()
 
-
-def _release_later(ctx, array):
-    """Return ``array`` to the pool once the graph node that saved it is garbage."""
-    workspace = _workspace
-    weakref.finalize(ctx, workspace.give, array)
+# Output rows per chunk are chosen so one chunk's columns take about this many bytes: small
+# enough to stay in cache between im2col, the matmuls and the scatter back, large enough
+# for BLAS to run at full speed (measured on 512 KiB L2 / 32 MiB L3: 2-4 MiB is best).
+_CHUNK_BYTES = 3 << 20
 
 
 class _Geometry:
-    """Sizes of one conv call; ``wc`` is the computed output width (``wp`` when wide)."""
+    """Sizes and the padded-image layout of one conv call.
+
+    The input is copied into a flat buffer laid out (C, Hp, N, pitch): for each channel and
+    padded row, that row of every image side by side.  A kernel offset (i, j) then shifts
+    the whole buffer by ``i*N*pitch + j`` elements, so the columns of one (channel, offset)
+    for a band of output rows are ONE long contiguous run (stride 1 in height and width).
+
+    Wide layout (stride 1 in width): pitch = W + pw, so one run of pw zeros is the right
+    padding of an image row *and* the left padding of the next, and outputs are computed on
+    ``wc = pitch`` columns, of which the last ``pitch - wo`` are thrown away.  Plain layout:
+    pitch = W + 2*pw and exactly ``wo`` columns are computed.
+    """
 
     def __init__(self, x_shape, w_shape, stride, padding):
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
-        self.hp, self.wp = self.h + 2 * self.ph, self.w + 2 * self.pw
+        self.hp = self.h + 2 * self.ph
         self.ho = output_size(self.h, self.kh, self.sh, self.ph)
         self.wo = output_size(self.w, self.kw, self.sw, self.pw)
-        # Wide rows (computing Wp - Wo extra columns) pay when they are few.
-        self.wide = self.sw == 1 and 4 * (self.wp - self.wo) <= self.wo
-        self.wc = self.wp if self.wide else self.wo
+        narrow = self.w + self.pw
+        # Wide rows pay when the thrown-away columns are few.
+        self.wide = self.sw == 1 and self.wo <= narrow and 4 * (narrow - self.wo) <= self.wo
+        if self.wide:
+            self.pitch, self.col0, self.lead, self.wc = narrow, 0, self.pw, narrow
+        else:
+            self.pitch, self.col0, self.lead, self.wc = self.w + 2 * self.pw, self.pw, 0, self.wo
         self.k = self.c * self.kh * self.kw
-        self.m = self.n * self.ho * self.wc
-        self.plane = self.hp * self.wp
-        self.flat_size = self.c * self.n * self.plane + self.kw  # wide rows may run kw-1 past the end
+        self.row = self.n * self.pitch  # one padded row of every image
+        self.per_row = self.n * self.wc  # columns per output row
+        self.channel = self.hp * self.row
+        # the lead zeros, the channels, and room for a wide row's last read past the end
+        self.flat_size = self.lead + self.c * self.channel + self.kw
 
-    def key(self):
-        return (self.n, self.c, self.h, self.w, self.o, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+    def chunk(self, itemsize):
+        """Output rows per chunk."""
+        return max(1, min(self.ho, _CHUNK_BYTES // max(1, self.k * self.per_row * itemsize)))
 
-    def offset_view(self, flat, i, j):
-        """(C, N, Ho, Wc) view of the channel-major padded image shifted by kernel offset (i, j)."""
+    def offset_view(self, flat, i, j, first, count):
+        """(C, count, N, Wc) view: output rows first.. of the padded input shifted by offset (i, j)."""
         s = flat.itemsize
+        start = self.lead + (first * self.sh + i) * self.row + j - self.pw + self.col0
         return as_strided(
-            flat[i * self.wp + j :],
-            shape=(self.c, self.n, self.ho, self.wc),
-            strides=(self.n * self.plane * s, self.plane * s, self.sh * self.wp * s, self.sw * s),
+            flat[start:],
+            shape=(self.c, count, self.n, self.wc),
+            strides=(self.channel * s, self.sh * self.row * s, self.pitch * s, self.sw * s),
             writeable=True,
         )
 
     def interior(self, flat):
-        """(C, N, H, W) view of the unpadded region of a channel-major padded image."""
-        planes = flat[: self.c * self.n * self.plane].reshape(self.c, self.n, self.hp, self.wp)
-        return planes[:, :, self.ph : self.ph + self.h, self.pw : self.pw + self.w]
+        """(C, H, N, W) view of the unpadded image region of a flat padded buffer."""
+        planes = flat[self.lead : self.lead + self.c * self.channel]
+        planes = planes.reshape(self.c, self.hp, self.n, self.pitch)
+        return planes[:, self.ph : self.ph + self.h, :, self.col0 : self.col0 + self.w]
 
 
-def _im2col(x, geo, dtype):
-    """Columns (C, kh, kw, N, Ho, Wc) of x: cols[c, i, j, n, y, z] = xpad[n, c, y*sh + i, z*sw + j]."""
+def _padded_input(x, geo, dtype):
     flat = _workspace.zeroed("conv-x", (geo.flat_size,), dtype)
-    geo.interior(flat)[...] = x.transpose(1, 0, 2, 3)  # borders stay zero: never written
-    cols = _workspace.take((geo.c, geo.kh, geo.kw, geo.n, geo.ho, geo.wc), dtype)
+    geo.interior(flat)[...] = x.transpose(1, 2, 0, 3)  # padding is never written: stays zero
+    return flat
+
+
+def _im2col(flat, geo, cols, first, count):
+    """cols (K, count*N*Wc): cols[(c, i, j), (y, n, z)] = xpad[n, c, (first + y)*sh + i, z*sw + j]."""
+    cols = cols[:, : count * geo.per_row].reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
     for i in range(geo.kh):
         for j in range(geo.kw):
-            cols[:, i, j] = geo.offset_view(flat, i, j)
-    return cols
+            cols[:, i, j] = geo.offset_view(flat, i, j, first, count)
 
 
 class Conv2d(Function):
@@ -174,54 +181,70 @@ class Conv2d(Function):
         dtype = np.result_type(x, weight) if bias is None else np.result_type(x, weight, bias)
         geo = _Geometry(x.shape, weight.shape, stride, padding)
         w2 = weight.reshape(geo.o, geo.k).astype(dtype, copy=False)
-        cols = _im2col(x, geo, dtype)
-        prod = _workspace.scratch("conv-out", (geo.o, geo.m), dtype)
-        np.matmul(w2, cols.reshape(geo.k, geo.m), out=prod)
-        prod = prod.reshape(geo.o, geo.n, geo.ho, geo.wc)[..., : geo.wo].transpose(1, 0, 2, 3)
+        flat = _padded_input(x, geo, dtype)
+        chunk = geo.chunk(np.dtype(dtype).itemsize)
+        cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+        prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
         out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
-        if bias is None:
-            np.copyto(out, prod)
-        else:
-            np.add(prod, bias.reshape(1, geo.o, 1, 1), out=out)
-        if is_grad_enabled() and any(ctx.needs_input_grad[:2]):
-            # dW needs the columns; dX needs only the weight.
-            saved_cols = cols if ctx.needs_input_grad[1] else None
-            ctx.save_for_backward(saved_cols, w2)
-            if saved_cols is not None:
-                _release_later(ctx, cols)
+        bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
+        for first in range(0, geo.ho, chunk):
+            count = min(chunk, geo.ho - first)
+            width = count * geo.per_row
+            _im2col(flat, geo, cols, first, count)
+            part = prod[:, :width]
+            np.matmul(w2, cols[:, :width], out=part)
+            part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
+            if bias4 is None:
+                out[:, :, first : first + count] = part
             else:
-                _workspace.give(cols)
-        else:
-            _workspace.give(cols)
+                np.add(part, bias4, out=out[:, :, first : first + count])
+        # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
+        ctx.save_for_backward(x, w2)
         ctx.geometry, ctx.weight_shape, ctx.has_bias, ctx.dtype = geo, weight.shape, bias is not None, dtype
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        cols, w2 = ctx.saved
-        geo = ctx.geometry
-        gx = gw = gb = None
-        # Upstream gradient in the columns' layout (O, N, Ho, Wc); the wide columns stay zero.
-        g = _workspace.zeroed("conv-grad", (geo.o, geo.n, geo.ho, geo.wc), ctx.dtype)
-        g[..., : geo.wo] = grad.transpose(1, 0, 2, 3)
-        g2 = g.reshape(geo.o, geo.m)
-        if ctx.needs_input_grad[1]:
-            gw = (g2 @ cols.reshape(geo.k, geo.m).T).reshape(ctx.weight_shape)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = g2.sum(axis=1)
-        if ctx.needs_input_grad[0]:
-            dcols = _workspace.scratch("conv-dcols", (geo.k, geo.m), ctx.dtype)
-            np.matmul(w2.T, g2, out=dcols)
-            dcols = dcols.reshape(geo.c, geo.kh, geo.kw, geo.n, geo.ho, geo.wc)
-            flat = _workspace.scratch("conv-dx", (geo.flat_size,), ctx.dtype)
-            flat.fill(0)
-            # Offset views never overlap themselves; a wide row's spill into the next image
-            # adds the exact zeros of a throw-away column.
-            for i in range(geo.kh):
-                for j in range(geo.kw):
-                    view = geo.offset_view(flat, i, j)
-                    view += dcols[:, i, j]
-            gx = np.ascontiguousarray(geo.interior(flat).transpose(1, 0, 2, 3))
+        x, w2 = ctx.saved
+        geo, dtype = ctx.geometry, ctx.dtype
+        want_x, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
+        chunk = geo.chunk(np.dtype(dtype).itemsize)
+        # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
+        # so they add nothing to dW and scatter exact zeros into padding in dX.
+        g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype)
+        gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
+        gb = np.zeros(geo.o, dtype) if want_b else None
+        if want_w:
+            flat = _padded_input(x, geo, dtype)
+            cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+            gw_part = _workspace.scratch("conv-gw", (geo.o, geo.k), dtype)
+        if want_x:
+            dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
+            dflat.fill(0)
+            dcols = _workspace.scratch("conv-dcols", (geo.k, chunk * geo.per_row), dtype)
+        for first in range(0, geo.ho, chunk):
+            count = min(chunk, geo.ho - first)
+            width = count * geo.per_row
+            g[:, :count, :, : geo.wo] = grad[:, :, first : first + count].transpose(1, 2, 0, 3)
+            g2 = g[:, :count].reshape(geo.o, width)
+            if want_w:
+                _im2col(flat, geo, cols, first, count)
+                np.matmul(g2, cols[:, :width].T, out=gw_part)
+                gw += gw_part
+            if want_b:
+                gb += g2.sum(axis=1)
+            if want_x:
+                part = dcols[:, :width]
+                np.matmul(w2.T, g2, out=part)
+                part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
+                # An offset view never overlaps itself; a wide row's spill past its image row
+                # only adds the exact zeros of thrown-away columns to padding.
+                for i in range(geo.kh):
+                    for j in range(geo.kw):
+                        view = geo.offset_view(dflat, i, j, first, count)
+                        view += part[:, i, j]
+        gx = np.ascontiguousarray(geo.interior(dflat).transpose(2, 0, 1, 3)) if want_x else None
+        gw = gw.reshape(ctx.weight_shape) if want_w else None
         return gx, gw, gb, None, None
 
 

@@ -14,6 +14,7 @@ output is computed on the full row pitch (a few throw-away columns per row; thei
 gradient is zero, so they add nothing to dW or dX).  Bands of ~3 MiB of columns stay in
 cache from im2col to the matmuls to the scatter back, and the work buffers are reused
 between calls (fresh large arrays cost page faults).
+"""
 from __future__ import annotations
 
 import threading

@@ -53,6 +53,7 @@ class Workload:
     rtol: float = 1e-4
     repeats: int = 30  # timed calls (median taken); --quick divides by 3
     inner: int = 1  # step calls per timed repeat (for very short steps)
+    warmup: int = 5  # untimed calls first; --quick uses at most 3
 
 
 def _rng(seed=0):
@@ -148,7 +149,7 @@ def pool_workload(name, kind, shape=(64, 8, 28, 28), kernel=2, stride=2, repeats
     return Workload(name, desc, deltalab, torch_, repeats=repeats)
 
 
-def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=10):
+def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=10, warmup=3):
     """Forward + BPTT through a whole sequence: deltalab.nn.RNN/LSTM vs torch.nn.RNN/LSTM.
 
     deltalab has ONE bias per layer (the lecture's); torch has bias_ih + bias_hh, so torch
@@ -210,7 +211,7 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
         return step
 
     desc = f"{'LSTM' if kind == 'lstm' else 'Elman RNN'} B={batch} T={t} in {inputs} hidden {hidden}"
-    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats)
+    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats, warmup=warmup)
 
 
 def _has_recurrent():
@@ -233,9 +234,9 @@ def workloads():
     if _has_recurrent():
         rows += [
             recurrent_workload("rnn_t100", "rnn", 100),
-            recurrent_workload("rnn_t1000", "rnn", 1000, repeats=5),
+            recurrent_workload("rnn_t1000", "rnn", 1000, repeats=7, warmup=2),
             recurrent_workload("lstm_t100", "lstm", 100),
-            recurrent_workload("lstm_t1000", "lstm", 1000, repeats=5),
+            recurrent_workload("lstm_t1000", "lstm", 1000, repeats=7, warmup=2),
         ]
     # TODO (issue 7): digits CNN end-to-end training row, `deltalab solve` latency row.
     return rows
@@ -294,7 +295,7 @@ def run_row(workload, threads, quick, pause):
     import numpy as np
 
     repeats = max(5, workload.repeats // 3) if quick else workload.repeats
-    warmup = 3 if quick else 5
+    warmup = min(3, workload.warmup) if quick else workload.warmup
     ticks = os.sysconf("SC_CLK_TCK")
     load_before = os.getloadavg()[0]
     jiffies0, cpu0, wall0 = _busy_jiffies(), os.times(), time.perf_counter()

@@ -3,8 +3,9 @@
 The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files or reports;
 :mod:`nn`, :mod:`optim` and :mod:`losses` build on it; the CLI and reports sit on top.
 """
-from . import functional, nn, ops, optim
+from . import functional, models, nn, ops, optim
 from .autograd import is_grad_enabled, no_grad
+from .checkpoint import load, load_into, save
 from .dtypes import get_default_dtype, set_default_dtype
 from .errors import CheckpointError, ConfigurationError, DeltalabError, ShapeError, SpecError
 from .gradcheck import gradcheck
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Tensor", "cat",
-    "concatenate", "functional", "get_default_dtype", "gradcheck", "is_grad_enabled", "manual_seed", "nn",
-    "no_grad", "ones", "ops", "optim", "set_default_dtype", "stack", "summary", "tensor", "where", "zeros",
+    "concatenate", "functional", "get_default_dtype", "gradcheck", "is_grad_enabled", "load", "load_into",
+    "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim", "save", "set_default_dtype", "stack",
+    "summary", "tensor", "where", "zeros",
 ]
-from .checkpoint import load, load_into, save

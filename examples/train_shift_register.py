@@ -8,8 +8,9 @@ The seed (tutorial notes 003) updates W ← W − ε(ΔW(1) + ΔW(2)) with ΔW(1
 and ΔW(2) = (x(3) − t(3)) x(2)ᵀ: it treats x(2) as a constant input at T3, so it drops the
 path from E(3) back through x(2).  That is truncated BPTT with k = 1; exact BPTT keeps it.
 
-Both are the same model here: a cell z_t = W (x_t + s_{t−1}), s_t = softmax(z_t) unrolled by
-``nn.Recurrent`` over the inputs (x(1), 0) from s_0 = 0; ``truncate=1`` gives the seed's rule.
+Both are the same model (``deltalab.models.shift_register``, also ``deltalab train shift-register``):
+a cell z_t = W (x_t + s_{t−1}), s_t = softmax(z_t) unrolled by ``nn.Recurrent`` over the inputs
+(x(1), 0) from s_0 = 0; ``truncate=1`` gives the seed's rule.
 
     python examples/train_shift_register.py --rule both --epochs 200
 """
@@ -22,27 +23,12 @@ import numpy as np
 import deltalab as dl
 import deltalab.functional as F
 from deltalab.data import shift_register
-from deltalab.nn import Module, Parameter, Recurrent
-
-
-class FeedbackCell(Module):
-    """z_t = W (x_t + s_{t−1}); the output is the logits z_t, the state s_t = softmax(z_t)."""
-
-    def __init__(self, size=3):
-        super().__init__()
-        self.W = Parameter(np.zeros((size, size)))
-
-    def forward(self, x_t, state):
-        z = F.linear(x_t + state, self.W)
-        return z, F.softmax(z, axis=-1)
-
-    def initial_state(self, x_t):
-        return dl.zeros(*x_t.shape)
+from deltalab.models.shift_register import FeedbackCell, shift_register_inputs, shift_register_model  # noqa: F401
 
 
 def sequences(task):
     """Inputs (2, N, 3): the pattern at T1, zeros at T2 (x(2) comes from the feedback)."""
-    return np.concatenate([task.inputs, np.zeros_like(task.inputs)], axis=0)
+    return shift_register_inputs(task)
 
 
 def evaluate(model, task):
@@ -57,7 +43,7 @@ def evaluate(model, task):
 def train(rule, epochs=200, lr=0.5):
     """Online SGD from W0 = 0, patterns in the dataset's order; the loss and accuracy after each epoch."""
     task = shift_register()
-    model = Recurrent(FeedbackCell(), truncate=1 if rule == "seed" else None)
+    model = shift_register_model(rule)
     optimizer = dl.optim.SGD(model.parameters(), lr=lr)
     inputs = sequences(task)
     history = []

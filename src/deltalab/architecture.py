@@ -71,10 +71,12 @@ def _encode(value, where):
     if isinstance(value, Module):
         return {"module": to_config(value, where)}
     if isinstance(value, (dict, OrderedDict)):
-        if all(isinstance(v, Module) for v in value.values()):
-            # a list of pairs keeps the names and their order explicit in the JSON
+        # a list of pairs keeps the names and their order explicit in the JSON
+        if value and all(isinstance(v, Module) for v in value.values()):
             return {"modules": [[str(k), to_config(v, f"{where}.{k}")] for k, v in value.items()]}
-        raise ArchitectureError(f"{where}: a mapping argument must hold modules only")
+        if any(isinstance(v, Module) for v in value.values()):
+            raise ArchitectureError(f"{where}: a mapping argument must hold only modules or only plain values")
+        return {"dict": [[str(k), _encode(v, f"{where}.{k}")] for k, v in value.items()]}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v, where) for v in value]}
     if isinstance(value, list):
@@ -94,6 +96,8 @@ def _decode(value, where):
             return OrderedDict((name, from_config(c, f"{where}.{name}")) for name, c in value["modules"])
         if set(value) == {"tuple"}:
             return tuple(_decode(v, where) for v in value["tuple"])
+        if set(value) == {"dict"}:
+            return {str(k): _decode(v, f"{where}.{k}") for k, v in value["dict"]}
         raise ArchitectureError(f"{where}: unknown argument encoding with keys {sorted(value)}")
     if isinstance(value, list):
         return [_decode(v, where) for v in value]
@@ -150,3 +154,41 @@ for _activation in (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity):
 for _softmax in (nn.Softmax, nn.LogSoftmax):
     register(_softmax, lambda m: {"dim": m.dim})
 register(nn.Sequential, lambda m: {"modules": OrderedDict(m._modules)}, build=lambda modules: nn.Sequential(modules))
+
+
+# --------------------------------------------------------------- recurrent
+def _recurrent_kwargs(m, *names):
+    kwargs = {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias is not None}
+    kwargs.update({name: getattr(m, name) for name in names})
+    return kwargs
+
+
+register(nn.RNN, lambda m: _recurrent_kwargs(m, "nonlinearity", "batch_first", "bptt_truncate"))
+register(nn.LSTM, lambda m: _recurrent_kwargs(m, "batch_first", "bptt_truncate"))
+register(nn.RNNCell, lambda m: _recurrent_kwargs(m, "nonlinearity"))
+register(nn.LSTMCell, lambda m: _recurrent_kwargs(m))
+register(nn.Recurrent, lambda m: {"cell": m.cell, "truncate": m.truncate, "retain_grad": m.retain_grad})
+
+
+def _network_kwargs(m):
+    kwargs = {
+        "input_size": m.input_size, "hidden_size": m.hidden_size, "output_size": m.output_size,
+        "hidden_activation": m.hidden_activation, "output_activation": m.output_activation,
+        "many_to_one": m.many_to_one, "bias": m.b1 is not None, "bptt_truncate": m.bptt_truncate,
+    }
+    if isinstance(m, _models.LSTMNetwork):
+        del kwargs["hidden_activation"]  # fixed: sigmoid gates, tanh cell
+    return kwargs
+
+
+from . import models as _models  # noqa: E402  (models import nn only; no cycle)
+from .models.shift_register import FeedbackCell  # noqa: E402
+
+register(_models.ElmanNetwork, _network_kwargs)
+register(_models.LSTMNetwork, _network_kwargs)
+register(
+    _models.LayeredNetwork,
+    lambda m: {"input_shape": m.input_shape, "layers": [dict(spec) for spec in m.specs]},
+    build=lambda input_shape, layers: _models.LayeredNetwork(tuple(input_shape), layers),
+)
+register(FeedbackCell, lambda m: {"size": m.size})

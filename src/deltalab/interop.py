@@ -1,8 +1,10 @@
 """The way out to PyTorch and back: ``to_torch(model)`` and ``from_torch(module)``.
 
 Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, Tanh, Sigmoid, Identity,
-Softmax, LogSoftmax, (nested) Sequential, RNN and LSTM (one layer).  Weights are copied, never shared, and keep
-their dtype (float32 or float64), so both models compute the same function.
+Softmax, LogSoftmax, (nested) Sequential, RNN and LSTM (one layer), RNNCell, LSTMCell, and the
+lecture's ElmanNetwork / LSTMNetwork (as :func:`torch_network_class`, a small torch Module: an
+``nn.RNN``/``nn.LSTM``, an ``nn.Linear`` and the output activation).  Weights are copied, never
+shared, and keep their dtype (float32 or float64), so both models compute the same function.
 
 torch is imported only inside these functions: ``import deltalab`` never loads it.  More
 classes are added with :func:`register` (a deltalab class, the torch class name, and one
@@ -69,6 +71,8 @@ def _to_torch(module, torch, where):
 
 def _from_torch(module, torch, where):
     name = type(module).__name__
+    if type(module) is _NETWORK_CLASS.get("class"):
+        return _network_from_torch(module, torch)
     convert = _FROM_TORCH.get(name) if type(module).__module__.startswith("torch.nn") else None
     if convert is None:
         raise InteropError(
@@ -259,3 +263,141 @@ for _kind in ("RNN", "LSTM"):
             (lambda kind: lambda m, torch: _recurrent_to_torch(m, torch, kind))(_kind),
             (lambda kind: lambda t, torch: _recurrent_from_torch(t, torch, kind))(_kind),
         )
+
+
+# ----------------------------------------------------------- RNNCell and LSTMCell
+def _cell_to_torch(m, torch, kind):
+    """As for the layers: deltalab's one bias is torch's bias_ih, and bias_hh is zero."""
+    extra = {"nonlinearity": m.nonlinearity} if kind == "RNNCell" else {}
+    _check(kind != "RNNCell" or m.nonlinearity in ("tanh", "relu"),
+           f"to_torch: torch.nn.RNNCell has no nonlinearity {getattr(m, 'nonlinearity', '')!r} (tanh or relu only)")
+    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
+                                **extra)
+    pairs = [("weight_ih", m.weight_ih.data), ("weight_hh", m.weight_hh.data)]
+    if m.bias is not None:
+        pairs += [("bias_ih", m.bias.data), ("bias_hh", np.zeros_like(m.bias.data))]
+    return _copy_into_torch(t, pairs, torch)
+
+
+def _cell_from_torch(t, torch, kind):
+    weight_ih = tensor_from_torch(t.weight_ih, f"{kind}.weight_ih")
+    extra = {"nonlinearity": t.nonlinearity} if kind == "RNNCell" else {}
+    m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, dtype=weight_ih.dtype, **extra)
+    _set(m.weight_ih, weight_ih)
+    _set(m.weight_hh, tensor_from_torch(t.weight_hh, f"{kind}.weight_hh"))
+    if t.bias:
+        _set(m.bias, tensor_from_torch(t.bias_ih, f"{kind}.bias_ih") + tensor_from_torch(t.bias_hh, f"{kind}.bias_hh"))
+    return m
+
+
+for _kind in ("RNNCell", "LSTMCell"):
+    register(
+        getattr(nn, _kind), _kind,
+        (lambda kind: lambda m, torch: _cell_to_torch(m, torch, kind))(_kind),
+        (lambda kind: lambda t, torch: _cell_from_torch(t, torch, kind))(_kind),
+    )
+
+
+# ------------------------------------------------- ElmanNetwork and LSTMNetwork
+_NETWORK_CLASS = {}  # the torch wrapper class, created on first use (torch is imported lazily)
+
+
+def torch_network_class(torch=None):
+    """The torch Module that ``to_torch`` makes of an ElmanNetwork or LSTMNetwork.
+
+    ``TorchElmanNetwork(recurrent, linear, output_activation, many_to_one)``: ``recurrent`` is
+    an ``nn.RNN`` or ``nn.LSTM`` (one layer, time-major), ``linear`` the output layer (W2, b2),
+    ``output_activation`` one of identity, softmax (last axis), sigmoid, tanh, relu.  Forward:
+    ``y = act(linear(h))`` over all steps, or only the last step when ``many_to_one``; an
+    optional initial state is passed to the recurrent layer as PyTorch shapes it.
+    ``bptt_truncate`` is kept so ``from_torch`` restores it (torch's autograd runs full BPTT).
+    """
+    if "class" in _NETWORK_CLASS:
+        return _NETWORK_CLASS["class"]
+    torch = torch or _torch()
+
+    class TorchElmanNetwork(torch.nn.Module):
+        def __init__(self, recurrent, linear, output_activation="identity", many_to_one=False, bptt_truncate=None):
+            super().__init__()
+            if output_activation not in _TORCH_OUTPUT_ACTIVATIONS:
+                raise InteropError(f"TorchElmanNetwork: output_activation must be one of "
+                                   f"{', '.join(_TORCH_OUTPUT_ACTIVATIONS)}, got {output_activation!r}")
+            self.recurrent, self.linear = recurrent, linear
+            self.output_activation, self.many_to_one = output_activation, many_to_one
+            self.bptt_truncate = bptt_truncate
+
+        def forward(self, x, state=None):
+            hidden, _ = self.recurrent(x, state)
+            top = hidden[-1] if self.many_to_one else hidden
+            z = self.linear(top)
+            activation = self.output_activation
+            if activation == "softmax":
+                return torch.softmax(z, dim=-1)
+            return z if activation == "identity" else getattr(torch, activation)(z)
+
+        def extra_repr(self):
+            return f"output_activation={self.output_activation!r}, many_to_one={self.many_to_one}"
+
+    _NETWORK_CLASS["class"] = TorchElmanNetwork
+    return TorchElmanNetwork
+
+
+_TORCH_OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
+
+
+def _network_to_torch(m, torch):
+    from .models import LSTMNetwork
+
+    lstm = isinstance(m, LSTMNetwork)
+    kind = "LSTM" if lstm else "RNN"
+    _check(lstm or m.hidden_activation in ("tanh", "relu"),
+           f"to_torch: torch.nn.RNN has no hidden activation {m.hidden_activation!r} (tanh or relu only)")
+    extra = {} if lstm else {"nonlinearity": m.hidden_activation}
+    dtype = _torch_dtype(m, torch)
+    bias = m.b1 is not None
+    recurrent = getattr(torch.nn, kind)(m.input_size, m.hidden_size, num_layers=1, bias=bias, dtype=dtype, **extra)
+    pairs = [("weight_ih_l0", m.W1.data), ("weight_hh_l0", m.H1.data)]
+    if bias:
+        pairs += [("bias_ih_l0", m.b1.data), ("bias_hh_l0", np.zeros_like(m.b1.data))]
+    _copy_into_torch(recurrent, pairs, torch)
+    linear = torch.nn.Linear(m.hidden_size, m.output_size, bias=m.b2 is not None, dtype=dtype)
+    _copy_into_torch(linear, [("weight", m.W2.data)] + ([("bias", m.b2.data)] if m.b2 is not None else []), torch)
+    return torch_network_class(torch)(recurrent, linear, m.output_activation, m.many_to_one, m.bptt_truncate)
+
+
+def _network_from_torch(t, torch):
+    from .models import ElmanNetwork, LSTMNetwork
+
+    recurrent = _from_torch(t.recurrent, torch, "recurrent")
+    _check(isinstance(recurrent, (nn.RNN, nn.LSTM)), "from_torch: TorchElmanNetwork.recurrent must be an RNN or LSTM")
+    _check(not recurrent.batch_first, "from_torch: TorchElmanNetwork.recurrent with batch_first=True is not supported")
+    linear = _from_torch(t.linear, torch, "linear")
+    _check(isinstance(linear, nn.Linear) and linear.in_features == recurrent.hidden_size,
+           "from_torch: TorchElmanNetwork.linear must be a Linear from the hidden size")
+    bias = recurrent.bias is not None
+    _check(bias == (linear.bias is not None),
+           "from_torch: TorchElmanNetwork needs biases in both layers or in neither (deltalab's bias flag is shared)")
+    common = dict(output_activation=t.output_activation, many_to_one=t.many_to_one, bias=bias,
+                  bptt_truncate=t.bptt_truncate, dtype=linear.weight.dtype)
+    if isinstance(recurrent, nn.LSTM):
+        m = LSTMNetwork(recurrent.input_size, recurrent.hidden_size, linear.out_features, **common)
+    else:
+        m = ElmanNetwork(recurrent.input_size, recurrent.hidden_size, linear.out_features,
+                         hidden_activation=recurrent.nonlinearity, **common)
+    _set(m.W1, recurrent.weight_ih.data)
+    _set(m.H1, recurrent.weight_hh.data)
+    _set(m.W2, linear.weight.data)
+    if bias:
+        _set(m.b1, recurrent.bias.data)
+        _set(m.b2, linear.bias.data)
+    return m
+
+
+def _register_networks():
+    from .models import ElmanNetwork, LSTMNetwork
+
+    for cls in (ElmanNetwork, LSTMNetwork):
+        _TO_TORCH[cls] = _network_to_torch
+
+
+_register_networks()

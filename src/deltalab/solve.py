@@ -172,6 +172,13 @@ class _Forward:
             self.loss = self.terms.sum()
 
 
+def problem_forward(problem, model):
+    """One forward pass of ``model`` on the problem's data, as every solve step runs it: ``.output``,
+    ``.target`` (None without targets), ``.mask`` (None, or 1 on the steps that have targets) and
+    ``.loss`` (E with its graph, ready for ``backward``).  ``deltalab train file`` trains with it."""
+    return _Forward(problem, model, keep_deltas=False)
+
+
 def _vector(array):
     return np.array(array, dtype=np.float64)
 

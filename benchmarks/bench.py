@@ -9,7 +9,8 @@ Fairness rules (see /work/shared/BENCHMARKING.md):
 - Each thread count runs in a fresh subprocess whose OPENBLAS/OMP/MKL thread variables are
   set before NumPy is imported; torch gets ``set_num_threads`` with the same count.
 - Each library is timed in its own block (warm-up, then the median of repeats) with a pause
-  between blocks, so spinning BLAS/OpenMP threads of one do not slow the other.
+  between blocks, so spinning BLAS/OpenMP threads of one do not slow the other.  A row is
+  ``--rounds`` alternating pairs of blocks; its ratio is the median of the per-round ratios.
 - Both libraries get the same inputs, parameters and upstream gradient; the outputs and all
   gradients are compared (float32, relative tolerance ~1e-4) before a row is accepted.
 - glibc malloc thresholds are fixed (``mallopt``) in the child, for both libraries alike, so
@@ -291,26 +292,38 @@ def _compare(a_list, b_list, rtol):
     return worst
 
 
-def run_row(workload, threads, quick, pause):
+def run_row(workload, threads, quick, pause, rounds):
     import numpy as np
 
-    repeats = max(5, workload.repeats // 3) if quick else workload.repeats
+    repeats = max(5, workload.repeats // 3) if quick else workload.repeats  # over all rounds
     warmup = min(3, workload.warmup) if quick else workload.warmup
     ticks = os.sysconf("SC_CLK_TCK")
     load_before = os.getloadavg()[0]
     jiffies0, cpu0, wall0 = _busy_jiffies(), os.times(), time.perf_counter()
 
-    dl_step = workload.deltalab()
+    # Rounds of (deltalab block, pause, torch block, pause): a neighbour's burst or a clock
+    # change then hits one round, and the median over rounds of the per-round ratio
+    # shrugs it off.
+    dl_step, torch_step = workload.deltalab(), workload.torch()
     dl_values = [np.array(v, copy=True) for v in dl_step()]
-    dl_median, dl_fast, _ = _measure(dl_step, repeats, workload.inner, warmup)
-    del dl_step
     time.sleep(pause)
-
-    torch_step = workload.torch()
     torch_values = [np.array(v, copy=True) for v in torch_step()]
-    torch_median, torch_fast, _ = _measure(torch_step, repeats, workload.inner, warmup)
-    del torch_step
     time.sleep(pause)
+    per_round = max(3, repeats // rounds)
+    dl_medians, torch_medians, ratios, dl_fast, torch_fast = [], [], [], [], []
+    for r in range(rounds):
+        d_med, d_fast, _ = _measure(dl_step, per_round, workload.inner, warmup if r == 0 else 1)
+        time.sleep(pause)
+        t_med, t_fast, _ = _measure(torch_step, per_round, workload.inner, warmup if r == 0 else 1)
+        time.sleep(pause)
+        dl_medians.append(d_med)
+        torch_medians.append(t_med)
+        ratios.append(d_med / t_med)
+        dl_fast.append(d_fast)
+        torch_fast.append(t_fast)
+    del dl_step, torch_step
+    dl_median, torch_median = float(np.median(dl_medians)), float(np.median(torch_medians))
+    dl_fast, torch_fast = min(dl_fast), min(torch_fast)
 
     wall = time.perf_counter() - wall0
     cpu1 = os.times()
@@ -325,7 +338,8 @@ def run_row(workload, threads, quick, pause):
         "torch_ms": torch_median * 1e3,
         "deltalab_p10_ms": dl_fast * 1e3,
         "torch_p10_ms": torch_fast * 1e3,
-        "ratio": dl_median / torch_median,
+        "ratio": float(np.median(ratios)),
+        "round_ratios": ratios,
         "max_rel_error": error,
         "same_numbers": bool(error <= workload.rtol),
         "repeats": repeats,
@@ -351,7 +365,7 @@ def child(args):
             continue
         best = None
         for attempt in range(1 + args.retries):
-            row = run_row(workload, threads, args.quick, args.pause)
+            row = run_row(workload, threads, args.quick, args.pause, 1 if args.quick else args.rounds)
             row["attempts"] = attempt + 1
             if best is None or row["other_cores_busy"] < best["other_cores_busy"]:
                 best = row
@@ -431,6 +445,8 @@ def main(argv=None):
     parser.add_argument("--only", help="comma-separated workload names (substring match)")
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between blocks")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating deltalab/torch blocks per row; ratio = median of round ratios")
     parser.add_argument("--retries", type=int, default=2, help="re-runs of a row measured under load")
     parser.add_argument("--load-limit", type=float, default=1.5,
                         help="re-run a row if the 1-min load average minus our own threads exceeds this")
@@ -447,7 +463,7 @@ def main(argv=None):
     for threads in [int(t) for t in args.threads.split(",")]:
         env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(threads),
-               "--pause", str(args.pause), "--retries", str(args.retries),
+               "--pause", str(args.pause), "--retries", str(args.retries), "--rounds", str(args.rounds),
                "--load-limit", str(args.load_limit), "--busy-limit", str(args.busy_limit)]
         if args.quick:
             cmd.append("--quick")

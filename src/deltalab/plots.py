@@ -1,4 +1,5 @@
-"""Pictures of a training run: loss/accuracy curves, first-layer kernels, feature maps.
+"""Pictures of a training run: loss/accuracy curves, first-layer kernels, feature maps, and the
+hidden state of a recurrent network over time.
 
 matplotlib is an optional extra (``pip install 'deltalab[plots]'``), imported only when a
 plot is drawn, with the non-interactive Agg backend so plots work without a display.
@@ -49,10 +50,17 @@ def plot_curves(history, path, title="Training curves"):
     loss_axis.plot(epochs, [r.test_loss for r in history], "s-", label="test (after the epoch)")
     loss_axis.set_yscale("log")
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="loss (log scale)")
-    accuracy_axis.plot(epochs, [100 * r.train_accuracy for r in history], "o-", label="training")
-    accuracy_axis.plot(epochs, [100 * r.test_accuracy for r in history], "s-", label="test")
-    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
-    for axis in (loss_axis, accuracy_axis):
+    if all(r.train_accuracy is None for r in history):
+        accuracy_axis.text(0.5, 0.5, "no accuracy for this loss\n(regression targets)", ha="center", va="center",
+                           transform=accuracy_axis.transAxes)
+        accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+        axes = (loss_axis,)
+    else:
+        accuracy_axis.plot(epochs, [100 * r.train_accuracy for r in history], "o-", label="training")
+        accuracy_axis.plot(epochs, [100 * r.test_accuracy for r in history], "s-", label="test")
+        accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+        axes = (loss_axis, accuracy_axis)
+    for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend()
         axis.xaxis.get_major_locator().set_params(integer=True)
@@ -147,6 +155,47 @@ def plot_feature_maps(name, conv, maps, path, image=None, label=None):
     return _save(fig, path)
 
 
+# ---------------------------------------------------------- hidden states
+def plot_hidden_states(panels, path, title="Hidden state over time", unit_label="hidden unit"):
+    """Heatmaps of a recurrent state: one panel per sequence, ``unit_label`` × time step.
+
+    ``panels`` is a list of ``(subtitle, states (T, H), step labels)``; all panels share one
+    colour scale (symmetric around 0 when any value is negative, as for tanh units).
+    """
+    plt = require_matplotlib()
+    arrays = [np.asarray(states, dtype=np.float64) for _, states, _ in panels]
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
+    if low < 0:
+        limit = max(abs(low), abs(high)) or 1.0
+        scale = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+    else:
+        scale = {"cmap": "viridis", "vmin": 0.0, "vmax": high or 1.0}
+    steps, units = arrays[0].shape
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + len(panels) * max(2.8, 0.6 * steps + 1.0),
+                                                       max(3.4, 1.8 + 0.35 * units)), squeeze=False)
+    image = None
+    for axis, (subtitle, _, labels), states in zip(axes[0], panels, arrays):
+        image = axis.imshow(states.T, aspect="auto", interpolation="nearest", **scale)
+        axis.set_title(subtitle, fontsize=9)
+        axis.set_xticks(range(states.shape[0]))
+        axis.set_xticklabels(labels, fontsize=7)
+        axis.set_yticks(range(states.shape[1]))
+        axis.set_xlabel("time step")
+        if axis is axes[0][0]:
+            axis.set_ylabel(unit_label)
+        for t in range(states.shape[0]):
+            for k in range(states.shape[1]):
+                if states.shape[0] * states.shape[1] <= 64:  # small enough to print the values
+                    value = states[t, k]
+                    dark = abs(value) > 0.6 * scale["vmax"] if low < 0 else value < 0.6 * scale["vmax"]
+                    axis.text(t, k, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                              color="white" if dark else "black")
+    fig.suptitle(title)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, label="activation")
+    return _save(fig, path)
+
+
 # ------------------------------------------------------------------ a run
 def training_plots(result, task, data):
     """Draw every plot of a finished run into its directory; returns {title: path}."""
@@ -155,6 +204,13 @@ def training_plots(result, task, data):
     out = result.out_dir
     images = {"Loss and accuracy": plot_curves(result.history, os.path.join(out, "curves.png"),
                                                  title=f"{result.config.task}: training curves")}
+    if task.hidden_states is not None:
+        panels = task.hidden_states(result.model, data)
+        images["Hidden state over time"] = plot_hidden_states(
+            panels, os.path.join(out, "hidden_states.png"),
+            title=f"{result.config.task}: {task.state_title} over time (after epoch {result.final.epoch})",
+            unit_label=task.state_label,
+        )
     convs = [m for m in result.model.modules() if isinstance(m, Conv2d)]
     if convs:
         images["First-layer kernels"] = plot_kernels(convs[0], os.path.join(out, "kernels.png"))

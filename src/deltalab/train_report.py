@@ -59,27 +59,41 @@ def html_page(title, body):
 def render_train_report(result, input_shape, images):
     from .summary import summary
 
+    from .training import percent
+
     config, last = result.config, result.final
+    held_out = result.task is None or result.task.held_out
+    evaluated = "test" if held_out else "after the last epoch"
     parts = [f"<h1>deltalab train {html.escape(config.task)}</h1>"]
+    if result.task is not None:
+        parts.append(f"<p>{html.escape(result.task.description)}</p>")
     parts.append("<h2>Result</h2>")
-    parts.append(_table(["metric", "value"], [
-        ["test accuracy", f"{last.test_accuracy:.2%}"],
-        ["test loss", f"{last.test_loss:.4f}"],
-        ["training accuracy (last epoch)", f"{last.train_accuracy:.2%}"],
-        ["training loss (last epoch)", f"{last.train_loss:.4f}"],
+    rows = [[f"{name}" , value] for name, value in result.task_metrics().items()] if result.task is not None else []
+    parts.append(_table(["metric", "value"], rows + [
+        [f"accuracy ({evaluated})", percent(last.test_accuracy)],
+        [f"loss ({evaluated})", f"{last.test_loss:.4f}"],
+        ["training accuracy (mean over the last epoch)", percent(last.train_accuracy)],
+        ["training loss (mean over the last epoch)", f"{last.train_loss:.4f}"],
         ["epochs", f"{last.epoch}/{config.epochs}"],
         ["time (this run)", f"{result.seconds:.1f} s"],
     ]))
     parts.append("<h2>Settings</h2>")
     parts.append(_table(["setting", "value"], [[k, v] for k, v in asdict(config).items()]))
     parts.append("<h2>Model</h2>")
-    table = summary(result.model, input_shape, print_table=False)
-    parts.append(f"<pre>{html.escape(str(table))}</pre>")
+    try:
+        table = str(summary(result.model, input_shape, print_table=False))
+    except Exception:  # noqa: BLE001 - a model the summary cannot run (a custom cell) is shown as its repr
+        table = repr(result.model)
+    parts.append(f"<pre>{html.escape(table)}</pre>")
     parts.append("<h2>Per epoch</h2>")
+    after = "test" if held_out else "after"
+    samples = result.task is not None and result.task.sample_name
     parts.append(_table(
-        ["epoch", "learning rate", "train loss", "train accuracy", "test loss", "test accuracy", "seconds"],
-        [[r.epoch, f"{r.lr:.3g}", f"{r.train_loss:.4f}", f"{r.train_accuracy:.2%}", f"{r.test_loss:.4f}",
-          f"{r.test_accuracy:.2%}", f"{r.seconds:.2f}"] for r in result.history],
+        ["epoch", "learning rate", "train loss", "train accuracy", f"{after} loss", f"{after} accuracy"]
+        + ([f"{result.task.sample_name} right"] if samples else []) + ["seconds"],
+        [[r.epoch, f"{r.lr:.3g}", f"{r.train_loss:.4f}", percent(r.train_accuracy), f"{r.test_loss:.4f}",
+          percent(r.test_accuracy)] + ([f"{r.test_samples_right}/{r.test_samples}"] if samples else [])
+         + [f"{r.seconds:.2f}"] for r in result.history],
     ))
     if images:
         parts.append("<h2>Plots</h2>")

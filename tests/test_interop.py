@@ -52,6 +52,16 @@ CASES = {
         lambda: torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True), (2, 6, 3),
     ),
     "LSTM": (lambda: nn.LSTM(3, 5), lambda: torch.nn.LSTM(3, 5), (6, 2, 3)),
+    "LSTM-no-bias-batch-first": (
+        lambda: nn.LSTM(3, 4, bias=False, batch_first=True),
+        lambda: torch.nn.LSTM(3, 4, bias=False, batch_first=True), (2, 5, 3),
+    ),
+    "RNNCell": (lambda: nn.RNNCell(3, 4), lambda: torch.nn.RNNCell(3, 4), (5, 3)),
+    "RNNCell-relu-no-bias": (
+        lambda: nn.RNNCell(3, 4, bias=False, nonlinearity="relu"),
+        lambda: torch.nn.RNNCell(3, 4, bias=False, nonlinearity="relu"), (5, 3),
+    ),
+    "LSTMCell": (lambda: nn.LSTMCell(3, 4), lambda: torch.nn.LSTMCell(3, 4), (5, 3)),
 }
 
 
@@ -137,3 +147,86 @@ def test_importing_deltalab_does_not_import_torch():
     code = "import deltalab, deltalab.interop, deltalab.training, sys; assert 'torch' not in sys.modules, 'torch imported'"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+# ------------------------------------------------ the lecture's ElmanNetwork and LSTMNetwork
+NETWORKS = {
+    "elman-tanh-softmax": (dl.models.ElmanNetwork, dict(hidden_activation="tanh", output_activation="softmax")),
+    "elman-relu-many-to-one": (dl.models.ElmanNetwork, dict(hidden_activation="relu", many_to_one=True)),
+    "elman-no-bias-sigmoid": (dl.models.ElmanNetwork, dict(output_activation="sigmoid", bias=False)),
+    "lstm-identity": (dl.models.LSTMNetwork, dict()),
+    "lstm-many-to-one-tanh": (dl.models.LSTMNetwork, dict(output_activation="tanh", many_to_one=True)),
+}
+
+
+def torch_twin(ours, dtype):
+    """The same network written directly in torch from the lecture's equations (not via to_torch):
+    h(t) from an nn.RNN/nn.LSTM with W1, H1, b1 (b1 in bias_ih, bias_hh = 0), y = f2(W2 h + b2)."""
+    lstm = isinstance(ours, dl.models.LSTMNetwork)
+    bias = ours.b1 is not None
+    extra = {} if lstm else {"nonlinearity": ours.hidden_activation}
+    recurrent = (torch.nn.LSTM if lstm else torch.nn.RNN)(ours.input_size, ours.hidden_size, bias=bias, **extra)
+    linear = torch.nn.Linear(ours.hidden_size, ours.output_size, bias=bias)
+    recurrent, linear = recurrent.to(TORCH_DTYPE[dtype]), linear.to(TORCH_DTYPE[dtype])
+    with torch.no_grad():
+        recurrent.weight_ih_l0.copy_(torch.from_numpy(ours.W1.numpy()))
+        recurrent.weight_hh_l0.copy_(torch.from_numpy(ours.H1.numpy()))
+        linear.weight.copy_(torch.from_numpy(ours.W2.numpy()))
+        if bias:
+            recurrent.bias_ih_l0.copy_(torch.from_numpy(ours.b1.numpy()))
+            recurrent.bias_hh_l0.zero_()
+            linear.bias.copy_(torch.from_numpy(ours.b2.numpy()))
+    activation = {"identity": lambda z: z, "softmax": lambda z: torch.softmax(z, dim=-1), "sigmoid": torch.sigmoid,
+                  "tanh": torch.tanh}[ours.output_activation]
+
+    def forward(x):
+        hidden, _ = recurrent(x)
+        return activation(linear(hidden[-1] if ours.many_to_one else hidden))
+
+    return forward
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_networks_round_trip_through_torch_and_agree_with_a_hand_built_twin(name, dtype):
+    cls, kwargs = NETWORKS[name]
+    dl.manual_seed(7)
+    ours = cls(3, 4, 2, dtype=dtype, **kwargs)
+    theirs = to_torch(ours)
+    assert type(theirs).__name__ == "TorchElmanNetwork" and isinstance(theirs, torch.nn.Module)
+    assert all(p.dtype == TORCH_DTYPE[dtype] for p in theirs.parameters())
+    back = from_torch(theirs)
+    assert type(back) is cls and repr(back) == repr(ours)
+    for (n, p), (m, q) in zip(ours.named_parameters(), back.named_parameters()):
+        assert n == m and q.dtype == np.dtype(dtype) and q.data.tobytes() == p.data.tobytes()
+    twin = torch_twin(ours, dtype)
+    for shape in ((6, 2, 3), (6, 3)):  # batched and unbatched sequences
+        x = np.random.default_rng(1).normal(size=shape).astype(dtype)
+        with torch.no_grad():
+            reference = twin(torch.from_numpy(x)).numpy()
+            converted = theirs(torch.from_numpy(x)).numpy()
+        for output in (ours(dl.tensor(x)).numpy(), back(dl.tensor(x)).numpy(), converted):
+            assert output.shape == reference.shape
+            np.testing.assert_allclose(output, reference, rtol=0, atol=TOLERANCE[dtype])
+
+
+def test_a_network_built_in_torch_comes_across():
+    from deltalab.interop import torch_network_class
+
+    torch.manual_seed(5)
+    wrapper = torch_network_class()(torch.nn.RNN(2, 3).double(), torch.nn.Linear(3, 2).double(), "softmax", True)
+    ours = from_torch(wrapper)
+    expected_bias = (wrapper.recurrent.bias_ih_l0 + wrapper.recurrent.bias_hh_l0).detach().numpy()
+    np.testing.assert_allclose(ours.b1.numpy(), expected_bias, rtol=0, atol=1e-15)
+    x = np.random.default_rng(2).normal(size=(4, 5, 2))
+    with torch.no_grad():
+        reference = wrapper(torch.from_numpy(x)).numpy()
+    assert reference.shape == (5, 2)
+    np.testing.assert_allclose(ours(dl.tensor(x)).numpy(), reference, rtol=0, atol=1e-12)
+
+
+def test_networks_torch_cannot_express_are_refused_by_name():
+    with pytest.raises(InteropError, match="no hidden activation 'sigmoid'"):
+        to_torch(dl.models.ElmanNetwork(2, 3, 1, hidden_activation="sigmoid"))
+    with pytest.raises(InteropError, match="nonlinearity 'identity'"):
+        to_torch(nn.RNNCell(2, 3, nonlinearity="identity"))

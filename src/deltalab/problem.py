@@ -21,7 +21,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-MODEL_TYPES = ("mlp", "cnn", "rnn", "lstm")
+MODEL_TYPES = ("mlp", "cnn", "rnn", "lstm", "equations")
+MAX_FILE_SIZE = 1_000_000  # characters: a problem file is small; a huge one is refused before parsing
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
 LOSSES = ("half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
@@ -84,6 +85,7 @@ class Problem:
     learning_rate: float | None = None
     steps: int = 1
     description: str = ""
+    equations: object = None  # an equations.spec.EquationProblem (model type "equations")
 
 
 class _Reader:
@@ -206,6 +208,9 @@ def load_problem(path) -> Problem:
 
 
 def parse_problem(text, path="<problem>") -> Problem:
+    if len(text) > MAX_FILE_SIZE:
+        raise SpecError(f"{path}: the file has {len(text):,} characters; a problem file may have at most "
+                        f"{MAX_FILE_SIZE:,}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -219,6 +224,9 @@ def parse_problem(text, path="<problem>") -> Problem:
 
 
 def _validate(data, r) -> Problem:
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("type") == "equations":
+        return _equations(data, r)
     r.check_keys(data, TOP_KEYS, "")
     title = data.get("title", Path(r.path).stem)
     if not isinstance(title, str):
@@ -257,6 +265,19 @@ def _validate(data, r) -> Problem:
         problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
     problem.steps = r.positive_int(training, "steps", "training.steps", default=1)
     return problem
+
+
+def _equations(data, r) -> Problem:
+    """A model given as equations (see :mod:`deltalab.equations`)."""
+    from .equations.spec import read
+
+    title = data.get("title", Path(r.path).stem)
+    if not isinstance(title, str):
+        r.fail("title", f"expected a string, got {_describe(title)}")
+    equations, learning_rate, steps = read(data, r, r.path)
+    return Problem(path=r.path, title=title, model_type="equations", loss=equations.loss or "",
+                   description=str(data.get("description", "")), learning_rate=learning_rate, steps=steps,
+                   equations=equations)
 
 
 def _input_shape(model, model_type, r):

@@ -34,6 +34,9 @@ def build_model(problem):
     """The engine model of a problem, with parameters filled, drawn or given explicitly."""
     from . import random as dl_random
 
+    if problem.model_type == "equations":
+        raise SpecError(f"{problem.path}: an equations problem has no layered model; its parameters are "
+                        f"{', '.join(problem.equations.parameters) or 'none'}")
     dl_random.manual_seed(problem.seed)
     where = f"{problem.path}: model"
     try:
@@ -313,8 +316,20 @@ def finite_difference_check(problem, model, gradients, eps=1e-6, max_entries=400
 
 
 # ------------------------------------------------------------------ entry point
-def solve_problem(problem, check_torch=False) -> Trace:
-    """Run ``problem.steps`` SGD steps and return the recorded worked solution."""
+def solve_problem(problem, check_torch=False, exact=False) -> Trace:
+    """Run ``problem.steps`` SGD steps and return the recorded worked solution.
+
+    ``exact`` adds SymPy's exact values and derivatives (equations problems, and small mlp /
+    rnn problems translated into equations; see :mod:`deltalab.equations.exact`).
+    """
+    if problem.model_type == "equations":
+        from .equations.solver import solve_equations
+
+        return solve_equations(problem, exact=exact, check_torch=check_torch)
+    if exact:
+        from .equations.translate import solve_exact_standard
+
+        return solve_exact_standard(problem, solve_problem(problem, check_torch=check_torch))
     model = build_model(problem)
     lines, equations = _description(problem, model)
     trace = Trace(problem.title, problem.model_type, lines, equations, problem.loss, LOSS_FORMULAS[problem.loss],

@@ -10,6 +10,10 @@ Keys are the lecture's notation and are stable (they are the JSON contract):
 - deltas: keyed by the node they belong to, ``z[l](t)`` → δ[l](t) = ∂E/∂z[l](t), and
   ``x[l]`` → ∂E/∂x[l] for layers without parameters (pooling, flatten);
 - parameters: ``W<l>``, ``H<l>`` (recurrent), ``b<l>``; conv kernels (out, in, kh, kw).
+
+Problems of type ``equations`` (:mod:`deltalab.equations`) key everything by the node names
+of their equations (``h3``, ``h(2)`` at step 2) and also fill the optional chain-rule fields
+``local_derivatives`` and ``paths``, and in exact mode ``exact``; other types leave them empty.
 """
 from __future__ import annotations
 
@@ -46,6 +50,55 @@ class Contribution:
 
 
 @dataclass
+class LocalDerivative:
+    """One edge of an equations graph: ∂output/∂input of that one equation, computed by the engine.
+
+    ``value`` is the local Jacobian of shape ``output.shape + input.shape`` (a number for two
+    scalar nodes; None when too big to keep); ``backprop`` is the edge's share of ∂L/∂input,
+    the vector-Jacobian product (∂output/∂input)ᵀ · ∂L/∂output (None without a loss).
+    """
+
+    output: str  # node key, e.g. "o1" or "h(2)"
+    input: str  # operand key, e.g. "h3" or "h(1)"
+    step: int | None
+    shape: tuple  # the Jacobian's shape
+    value: np.ndarray | None
+    backprop: np.ndarray | None = None
+    expression: str = ""  # exact mode: the derivative as an expression in the equation's names, e.g. "w31"
+
+
+@dataclass
+class ChainPath:
+    """One path from the loss to a parameter and the product of the local derivatives along it."""
+
+    nodes: list  # keys from the loss to the parameter, e.g. ["L", "o1", "h3", "h1", "w21"]
+    factors: list  # the local derivatives along the path (arrays), len(nodes) − 1 of them
+    value: np.ndarray  # their (Jacobian) product: this path's share of ∂L/∂parameter
+
+
+@dataclass
+class PathSum:
+    """∂L/∂parameter as the sum over every path from the loss to the parameter."""
+
+    parameter: str
+    total: int  # number of paths
+    paths: list  # [ChainPath] shown (at most a few; ``total`` may be larger)
+    value: np.ndarray  # the sum over all ``total`` paths
+    method: str  # how the sum was formed: "sum over all paths" or "backward accumulation"
+
+
+@dataclass
+class ExactValue:
+    """Exact mode: a value or derivative as an exact expression next to its decimal value."""
+
+    key: str  # "h(2)", "∂L/∂w_hh", "∂o1/∂h3"
+    expression: str  # the lecture's way: "0.3·tanh(0.3·tanh(0.5) + 1.1) + 0.1", "4 − 4·y2"
+    sympy: str  # SymPy's own text of the expression
+    value: np.ndarray | None  # decimal value (None while unknown symbols remain)
+    kind: str = "value"  # "value" | "gradient" | "local"
+
+
+@dataclass
 class StepTrace:
     """One SGD step: values before, forward, errors, deltas, gradients, the update."""
 
@@ -60,6 +113,9 @@ class StepTrace:
     gradients: dict = field(default_factory=dict)  # name -> array ∂E/∂θ
     contributions: dict = field(default_factory=dict)  # name -> [Contribution] (recurrent weights)
     parameters_after: dict = field(default_factory=dict)  # name -> array θ − η ∂E/∂θ
+    local_derivatives: list = field(default_factory=list)  # [LocalDerivative] (equations problems)
+    paths: dict = field(default_factory=dict)  # parameter -> PathSum (equations problems)
+    exact: list = field(default_factory=list)  # [ExactValue] (solve --exact)
 
 
 @dataclass
@@ -89,3 +145,4 @@ class Trace:
     learning_rate: float | None
     steps: list  # [StepTrace]
     checks: list = field(default_factory=list)  # [Check]
+    loss_symbol: str = "E"  # the loss's name in ∂E/∂θ ("L" for an equations problem whose loss is L)

@@ -16,6 +16,9 @@ def register(subparsers):
     p.add_argument("--format", choices=FORMATS, default="terminal", help="output format (default: terminal)")
     p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals in text formats (default 4)")
     p.add_argument("--check-torch", action="store_true", help="also compare the gradients with PyTorch")
+    p.add_argument("--exact", action="store_true",
+                   help="also evaluate exactly with SymPy: exact values and every derivative as an expression "
+                        "(equations problems; small mlp/rnn problems)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=run)
 
@@ -33,7 +36,7 @@ def run(args):
     if args.decimals < 0 or args.decimals > 16:
         raise DeltalabError(f"--decimals: expected 0..16, got {args.decimals}")
     problem = load_problem(problem_path(args))
-    trace = solve_problem(problem, check_torch=args.check_torch)
+    trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
     from .. import report
 
     if args.format == "terminal" and not args.output:

@@ -232,7 +232,7 @@ FUNCTIONS = ("tanh", "sigmoid", "softmax", "relu", "ReLU", "log", "exp", "conv2d
              "avg_pool2d", "flatten", "identity", "max", "min", "mean", "diag", "sum")
 
 _TOKEN = re.compile(
-    r"(?P<deriv>∂(?P<of>[A-Za-z]+)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\](?:\([^()]*\))?|[A-Za-z]+[0-9]*)))"
+    r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\](?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
     r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?:\((?P<step>[^()]*)\))?)"
     r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
     r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
@@ -263,7 +263,7 @@ def latex(text: str) -> str:
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if m.group("deriv"):
-            out.append(r"\frac{\partial " + m.group("of") + r"}{\partial " + latex(m.group("by")) + "}")
+            out.append(r"\frac{\partial " + latex(m.group("of")) + r"}{\partial " + latex(m.group("by")) + "}")
         elif kind in ("node", "name", "layer", "step"):
             base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer")) + "]}}"
             if m.group("step") is not None:

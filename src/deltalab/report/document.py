@@ -12,6 +12,9 @@ import numpy as np
 
 from ._common import delta_groups, general_formula, number, parameter_names, time_groups
 
+LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
+JACOBIAN_SHOWN = 16  # entries of a tensor edge's Jacobian written out (larger: its shape only)
+
 
 @dataclass
 class Term:
@@ -85,16 +88,22 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
         if chains:
             blocks.append(Block("chains", items=chains))
     totals = [value_chain(name, value) for name, value in loose]
+    symbol = loss_symbol(trace)
     if step.loss is not None:
         names = [name for name, _ in step.errors.items()]
         rows = [[Term("", " + ".join(names))]] if len(names) > 1 else []
         rows.append([Term("", np.asarray(step.loss, dtype=float))])
-        totals.append(Chain("E", rows))
+        totals.append(Chain(symbol, rows))
     if totals:
         blocks.append(Block("heading", "Total error", level=3))
         blocks.append(Block("chains", items=totals))
+    if getattr(step, "exact", None):
+        blocks += _exact_blocks(step, prefix)
     if step.loss is None:
-        blocks.append(Block("text", "No targets: forward pass only."))
+        if any(getattr(e, "kind", "") == "gradient" for e in getattr(step, "exact", [])):
+            blocks.append(Block("text", "The loss holds unknown symbols: its gradients are the exact expressions above."))
+        else:
+            blocks.append(Block("text", "No targets: forward pass only."))
         return blocks
     # Backward pass
     if step.deltas:
@@ -102,7 +111,9 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
         for t, values in delta_groups(step):
             if t is not None:
                 blocks.append(Block("heading", f"t = {t}", level=3))
-            blocks.append(Block("chains", items=[value_chain(v.delta_symbol, v.array) for v in values]))
+            blocks.append(Block("chains", items=[value_chain(delta_symbol(trace, v), v.array) for v in values]))
+    if getattr(step, "local_derivatives", None) or getattr(step, "paths", None):
+        blocks += _chain_rule_blocks(trace, step, prefix, decimals)
     # Gradients
     if step.gradients:
         blocks.append(Block("heading", f"{prefix}Gradients"))
@@ -121,12 +132,12 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                     rows.append([Term("" if i == 0 else "+", np.asarray(c.array, dtype=float))
                                  for i, c in enumerate(contributions)])
             rows.append([Term("", np.asarray(step.gradients[name], dtype=float))])
-            chains.append(Chain(f"∂E/∂{name}", rows))
+            chains.append(Chain(f"∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
     # Update
     if step.parameters_after:
         blocks.append(Block("heading", f"{prefix}Update"))
-        blocks.append(Block("text", f"SGD: θ ← θ − η · ∂E/∂θ with η = {_lr(trace)}."))
+        blocks.append(Block("text", f"SGD: θ ← θ − η · ∂{symbol}/∂θ with η = {_lr(trace)}."))
         chains = []
         for name in parameter_names(step):
             if name not in step.parameters_after:
@@ -137,7 +148,101 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                              Term("−", _lr(trace)),
                              Term("·", np.asarray(step.gradients[name], dtype=float))])
             rows.append([Term("", np.asarray(step.parameters_after[name], dtype=float))])
-            chains.append(Chain(f"{name} − η · ∂E/∂{name}", rows))
+            chains.append(Chain(f"{name} − η · ∂{symbol}/∂{name}", rows))
+        blocks.append(Block("chains", items=chains))
+    return blocks
+
+
+def loss_symbol(trace) -> str:
+    return getattr(trace, "loss_symbol", "E") or "E"
+
+
+def delta_symbol(trace, value) -> str:
+    """δ[l](t) for a layer's pre-activation, else ∂E/∂node with the trace's loss symbol."""
+    symbol = value.delta_symbol
+    if symbol.startswith("∂E/∂"):
+        return f"∂{loss_symbol(trace)}/∂{value.key}"
+    return symbol
+
+
+def _shape(shape) -> str:
+    return "×".join(str(n) for n in shape) if shape else "1×1"
+
+
+def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
+    """Local derivative of every edge, then each parameter's gradient as a sum over paths."""
+    symbol = loss_symbol(trace)
+    blocks = [Block("heading", f"{prefix}Chain rule")]
+    edges = list(step.local_derivatives)
+    if edges:
+        blocks.append(Block("heading", "Local derivatives (each equation alone, by the engine)", level=3))
+        chains = []
+        for edge in edges[:LOCAL_SHOWN]:
+            lhs = f"∂{edge.output}/∂{edge.input}"
+            rows = [[Term("", edge.expression)]] if edge.expression else []
+            value = None if edge.value is None else np.asarray(edge.value, dtype=float)
+            if value is not None and value.size == 1:
+                rows.append([Term("", value.reshape(()))])
+                chains.append(Chain(lhs, rows))
+                continue
+            rows.append([Term("", f"Jacobian {_shape(edge.shape)}")])
+            if value is not None and value.size <= JACOBIAN_SHOWN:
+                out_size = int(np.prod(edge.shape[:len(edge.shape) - np.ndim(edge.backprop)])) \
+                    if edge.backprop is not None else value.shape[0]
+                rows.append([Term("", value.reshape(out_size, -1))])
+            chains.append(Chain(lhs, rows))
+            if edge.backprop is not None:
+                chains.append(Chain(f"(∂{edge.output}/∂{edge.input})ᵀ · ∂{symbol}/∂{edge.output}",
+                                    [[Term("", np.asarray(edge.backprop, dtype=float))]]))
+        blocks.append(Block("chains", items=chains))
+        if len(edges) > LOCAL_SHOWN:
+            blocks.append(Block("text", f"{LOCAL_SHOWN} of {len(edges)} local derivatives shown; all are in the JSON output."))
+        if any(int(np.prod(e.shape)) != 1 for e in edges):
+            blocks.append(Block("text", "For a tensor node the Jacobian has the shape (output entries × input entries); "
+                                        "the line below it is its vector-Jacobian product, this edge's share of "
+                                        f"∂{symbol}/∂input."))
+    if step.paths:
+        blocks.append(Block("heading", f"Sum over paths: ∂{symbol}/∂θ = Σ over paths of the product of local "
+                                       "derivatives", level=3))
+        chains, notes = [], []
+        for name, path_sum in step.paths.items():
+            rows = []
+            shown = path_sum.paths
+            if shown:
+                rows.append([Term("" if i == 0 else "+", " · ".join(f"∂{a}/∂{b}" for a, b in zip(p.nodes, p.nodes[1:])))
+                             for i, p in enumerate(shown)])
+                if all(np.size(f) == 1 for p in shown for f in p.factors):
+                    rows.append([Term("" if i == 0 else "+", "·".join(f"({number(np.asarray(f).reshape(-1)[0], decimals)})"
+                                                                   for f in p.factors)) for i, p in enumerate(shown)])
+                if len(shown) > 1:
+                    rows.append([Term("" if i == 0 else "+", np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)])
+                if path_sum.total > len(shown):
+                    rows[0].append(Term("+", f"… ({path_sum.total - len(shown)} more paths)"))
+            rows.append([Term("", np.asarray(path_sum.value, dtype=float))])
+            chains.append(Chain(f"∂{symbol}/∂{name}", rows))
+            if path_sum.total > len(shown):
+                notes.append(f"{name}: {path_sum.total} paths, {len(shown)} shown; the value is the {path_sum.method}")
+        blocks.append(Block("chains", items=chains))
+        if notes:
+            blocks.append(Block("list", items=notes))
+    return blocks
+
+
+def _exact_blocks(step, prefix) -> list:
+    """Exact mode: every value and derivative as an exact expression beside its decimal value."""
+    blocks = [Block("heading", f"{prefix}Exact values (SymPy)")]
+    titles = {"value": "Forward values", "local": "Local derivatives", "gradient": "Gradients"}
+    for kind in ("value", "local", "gradient"):
+        items = [e for e in step.exact if e.kind == kind]
+        if not items:
+            continue
+        blocks.append(Block("heading", titles[kind], level=3))
+        chains = []
+        for e in items:
+            rows = [[Term("", e.expression)]]
+            rows.append([Term("", np.asarray(e.value, dtype=float))] if e.value is not None
+                        else [Term("", "(an expression in the unknown symbols)")])
+            chains.append(Chain(e.key, rows))
         blocks.append(Block("chains", items=chains))
     return blocks
 

@@ -12,6 +12,7 @@ Top level::
       "loss_function": str,            # e.g. "half_squared_error"
       "loss_formula": str,             # e.g. "E = ½ Σ_t ‖t(t) − y(t)‖²"
       "learning_rate": float | null,
+      "loss_symbol": str,              # the loss's name: "E", or an equations problem's loss node ("L")
       ... the per-step keys below, for step 1 ...
       "check": [{"method": str, "max_relative_error": float, "per_parameter": {name: float},
                  "tolerance": float, "passed": bool}],
@@ -30,7 +31,20 @@ Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
     "gradients": {"W1": [[...]], "H1": [[...]], "b1": [...], ...},            # ∂E/∂θ
     "contributions": {"H1": [{"step": 1, "formula": "δ[1](1) · x[1](0)ᵀ", "value": [[...]]}, ...]},
     "parameters_before": {"W1": [[...]], ...},
-    "parameters_after": {"W1": [[...]], ...}       # θ − η ∂E/∂θ
+    "parameters_after": {"W1": [[...]], ...},      # θ − η ∂E/∂θ
+    "local_derivatives": [            # equations problems (else []): one entry per edge of the graph
+        {"output": "o1", "input": "h3", "step": int | null,
+         "shape": [...],              # the local Jacobian's shape: output.shape + input.shape
+         "value": ... | null,         # the Jacobian ∂output/∂input (null when too big to keep)
+         "backprop": ... | null,      # (∂output/∂input)ᵀ · ∂L/∂output, the edge's share of ∂L/∂input
+         "expression": str}, ...],    # exact mode: e.g. "w31" ("" otherwise)
+    "paths": {"w21": {                # equations problems (else {}): ∂L/∂θ as a sum over paths
+        "total": int, "method": str, "value": ...,          # number of paths, how summed, the sum
+        "shown": [{"nodes": ["L", "o1", "h3", "h1", "w21"], "factors": [...], "value": ...}, ...]}},
+    "exact": {"h(2)": {"expression": str, "sympy": str, "value": ... | null, "kind": str}, ...}
+                                      # solve --exact: exact expression beside the decimal value
+                                      # (value null while unknown symbols remain); kind is
+                                      # "value" | "local" | "gradient"; else {}
 
 Keys follow :mod:`deltalab.trace`: parameters ``W<l>``, ``H<l>``, ``b<l>`` (dense weights
 out × in, conv kernels out × in × kh × kw); values ``x[l](t)``, ``z[l](t)``, ``y(t)``, ``t(t)``
@@ -80,12 +94,27 @@ def step_dict(step) -> dict:
         },
         "parameters_before": {name: array(a) for name, a in step.parameters_before.items()},
         "parameters_after": {name: array(a) for name, a in step.parameters_after.items()},
+        "local_derivatives": [
+            {"output": e.output, "input": e.input, "step": None if e.step is None else int(e.step),
+             "shape": [int(n) for n in e.shape], "value": None if e.value is None else array(e.value),
+             "backprop": None if e.backprop is None else array(e.backprop), "expression": e.expression}
+            for e in getattr(step, "local_derivatives", [])
+        ],
+        "paths": {
+            name: {"total": int(p.total), "method": p.method, "value": array(p.value),
+                   "shown": [{"nodes": list(c.nodes), "factors": [array(f) for f in c.factors],
+                              "value": array(c.value)} for c in p.paths]}
+            for name, p in getattr(step, "paths", {}).items()
+        },
+        "exact": {e.key: {"expression": e.expression, "sympy": e.sympy,
+                          "value": None if e.value is None else array(e.value), "kind": e.kind}
+                  for e in getattr(step, "exact", [])},
     }
 
 
 _EMPTY_STEP = {"index": None, "loss": None, "errors": {}, "outputs": {}, "targets": {}, "forward": {},
                "deltas": {}, "gradients": {}, "contributions": {}, "parameters_before": {},
-               "parameters_after": {}}
+               "parameters_after": {}, "local_derivatives": [], "paths": {}, "exact": {}}
 
 
 def to_dict(trace) -> dict:
@@ -99,6 +128,7 @@ def to_dict(trace) -> dict:
         "loss_function": trace.loss_name,
         "loss_formula": trace.loss_formula,
         "learning_rate": None if trace.learning_rate is None else _number(trace.learning_rate),
+        "loss_symbol": getattr(trace, "loss_symbol", "E"),
         **first,
         "check": [
             {"method": c.method, "max_relative_error": _number(c.max_relative_error),

@@ -1,0 +1,447 @@
+"""Exact mode (``deltalab solve --exact``): the same graph evaluated with SymPy.
+
+Inputs become exact rationals (``sympy.Rational(str(0.1)) = 1/10``), functions stay exact
+(``tanh(1/2)``), and a string in ``[data]`` / ``[initial]`` is an unknown symbol. Gradients
+are formed by the same backward accumulation as the numeric chain rule, δ(m) = Σ (∂n/∂m)ᵀ δ(n),
+with each local derivative taken by SymPy on that one equation; so with unknown labels a
+gradient is an expression in them (Elman ReLU cell: ∂L/∂w_hh = 4 − 4·y2).
+
+Expressions are printed the way the lecture writes them: decimals for rationals with a finite
+decimal expansion, ``·`` for products, ``0.3·tanh(0.3·tanh(0.5) + 1.1) + 0.1``.
+``relu`` is exact with derivative ``step`` (step(0) = 0, as the engine's ReLU).
+SymPy is imported only here, only in this mode.
+"""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+
+from ..errors import SpecError
+from ..gradcheck import relative_error
+from ..trace import Check, ExactValue, StepTrace, Trace, Value
+from .evaluate import evaluate, evaluate_graph
+from .parser import EquationError
+
+MAX_VALUES = 3000  # entries over all nodes: exact mode is for exercises, not for big nets
+MAX_EXPONENT = 1000
+EXACT_TOLERANCE = 1e-12
+
+
+def _sympy():
+    try:
+        import sympy
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SpecError("--exact needs SymPy: pip install 'deltalab[exact]' (or pip install sympy)") from None
+    return sympy
+
+
+_FUNCTIONS = None
+
+
+def functions():
+    """relu, step and sigmoid as SymPy functions (built once, on first use)."""
+    global _FUNCTIONS
+    if _FUNCTIONS is not None:
+        return _FUNCTIONS
+    sp = _sympy()
+
+    class step(sp.Function):  # noqa: N801 - printed name
+        """1 for x > 0, else 0 (the engine's ReLU derivative)."""
+
+        @classmethod
+        def eval(cls, x):
+            if x.is_number and x.is_real is not False:
+                try:
+                    return sp.Integer(1) if bool(x > 0) else sp.Integer(0)
+                except TypeError:
+                    return None
+            return None
+
+    class relu(sp.Function):  # noqa: N801
+        @classmethod
+        def eval(cls, x):
+            if x.is_number:
+                try:
+                    return x if bool(x > 0) else sp.Integer(0)
+                except TypeError:
+                    return None
+            return None
+
+        def fdiff(self, argindex=1):
+            return step(self.args[0])
+
+    class sigmoid(sp.Function):  # noqa: N801
+        @classmethod
+        def eval(cls, x):
+            if x == 0:
+                return sp.Rational(1, 2)
+            return None
+
+        def fdiff(self, argindex=1):
+            return self * (1 - self)
+
+        def _eval_evalf(self, prec):
+            return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
+
+        def _eval_rewrite_as_exp(self, x, **kwargs):
+            return 1 / (1 + sp.exp(-x))
+
+    _FUNCTIONS = {"relu": relu, "step": step, "sigmoid": sigmoid}
+    return _FUNCTIONS
+
+
+def _object(value):
+    array = np.empty(np.shape(value), dtype=object)
+    if array.ndim == 0:
+        array[()] = value if not isinstance(value, np.ndarray) else value[()]
+    else:
+        array[...] = value
+    return array
+
+
+def exact_number(x):
+    """A TOML number or symbol name as an exact SymPy value: 0.1 → 1/10, "y2" → Symbol('y2')."""
+    sp = _sympy()
+    if isinstance(x, str):
+        return sp.Symbol(x, real=True)
+    if float(x).is_integer():
+        return sp.Integer(int(x))
+    return sp.Rational(repr(float(x)))
+
+
+class ExactBackend:
+    """Values are object arrays of SymPy expressions (0-d for one number)."""
+
+    def __init__(self):
+        self.sp = _sympy()
+        self.f = functions()
+
+    def leaf(self, node, value, requires_grad):
+        array = np.asarray(value, dtype=object)
+        return _object(np.vectorize(exact_number, otypes=[object])(array)) if array.size else _object(array)
+
+    def const(self, number):
+        return _object(exact_number(number))
+
+    def _wrap(self, value):
+        return _object(value)
+
+    def binary(self, op, a, b):
+        if op is ast.MatMult:
+            if a.ndim == 0 or b.ndim == 0:
+                raise ValueError(f"@ needs vectors or matrices, got shapes {a.shape} and {b.shape} (use * for scalars)")
+            return self._wrap(np.matmul(a, b))
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        if op is ast.Pow:
+            for e in b.reshape(-1):
+                if e.is_number and abs(e) > MAX_EXPONENT:
+                    raise ValueError(f"exponent {e} is too large for exact arithmetic (at most {MAX_EXPONENT})")
+        result = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+                  ast.Pow: np.power}[op](a, b)
+        return self._wrap(result)
+
+    def neg(self, a):
+        return self._wrap(-a)
+
+    def number(self, value):
+        try:
+            return np.vectorize(lambda e: float(e), otypes=[np.float64])(value)
+        except TypeError:
+            raise EquationError("a condition (where/max) depends on an unknown symbol") from None
+
+    def where(self, mask, a, b):
+        return self._wrap(np.where(mask, a, b))
+
+    def total(self, values):
+        out = values[0]
+        for v in values[1:]:
+            out = self._wrap(out + v)
+        return out
+
+    def _map(self, function, x):
+        return self._wrap(np.vectorize(function, otypes=[object])(x)) if x.ndim else self._wrap(function(x[()]))
+
+    def _sum(self, x):
+        return self._wrap(self.sp.Add(*x.reshape(-1)) if x.size else self.sp.Integer(0))
+
+    def call(self, name, args):
+        sp, x = self.sp, args[0]
+        if name in ("relu", "sigmoid"):
+            return self._map(self.f[name], x)
+        if name in ("tanh", "exp", "log"):
+            return self._map(getattr(sp, name), x)
+        if name == "softmax":
+            if x.ndim == 0:
+                raise ValueError("softmax needs a vector, got a single number")
+            e = self._map(sp.exp, x)
+            return self._wrap(e / np.sum(e, axis=-1, keepdims=True))
+        if name == "sum":
+            return self._sum(x)
+        if name == "mean":
+            return self._wrap(self._sum(x)[()] / max(x.size, 1))
+        if name == "transpose":
+            return self._wrap(x.T)
+        if name == "max":
+            if len(args) == 1:
+                return self._wrap(sp.Max(*x.reshape(-1)))
+            mask = self.number(x) >= self.number(args[1])
+            return self._wrap(np.where(mask, x, args[1]))
+        y, t = x, args[1]
+        if y.shape != t.shape:
+            raise ValueError(f"{name}: prediction of shape {y.shape} and target of shape {t.shape} differ")
+        if name == "half_squared_error":
+            return self._wrap(self._sum((y - t) ** 2)[()] / 2)
+        if name == "squared_error":
+            return self._sum((y - t) ** 2)
+        if name == "mse":
+            return self._wrap(self._sum((y - t) ** 2)[()] / max(y.size, 1))
+        if name == "cross_entropy":
+            if y.ndim == 0:
+                raise ValueError("cross_entropy needs a vector of logits")
+            log_z = self._map(sp.log, np.sum(self._map(sp.exp, y), axis=-1, keepdims=True))
+            per_row = -np.sum(t * (y - log_z), axis=-1)
+            rows = np.size(per_row)
+            return self._wrap(self._sum(_object(per_row))[()] / rows)
+        # binary_cross_entropy (mean over entries, like the engine)
+        terms = -(t * self._map(sp.log, y) + (1 - t) * self._map(sp.log, self._wrap(1 - y)))
+        return self._wrap(self._sum(_object(terms))[()] / max(y.size, 1))
+
+
+# ---------------------------------------------------------------- printing
+def _decimal(rational):
+    """'0.3' for 3/10, None when the expansion does not end (or is long)."""
+    q = int(rational.q)
+    twos = fives = 0
+    while q % 2 == 0:
+        q //= 2
+        twos += 1
+    while q % 5 == 0:
+        q //= 5
+        fives += 1
+    if q != 1 or max(twos, fives) > 12:
+        return None
+    digits = max(twos, fives)
+    text = f"{int(rational.p) * 10 ** digits // int(rational.q)}"
+    negative = text.startswith("-")
+    text = text.lstrip("-").rjust(digits + 1, "0")
+    text = (text[:-digits] + "." + text[-digits:]) if digits else text
+    return ("-" if negative else "") + text
+
+
+def lecture(expr) -> str:
+    """An expression as the lecture writes it: ``0.3·tanh(0.3·tanh(0.5) + 1.1) + 0.1``, ``4 − 4·y2``."""
+    sp = _sympy()
+    from sympy.printing.precedence import PRECEDENCE
+    from sympy.printing.str import StrPrinter
+
+    class Printer(StrPrinter):
+        def _print_Rational(self, r):
+            text = _decimal(r)
+            return text if text is not None else super()._print_Rational(r)
+
+        def _print_Mul(self, m):
+            coefficient, rest = m.as_coeff_Mul()
+            if coefficient.is_Rational and not coefficient.is_Integer and _decimal(coefficient) is not None \
+                    and rest != 1:
+                body = self.parenthesize(rest, PRECEDENCE["Mul"])
+                return f"{self._print(coefficient)}*{body}"
+            return super()._print_Mul(m)
+
+    if isinstance(expr, np.ndarray):
+        if expr.ndim == 0:
+            return lecture(expr[()])
+        return "[" + ", ".join(lecture(e) for e in expr) + "]"
+    text = Printer({"order": "none"}).doprint(sp.sympify(expr))
+    return text.replace("**", "^").replace("*", "·").replace("-", "−")
+
+
+def plain(expr) -> str:
+    sp = _sympy()
+    if isinstance(expr, np.ndarray):
+        if expr.ndim == 0:
+            return plain(expr[()])
+        return "[" + ", ".join(plain(e) for e in expr) + "]"
+    return sp.sstr(expr)
+
+
+def decimal(expr):
+    """The float64 value of an exact array (None while free symbols remain)."""
+    sp = _sympy()
+    flat = [sp.sympify(e) for e in np.asarray(expr, dtype=object).reshape(-1)]
+    if any(e.free_symbols for e in flat):
+        return None
+    return np.array([float(sp.N(e, 30)) for e in flat], dtype=np.float64).reshape(np.shape(expr))
+
+
+# ---------------------------------------------------------------- the graph, exactly
+def _symbols_like(key, value):
+    sp = _sympy()
+    array = np.empty(np.shape(value), dtype=object)
+    if array.ndim == 0:
+        array[()] = sp.Symbol(key, real=True)
+    else:
+        for index in np.ndindex(array.shape):
+            array[index] = sp.Symbol(f"{key}[{','.join(map(str, index))}]", real=True)
+    return array
+
+
+def _local_output(graph, node, inputs, values, backend):
+    if node.kind == "total":
+        return backend.total([inputs[k] for k in node.operands])
+    return evaluate(node, inputs, backend, condition_values=values)
+
+
+def exact_pass(graph, parameters=None):
+    """(values, deltas, local expressions) of the graph in exact arithmetic."""
+    sp = _sympy()
+    backend = ExactBackend()
+    size = sum(int(np.size(n.value)) for n in graph.nodes.values() if n.value is not None)
+    values = evaluate_graph(graph, "shapes", parameters=parameters, backend=backend)
+    size += sum(int(np.size(v)) for v in values.values())
+    if size > MAX_VALUES:
+        raise SpecError(f"the graph has {size} values; exact mode is for small exercises (at most {MAX_VALUES})")
+    deltas = {}
+    if graph.loss is not None:
+        deltas[graph.loss] = _object(np.full(np.shape(values[graph.loss]), sp.Integer(1), dtype=object))
+    local = {}
+    for key in reversed(list(graph.nodes)):
+        node = graph.nodes[key]
+        if node.kind not in ("equation", "total"):
+            continue
+        targets = [k for k in node.operands if graph.nodes[k].differentiable]
+        if not targets:
+            continue
+        # every operand a symbol: the local derivative as an expression in the equation's names
+        symbols = {k: _symbols_like(k, values[k]) for k in node.operands}
+        inputs = dict(values)
+        inputs.update(symbols)
+        out = _local_output(graph, node, inputs, values, backend)
+        substitution = {s: v for k in node.operands for s, v in zip(symbols[k].reshape(-1), values[k].reshape(-1))}
+        for k in targets:
+            if out.size == 1 and symbols[k].size == 1:
+                derivative = sp.diff(out.reshape(-1)[0], symbols[k].reshape(-1)[0])
+                local[(key, k)] = (derivative, derivative.xreplace(substitution))
+        if key in deltas:
+            weighted = sp.Add(*[d * o for d, o in zip(deltas[key].reshape(-1), out.reshape(-1))])
+            for k in targets:
+                share = np.empty(np.shape(values[k]), dtype=object)
+                for index, s in zip(np.ndindex(share.shape), symbols[k].reshape(-1)):
+                    share[index] = sp.diff(weighted, s).xreplace(substitution)
+                share = _object(share)
+                deltas[k] = share if k not in deltas else _object(deltas[k] + share)
+    return values, deltas, local
+
+
+def _exact_entries(graph, values, deltas, local, symbol):
+    entries = []
+    for key, node in graph.nodes.items():
+        if node.kind in ("equation", "total"):
+            entries.append(ExactValue(key, lecture(values[key]), plain(values[key]), decimal(values[key]), "value"))
+    order = {key: i for i, key in enumerate(graph.nodes)}
+    for (out, inp), (expression, value) in sorted(local.items(), key=lambda item: (order[item[0][0]],
+                                                                                    order[item[0][1]])):
+        text = lecture(expression)
+        exact = lecture(value)
+        entries.append(ExactValue(f"∂{out}/∂{inp}", text if text == exact else f"{text} = {exact}", plain(expression),
+                                  decimal(_object(value)), "local"))
+    for name in graph.parameters:
+        if name in deltas:
+            gradient = _simplify(deltas[name])
+            entries.append(ExactValue(f"∂{symbol}/∂{name}", lecture(gradient), plain(gradient), decimal(gradient),
+                                      "gradient"))
+    return entries
+
+
+def _simplify(array):
+    sp = _sympy()
+    out = np.empty(np.shape(array), dtype=object)
+    for index, e in zip(np.ndindex(out.shape), np.asarray(array, dtype=object).reshape(-1)):
+        e = sp.sympify(e)
+        out[index] = sp.expand(e) if e.free_symbols else e
+    return _object(out)
+
+
+def annotate(trace, problem, graph, parameters):
+    """Add the exact values of step 1 to a numeric trace and check them against it (1e-12)."""
+    symbol = problem.equations.loss or "E"
+    try:
+        values, deltas, local = exact_pass(graph, parameters)
+    except EquationError as exc:
+        raise SpecError(f"{problem.path}: {getattr(exc, 'where', 'equations')}: {exc.message}") from None
+    step = trace.steps[0]
+    step.exact = _exact_entries(graph, values, deltas, local, symbol)
+    for edge in step.local_derivatives:
+        if (edge.output, edge.input) in local:
+            edge.expression = lecture(local[(edge.output, edge.input)][0])
+    trace.checks.append(compare(step, graph, values, deltas, numeric_values(step)))
+    return trace
+
+
+def numeric_values(step):
+    out = {v.key: v.array for v in step.forward + step.outputs}
+    out.update(step.errors)
+    if step.loss is not None:
+        out["__loss__"] = step.loss
+    return out
+
+
+def compare(step, graph, values, deltas, numeric, names=None):
+    """Check: exact decimals against the numeric solve (values and gradients), relative error."""
+    per = {}
+    worst_value = 0.0
+    for key in graph.nodes:
+        if key in numeric and key in values:
+            exact = decimal(values[key])
+            if exact is not None:
+                worst_value = max(worst_value, relative_error(exact, np.asarray(numeric[key], dtype=float)))
+    if graph.loss in values and step.loss is not None:
+        worst_value = max(worst_value, relative_error(decimal(values[graph.loss]), np.asarray(step.loss)))
+    for name in graph.parameters:
+        target = (names or {}).get(name, name)
+        if name in deltas and target in step.gradients:
+            per[target] = relative_error(decimal(deltas[name]), np.asarray(step.gradients[target], dtype=float))
+    per["forward values"] = worst_value
+    return Check("SymPy exact arithmetic", max(per.values(), default=0.0), per, EXACT_TOLERANCE)
+
+
+def solve_symbolic(problem, graph) -> Trace:
+    """A problem with unknown symbols: everything exact, numbers shown where no symbol remains."""
+    from .solver import describe
+
+    eq = problem.equations
+    symbol = eq.loss or "E"
+    try:
+        values, deltas, local = exact_pass(graph)
+    except EquationError as exc:
+        raise SpecError(f"{problem.path}: {getattr(exc, 'where', 'equations')}: {exc.message}") from None
+    lines, equations, formula = describe(problem, graph)
+    lines.append("exact mode with unknown symbols: the loss and the gradients are expressions in them "
+                 "(see Exact values)")
+    before = {n: np.array(v, dtype=np.float64) for n, v in eq.parameters.items()}
+    forward, outputs = [], []
+    hidden = set(graph.outputs) | set(graph.step_losses) | ({graph.loss} if graph.loss else set())
+    for key, node in graph.nodes.items():
+        number = decimal(values[key])
+        if number is None:
+            continue
+        if node.kind == "data":
+            forward.append(Value(key, number, None, node.step, "input"))
+        elif node.kind == "initial":
+            forward.append(Value(key, number, None, 0, "state"))
+        elif node.kind == "equation" and key not in hidden:
+            forward.append(Value(key, number, None, node.step, "node"))
+    for key in graph.outputs:
+        number = decimal(values[key])
+        if number is not None:
+            outputs.append(Value(key, number, None, graph.nodes[key].step, "output"))
+    loss = None if graph.loss is None else decimal(values[graph.loss])
+    step = StepTrace(1, before, forward, outputs, [], {}, None if loss is None else float(loss.reshape(-1)[0]))
+    step.exact = _exact_entries(graph, values, deltas, local, symbol)
+    gradients = {n: decimal(_simplify(deltas[n])) for n in graph.parameters if n in deltas}
+    step.gradients = {n: g for n, g in gradients.items() if g is not None}
+    return Trace(problem.title, "equations", lines, equations, f"the node {symbol}" if eq.loss else "none", formula,
+                 problem.learning_rate, [step], loss_symbol=symbol)

@@ -146,3 +146,161 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, words):
     assert main([*args, "--quiet", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ------------------------------------------------------------ recurrent tasks (SPEC §6)
+CODES = {"A": "12", "B": "23", "C": "31", "D": "21", "E": "13"}  # SPEC §6
+
+
+def test_sequence_completion_learns_all_25_sequences_with_its_defaults(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "sequence-completion", "--quiet", "--plots", "--out", str(run_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sequence-completion: epoch 200/200  25/25 sequences (all right from epoch" in out
+    # independent of the trainer's counting: the saved network completes every XY by the SPEC's codes
+    model = dl.load(run_dir / "checkpoint.npz")
+    letters = "ABCDE"
+    x = np.zeros((6, 25, 5), dtype=np.float32)
+    for n, (a, b) in enumerate((a, b) for a in letters for b in letters):
+        x[0, n, letters.index(a)] = x[1, n, letters.index(b)] = 1
+    with dl.no_grad():
+        digits = model(dl.tensor(x)).numpy()[2:].argmax(axis=-1) + 1  # t = 3 … 6
+    completed = ["".join(str(d) for d in digits[:, n]) for n in range(25)]
+    assert completed == [CODES[a] + CODES[b] for a in letters for b in letters]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    solved = int(metrics["task_metrics"]["first epoch with all sequences right"])
+    assert 40 <= solved <= 130  # SPEC §6: 8 units with Adam lr 0.05 take 60–130 epochs (46–142 over seeds here)
+    assert metrics["final"]["test_samples_right"] == 25 and metrics["final"]["test_accuracy"] == 1.0
+    picture = (run_dir / "hidden_states.png").read_bytes()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 5_000
+    page = (run_dir / "report.html").read_text()
+    checker = StrictHTMLChecker()
+    checker.feed(page)
+    checker.close()
+    assert checker.errors == [] and checker.open_tags == [] and checker.images == 2  # curves + hidden states
+    assert "Hidden state over time" in page and "25/25" in page
+
+
+def test_shift_register_exact_bptt_reaches_the_spec_loss(tmp_path, capsys):
+    code = main(["train", "shift-register", "--quiet", "--out", str(tmp_path / "exact")])
+    out = capsys.readouterr().out
+    assert code == 0 and "3/3 patterns (all right from epoch 1)" in out  # SPEC §6: 100% after one epoch
+    metrics = json.loads((tmp_path / "exact" / "metrics.json").read_text())
+    # SPEC §6: exact BPTT, online SGD lr 0.5 from W0 = 0, summed loss 0.0191 after 200 epochs
+    assert float(metrics["task_metrics"]["summed loss E(2)+E(3) over the 3 patterns"]) == pytest.approx(0.0191, abs=5e-5)
+    assert 3 * metrics["final"]["test_loss"] == pytest.approx(0.0191, abs=5e-5)
+    # the trained W rotates every one-hot pattern by one unit per step (checked in NumPy)
+    W = dl.load(tmp_path / "exact" / "checkpoint.npz").cell.W.numpy()
+    for p in range(3):
+        x2 = np.exp(W[:, p]) / np.exp(W[:, p]).sum()
+        x3 = np.exp(W @ x2) / np.exp(W @ x2).sum()
+        assert x2.argmax() == (p + 1) % 3 and x3.argmax() == (p + 2) % 3
+
+
+def test_shift_register_seed_rule_is_a_task_variant_that_lags(tmp_path, capsys):
+    assert main(["train", "shift-register-seed", "--quiet", "--epochs", "20", "--out", str(tmp_path / "seed")]) == 0
+    assert main(["train", "shift-register", "--quiet", "--epochs", "20", "--out", str(tmp_path / "exact")]) == 0
+    seed, exact = (final_metrics(tmp_path / n) for n in ("seed", "exact"))
+    assert seed["test_accuracy"] == exact["test_accuracy"] == 1.0
+    assert seed["test_loss"] > exact["test_loss"]  # the seed's update is not the gradient
+
+
+# ------------------------------------------------------------------ a problem file
+PROBLEM = """
+title = "two samples through a small ReLU network"
+[model]
+type = "mlp"
+input_shape = [2]
+loss = "half_squared_error"
+[[model.layers]]
+type = "dense"
+units = 2
+activation = "relu"
+[[model.layers]]
+type = "dense"
+units = 1
+[parameters]
+W1 = [[1.0, 0.5], [-0.5, 1.0]]
+b1 = [0.5, 0.5]
+W2 = [[0.5, -0.5]]
+b2 = [0.25]
+[data]
+inputs = [[2, -1], [1, 1]]
+targets = [[1.0], [-0.5]]
+[training]
+learning_rate = 0.05
+"""
+
+
+def numpy_error(W1, b1, W2, b2, x, t):
+    """E = ½ Σ (y − t)² of the problem's network, written out in NumPy."""
+    hidden = np.maximum(x @ W1.T + b1, 0)
+    return 0.5 * float(((hidden @ W2.T + b2 - t) ** 2).sum())
+
+
+def test_train_file_decreases_the_problem_loss_and_its_checkpoint_round_trips(tmp_path, capsys):
+    problem = tmp_path / "problem.toml"
+    problem.write_text(PROBLEM)
+    code = main(["train", "file", str(problem), "--epochs", "40", "--quiet", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("file: epoch 40/40")
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    x, t = np.array([[2.0, -1.0], [1.0, 1.0]]), np.array([[1.0], [-0.5]])
+    initial = numpy_error(np.array([[1.0, 0.5], [-0.5, 1.0]]), np.array([0.5, 0.5]), np.array([[0.5, -0.5]]),
+                          np.array([0.25]), x, t)
+    assert history[0]["train_loss"] == pytest.approx(initial, rel=1e-12)  # E over the whole batch, as solve sums it
+    assert history[-1]["test_loss"] < history[0]["train_loss"] / 10
+    assert all(b["test_loss"] <= a["test_loss"] for a, b in zip(history, history[1:]))
+    model = dl.load(tmp_path / "run" / "checkpoint.npz")
+    params = {k: v.numpy() for k, v in model.named_parameters()}
+    assert numpy_error(params["W1"], params["b1"], params["W2"], params["b2"], x, t) == pytest.approx(
+        history[-1]["test_loss"], rel=1e-10)
+    dl.save(model, tmp_path / "again.npz")
+    again = dl.load(tmp_path / "again.npz")
+    assert all(again.state_dict()[k].tobytes() == v.tobytes() for k, v in model.state_dict().items())
+
+
+RNN_PROBLEM = """
+[model]
+type = "rnn"
+input_size = 2
+hidden_size = 3
+output_size = 2
+output_activation = "softmax"
+loss = "cross_entropy"
+[parameters]
+init = "random"
+seed = 1
+[data]
+inputs = [[1, 0], [0, 1], [0, 0]]
+targets = [[0, 1], [1, 0]]
+target_steps = [2, 3]
+[training]
+learning_rate = 0.2
+"""
+
+
+def test_train_file_with_a_recurrent_problem_plots_its_hidden_state(tmp_path, capsys):
+    problem = tmp_path / "rnn.toml"
+    problem.write_text(RNN_PROBLEM)
+    code = main(["train", "file", str(problem), "--epochs", "60", "--plots", "--quiet", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert history[-1]["test_loss"] < history[0]["train_loss"] and history[-1]["test_accuracy"] == 1.0
+    assert (tmp_path / "run" / "hidden_states.png").stat().st_size > 5_000
+    assert type(dl.load(tmp_path / "run" / "checkpoint.npz")).__name__ == "ElmanNetwork"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "file"], "give the problem file: deltalab train file PROBLEM.toml"),
+        (["train", "digits-cnn", "extra.toml"], "takes no file"),
+        (["train", "file", "/nonexistent/problem.toml"], "no such file"),
+    ],
+)
+def test_file_task_user_errors(tmp_path, capsys, args, words):
+    assert main([*args, "--quiet", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

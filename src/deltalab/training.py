@@ -303,7 +303,10 @@ register_task(_shift_register_task("seed"))
 # --------------------------------------------------------- a problem file
 def _prepare_file_task(path):
     """The ``file`` task for one problem file: its model, its data (every sample, one full batch by
-    default), its loss exactly as ``deltalab solve`` computes it, and SGD with its learning rate."""
+    default), its loss exactly as ``deltalab solve`` computes it, and SGD with its learning rate.
+
+    With the default full batch one epoch is one solve step and the reported loss is the
+    problem's E (summed over the batch, as the lecture sums it)."""
     from .problem import load_problem
     from .solve import build_model, problem_forward
 

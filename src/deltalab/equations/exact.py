@@ -255,6 +255,10 @@ def lecture(expr) -> str:
         if expr.ndim == 0:
             return lecture(expr[()])
         return "[" + ", ".join(lecture(e) for e in expr) + "]"
+    expr = sp.sympify(expr)
+    size = tree_size(expr)
+    if size > PRINT_LIMIT:
+        return f"(an exact expression of {size:,} parts, too long to print)"
     text = Printer({"order": "none"}).doprint(sp.sympify(expr))
     return text.replace("**", "^").replace("*", "·").replace("-", "−")
 
@@ -265,16 +269,97 @@ def plain(expr) -> str:
         if expr.ndim == 0:
             return plain(expr[()])
         return "[" + ", ".join(plain(e) for e in expr) + "]"
-    return sp.sstr(expr)
+    expr = sp.sympify(expr)
+    if tree_size(expr) > 5 * PRINT_LIMIT:
+        return ""
+    return sp.sstr(expr, order="none")
+
+
+PRINT_LIMIT = 400  # parts of an expression tree printed; longer ones are summarised
+
+
+def tree_size(expr, cache=None) -> int:
+    """Parts of the expression written out as a tree (shared subexpressions counted each time)."""
+    cache = {} if cache is None else cache
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in cache:
+            continue
+        args = getattr(node, "args", ())
+        if ready or not args:
+            cache[node] = 1 + sum(cache[a] for a in args)
+            continue
+        stack.append((node, True))
+        stack += [(a, False) for a in args if a not in cache]
+    return cache[expr]
+
+
+def _value(expr, cache):
+    """mpmath value at 40 digits, each shared subexpression once (SymPy's evalf walks the tree)."""
+    import mpmath
+
+    sp = _sympy()
+    f = functions()
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in cache:
+            continue
+        args = node.args
+        if node.is_Number:
+            cache[node] = mpmath.mpf(node.p) / node.q if node.is_Rational else mpmath.mpf(str(node.evalf(45)))
+            continue
+        if node.is_Symbol:
+            raise ValueError(f"free symbol {node}")
+        if node in (sp.pi, sp.E):
+            cache[node] = mpmath.mpf(str(node.evalf(45)))
+            continue
+        if not ready:
+            stack.append((node, True))
+            stack += [(a, False) for a in args if a not in cache]
+            continue
+        v = [cache[a] for a in args]
+        if node.is_Add:
+            cache[node] = mpmath.fsum(v)
+        elif node.is_Mul:
+            out = mpmath.mpf(1)
+            for x in v:
+                out *= x
+            cache[node] = out
+        elif node.is_Pow:
+            cache[node] = mpmath.power(v[0], v[1])
+        elif node.func == sp.exp:
+            cache[node] = mpmath.exp(v[0])
+        elif node.func == sp.log:
+            cache[node] = mpmath.log(v[0])
+        elif node.func == sp.tanh:
+            cache[node] = mpmath.tanh(v[0])
+        elif node.func == f["sigmoid"]:
+            cache[node] = 1 / (1 + mpmath.exp(-v[0]))
+        elif node.func == f["relu"]:
+            cache[node] = v[0] if v[0] > 0 else mpmath.mpf(0)
+        elif node.func == f["step"]:
+            cache[node] = mpmath.mpf(1) if v[0] > 0 else mpmath.mpf(0)
+        elif node.func == sp.Max:
+            cache[node] = max(v)
+        else:
+            cache[node] = mpmath.mpf(str(sp.N(node, 45)))
+    return cache[expr]
 
 
 def decimal(expr):
     """The float64 value of an exact array (None while free symbols remain)."""
+    import mpmath
+
     sp = _sympy()
     flat = [sp.sympify(e) for e in np.asarray(expr, dtype=object).reshape(-1)]
     if any(e.free_symbols for e in flat):
         return None
-    return np.array([float(sp.N(e, 30)) for e in flat], dtype=np.float64).reshape(np.shape(expr))
+    cache = {}
+    with mpmath.workdps(40):
+        out = [float(_value(e, cache)) for e in flat]
+    return np.array(out, dtype=np.float64).reshape(np.shape(expr))
 
 
 # ---------------------------------------------------------------- the graph, exactly
@@ -321,18 +406,20 @@ def exact_pass(graph, parameters=None):
         inputs.update(symbols)
         out = _local_output(graph, node, inputs, values, backend)
         substitution = {s: v for k in node.operands for s, v in zip(symbols[k].reshape(-1), values[k].reshape(-1))}
+        outputs = [sp.sympify(o) for o in out.reshape(-1)]
         for k in targets:
-            if out.size == 1 and symbols[k].size == 1:
-                derivative = sp.diff(out.reshape(-1)[0], symbols[k].reshape(-1)[0])
-                local[(key, k)] = (derivative, derivative.xreplace(substitution))
-        if key in deltas:
-            weighted = sp.Add(*[d * o for d, o in zip(deltas[key].reshape(-1), out.reshape(-1))])
-            for k in targets:
-                share = np.empty(np.shape(values[k]), dtype=object)
-                for index, s in zip(np.ndindex(share.shape), symbols[k].reshape(-1)):
-                    share[index] = sp.diff(weighted, s).xreplace(substitution)
-                share = _object(share)
-                deltas[k] = share if k not in deltas else _object(deltas[k] + share)
+            # the local Jacobian: differentiate the small symbolic equation, then put the values in
+            jacobian = [[sp.diff(o, s).xreplace(substitution) for s in symbols[k].reshape(-1)] for o in outputs]
+            if len(outputs) == 1 and symbols[k].size == 1:
+                derivative = sp.diff(outputs[0], symbols[k].reshape(-1)[0])
+                local[(key, k)] = (derivative, jacobian[0][0])
+            if key not in deltas:
+                continue
+            incoming = deltas[key].reshape(-1)
+            share = [sp.Add(*[incoming[i] * jacobian[i][j] for i in range(len(outputs)) if jacobian[i][j] != 0])
+                     for j in range(symbols[k].size)]
+            share = _object(np.array(share, dtype=object).reshape(np.shape(values[k])))
+            deltas[k] = share if k not in deltas else _object(deltas[k] + share)
     return values, deltas, local
 
 

@@ -1,7 +1,7 @@
 """conv2d, max_pool2d and avg_pool2d against PyTorch in float64: values and every gradient.
 
-Covers both layouts of the conv kernel (wide rows for stride 1 in width, plain rows
-otherwise), per-dimension strides and paddings, the non-overlapping pooling fast path and the
+Covers the conv layouts (wide rows for stride 1 in width, plain rows otherwise; per-image
+matmuls for large images, one matmul over row bands otherwise), per-dimension strides and paddings, the non-overlapping pooling fast path and the
 general (overlapping, padded, cropped) one, ties (first maximum wins), reused work buffers and
 float32 staying float32.
 """
@@ -51,6 +51,8 @@ CONV_CASES = [
     (1, 2, (5, 5), 2, (1, 1), 1, 0),        # 1x1 kernel
     (2, 2, (4, 5), 3, (6, 7), 1, (1, 1)),   # kernel equals the padded input
     (1, 3, (9, 7), 2, (2, 4), (3, 2), (0, 2)),
+    (2, 2, (24, 24), 2, (3, 3), 1, 0),      # large images: per-image matmuls, no padding
+    (2, 2, (33, 30), 3, (3, 3), (2, 1), (1, 1)),  # per-image matmuls, strided height
 ]
 
 

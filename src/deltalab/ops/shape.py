@@ -52,8 +52,16 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        np.add.at(out, ctx.index, grad)
+        if _is_basic(ctx.index):
+            out[ctx.index] += grad  # slices and ints never repeat a position
+        else:
+            np.add.at(out, ctx.index, grad)  # fancy indices may repeat: add each occurrence
         return out
+
+
+def _is_basic(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
 class Concatenate(Function):

@@ -198,7 +198,10 @@ def _run(graph, backend, values, parameters, grad, keep):
         elif node.kind == "total":
             values[key] = backend.total([values[o] for o in node.operands])
         else:
-            values[key] = evaluate(node, values, backend)
+            value = evaluate(node, values, backend)
+            if isinstance(value, Tensor) and any(value is values[o] for o in node.operands):
+                value = ops.reshape(value, value.shape)  # "y = h": a node of its own, with its own delta
+            values[key] = value
             if keep and isinstance(values[key], Tensor) and values[key].grad_fn is not None:
                 values[key].retain_grad()
     return values

@@ -229,14 +229,15 @@ _SUBSCRIPTS = {"₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅"
                "₈": "8", "₉": "9", "₋": "-", "₊": "+", "ₜ": "t"}
 _ACCENTS = {"\u0303": r"\tilde", "\u0302": r"\hat", "\u0304": r"\bar", "\u0307": r"\dot", "\u0308": r"\ddot"}
 FUNCTIONS = ("tanh", "sigmoid", "softmax", "relu", "ReLU", "log", "exp", "conv2d", "max_pool2d",
-             "avg_pool2d", "flatten", "identity", "max", "min", "mean", "diag", "sum")
+             "avg_pool2d", "flatten", "identity", "max", "min", "mean", "diag", "sum", "where", "transpose", "step",
+             "half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
 
 _TOKEN = re.compile(
     r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\](?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
     r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?:\((?P<step>[^()]*)\))?)"
     r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
     r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
-    r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+))"
+    r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*))"
     r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
     r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
     r"|(?P<word>[A-Za-z]{2,})"

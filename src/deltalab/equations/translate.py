@@ -2,7 +2,7 @@
 equations with the same parameter names, evaluated by SymPy and checked against the numeric solve.
 
 Node names: ``x0`` the input, ``z<l>``/``x<l>`` per layer (``z1(t)``, ``x1(t)`` per step for an
-rnn), ``y`` the output, ``E`` the error. ``cnn`` and ``lstm`` problems are refused.
+rnn), ``y`` the output, ``target`` the targets, ``E`` the error. ``cnn`` and ``lstm`` problems are refused.
 """
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def _mlp(problem, parameters):
     data = {"x0": np.array(problem.inputs, dtype=np.float64)}
     loss = None
     if problem.targets is not None:
-        data["t"] = np.array(problem.targets, dtype=np.float64).reshape(-1)
-        texts.append(("E", _error(problem.loss, f"x{last}", f"z{last}", "t", data["t"].size)))
+        data["target"] = np.array(problem.targets, dtype=np.float64).reshape(-1)
+        texts.append(("E", _error(problem.loss, f"x{last}", f"z{last}", "target", data["target"].size)))
         loss = "E"
     equations = [parse_equation(name, text) for name, text in texts]
     return EquationProblem(equations, [], dict(parameters), data, {}, loss, outputs=[f"x{last}"])

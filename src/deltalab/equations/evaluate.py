@@ -83,6 +83,12 @@ class EngineBackend:
 def located(exc, node, tree_node):
     """An EquationError at the column of ``tree_node`` in the equation of ``node``."""
     column = getattr(tree_node, "col_offset", -1) + 1 or None
+    if isinstance(tree_node, ast.BinOp) and node.equation is not None:  # point at the operator itself
+        text = node.equation.text
+        start = tree_node.left.end_col_offset
+        while start < tree_node.right.col_offset and text[start] in " ()":
+            start += 1
+        column = start + 1
     message = str(exc) if not isinstance(exc, EquationError) else exc.message
     error = EquationError(message, column)
     error.where = node.where(column)

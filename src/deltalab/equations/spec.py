@@ -136,7 +136,8 @@ def read(data, r, path):
     if "loss" in model:
         loss = model["loss"]
         if not isinstance(loss, str) or normalize(loss) not in defined:
-            close = difflib.get_close_matches(str(loss), defined, n=1)
+            close = [n for n in defined if n.lower() == str(loss).lower()] or \
+                difflib.get_close_matches(str(loss), defined, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             r.fail("model.loss", f"expected the name of an equation (the loss node), got {loss!r}{hint}")
         problem.loss = normalize(loss)

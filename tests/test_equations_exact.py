@@ -168,3 +168,21 @@ def test_cli_exact_json():
     assert data["exact"]["∂L/∂b1"]["expression"] == "0.125" and data["exact"]["∂L/∂b1"]["value"] == 0.125
     assert data["exact"]["yhat"]["sympy"] == "1/2"
     assert data["check"][-1]["method"] == "SymPy exact arithmetic" and data["check"][-1]["passed"]
+
+
+def test_exact_reports_render_in_katex():
+    import re
+
+    from test_report import KATEX_SCRIPT, _katex
+
+    node, root = _katex()
+    if node is None:
+        pytest.skip("node and KaTeX not available")
+    documents = [render(solve_problem(parse_problem(ELMAN_WITH_UNKNOWN_LABELS), exact=True), "latex"),
+                 render(solve("eq-alarmwork-net", exact=True), "latex"),
+                 render(solve("eq-rnn-many-to-many-identity", exact=True), "latex")]
+    assert r"\operatorname{tanh}(0.5)" in documents[2] and r"4 - 4\cdot y2" in documents[0]
+    blocks = [b for doc in documents for b in re.findall(r"\$\$(.*?)\$\$", doc, re.S)]
+    result = subprocess.run([node, "-e", KATEX_SCRIPT], input=json.dumps(blocks), capture_output=True, text=True,
+                            cwd=root, timeout=60)
+    assert result.returncode == 0, result.stderr[:2000]

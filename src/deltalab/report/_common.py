@@ -240,6 +240,7 @@ _TOKEN = re.compile(
     r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*))"
     r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
     r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
+    r"|(?P<power>\^[0-9]+)"
     r"|(?P<word>[A-Za-z]{2,})"
     r"|(?P<char>.)",
     re.S,
@@ -284,6 +285,8 @@ def latex(text: str) -> str:
             out.append("^{" + " ".join(_SUPERSCRIPTS[c] for c in m.group()) + "}")
         elif kind == "subs":
             out.append("_{" + "".join(_SUBSCRIPTS[c] for c in m.group()) + "}")
+        elif kind == "power":
+            out.append("^{" + m.group()[1:] + "}")
         elif kind == "word":
             out.append(r"\text{" + m.group() + "}")
         else:

@@ -14,6 +14,7 @@ from ._common import delta_groups, general_formula, number, parameter_names, tim
 
 LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
 JACOBIAN_SHOWN = 16  # entries of a tensor edge's Jacobian written out (larger: its shape only)
+EXPRESSION_SHOWN = 600  # characters of an exact expression in text reports (all of it is in the JSON)
 
 
 @dataclass
@@ -239,7 +240,10 @@ def _exact_blocks(step, prefix) -> list:
         blocks.append(Block("heading", titles[kind], level=3))
         chains = []
         for e in items:
-            rows = [[Term("", e.expression)]]
+            text = e.expression
+            if len(text) > EXPRESSION_SHOWN:
+                text = f"(an exact expression of {len(text):,} characters; see the JSON output)"
+            rows = [[Term("", text)]]
             rows.append([Term("", np.asarray(e.value, dtype=float))] if e.value is not None
                         else [Term("", "(an expression in the unknown symbols)")])
             chains.append(Chain(e.key, rows))

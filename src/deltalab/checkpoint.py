@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import architecture
+from . import architecture, files
 from .errors import CheckpointError, DeltalabError
 
 FORMAT = "deltalab-checkpoint"
@@ -89,43 +88,11 @@ def save(model, path, metadata=None, extra=None):
 
 
 def atomic_write(path, write):
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it to ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    """:func:`deltalab.files.atomic_write`, with a failure to create the file as a CheckpointError."""
     try:
-        handle = tempfile.NamedTemporaryFile(
-            "wb", dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp", delete=False
-        )
-    except OSError as exc:
+        files.atomic_write(path, write)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         raise CheckpointError(f"{path}: cannot write a checkpoint here: {exc.strerror or exc}") from None
-    temporary = handle.name
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    # makes the rename itself durable; not every platform can open a directory
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------ loading

@@ -68,10 +68,9 @@ def test_exact_mode_reproduces_the_numeric_solve(name):
             compared += 1
     assert compared >= 3
     gradients = exact_entries(step, "gradient")
-    loss = numeric_loss_symbol = trace.loss_symbol
     for parameter, gradient in numeric.gradients.items():
-        np.testing.assert_allclose(gradients[f"∂{loss}/∂{parameter}"].value, gradient, rtol=1e-12, atol=1e-14)
-    del numeric_loss_symbol
+        np.testing.assert_allclose(gradients[f"∂{trace.loss_symbol}/∂{parameter}"].value, gradient, rtol=1e-12,
+                                   atol=1e-14)
 
 
 def test_unknown_labels_leave_the_gradient_as_an_expression():

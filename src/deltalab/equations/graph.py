@@ -153,10 +153,10 @@ def dry_run(problem):
     from .evaluate import evaluate_graph
 
     graph = build(problem)
-    evaluate_graph(graph, "shapes")
+    values = evaluate_graph(graph, "shapes")
     if graph.loss is not None:
         graph_loss = graph.nodes[graph.loss]
-        value = evaluate_graph(graph, "shapes")[graph.loss]
+        value = values[graph.loss]
         if np.size(value) != 1:
             error = EquationError(f"the loss must be one number, it has shape {np.shape(value)} (use sum(…))")
             error.where = graph_loss.where() if graph_loss.kind == "equation" else f"model.loss ({graph.loss})"

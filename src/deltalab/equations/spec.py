@@ -170,7 +170,7 @@ def read(data, r, path):
     return problem, learning_rate, steps
 
 
-def _where(table, name, column, step=None):
+def _where(table, name, column):
     text = f"{table}.{name}"
     if column:
         text += f" (column {column})"

@@ -216,7 +216,7 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
                     rows.append([Term("" if i == 0 else "+", "·".join(f"({number(np.asarray(f).reshape(-1)[0], decimals)})"
                                                                    for f in p.factors)) for i, p in enumerate(shown)])
                 if len(shown) > 1:
-                    rows.append([Term("" if i == 0 else "+", np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)])
+                    rows.append([_signed_term(i, np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)])
                 if path_sum.total > len(shown):
                     rows[0].append(Term("+", f"… ({path_sum.total - len(shown)} more paths)"))
             rows.append([Term("", np.asarray(path_sum.value, dtype=float))])
@@ -227,6 +227,13 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
         if notes:
             blocks.append(Block("list", items=notes))
     return blocks
+
+
+def _signed_term(index, value):
+    """A sum's term: a negative scalar after the first reads "− 0.25", not "+ -0.25"."""
+    if index and value.size == 1 and value.reshape(-1)[0] < 0:
+        return Term("−", -value)
+    return Term("" if index == 0 else "+", value)
 
 
 def _exact_blocks(step, prefix) -> list:

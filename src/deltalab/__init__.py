@@ -5,7 +5,6 @@ The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files o
 """
 from . import functional, models, nn, ops, optim
 from .autograd import is_grad_enabled, no_grad
-from .checkpoint import load, load_into, save
 from .dtypes import get_default_dtype, set_default_dtype
 from .errors import CheckpointError, ConfigurationError, DeltalabError, ShapeError, SpecError
 from .gradcheck import gradcheck
@@ -22,3 +21,12 @@ __all__ = [
     "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim", "save", "set_default_dtype", "stack",
     "summary", "tensor", "where", "zeros",
 ]
+
+
+def __getattr__(name):
+    # checkpoints pull in zipfile and the architecture registry: load them on first use
+    if name in ("save", "load", "load_into"):
+        from . import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'deltalab' has no attribute {name!r}")

@@ -55,6 +55,10 @@ class Workload:
     repeats: int = 30  # timed calls (median taken); --quick divides by 3
     inner: int = 1  # step calls per timed repeat (for very short steps)
     warmup: int = 5  # untimed calls first; --quick uses at most 3
+    # A row that is not "one step, timed many times" (end-to-end training, process latency):
+    # ``run(threads, quick, pause, rounds) -> dict`` returns the timing part of the row itself.
+    run: Callable | None = None
+    goal: str = ""
 
 
 def _rng(seed=0):
@@ -215,6 +219,194 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
     return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats, warmup=warmup)
 
 
+# ------------------------------------------------------- end to end: the digits CNN (training issue)
+def digits_cnn_workload(name="digits_cnn", seed=0):
+    """``deltalab train digits-cnn`` with the task's defaults, and the same training in torch.
+
+    Same initial weights (the task's builder under ``manual_seed(seed)``, copied with
+    ``to_torch``), same batch order (one permutation per epoch from
+    ``numpy.random.default_rng(seed)``, drawn once and fed to both — the order ``train`` itself
+    draws), Adam with the task's lr and the same cosine rate per epoch (``learning_rate``),
+    float32, mean cross-entropy.  deltalab runs the task's own pieces (model, ``run_batch``
+    loss, ``make_optimizer``); the timed part is the whole training plus one test evaluation,
+    without the CLI's checkpoints, progress bar and reports.
+    """
+
+    def setup():
+        import numpy as np
+
+        from deltalab import training
+
+        config = training.make_config("digits-cnn", seed=seed)
+        task = training.get_task("digits-cnn")
+        data = task.load_data(np.float32)
+        rng = np.random.default_rng(seed)
+        orders = [rng.permutation(len(data.train_y)) for _ in range(config.epochs)]
+        rates = [training.learning_rate(config, epoch) for epoch in range(1, config.epochs + 1)]
+        return config, task, data, orders, rates
+
+    def deltalab_run(config, task, data, orders, rates):
+        import numpy as np
+
+        from deltalab import training
+        from deltalab.random import manual_seed
+
+        manual_seed(config.seed)
+        model = task.build_model().to(np.float32)
+        optimizer = training.make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
+        x, y, bs = data.train_x, data.train_y, config.batch_size
+        start = time.perf_counter()
+        for order, rate in zip(orders, rates):
+            optimizer.lr = rate
+            model.train()
+            for i in range(0, len(order), bs):
+                index = order[i : i + bs]
+                _, loss = task.run_batch(model, x[index], y[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        model.eval()
+        _, accuracy, _ = training.evaluate(task, model, data.test_x, data.test_y)
+        seconds = time.perf_counter() - start
+        return seconds, float(accuracy), float(loss.item())
+
+    def torch_run(config, task, data, orders, rates):
+        import numpy as np
+        import torch
+
+        from deltalab.interop import to_torch
+        from deltalab.random import manual_seed
+
+        manual_seed(config.seed)
+        net = to_torch(task.build_model().to(np.float32))  # the same initial weights
+        optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+        x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
+        test_x = torch.from_numpy(data.test_x)
+        torch_orders = [torch.from_numpy(order) for order in orders]
+        bs = config.batch_size
+        start = time.perf_counter()
+        for order, rate in zip(torch_orders, rates):
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            net.train()
+            for i in range(0, len(order), bs):
+                index = order[i : i + bs]
+                loss = torch.nn.functional.cross_entropy(net(x[index]), y[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            logits = net(test_x).numpy()
+        seconds = time.perf_counter() - start
+        return seconds, float((logits.argmax(axis=1) == data.test_y).mean()), float(loss.item())
+
+    def run(threads, quick, pause, rounds):
+        pieces = setup()
+        dl, tr = [], []
+        for _ in range(1 if quick else min(rounds, 2)):
+            dl.append(deltalab_run(*pieces))
+            time.sleep(pause)
+            tr.append(torch_run(*pieces))
+            time.sleep(pause)
+        dl_s, tr_s = [r[0] for r in dl], [r[0] for r in tr]
+        ratios = [d / t for d, t in zip(dl_s, tr_s)]
+        dl_acc, tr_acc = dl[-1][1], tr[-1][1]
+        config = pieces[0]
+        return {
+            "deltalab_ms": float(sorted(dl_s)[len(dl_s) // 2] * 1e3) if len(dl_s) % 2 else float(sum(dl_s) / len(dl_s) * 1e3),
+            "torch_ms": float(sorted(tr_s)[len(tr_s) // 2] * 1e3) if len(tr_s) % 2 else float(sum(tr_s) / len(tr_s) * 1e3),
+            "ratio": float(sorted(ratios)[len(ratios) // 2]) if len(ratios) % 2 else float(sum(ratios) / len(ratios)),
+            "round_ratios": ratios,
+            "round_seconds": {"deltalab": dl_s, "torch": tr_s},
+            "deltalab_test_accuracy": dl_acc,
+            "torch_test_accuracy": tr_acc,
+            "round_accuracies": {"deltalab": [r[1] for r in dl], "torch": [r[1] for r in tr]},
+            "final_batch_loss": {"deltalab": dl[-1][2], "torch": tr[-1][2]},
+            # "same numbers" here means equal accuracy: both >= 97 % or within 0.5 points
+            "max_rel_error": abs(dl_acc - tr_acc),
+            "same_numbers": bool((dl_acc >= 0.97 and tr_acc >= 0.97) or abs(dl_acc - tr_acc) <= 0.005),
+            "repeats": len(ratios),
+            "config": {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+                       "optimizer": config.optimizer, "schedule": config.schedule, "seed": config.seed},
+        }
+
+    desc = "deltalab train digits-cnn (defaults: 20 epochs, batch 16, Adam 0.003, cosine), wall time"
+    return Workload(name, desc, None, None, run=run, goal="≤ 1.3 at equal accuracy")
+
+
+# ------------------------------------------------------- latency: deltalab solve (process start to exit)
+def solve_latency_workload(name="solve_latency", example="rnn-many-to-many-identity", runs=12, warmup=2):
+    """``deltalab solve --example EXAMPLE`` as a subprocess, output to /dev/null: median wall time.
+
+    Timed with ``python -m deltalab.cli`` of this interpreter (``shutil.which("deltalab")``
+    may be a pyenv bash shim adding 0.1-0.2 s) and, when it exists, with the console script
+    next to the interpreter.  Also checks that torch is never imported on that path.
+    """
+
+    def time_commands(variants, n):
+        """{name: sorted seconds}; the variants are interleaved run by run, so a slow patch of
+        the shared machine hits all of them alike."""
+        times = {name: [] for name in variants}
+        for i in range(warmup + n):
+            for name, (cmd, env) in variants.items():
+                start = time.perf_counter()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - start)
+        return {name: sorted(values) for name, values in times.items()}
+
+    def run(threads, quick, pause, rounds):
+        import statistics
+        import tempfile
+
+        n = 5 if quick else runs
+        args = ["solve", "--example", example]
+        module_cmd = [sys.executable, "-m", "deltalab.cli", *args]
+        # With PYTHONDONTWRITEBYTECODE set (as in this project's shells) an editable install
+        # compiles every deltalab module at each start; a normal install has .pyc files.  Time
+        # that case too, with the bytecode cached under a temporary PYTHONPYCACHEPREFIX (so
+        # nothing is written into src/).
+        with tempfile.TemporaryDirectory(prefix="deltalab-pyc-") as prefix:
+            cached_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            cached_env["PYTHONPYCACHEPREFIX"] = prefix
+            variants = {"module": (module_cmd, None), "bytecode_cached": (module_cmd, cached_env)}
+            script = Path(sys.executable).parent / "deltalab"
+            if script.is_file():
+                with open(script, "rb") as f:
+                    shim = f.read(64).startswith(b"#!/usr/bin/env bash")
+                if not shim:
+                    variants["entry_point"] = ([str(script), *args], None)
+            times = time_commands(variants, n)
+        ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+        row = {"deltalab_ms": ms["module"], "torch_ms": None, "ratio": None,
+               "deltalab_p10_ms": times["module"][len(times["module"]) // 10] * 1e3,
+               "command": " ".join(["python", "-m", "deltalab.cli", *args]), "repeats": n,
+               "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+               "bytecode_cached_ms": ms["bytecode_cached"],
+               "times_ms": {name: [t * 1e3 for t in values] for name, values in times.items()}}
+        if "entry_point" in ms:
+            row.update(entry_point_ms=ms["entry_point"], entry_point=str(script))
+        # is torch ever imported on that path?
+        probe = ("import runpy, sys; sys.argv = ['deltalab', *sys.argv[1:]]\n"
+                 "try:\n    runpy.run_module('deltalab.cli', run_name='__main__')\n"
+                 "except SystemExit:\n    pass\n"
+                 "sys.stderr.write('TORCH_LOADED=%d\\n' % ('torch' in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", probe, *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        imported = subprocess.run([sys.executable, "-X", "importtime", "-m", "deltalab.cli", *args],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True).stderr
+        torch_lines = [line for line in imported.splitlines() if "torch" in line.split("|")[-1]]
+        row["torch_imported"] = "TORCH_LOADED=1" in out.stderr or bool(torch_lines)
+        row["torch_check"] = "TORCH_LOADED=0" in out.stderr and not torch_lines
+        row["max_rel_error"] = 0.0
+        row["same_numbers"] = not row["torch_imported"]
+        return row
+
+    desc = f"deltalab solve --example {example}: process start to exit (median of {runs}, output to /dev/null)"
+    return Workload(name, desc, None, None, run=run, goal="< 0.5 s")
+
+
 def _has_recurrent():
     try:
         import deltalab
@@ -239,7 +431,7 @@ def workloads():
             recurrent_workload("lstm_t100", "lstm", 100),
             recurrent_workload("lstm_t1000", "lstm", 1000, repeats=7, warmup=2),
         ]
-    # TODO (issue 7): digits CNN end-to-end training row, `deltalab solve` latency row.
+    rows += [digits_cnn_workload(), solve_latency_workload()]
     return rows
 
 
@@ -292,18 +484,14 @@ def _compare(a_list, b_list, rtol):
     return worst
 
 
-def run_row(workload, threads, quick, pause, rounds):
+def _step_rows(workload, quick, pause, rounds):
+    """Timing of a step workload: rounds of (deltalab block, pause, torch block, pause)."""
     import numpy as np
 
     repeats = max(5, workload.repeats // 3) if quick else workload.repeats  # over all rounds
     warmup = min(3, workload.warmup) if quick else workload.warmup
-    ticks = os.sysconf("SC_CLK_TCK")
-    load_before = os.getloadavg()[0]
-    jiffies0, cpu0, wall0 = _busy_jiffies(), os.times(), time.perf_counter()
-
-    # Rounds of (deltalab block, pause, torch block, pause): a neighbour's burst or a clock
-    # change then hits one round, and the median over rounds of the per-round ratio
-    # shrugs it off.
+    # A neighbour's burst or a clock change then hits one round, and the median over rounds
+    # of the per-round ratio shrugs it off.
     dl_step, torch_step = workload.deltalab(), workload.torch()
     dl_values = [np.array(v, copy=True) for v in dl_step()]
     time.sleep(pause)
@@ -322,30 +510,38 @@ def run_row(workload, threads, quick, pause, rounds):
         dl_fast.append(d_fast)
         torch_fast.append(t_fast)
     del dl_step, torch_step
-    dl_median, torch_median = float(np.median(dl_medians)), float(np.median(torch_medians))
-    dl_fast, torch_fast = min(dl_fast), min(torch_fast)
-
-    wall = time.perf_counter() - wall0
-    cpu1 = os.times()
-    own = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    others = max(0.0, (_busy_jiffies() - jiffies0) / ticks - own) / wall  # cores used by others
     error = _compare(dl_values, torch_values, workload.rtol)
     return {
-        "name": workload.name,
-        "description": workload.description,
-        "threads": threads,
-        "deltalab_ms": dl_median * 1e3,
-        "torch_ms": torch_median * 1e3,
-        "deltalab_p10_ms": dl_fast * 1e3,
-        "torch_p10_ms": torch_fast * 1e3,
+        "deltalab_ms": float(np.median(dl_medians)) * 1e3,
+        "torch_ms": float(np.median(torch_medians)) * 1e3,
+        "deltalab_p10_ms": min(dl_fast) * 1e3,
+        "torch_p10_ms": min(torch_fast) * 1e3,
         "ratio": float(np.median(ratios)),
         "round_ratios": ratios,
         "max_rel_error": error,
         "same_numbers": bool(error <= workload.rtol),
         "repeats": repeats,
-        "loadavg_1min": max(load_before, os.getloadavg()[0]),
-        "other_cores_busy": others,
     }
+
+
+def run_row(workload, threads, quick, pause, rounds):
+    ticks = os.sysconf("SC_CLK_TCK")
+    load_before = os.getloadavg()[0]
+    jiffies0, cpu0, wall0 = _busy_jiffies(), os.times(), time.perf_counter()
+    if workload.run is not None:
+        timing = workload.run(threads, quick, pause, rounds)
+    else:
+        timing = _step_rows(workload, quick, pause, rounds)
+    wall = time.perf_counter() - wall0
+    cpu1 = os.times()
+    # our own CPU time includes waited-for children (the latency row's subprocesses)
+    own = sum(cpu1[:4]) - sum(cpu0[:4])
+    others = max(0.0, (_busy_jiffies() - jiffies0) / ticks - own) / wall  # cores used by others
+    row = {"name": workload.name, "description": workload.description, "threads": threads}
+    row.update(timing)
+    row.update(loadavg_1min=max(load_before, os.getloadavg()[0]), other_cores_busy=others,
+               goal=workload.goal, wall_s=wall)
+    return row
 
 
 def child(args):
@@ -375,7 +571,9 @@ def child(args):
             print(f"  {workload.name}: others busy {row['other_cores_busy']:.2f} cores, "
                   f"load {row['loadavg_1min']:.2f}; re-running", file=sys.stderr)
             time.sleep(args.pause * 5)
-        print(f"  {threads} thread(s) {best['name']:<11} ratio {best['ratio']:.2f}", file=sys.stderr)
+        print(f"  {threads} thread(s) {best['name']:<13} ratio {_fmt(best['ratio'], '.2f')}  "
+              f"deltalab {best['deltalab_ms']:.1f} ms  {_check_text(best)}  "
+              f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
         rows.append(best)
     json.dump({"rows": rows, "malloc_fixed": malloc_fixed, "numpy": np.__version__,
                "torch": torch.__version__}, sys.stdout)
@@ -413,27 +611,48 @@ def machine_info():
     return info
 
 
+def _fmt(value, spec):
+    return "—" if value is None else format(value, spec)
+
+
+def _check_text(r):
+    """The "same numbers" column: max rel err, the test accuracies, or the torch-import check."""
+    if "deltalab_test_accuracy" in r:
+        text = f"acc {r['deltalab_test_accuracy']:.2%} / {r['torch_test_accuracy']:.2%}"
+    elif "torch_imported" in r:
+        text = "torch imported!" if r["torch_imported"] else "no torch import"
+        text += f"; .pyc cached {r['bytecode_cached_ms']:.0f} ms"
+        if r.get("entry_point_ms") is not None:
+            text += f"; script {r['entry_point_ms']:.0f} ms"
+        return text
+    else:
+        text = f"{r['max_rel_error']:.1e}"
+    return text + ("" if r["same_numbers"] else " MISMATCH")
+
+
 def print_table(rows, info):
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # plain fallback
         for r in rows:
-            print(f"{r['name']:<11} {r['threads']}t  deltalab {r['deltalab_ms']:8.2f} ms  "
-                  f"torch {r['torch_ms']:8.2f} ms  ratio {r['ratio']:5.2f}  load {r['loadavg_1min']:.2f}")
+            print(f"{r['name']:<13} {r['threads']}t  deltalab {r['deltalab_ms']:9.2f} ms  "
+                  f"torch {_fmt(r['torch_ms'], '9.2f')} ms  ratio {_fmt(r['ratio'], '5.2f')}  "
+                  f"{_check_text(r)}  load {r['loadavg_1min']:.2f}  others {r['other_cores_busy']:.2f}")
         return
     table = Table(title="deltalab / torch, forward + backward, float32 (lower is better)")
-    for col in ("workload", "threads", "deltalab ms", "torch ms", "ratio", "max rel err", "load 1m",
+    for col in ("workload", "threads", "deltalab ms", "torch ms", "ratio", "max rel err / check", "load 1m",
                 "others busy"):
         table.add_column(col, justify="left" if col == "workload" else "right")
     for r in rows:
-        ratio = f"{r['ratio']:.2f}"
-        style = "green" if r["ratio"] <= 1.0 else ("yellow" if r["ratio"] <= 1.5 else "red")
-        err = f"{r['max_rel_error']:.1e}" + ("" if r["same_numbers"] else " MISMATCH")
-        table.add_row(r["name"], str(r["threads"]), f"{r['deltalab_ms']:.2f}", f"{r['torch_ms']:.2f}",
-                      f"[{style}]{ratio}[/]", err, f"{r['loadavg_1min']:.2f}",
-                      f"{r['other_cores_busy']:.2f}")
-    console = Console(width=max(110, Console().width))
+        if r["ratio"] is None:
+            ratio = "—"
+        else:
+            style = "green" if r["ratio"] <= 1.0 else ("yellow" if r["ratio"] <= 1.5 else "red")
+            ratio = f"[{style}]{r['ratio']:.2f}[/]"
+        table.add_row(r["name"], str(r["threads"]), f"{r['deltalab_ms']:.2f}", _fmt(r["torch_ms"], ".2f"),
+                      ratio, _check_text(r), f"{r['loadavg_1min']:.2f}", f"{r['other_cores_busy']:.2f}")
+    console = Console(width=max(120, Console().width))
     console.print(table)
     console.print(f"{info.get('Model name', '?')}, {info.get('CPU(s)', '?')} CPUs; numpy "
                   f"{info.get('numpy')} ({info.get('numpy_blas')}), torch {info.get('torch')}")

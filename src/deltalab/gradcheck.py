@@ -35,21 +35,31 @@ def relative_error(analytic, numeric):
     return float(np.max(np.abs(analytic - numeric)) / scale)
 
 
+def central_differences(loss, array, indices, eps=1e-6):
+    """(loss at a + ε·e_i − loss at a − ε·e_i) / 2ε for each multi-index i of ``array``.
+
+    ``array`` is perturbed in place and restored; ``loss()`` reads its current values.
+    Multi-indices, not a flat view: reshape(-1) of a non-C-contiguous array is a copy.
+    """
+    numeric = np.empty(len(indices))
+    for j, i in enumerate(indices):
+        original = array[i]
+        array[i] = original + eps
+        plus = loss()
+        array[i] = original - eps
+        minus = loss()
+        array[i] = original
+        numeric[j] = (plus - minus) / (2 * eps)
+    return numeric
+
+
 def numerical_gradient(fn, inputs, index, eps, weights):
     """d(Σ weights·fn(inputs))/d inputs[index] by central differences, one value at a time."""
     x = inputs[index]
-    grad = np.zeros_like(x.data)
-    # perturb by multi-index: reshape(-1) of a non-C-contiguous array is a copy, not a view
     with no_grad():
-        for i in np.ndindex(x.data.shape):
-            original = x.data[i]
-            x.data[i] = original + eps
-            plus = np.sum(fn(*inputs).data * weights)
-            x.data[i] = original - eps
-            minus = np.sum(fn(*inputs).data * weights)
-            x.data[i] = original
-            grad[i] = (plus - minus) / (2 * eps)
-    return grad
+        numeric = central_differences(lambda: np.sum(fn(*inputs).data * weights), x.data,
+                                      list(np.ndindex(x.data.shape)), eps)
+    return numeric.reshape(x.data.shape)
 
 
 def gradcheck(fn, *inputs, eps=1e-6, tolerance=1e-7, seed=0):

@@ -12,7 +12,7 @@ import numpy as np
 from . import losses, ops
 from .autograd import no_grad
 from .errors import ConfigurationError, ShapeError, SpecError
-from .gradcheck import relative_error
+from .gradcheck import central_differences, relative_error
 from .models.elman import ElmanNetwork, LSTMNetwork
 from .models.layered import LayeredNetwork
 from .ops.recurrent import sequence_record
@@ -298,19 +298,11 @@ def finite_difference_check(problem, model, gradients, eps=1e-6, max_entries=400
     rng = np.random.default_rng(0)
     per_parameter = {}
     for name, p in params.items():
-        flat = p.data.reshape(-1)
-        entries = np.arange(flat.size)
+        entries = np.arange(p.size)
         if total > max_entries:
-            entries = np.sort(rng.choice(flat.size, size=max(1, flat.size * max_entries // total), replace=False))
-        numeric = np.empty(entries.size)
-        for j, i in enumerate(entries):
-            original = flat[i]
-            flat[i] = original + eps
-            plus = _loss_value(problem, model)
-            flat[i] = original - eps
-            minus = _loss_value(problem, model)
-            flat[i] = original
-            numeric[j] = (plus - minus) / (2 * eps)
+            entries = np.sort(rng.choice(p.size, size=max(1, p.size * max_entries // total), replace=False))
+        indices = [np.unravel_index(i, p.shape) for i in entries]
+        numeric = central_differences(lambda: _loss_value(problem, model), p.data, indices, eps)
         per_parameter[name] = relative_error(gradients[name].reshape(-1)[entries], numeric)
     return Check("central finite differences", max(per_parameter.values(), default=0.0), per_parameter, FD_TOLERANCE)
 

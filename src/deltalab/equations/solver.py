@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from ..errors import SpecError
-from ..gradcheck import relative_error
+from ..gradcheck import central_differences, relative_error
 from ..trace import Check, Contribution, StepTrace, Trace, Value
 from . import chain_rule
 from .evaluate import evaluate_graph
@@ -125,16 +125,8 @@ def finite_difference_check(graph, parameters, gradients, eps=1e-6):
     per_parameter = {}
     for name in graph.parameters:
         trial = {n: np.array(v, dtype=np.float64) for n, v in parameters.items()}
-        flat = trial[name].reshape(-1)
-        numeric = np.empty(flat.size)
-        for i in range(flat.size):
-            original = flat[i]
-            flat[i] = original + eps
-            plus = loss_value(graph, trial)
-            flat[i] = original - eps
-            minus = loss_value(graph, trial)
-            flat[i] = original
-            numeric[i] = (plus - minus) / (2 * eps)
+        numeric = central_differences(lambda: loss_value(graph, trial), trial[name],
+                                      list(np.ndindex(trial[name].shape)), eps)
         per_parameter[name] = relative_error(gradients[name].reshape(-1), numeric)
     return Check("central finite differences", max(per_parameter.values(), default=0.0), per_parameter, FD_TOLERANCE)
 

@@ -226,75 +226,56 @@ register(nn.Sequential, "Sequential", _sequential_to_torch, _sequential_from_tor
 
 
 # ----------------------------------------------------------- RNN and LSTM
+LAYERS = ("RNN", "LSTM")  # torch names their parameters weight_ih_l0, ...; the cells weight_ih, ...
+
+
 def _recurrent_to_torch(m, torch, kind):
-    """deltalab's one bias becomes torch's bias_ih; torch's bias_hh is zero (their sum is what counts)."""
-    extra = {"nonlinearity": m.nonlinearity} if kind == "RNN" else {}
-    t = getattr(torch.nn, kind)(
-        m.input_size, m.hidden_size, num_layers=1, bias=m.bias is not None, batch_first=m.batch_first,
-        dtype=_torch_dtype(m, torch), **extra,
-    )
-    pairs = [("weight_ih_l0", m.weight_ih.data), ("weight_hh_l0", m.weight_hh.data)]
+    """Layers and cells: deltalab's one bias becomes torch's bias_ih; torch's bias_hh is zero
+    (their sum is what counts)."""
+    suffix = "_l0" if kind in LAYERS else ""
+    extra = {"nonlinearity": m.nonlinearity} if kind in ("RNN", "RNNCell") else {}
+    if kind == "RNNCell":
+        _check(m.nonlinearity in ("tanh", "relu"),
+               f"to_torch: torch.nn.RNNCell has no nonlinearity {m.nonlinearity!r} (tanh or relu only)")
+    if kind in LAYERS:
+        extra.update(num_layers=1, batch_first=m.batch_first)
+    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
+                                **extra)
+    pairs = [(f"weight_ih{suffix}", m.weight_ih.data), (f"weight_hh{suffix}", m.weight_hh.data)]
     if m.bias is not None:
-        pairs += [("bias_ih_l0", m.bias.data), ("bias_hh_l0", np.zeros_like(m.bias.data))]
+        pairs += [(f"bias_ih{suffix}", m.bias.data), (f"bias_hh{suffix}", np.zeros_like(m.bias.data))]
     return _copy_into_torch(t, pairs, torch)
 
 
 def _recurrent_from_torch(t, torch, kind):
-    """torch's bias_ih + bias_hh become deltalab's one bias (the lecture's b)."""
-    _check(t.num_layers == 1, f"from_torch: {kind} with num_layers={t.num_layers} is not supported (one layer only)")
-    _check(not t.bidirectional, f"from_torch: bidirectional {kind} is not supported")
-    _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
-    _check(not t.dropout, f"from_torch: {kind} with dropout={t.dropout} is not supported")
-    weight_ih = tensor_from_torch(t.weight_ih_l0, f"{kind}.weight_ih_l0")
-    extra = {"nonlinearity": t.nonlinearity} if kind == "RNN" else {}
-    m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, batch_first=t.batch_first,
-                          dtype=weight_ih.dtype, **extra)
-    _set(m.weight_ih, weight_ih)
-    _set(m.weight_hh, tensor_from_torch(t.weight_hh_l0, f"{kind}.weight_hh_l0"))
-    if t.bias:
-        _set(m.bias, tensor_from_torch(t.bias_ih_l0, f"{kind}.bias_ih_l0") + tensor_from_torch(t.bias_hh_l0, f"{kind}.bias_hh_l0"))
-    return m
+    """Layers and cells: torch's bias_ih + bias_hh becomes deltalab's one bias."""
+    suffix = "_l0" if kind in LAYERS else ""
 
+    def array(name):
+        return tensor_from_torch(getattr(t, name + suffix), f"{kind}.{name}{suffix}")
 
-for _kind in ("RNN", "LSTM"):
-    if hasattr(nn, _kind):
-        register(
-            getattr(nn, _kind), _kind,
-            (lambda kind: lambda m, torch: _recurrent_to_torch(m, torch, kind))(_kind),
-            (lambda kind: lambda t, torch: _recurrent_from_torch(t, torch, kind))(_kind),
-        )
-
-
-# ----------------------------------------------------------- RNNCell and LSTMCell
-def _cell_to_torch(m, torch, kind):
-    """As for the layers: deltalab's one bias is torch's bias_ih, and bias_hh is zero."""
-    extra = {"nonlinearity": m.nonlinearity} if kind == "RNNCell" else {}
-    _check(kind != "RNNCell" or m.nonlinearity in ("tanh", "relu"),
-           f"to_torch: torch.nn.RNNCell has no nonlinearity {getattr(m, 'nonlinearity', '')!r} (tanh or relu only)")
-    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
-                                **extra)
-    pairs = [("weight_ih", m.weight_ih.data), ("weight_hh", m.weight_hh.data)]
-    if m.bias is not None:
-        pairs += [("bias_ih", m.bias.data), ("bias_hh", np.zeros_like(m.bias.data))]
-    return _copy_into_torch(t, pairs, torch)
-
-
-def _cell_from_torch(t, torch, kind):
-    weight_ih = tensor_from_torch(t.weight_ih, f"{kind}.weight_ih")
-    extra = {"nonlinearity": t.nonlinearity} if kind == "RNNCell" else {}
+    if kind in LAYERS:
+        _check(t.num_layers == 1, f"from_torch: {kind} with num_layers={t.num_layers} is not supported (one layer only)")
+        _check(not t.bidirectional, f"from_torch: bidirectional {kind} is not supported")
+        _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
+        _check(not t.dropout, f"from_torch: {kind} with dropout={t.dropout} is not supported")
+    weight_ih = array("weight_ih")
+    extra = {"nonlinearity": t.nonlinearity} if kind in ("RNN", "RNNCell") else {}
+    if kind in LAYERS:
+        extra["batch_first"] = t.batch_first
     m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, dtype=weight_ih.dtype, **extra)
     _set(m.weight_ih, weight_ih)
-    _set(m.weight_hh, tensor_from_torch(t.weight_hh, f"{kind}.weight_hh"))
+    _set(m.weight_hh, array("weight_hh"))
     if t.bias:
-        _set(m.bias, tensor_from_torch(t.bias_ih, f"{kind}.bias_ih") + tensor_from_torch(t.bias_hh, f"{kind}.bias_hh"))
+        _set(m.bias, array("bias_ih") + array("bias_hh"))
     return m
 
 
-for _kind in ("RNNCell", "LSTMCell"):
+for _kind in LAYERS + ("RNNCell", "LSTMCell"):
     register(
         getattr(nn, _kind), _kind,
-        (lambda kind: lambda m, torch: _cell_to_torch(m, torch, kind))(_kind),
-        (lambda kind: lambda t, torch: _cell_from_torch(t, torch, kind))(_kind),
+        (lambda kind: lambda m, torch: _recurrent_to_torch(m, torch, kind))(_kind),
+        (lambda kind: lambda t, torch: _recurrent_from_torch(t, torch, kind))(_kind),
     )
 
 

@@ -54,13 +54,7 @@ def local_derivatives(graph, values, loss_key):
     if loss_key is not None:
         delta[loss_key] = np.ones(values[loss_key].shape)
     records = {}
-    for key in reversed(list(graph.nodes)):
-        node = graph.nodes[key]
-        if node.kind not in ("equation", "total"):
-            continue
-        targets = [k for k in node.operands if graph.nodes[k].differentiable]
-        if not targets:
-            continue
+    for key, node, targets in graph.backward_order():
         with np.errstate(all="ignore"):
             out, leaves = _local_graph(graph, node, values)
             jacobians = {}

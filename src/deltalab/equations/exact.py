@@ -392,13 +392,7 @@ def exact_pass(graph, parameters=None):
     if graph.loss is not None:
         deltas[graph.loss] = _object(np.full(np.shape(values[graph.loss]), sp.Integer(1), dtype=object))
     local = {}
-    for key in reversed(list(graph.nodes)):
-        node = graph.nodes[key]
-        if node.kind not in ("equation", "total"):
-            continue
-        targets = [k for k in node.operands if graph.nodes[k].differentiable]
-        if not targets:
-            continue
+    for key, node, targets in graph.backward_order():
         # every operand a symbol: the local derivative as an expression in the equation's names
         symbols = {k: _symbols_like(k, values[k]) for k in node.operands}
         inputs = dict(values)

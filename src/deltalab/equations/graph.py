@@ -50,6 +50,17 @@ class Graph:
     outputs: list  # keys shown as outputs
     parameters: list  # parameter names
 
+    def backward_order(self):
+        """(key, node, differentiable operand keys) of every equation, consumers first: the
+        order in which deltas flow back (numeric chain rule and exact mode walk it alike)."""
+        for key in reversed(list(self.nodes)):
+            node = self.nodes[key]
+            if node.kind not in ("equation", "total"):
+                continue
+            targets = [k for k in node.operands if self.nodes[k].differentiable]
+            if targets:
+                yield key, node, targets
+
     def consumers(self) -> dict:
         """key -> [keys of the nodes that read it]."""
         out = {key: [] for key in self.nodes}

@@ -36,6 +36,11 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# Some of these machines pin OpenBLAS to its AVX2 "Haswell" kernels (a safety pin for old
+# OpenBLAS builds, which the workplace asks us to keep in tests and CI).  It slows current
+# NumPy while torch's MKL/oneDNN still use AVX-512, so by default the benchmark children run
+# without the pin, and each row records which OpenBLAS kernels actually ran.
+OPENBLAS_PIN_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 # --------------------------------------------------------------------------- workloads
@@ -576,7 +581,20 @@ def child(args):
               f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
         rows.append(best)
     json.dump({"rows": rows, "malloc_fixed": malloc_fixed, "numpy": np.__version__,
-               "torch": torch.__version__}, sys.stdout)
+               "torch": torch.__version__, "openblas_kernels": _openblas_kernels(),
+               "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}, sys.stdout)
+
+
+def _openblas_kernels():
+    """Which OpenBLAS kernel family NumPy loaded in this process (e.g. 'SkylakeX'), if known."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    for library in threadpool_info():
+        if library.get("internal_api") == "openblas" and "numpy" in library.get("filepath", ""):
+            return library.get("architecture")
+    return None
 
 
 # --------------------------------------------------------------------------- driver
@@ -655,7 +673,12 @@ def print_table(rows, info):
     console = Console(width=max(120, Console().width))
     console.print(table)
     console.print(f"{info.get('Model name', '?')}, {info.get('CPU(s)', '?')} CPUs; numpy "
-                  f"{info.get('numpy')} ({info.get('numpy_blas')}), torch {info.get('torch')}")
+                  f"{info.get('numpy')} ({info.get('numpy_blas')}, {info.get('openblas_kernels')} "
+                  f"kernels), torch {info.get('torch')} ({info.get('torch_cpu_capability')})")
+    pin = info.get("openblas_pin_in_environment")
+    if pin:
+        kept = "kept" if info.get("openblas_pin_kept") else "removed for the timed runs"
+        console.print(f"OpenBLAS pin in the environment: {pin}, {kept}")
 
 
 def main(argv=None):
@@ -672,6 +695,9 @@ def main(argv=None):
     parser.add_argument("--busy-limit", type=float, default=0.3,
                         help="re-run a row if other processes used more cores than this")
     parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument("--keep-openblas-pin", action="store_true",
+                        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment "
+                             "(default: the timed children run without them)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -681,6 +707,9 @@ def main(argv=None):
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+        if not args.keep_openblas_pin:
+            for var in OPENBLAS_PIN_VARS:
+                env.pop(var, None)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(threads),
                "--pause", str(args.pause), "--retries", str(args.retries), "--rounds", str(args.rounds),
                "--load-limit", str(args.load_limit), "--busy-limit", str(args.busy_limit)]
@@ -690,7 +719,11 @@ def main(argv=None):
             cmd += ["--only", args.only]
         result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
         data = json.loads(result.stdout)
-        info.update(numpy=data["numpy"], torch=data["torch"], malloc_fixed=data["malloc_fixed"])
+        info.update(numpy=data["numpy"], torch=data["torch"], malloc_fixed=data["malloc_fixed"],
+                    openblas_kernels=data["openblas_kernels"],
+                    torch_cpu_capability=data["torch_cpu_capability"],
+                    openblas_pin_in_environment={v: os.environ[v] for v in OPENBLAS_PIN_VARS if v in os.environ},
+                    openblas_pin_kept=args.keep_openblas_pin)
         rows += data["rows"]
     print_table(rows, info)
     Path(args.output).write_text(json.dumps({"machine": info, "rows": rows,

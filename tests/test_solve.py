@@ -243,3 +243,40 @@ kernel_size = "big"
 [data]
 inputs = 1.0
 """)
+
+
+MSE_SOME_STEPS = """
+title = "Elman many-to-many, mse on steps 2 and 4 only"
+[model]
+type = "rnn"
+input_size = 2
+hidden_size = 3
+output_size = 2
+hidden_activation = "tanh"
+output_activation = "identity"
+loss = "mse"
+[parameters]
+init = "random"
+seed = 2
+[data]
+inputs = [[1, 0], [0, 1], [0.5, -1], [0.2, 0.3]]
+targets = [[0.5, -0.5], [1, 0]]
+target_steps = [2, 4]
+[training]
+learning_rate = 0.1
+"""
+
+
+def test_mse_on_some_steps_is_the_mean_over_the_targeted_outputs():
+    # like torch.nn.functional.mse_loss(y[[1, 3]], targets): divide by 2 steps x 2 outputs, not 4 x 2
+    problem = parse_problem(MSE_SOME_STEPS)
+    trace = solve_problem(problem, check_torch=True)
+    assert trace.checks[-1].method == "PyTorch float64" and trace.checks[-1].max_relative_error < 1e-12
+    p = {n: torch.tensor(a) for n, a in trace.steps[0].parameters_before.items()}
+    x = torch.tensor(problem.inputs)
+    h, ys = torch.zeros(3, dtype=torch.float64), []
+    for t in range(4):
+        h = torch.tanh(p["W1"] @ x[t] + p["H1"] @ h + p.get("b1", 0))
+        ys.append(p["W2"] @ h + p.get("b2", 0))
+    expected = torch.nn.functional.mse_loss(torch.stack(ys)[[1, 3]], torch.tensor(problem.targets))
+    assert trace.steps[0].loss == pytest.approx(expected.item(), rel=1e-12)

@@ -106,14 +106,18 @@ def _description(problem, model):
 
 # ------------------------------------------------------------------ loss
 def _error_terms(problem, output, preactivation, target):
-    """Elementwise error terms whose sum (mean for mse) is E, so per-step errors add up to E."""
+    """Elementwise error terms whose sum is E, so per-step errors add up to E.
+
+    For mse each term is divided by the number of target values (problem.targets, which has
+    rows only for the targeted steps), like torch's mse_loss on the targeted outputs.
+    """
     if problem.loss in ("half_squared_error", "squared_error", "mse"):
         diff = output - target
         terms = diff * diff
         if problem.loss == "half_squared_error":
             terms = 0.5 * terms
         if problem.loss == "mse":
-            terms = terms / float(np.prod(target.shape))
+            terms = terms / float(np.size(problem.targets))
         return terms
     if problem.loss == "cross_entropy":
         axis = 1 if problem.model_type in ("mlp", "cnn") and preactivation.ndim > 1 else -1

@@ -304,3 +304,16 @@ def test_file_task_user_errors(tmp_path, capsys, args, words):
     assert main([*args, "--quiet", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_resume_with_a_problem_file_of_another_shape_is_refused(tmp_path, capsys):
+    first, other = tmp_path / "rnn.toml", tmp_path / "wider.toml"
+    first.write_text(RNN_PROBLEM)
+    other.write_text(RNN_PROBLEM.replace("hidden_size = 3", "hidden_size = 4"))
+    assert main(["train", "file", str(first), "--epochs", "2", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    code = main(["train", "file", str(other), "--epochs", "4", "--quiet",
+                 "--resume", str(tmp_path / "a" / "checkpoint.npz"), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code != 0 and "checkpoint.npz" in err and "does not fit" in err and "(4, 4)" in err
+    assert "Traceback" not in err and not (tmp_path / "b").exists()

@@ -547,10 +547,6 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
 
     task = get_task(config.task, config.problem)
     out_dir = out_dir or default_out_dir(config.task)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"train: cannot create output directory {out_dir}: {exc.strerror or exc}") from None
     checkpoint_path = os.path.join(out_dir, "checkpoint.npz")
     dtype = dtypes.resolve(config.dtype)
     if plots:
@@ -567,10 +563,15 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
     shuffle_rng = np.random.default_rng(config.seed)
     history, first_epoch = [], 1
     if resume:
-        model, optimizer, history, first_epoch = _resume(resume, config, shuffle_rng, dtype)
+        model, optimizer, history, first_epoch = _resume(resume, config, shuffle_rng, dtype, task)
     else:
         model = task.build_model().to(dtype)
         optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
+    try:  # only now: a refused resume or bad data leaves nothing on disk
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"train: cannot create output directory {out_dir}: {exc.strerror or exc}") from None
+    if not resume:
         _save(model, optimizer, config, history, shuffle_rng, checkpoint_path, epoch=0)
 
     console = console or _console()
@@ -708,7 +709,7 @@ def _save(model, optimizer, config, history, shuffle_rng, path, epoch):
     checkpoint.save(model, path, metadata=metadata, extra=checkpoint.optimizer_state(optimizer))
 
 
-def _resume(path, config, shuffle_rng, dtype):
+def _resume(path, config, shuffle_rng, dtype, task):
     saved = checkpoint.read_checkpoint(path)
     meta = saved.metadata
     if meta.get("kind") != "deltalab-train":
@@ -717,6 +718,7 @@ def _resume(path, config, shuffle_rng, dtype):
         raise CheckpointError(f"{path}: a checkpoint of task {meta.get('task')!r}, not {config.task!r}")
     saved_optimizer = meta.get("config", {}).get("optimizer")
     model = saved.build()
+    _check_same_architecture(path, model, task.build_model())
     if model.dtype != dtype:
         model.to(dtype)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
@@ -732,6 +734,20 @@ def _resume(path, config, shuffle_rng, dtype):
         raise CheckpointError(f"{path}: corrupt training checkpoint: no valid shuffle generator state") from None
     history = [EpochRecord(**r) for r in meta.get("history", [])]
     return model, optimizer, history, int(meta.get("epoch", 0)) + 1
+
+
+def _check_same_architecture(path, saved, expected):
+    """Refuse to resume a run whose network does not fit the task (e.g. another problem file)."""
+    have = {name: p.shape for name, p in saved.named_parameters()}
+    want = {name: p.shape for name, p in expected.named_parameters()}
+    if type(saved) is not type(expected) or have != want:
+        differ = sorted(n for n in have.keys() | want.keys() if have.get(n) != want.get(n))
+        detail = ", ".join(f"{n}: checkpoint {have.get(n, 'missing')} vs task {want.get(n, 'missing')}"
+                           for n in differ[:3])
+        raise CheckpointError(
+            f"{path}: the checkpoint's network ({type(saved).__name__}) does not fit this task's "
+            f"({type(expected).__name__})" + (f": {detail}" if detail else "")
+        )
 
 
 def _write_metrics(result):

@@ -2,6 +2,9 @@
 
 The input projections of all steps are one matrix product; the loop over time does one
 matrix product per step (forward and backward), with no per-step autodiff overhead.
+The elementwise work between those products is NumPy, or, for float32 sequences big enough
+to pay for importing numba, one compiled kernel per step (:mod:`.recurrent_kernels`; see
+:func:`step_kernels`, ``DELTALAB_NUMBA=0`` turns them off).
 
 Backward records what a worked solution needs on the node (``node.deltas`` etc.):
 for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation deltas and ∂E/∂c(t).
@@ -9,9 +12,37 @@ for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation delt
 """
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 
 from ..autograd import Function
+
+# batch·hidden·steps from which a float32 sequence uses the compiled step kernels: below it
+# (the lecture's problems, small tests) importing numba (~0.4 s) would cost more than it saves.
+KERNEL_MIN_WORK = 1 << 16
+_kernels = None  # the recurrent_kernels module once imported; False if numba is unusable
+
+
+def step_kernels(dtype, work):
+    """The compiled per-step kernels (module :mod:`.recurrent_kernels`) for a sequence of
+    ``work`` = batch·hidden·steps elements of ``dtype``, or None for the NumPy path: float64,
+    small sequences, numba not installed, or the environment variable ``DELTALAB_NUMBA=0``."""
+    global _kernels
+    if dtype != np.float32 or work < KERNEL_MIN_WORK or os.environ.get("DELTALAB_NUMBA") == "0":
+        return None
+    if _kernels is None:
+        try:
+            from . import recurrent_kernels
+
+            _kernels = recurrent_kernels
+        except ImportError:
+            _kernels = False
+        except Exception as error:  # a broken numba install must not break the layer
+            warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
+            _kernels = False
+    return _kernels or None
 
 
 def sigmoid_(a, out):
@@ -61,11 +92,17 @@ class ElmanSequence(Function):
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, hidden), dtype=z.dtype)
-        with np.errstate(over="ignore"):
+        kernels = step_kernels(z.dtype, batch * hidden * steps) if nonlinearity == "tanh" else None
+        if kernels is not None:
             for t in range(steps):
                 np.matmul(h[t], recurrent, out=buffer)
-                z[t] += buffer
-                f(z[t], h[t + 1])
+                kernels.elman_tanh_forward_step(t, z, buffer, h)
+        else:
+            with np.errstate(over="ignore"):
+                for t in range(steps):
+                    np.matmul(h[t], recurrent, out=buffer)
+                    z[t] += buffer
+                    f(z[t], h[t + 1])
         ctx.save_for_backward(x, h, z, weight_ih, weight_hh)
         ctx.nonlinearity, ctx.has_bias = nonlinearity, bias is not None
         ctx.deltas = None
@@ -76,13 +113,22 @@ class ElmanSequence(Function):
         x, h, z, weight_ih, weight_hh = ctx.saved
         _, f_prime = ACTIVATIONS[ctx.nonlinearity]
         steps, batch, hidden = z.shape
-        delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
         carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
-        incoming = np.empty_like(carry)
-        for t in range(steps - 1, -1, -1):
-            np.add(grad[t], carry, out=incoming)
-            delta[t] *= incoming  # δ(t) = f'(z(t)) ∘ (∂E/∂h(t))
-            np.matmul(delta[t], weight_hh, out=carry)
+        kernels = step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
+        if kernels is not None:
+            delta = np.empty_like(z)
+            grad = np.ascontiguousarray(grad, dtype=z.dtype)
+            recurrent = np.ascontiguousarray(weight_hh, dtype=z.dtype)
+            for t in range(steps - 1, -1, -1):
+                kernels.elman_tanh_backward_step(t, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
+                np.matmul(delta[t], recurrent, out=carry)
+        else:
+            delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
+            incoming = np.empty_like(carry)
+            for t in range(steps - 1, -1, -1):
+                np.add(grad[t], carry, out=incoming)
+                delta[t] *= incoming  # δ(t) = f'(z(t)) ∘ (∂E/∂h(t))
+                np.matmul(delta[t], weight_hh, out=carry)
         ctx.deltas = delta
         flat = delta.reshape(steps * batch, hidden)
         need = ctx.needs_input_grad
@@ -112,20 +158,26 @@ class LSTMSequence(Function):
         h[0], c[0] = h0, c0
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, 4 * n), dtype=a.dtype)
-        product = np.empty((batch, n), dtype=a.dtype)
-        with np.errstate(over="ignore"):
+        kernels = step_kernels(a.dtype, batch * n * steps)
+        if kernels is not None:  # pre-activations are overwritten by the gate values
             for t in range(steps):
                 np.matmul(h[t], recurrent, out=buffer)
-                gates = a[t]  # pre-activations are overwritten by the gate values
-                gates += buffer
-                sigmoid_(gates[:, : 2 * n], gates[:, : 2 * n])
-                tanh_(gates[:, 2 * n : 3 * n], gates[:, 2 * n : 3 * n])
-                sigmoid_(gates[:, 3 * n :], gates[:, 3 * n :])
-                np.multiply(gates[:, n : 2 * n], c[t], out=c[t + 1])
-                np.multiply(gates[:, :n], gates[:, 2 * n : 3 * n], out=product)
-                c[t + 1] += product
-                tanh_(c[t + 1], tanh_c[t])
-                np.multiply(gates[:, 3 * n :], tanh_c[t], out=h[t + 1])
+                kernels.lstm_forward_step(t, a, buffer, c, tanh_c, h)
+        else:
+            product = np.empty((batch, n), dtype=a.dtype)
+            with np.errstate(over="ignore"):
+                for t in range(steps):
+                    np.matmul(h[t], recurrent, out=buffer)
+                    gates = a[t]  # pre-activations are overwritten by the gate values
+                    gates += buffer
+                    sigmoid_(gates[:, : 2 * n], gates[:, : 2 * n])
+                    tanh_(gates[:, 2 * n : 3 * n], gates[:, 2 * n : 3 * n])
+                    sigmoid_(gates[:, 3 * n :], gates[:, 3 * n :])
+                    np.multiply(gates[:, n : 2 * n], c[t], out=c[t + 1])
+                    np.multiply(gates[:, :n], gates[:, 2 * n : 3 * n], out=product)
+                    c[t + 1] += product
+                    tanh_(c[t + 1], tanh_c[t])
+                    np.multiply(gates[:, 3 * n :], tanh_c[t], out=h[t + 1])
         ctx.save_for_backward(x, h, c, tanh_c, a, weight_ih, weight_hh)  # `a` now holds the gate values
         ctx.has_bias = bias is not None
         ctx.deltas = ctx.cell_deltas = None
@@ -134,6 +186,48 @@ class LSTMSequence(Function):
     @staticmethod
     def backward(ctx, grad_h, grad_c):
         x, h, c, tanh_c, gates, weight_ih, weight_hh = ctx.saved
+        steps, batch, n = tanh_c.shape
+        kernels = step_kernels(gates.dtype, batch * n * steps)
+        if kernels is not None:
+            delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_kernels(
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c)
+        else:
+            delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
+                gates, c, tanh_c, weight_hh, grad_h, grad_c)
+        ctx.deltas, ctx.cell_deltas = delta, cell_delta
+        flat = delta.reshape(steps * batch, 4 * n)
+        need = ctx.needs_input_grad
+        gx = np.matmul(flat, weight_ih).reshape(x.shape) if need[0] else None
+        g_ih = flat.T @ x.reshape(steps * batch, -1) if need[3] else None
+        g_hh = flat.T @ h[:-1].reshape(steps * batch, n) if need[4] else None
+        gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
+        return gx, carry_h, carry_c, g_ih, g_hh, gb
+
+    @staticmethod
+    def _backward_kernels(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c):
+        """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
+        with one compiled kernel per step between the matrix products."""
+        steps, batch, n = tanh_c.shape
+        dtype = gates.dtype
+        # a missing upstream gradient is one step of zeros, read at index 0 by every step
+        no_gradient = np.zeros((1, batch, n), dtype=dtype)
+        step_h, step_c = int(grad_h is not None), int(grad_c is not None)
+        grad_h = no_gradient if grad_h is None else np.ascontiguousarray(grad_h, dtype=dtype)
+        grad_c = no_gradient if grad_c is None else np.ascontiguousarray(grad_c, dtype=dtype)
+        recurrent = np.ascontiguousarray(weight_hh, dtype=dtype)
+        delta = np.empty_like(gates)
+        cell_delta = np.empty_like(tanh_c)
+        carry_h = np.zeros((batch, n), dtype=dtype)
+        carry_c = np.zeros_like(carry_h)
+        step = kernels.lstm_backward_step
+        for t in range(steps - 1, -1, -1):
+            step(t, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c, delta, cell_delta)
+            np.matmul(delta[t], recurrent, out=carry_h)
+        return delta, cell_delta, carry_h, carry_c
+
+    @staticmethod
+    def _backward_numpy(gates, c, tanh_c, weight_hh, grad_h, grad_c):
+        """:meth:`_backward_kernels` in NumPy."""
         steps, batch, n = tanh_c.shape
         g4 = gates.reshape(steps, batch, 4, n)
         i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
@@ -165,15 +259,7 @@ class LSTMSequence(Function):
             d[:, 3] *= dh
             np.matmul(d.reshape(batch, 4 * n), weight_hh, out=carry_h)
             np.multiply(dc, f[t], out=carry_c)
-        delta = delta.reshape(steps, batch, 4 * n)
-        ctx.deltas, ctx.cell_deltas = delta, cell_delta
-        flat = delta.reshape(steps * batch, 4 * n)
-        need = ctx.needs_input_grad
-        gx = np.matmul(flat, weight_ih).reshape(x.shape) if need[0] else None
-        g_ih = flat.T @ x.reshape(steps * batch, -1) if need[3] else None
-        g_hh = flat.T @ h[:-1].reshape(steps * batch, n) if need[4] else None
-        gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
-        return gx, carry_h, carry_c, g_ih, g_hh, gb
+        return delta.reshape(steps, batch, 4 * n), cell_delta, carry_h, carry_c
 
 
 def elman_sequence(x, h0, weight_ih, weight_hh, bias=None, nonlinearity="tanh"):

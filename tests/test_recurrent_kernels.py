@@ -1,0 +1,185 @@
+"""The compiled (numba) recurrent step kernels against the NumPy path they replace.
+
+Given the same inputs, both paths must give the same outputs, gradients and recorded deltas:
+float32 to ~1e-5 (the kernels' own sigmoid/tanh differ from NumPy's by a few ulp), and the
+backward alone, run on the same forward values, bit for bit.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import deltalab as dl  # noqa: E402
+from deltalab.ops import recurrent  # noqa: E402
+from deltalab.ops import recurrent_kernels as kernels  # noqa: E402
+
+SATURATING = (0.0, 30.0, -30.0, 100.0, -100.0)  # pre-activations pinned by zero weights + this bias
+
+
+def ulp_distance(a, b):
+    """|a − b| in float32 units in the last place (both finite)."""
+    ia, ib = (np.asarray(v, np.float32).view(np.int32).astype(np.int64) for v in (a, b))
+    ia, ib = (np.where(i < 0, -(i & 0x7FFFFFFF), i) for i in (ia, ib))
+    return np.abs(ia - ib)
+
+
+@pytest.fixture
+def kernels_for_any_size(monkeypatch):
+    """Compiled kernels for every float32 sequence, however small."""
+    monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
+    monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
+
+
+def use_kernels(on):
+    os.environ["DELTALAB_NUMBA"] = "1" if on else "0"
+
+
+@pytest.fixture(autouse=True)
+def restore_environment():
+    saved = os.environ.get("DELTALAB_NUMBA")
+    yield
+    if saved is None:
+        os.environ.pop("DELTALAB_NUMBA", None)
+    else:
+        os.environ["DELTALAB_NUMBA"] = saved
+
+
+# ---------------------------------------------------------------- sigmoid and tanh themselves
+def test_sigmoid_and_tanh_match_numpy_to_a_few_ulp():
+    grid = [np.linspace(-100, 100, 200_001), np.linspace(-1, 1, 100_001), np.logspace(-30, 2, 50_001)]
+    x = np.concatenate(grid + [-grid[-1], [0.0, -0.0, 30, -30, 87.3, -87.3, 88.8, -88.8, 1e6, -1e6, np.inf, -np.inf]])
+    x = x.astype(np.float32)
+    sig, tanh = np.empty_like(x), np.empty_like(x)
+    kernels.sigmoid_tanh_arrays(x, sig, tanh)
+    assert np.isfinite(sig).all() and np.isfinite(tanh).all()
+    with np.errstate(over="ignore"):
+        sig_numpy = np.reciprocal(1 + np.exp(-x))  # recurrent.sigmoid_
+    normal = sig_numpy >= np.finfo(np.float32).tiny  # below, NumPy's are subnormal and ours 0
+    assert ulp_distance(sig, sig_numpy)[normal].max() <= 4
+    assert np.abs(sig - sig_numpy)[~normal].max() < 1.2e-38
+    assert ulp_distance(tanh, np.tanh(x)).max() <= 2
+    # exact where it matters: the midpoint, saturation, and tanh x ≈ x near 0 (relatively)
+    assert (sig[x == 0] == 0.5).all() and (tanh[x == 0] == 0).all()
+    assert sig[x == np.inf][0] == 1.0 and sig[x == -np.inf][0] == 0.0 and sig[x == -100][0] == 0.0
+    assert tanh[x == 30][0] == 1.0 and tanh[x == -100][0] == -1.0
+    tiny = (np.abs(x) > 0) & (np.abs(x) < 1e-4)
+    np.testing.assert_array_equal(tanh[tiny], x[tiny])
+    true_sigmoid = 1 / (1 + np.exp(-x[np.abs(x) < 80].astype(np.float64)))
+    assert ulp_distance(sig[np.abs(x) < 80], true_sigmoid).max() <= 2
+    assert ulp_distance(tanh, np.tanh(x.astype(np.float64))).max() <= 1
+
+
+# ---------------------------------------------------------------- whole sequences, both paths
+def parameters(kind, steps, batch, features, hidden, seed, dtype=np.float32):
+    """Inputs and contractive weights (so the paths' ulp differences do not grow with t);
+    the first units' pre-activations are pinned to 0, ±30, ±100 in every gate."""
+    rng = np.random.default_rng(seed)
+    gates = 4 if kind == "lstm" else 1
+    w_ih = rng.standard_normal((gates * hidden, features)) / np.sqrt(features)
+    w_hh = rng.standard_normal((gates * hidden, hidden)) / (2 * np.sqrt(hidden))
+    bias = rng.standard_normal(gates * hidden)
+    for g in range(gates):
+        rows = g * hidden + np.arange(len(SATURATING))
+        w_ih[rows], w_hh[rows], bias[rows] = 0, 0, SATURATING
+    values = {
+        "x": rng.standard_normal((steps, batch, features)) * 2,
+        "h0": rng.standard_normal((batch, hidden)),
+        "c0": rng.standard_normal((batch, hidden)),
+        "weight_ih": w_ih, "weight_hh": w_hh, "bias": bias,
+        "grad_h": rng.standard_normal((steps, batch, hidden)),
+        "grad_c": rng.standard_normal((steps, batch, hidden)),
+    }
+    return {k: v.astype(dtype) for k, v in values.items()}
+
+
+def run_lstm(p, forward_kernels, backward_kernels, upstream=("h", "c")):
+    use_kernels(forward_kernels)
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")}
+    hs, cs = recurrent.lstm_sequence(*leaves.values())
+    loss = 0
+    if "h" in upstream:
+        loss = loss + (hs * dl.tensor(p["grad_h"])).sum()
+    if "c" in upstream:
+        loss = loss + (cs * dl.tensor(p["grad_c"])).sum()
+    use_kernels(backward_kernels)
+    loss.backward()
+    node = (hs if "h" in upstream else cs).grad_fn
+    out = {"h": hs.data, "c": cs.data, "gates": node.saved[4], "deltas": node.deltas, "cell_deltas": node.cell_deltas}
+    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})
+    return out
+
+
+def run_elman(p, forward_kernels, backward_kernels, nonlinearity="tanh"):
+    use_kernels(forward_kernels)
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in ("x", "h0", "weight_ih", "weight_hh", "bias")}
+    hs = recurrent.elman_sequence(*leaves.values(), nonlinearity=nonlinearity)
+    use_kernels(backward_kernels)
+    (hs * dl.tensor(p["grad_h"])).sum().backward()
+    out = {"h": hs.data, "z": hs.grad_fn.saved[2], "deltas": hs.grad_fn.deltas}
+    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})
+    return out
+
+
+def assert_close(got, expected, rtol):
+    assert got.keys() == expected.keys()
+    for key in expected:
+        ref = expected[key]
+        np.testing.assert_allclose(got[key], ref, rtol=rtol, atol=rtol * np.abs(ref).max(), err_msg=key)
+
+
+def assert_same(got, expected):
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+# hidden sizes that are not multiples of the 16-lane vectors exercise the loops' remainders
+@pytest.mark.parametrize("steps, batch, features, hidden", [(7, 3, 5, 13), (4, 2, 3, 40), (1, 1, 2, 6)])
+@pytest.mark.parametrize("upstream", [("h", "c"), ("h",), ("c",)])
+def test_lstm_kernels_match_numpy(kernels_for_any_size, steps, batch, features, hidden, upstream):
+    p = parameters("lstm", steps, batch, features, hidden, seed=hidden + steps)
+    fast = run_lstm(p, True, True, upstream)
+    assert recurrent.step_kernels(np.float32, 1) is kernels
+    assert_close(fast, run_lstm(p, False, False, upstream), rtol=1e-5)
+    # the same forward values through the NumPy backward: bit for bit
+    assert_same(fast, run_lstm(p, True, False, upstream))
+    gates = fast["gates"].reshape(steps, batch, 4, hidden)[..., : len(SATURATING)]
+    assert np.isfinite(gates).all() and gates.min() >= -1 and gates.max() <= 1
+
+
+@pytest.mark.parametrize("steps, batch, features, hidden", [(7, 3, 5, 13), (4, 2, 3, 40), (1, 1, 2, 6)])
+def test_elman_kernels_match_numpy(kernels_for_any_size, steps, batch, features, hidden):
+    p = parameters("elman", steps, batch, features, hidden, seed=hidden)
+    fast = run_elman(p, True, True)
+    assert_close(fast, run_elman(p, False, False), rtol=1e-5)
+    assert_same(fast, run_elman(p, True, False))
+
+
+def test_elman_other_nonlinearities_keep_numpy(kernels_for_any_size):
+    p = parameters("elman", 5, 2, 3, 8, seed=1)
+    for nonlinearity in ("relu", "sigmoid", "identity"):
+        assert_same(run_elman(p, True, True, nonlinearity), run_elman(p, False, False, nonlinearity))
+
+
+def test_float64_and_switch_off_keep_numpy(kernels_for_any_size):
+    assert recurrent.step_kernels(np.float64, 10**9) is None
+    assert recurrent.step_kernels(np.float32, 10**9) is kernels
+    os.environ["DELTALAB_NUMBA"] = "0"
+    assert recurrent.step_kernels(np.float32, 10**9) is None
+    p = parameters("lstm", 3, 2, 3, 5, seed=2, dtype=np.float64)
+    assert_same(run_lstm(p, True, True), run_lstm(p, False, False))
+
+
+def test_small_float32_problems_do_not_import_numba():
+    code = (
+        "import sys, numpy as np, deltalab as dl\n"
+        "net = dl.nn.LSTM(4, 3).float()\n"
+        "out, _ = net(dl.tensor(np.ones((2, 1, 4), np.float32)))\n"
+        "out.sum().backward()\n"
+        "assert 'numba' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DELTALAB_NUMBA"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

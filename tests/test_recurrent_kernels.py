@@ -98,8 +98,9 @@ def parameters(kind, steps, batch, features, hidden, seed, dtype=np.float32):
 
 def run_lstm(p, forward_kernels, backward_kernels, upstream=("h", "c")):
     use_kernels(forward_kernels)
-    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")}
-    hs, cs = recurrent.lstm_sequence(*leaves.values())
+    names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p.get(k) is not None}
+    hs, cs = recurrent.lstm_sequence(*(leaves.get(k) for k in names))
     loss = 0
     if "h" in upstream:
         loss = loss + (hs * dl.tensor(p["grad_h"])).sum()
@@ -115,8 +116,9 @@ def run_lstm(p, forward_kernels, backward_kernels, upstream=("h", "c")):
 
 def run_elman(p, forward_kernels, backward_kernels, nonlinearity="tanh"):
     use_kernels(forward_kernels)
-    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in ("x", "h0", "weight_ih", "weight_hh", "bias")}
-    hs = recurrent.elman_sequence(*leaves.values(), nonlinearity=nonlinearity)
+    names = ("x", "h0", "weight_ih", "weight_hh", "bias")
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p.get(k) is not None}
+    hs = recurrent.elman_sequence(*(leaves.get(k) for k in names), nonlinearity=nonlinearity)
     use_kernels(backward_kernels)
     (hs * dl.tensor(p["grad_h"])).sum().backward()
     out = {"h": hs.data, "z": hs.grad_fn.saved[2], "deltas": hs.grad_fn.deltas}
@@ -153,6 +155,19 @@ def test_lstm_kernels_match_numpy(kernels_for_any_size, steps, batch, features, 
 @pytest.mark.parametrize("steps, batch, features, hidden", [(7, 3, 5, 13), (4, 2, 3, 40), (1, 1, 2, 6)])
 def test_elman_kernels_match_numpy(kernels_for_any_size, steps, batch, features, hidden):
     p = parameters("elman", steps, batch, features, hidden, seed=hidden)
+    fast = run_elman(p, True, True)
+    assert_close(fast, run_elman(p, False, False), rtol=1e-5)
+    assert_same(fast, run_elman(p, True, False))
+
+
+def test_kernels_without_bias(kernels_for_any_size):
+    p = parameters("lstm", 5, 3, 4, 21, seed=3)
+    p["bias"] = None
+    fast = run_lstm(p, True, True)
+    assert_close(fast, run_lstm(p, False, False), rtol=1e-5)
+    assert_same(fast, run_lstm(p, True, False))
+    p = parameters("elman", 5, 3, 4, 21, seed=3)
+    p["bias"] = None
     fast = run_elman(p, True, True)
     assert_close(fast, run_elman(p, False, False), rtol=1e-5)
     assert_same(fast, run_elman(p, True, False))

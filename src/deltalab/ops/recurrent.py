@@ -77,6 +77,20 @@ ACTIVATIONS = {
 }
 
 
+def weight_gradients(flat, x, h_prev, need_ih, need_hh):
+    """(Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1)) for δ flattened to (T·B, ·); one matrix product
+    over [x | h(t−1)] when both are needed: one pass over δ instead of two, measured 1–4 µs
+    per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H)."""
+    rows = flat.shape[0]
+    if need_ih and need_hh:
+        both = flat.T @ np.concatenate((x, h_prev), axis=-1).reshape(rows, -1)
+        features = x.shape[-1]
+        return np.ascontiguousarray(both[:, :features]), np.ascontiguousarray(both[:, features:])
+    g_ih = flat.T @ x.reshape(rows, -1) if need_ih else None
+    g_hh = flat.T @ h_prev.reshape(rows, -1) if need_hh else None
+    return g_ih, g_hh
+
+
 class ElmanSequence(Function):
     """z(t) = W x(t) + H h(t−1) + b,  h(t) = f(z(t))  for t = 1..T; returns h(1..T) as (T, B, H)."""
 
@@ -86,18 +100,19 @@ class ElmanSequence(Function):
         steps, batch, _ = x.shape
         hidden = weight_ih.shape[0]
         z = np.matmul(x.reshape(steps * batch, -1), weight_ih.T).reshape(steps, batch, hidden)
-        if bias is not None:
-            z += bias
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, hidden), dtype=z.dtype)
         kernels = step_kernels(z.dtype, batch * hidden * steps) if nonlinearity == "tanh" else None
-        if kernels is not None:
+        if kernels is not None:  # the kernel adds the bias (one pass over z fewer)
+            bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
             for t in range(steps):
                 np.matmul(h[t], recurrent, out=buffer)
-                kernels.elman_tanh_forward_step(t, z, buffer, h)
+                kernels.elman_tanh_forward_step(t, z, bias_row, buffer, h)
         else:
+            if bias is not None:
+                z += bias
             with np.errstate(over="ignore"):
                 for t in range(steps):
                     np.matmul(h[t], recurrent, out=buffer)
@@ -150,8 +165,6 @@ class LSTMSequence(Function):
         steps, batch, _ = x.shape
         n = weight_hh.shape[1]
         a = np.matmul(x.reshape(steps * batch, -1), weight_ih.T).reshape(steps, batch, 4 * n)
-        if bias is not None:
-            a += bias
         h = np.empty((steps + 1, batch, n), dtype=a.dtype)
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
@@ -159,11 +172,15 @@ class LSTMSequence(Function):
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, 4 * n), dtype=a.dtype)
         kernels = step_kernels(a.dtype, batch * n * steps)
-        if kernels is not None:  # pre-activations are overwritten by the gate values
+        if kernels is not None:  # pre-activations are overwritten by the gate values; adds the bias
+            bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
+            rows = np.empty((4, n), dtype=a.dtype)
             for t in range(steps):
                 np.matmul(h[t], recurrent, out=buffer)
-                kernels.lstm_forward_step(t, a, buffer, c, tanh_c, h)
+                kernels.lstm_forward_step(t, a, bias_row, buffer, c, tanh_c, h, rows)
         else:
+            if bias is not None:
+                a += bias
             product = np.empty((batch, n), dtype=a.dtype)
             with np.errstate(over="ignore"):
                 for t in range(steps):
@@ -198,8 +215,7 @@ class LSTMSequence(Function):
         flat = delta.reshape(steps * batch, 4 * n)
         need = ctx.needs_input_grad
         gx = np.matmul(flat, weight_ih).reshape(x.shape) if need[0] else None
-        g_ih = flat.T @ x.reshape(steps * batch, -1) if need[3] else None
-        g_hh = flat.T @ h[:-1].reshape(steps * batch, n) if need[4] else None
+        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4])
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
         return gx, carry_h, carry_c, g_ih, g_hh, gb
 
@@ -219,9 +235,10 @@ class LSTMSequence(Function):
         cell_delta = np.empty_like(tanh_c)
         carry_h = np.zeros((batch, n), dtype=dtype)
         carry_c = np.zeros_like(carry_h)
+        rows = np.empty((4, n), dtype=dtype)
         step = kernels.lstm_backward_step
         for t in range(steps - 1, -1, -1):
-            step(t, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c, delta, cell_delta)
+            step(t, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c, delta, cell_delta, rows)
             np.matmul(delta[t], recurrent, out=carry_h)
         return delta, cell_delta, carry_h, carry_c
 

@@ -120,17 +120,15 @@ def sigmoid_tanh_arrays(x, out_sigmoid, out_tanh):
 
 
 @njit(**_JIT)
-def lstm_forward_step(t, a, buffer, c, tanh_c, h):
-    """One LSTM step from the pre-activations a[t] + buffer (buffer = h(t−1)·W_hhᵀ): the gate
-    values i, f, g, o replace the pre-activations in a[t]; c[t+1] = f∘c[t] + i∘g,
-    tanh_c[t] = tanh c[t+1] and h[t+1] = o∘tanh_c[t].  ``a`` is (T, B, 4H), ``buffer`` (B, 4H),
-    ``c`` and ``h`` (T+1, B, H), ``tanh_c`` (T, B, H)."""
+def lstm_forward_step(t, a, bias, buffer, c, tanh_c, h, rows):
+    """One LSTM step from the pre-activations a[t] + bias + buffer (buffer = h(t)·W_hhᵀ): the
+    gate values i, f, g, o replace the pre-activations in a[t]; c[t+1] = f∘c[t] + i∘g,
+    tanh_c[t] = tanh c[t+1] and h[t+1] = o∘tanh_c[t].  ``a`` is (T, B, 4H), ``bias`` (4H),
+    ``buffer`` (B, 4H), ``c`` and ``h`` (T+1, B, H), ``tanh_c`` (T, B, H), ``rows`` (4, H) scratch
+    (passed in: allocating it here measured 1.5 µs slower per call)."""
     batch = a.shape[1]
     n = c.shape[2]
-    row_i = np.empty(n, dtype=np.float32)
-    row_f = np.empty(n, dtype=np.float32)
-    row_g = np.empty(n, dtype=np.float32)
-    row_o = np.empty(n, dtype=np.float32)
+    row_i, row_f, row_g, row_o = rows[0], rows[1], rows[2], rows[3]
     for b in range(batch):
         pre = a[t, b]
         product = buffer[b]
@@ -139,10 +137,10 @@ def lstm_forward_step(t, a, buffer, c, tanh_c, h):
         tc = tanh_c[t, b]
         h_next = h[t + 1, b]
         for j in range(n):
-            i = sigmoid(pre[j] + product[j])
-            f = sigmoid(pre[n + j] + product[n + j])
-            g = tanh(pre[2 * n + j] + product[2 * n + j])
-            o = sigmoid(pre[3 * n + j] + product[3 * n + j])
+            i = sigmoid((pre[j] + bias[j]) + product[j])
+            f = sigmoid((pre[n + j] + bias[n + j]) + product[n + j])
+            g = tanh((pre[2 * n + j] + bias[2 * n + j]) + product[2 * n + j])
+            o = sigmoid((pre[3 * n + j] + bias[3 * n + j]) + product[3 * n + j])
             row_i[j] = i
             row_f[j] = f
             row_g[j] = g
@@ -174,21 +172,18 @@ _JIT_EXACT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True
 
 
 @njit(**_JIT_EXACT)
-def lstm_backward_step(t, gates, c, tanh_c, grad_h, t_h, grad_c, t_c, carry_h, carry_c, delta, cell_delta):
+def lstm_backward_step(t, gates, c, tanh_c, grad_h, t_h, grad_c, t_c, carry_h, carry_c, delta, cell_delta, rows):
     """One BPTT step of the LSTM, t from T−1 down to 0:
 
     ∂E/∂h(t) = grad_h[t_h] + carry_h,  ∂E/∂c(t) = ∂E/∂h(t)·o(1 − tanh² c(t)) + carry_c + grad_c[t_c]
     into cell_delta[t]; the gate pre-activation deltas
     (∂c·g·i(1−i), ∂c·c(t−1)·f(1−f), ∂c·i(1−g²), ∂h·tanh c·o(1−o)) into delta[t];
     carry_c ← ∂E/∂c(t)·f.  ``carry_h`` is the caller's δ(t+1)·W_hh.  A missing upstream
-    gradient is a (1, B, H) array of zeros with index 0.
+    gradient is a (1, B, H) array of zeros with index 0.  ``rows`` is (4, H) scratch.
     """
     batch = gates.shape[1]
     n = c.shape[2]
-    row_i = np.empty(n, dtype=np.float32)
-    row_f = np.empty(n, dtype=np.float32)
-    row_g = np.empty(n, dtype=np.float32)
-    row_o = np.empty(n, dtype=np.float32)
+    row_i, row_f, row_g, row_o = rows[0], rows[1], rows[2], rows[3]
     for b in range(batch):
         gate = gates[t, b]
         c_prev = c[t, b]
@@ -218,8 +213,8 @@ def lstm_backward_step(t, gates, c, tanh_c, grad_h, t_h, grad_c, t_c, carry_h, c
 
 
 @njit(**_JIT)
-def elman_tanh_forward_step(t, z, buffer, h):
-    """z[t] += buffer (= h(t−1)·W_hhᵀ), h[t+1] = tanh z[t]; z (T, B, H), h (T+1, B, H)."""
+def elman_tanh_forward_step(t, z, bias, buffer, h):
+    """z[t] += bias + buffer (= h(t)·W_hhᵀ), h[t+1] = tanh z[t]; z (T, B, H), h (T+1, B, H)."""
     batch = z.shape[1]
     n = z.shape[2]
     for b in range(batch):
@@ -227,7 +222,7 @@ def elman_tanh_forward_step(t, z, buffer, h):
         product = buffer[b]
         out = h[t + 1, b]
         for j in range(n):
-            value = pre[j] + product[j]
+            value = (pre[j] + bias[j]) + product[j]
             pre[j] = value
             out[j] = tanh(value)
 

@@ -29,8 +29,10 @@ def ulp_distance(a, b):
 
 @pytest.fixture
 def kernels_for_any_size(monkeypatch):
-    """Compiled kernels for every float32 sequence, however small."""
+    """Compiled kernels for every float32 sequence, however small; the per-step matrix
+    products as one product each, as in the NumPy path (not chosen by timing)."""
     monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", False)
     monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
 
 
@@ -171,6 +173,19 @@ def test_kernels_without_bias(kernels_for_any_size):
     fast = run_elman(p, True, True)
     assert_close(fast, run_elman(p, False, False), rtol=1e-5)
     assert_same(fast, run_elman(p, True, False))
+
+
+def test_step_products_in_column_blocks(kernels_for_any_size, monkeypatch):
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", True)
+    p = parameters("lstm", 6, 4, 3, 18, seed=4)  # 4·18 and 18 columns: blocks of unequal width
+    assert_close(run_lstm(p, True, True), run_lstm(p, False, False), rtol=1e-5)
+    rng = np.random.default_rng(5)
+    right, left = rng.standard_normal((7, 10)), rng.standard_normal((3, 7))
+    product = recurrent.StepProduct(right, 3, 4)
+    assert [(a, b) for a, b, _ in product.pieces] == [(0, 2), (2, 5), (5, 7), (7, 10)]
+    np.testing.assert_allclose(product(left, np.empty((3, 10))), left @ right, rtol=1e-12)
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)  # timed: either way is right
+    np.testing.assert_allclose(recurrent.StepProduct(right, 3, 4)(left, np.empty((3, 10))), left @ right, rtol=1e-12)
 
 
 def test_elman_other_nonlinearities_keep_numpy(kernels_for_any_size):

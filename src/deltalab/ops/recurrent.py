@@ -48,44 +48,44 @@ def step_kernels(dtype, work):
 
 class StepProduct:
     """``out = left @ right`` for a loop's per-step matrix products (``left`` (B, K) changes,
-    ``right`` (K, N) does not), as one product or as ``blocks`` products over column blocks
-    of ``right``.  Which is faster depends on the BLAS, its threads and the shape: with one
-    OpenBLAS thread its small-matrix kernels (M·N·K ≤ 10⁶) made the LSTM's (32, 128)·(128, 512)
-    and (32, 512)·(512, 128) step products 10–25 % faster in four blocks, but other shapes and
-    two threads slower.  So the first use of each shape times both ways and keeps the faster
-    for the rest of the process (``SPLIT_STEP_PRODUCTS`` = True/False forces a choice)."""
+    ``right`` (K, N) and the ``out`` buffer (B, N) do not), as one product or as ``blocks``
+    products over column blocks of ``right``.  Which is faster depends on the BLAS, its
+    threads and the shape: with one OpenBLAS thread its small-matrix kernels (M·N·K ≤ 10⁶)
+    made the LSTM's (32, 128)·(128, 512) and (32, 512)·(512, 128) step products 10–25 % faster
+    in four blocks, but other shapes and two threads slower.  So the first use of each shape
+    times both ways and keeps the faster for the rest of the process
+    (``SPLIT_STEP_PRODUCTS`` = True/False forces a choice)."""
 
     _choices = {}  # (B, K, N, blocks, dtype) -> split?
 
-    def __init__(self, right, rows, blocks):
-        self.right = np.ascontiguousarray(right)
+    def __init__(self, right, out, blocks):
+        self.right, self.out = np.ascontiguousarray(right), out
         width = right.shape[1]
         edges = [width * k // blocks for k in range(blocks + 1)]
-        self.pieces = [(a, b, np.ascontiguousarray(self.right[:, a:b])) for a, b in zip(edges, edges[1:])]
+        self.pieces = [(np.ascontiguousarray(self.right[:, a:b]), out[:, a:b]) for a, b in zip(edges, edges[1:])]
         self.split = SPLIT_STEP_PRODUCTS
         if self.split is None:
-            key = (rows, *right.shape, blocks, right.dtype.str)
+            key = (out.shape[0], *right.shape, blocks, right.dtype.str)
             if key not in StepProduct._choices:
-                StepProduct._choices[key] = self._split_is_faster(rows)
+                StepProduct._choices[key] = self._split_is_faster()
             self.split = StepProduct._choices[key]
 
-    def __call__(self, left, out):
+    def __call__(self, left):
         if self.split:
-            for a, b, piece in self.pieces:
-                np.matmul(left, piece, out=out[:, a:b])
+            for piece, out in self.pieces:
+                np.matmul(left, piece, out=out)
         else:
-            np.matmul(left, self.right, out=out)
-        return out
+            np.matmul(left, self.right, out=self.out)
+        return self.out
 
-    def _split_is_faster(self, rows, rounds=5):
-        left = np.full((rows, self.right.shape[0]), 0.5, dtype=self.right.dtype)
-        out = np.empty((rows, self.right.shape[1]), dtype=self.right.dtype)
+    def _split_is_faster(self, rounds=5):
+        left = np.full((self.out.shape[0], self.right.shape[0]), 0.5, dtype=self.right.dtype)
         best = {False: float("inf"), True: float("inf")}
         for round_ in range(rounds + 2):  # interleaved; the first two rounds warm up
             for split in (False, True):
                 self.split = split
                 start = time.perf_counter()
-                self(left, out)
+                self(left)
                 if round_ >= 2:
                     best[split] = min(best[split], time.perf_counter() - start)
         return best[True] < 0.92 * best[False]  # a clear margin: the choice should not flip-flop
@@ -224,9 +224,9 @@ class LSTMSequence(Function):
         if kernels is not None:  # pre-activations are overwritten by the gate values; adds the bias
             bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
             rows = np.empty((4, n), dtype=a.dtype)
-            product = StepProduct(recurrent.astype(a.dtype, copy=False), batch, 4)  # a block per gate
+            product = StepProduct(recurrent.astype(a.dtype, copy=False), buffer, 4)  # a block per gate
             for t in range(steps):
-                product(h[t], buffer)
+                product(h[t])
                 kernels.lstm_forward_step(t, a, bias_row, buffer, c, tanh_c, h, rows)
         else:
             if bias is not None:
@@ -280,16 +280,16 @@ class LSTMSequence(Function):
         step_h, step_c = int(grad_h is not None), int(grad_c is not None)
         grad_h = no_gradient if grad_h is None else np.ascontiguousarray(grad_h, dtype=dtype)
         grad_c = no_gradient if grad_c is None else np.ascontiguousarray(grad_c, dtype=dtype)
-        product = StepProduct(weight_hh.astype(dtype, copy=False), batch, 4)
         delta = np.empty_like(gates)
         cell_delta = np.empty_like(tanh_c)
         carry_h = np.zeros((batch, n), dtype=dtype)
+        product = StepProduct(weight_hh.astype(dtype, copy=False), carry_h, 4)
         carry_c = np.zeros_like(carry_h)
         rows = np.empty((4, n), dtype=dtype)
         step = kernels.lstm_backward_step
         for t in range(steps - 1, -1, -1):
             step(t, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c, delta, cell_delta, rows)
-            product(delta[t], carry_h)
+            product(delta[t])
         return delta, cell_delta, carry_h, carry_c
 
     @staticmethod

@@ -12,6 +12,7 @@ from .ops import cat, concatenate, stack, where
 from .random import manual_seed
 from .summary import summary
 from .tensor import Tensor, ones, tensor, zeros
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

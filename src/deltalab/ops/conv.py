@@ -18,10 +18,12 @@ between calls (fresh large arrays cost page faults).
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import threads
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
 from ._util import operand, pair
@@ -120,6 +122,7 @@ class _Geometry:
     """
 
     def __init__(self, x_shape, w_shape, stride, padding):
+        self.w_shape, self.stride, self.padding = w_shape, stride, padding
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
@@ -146,20 +149,30 @@ class _Geometry:
         # the lead zeros, the channels, and room for a wide row's last read past the end
         self.flat_size = self.lead + self.c * self.channel + self.kw
 
+    def images(self, count):
+        """The geometry of a batch of ``count`` of these images."""
+        return _Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding)
+
     def image_chunk(self, itemsize):
         """Images per chunk (image-major layout)."""
         return max(1, min(self.n, _CHUNK_BYTES // max(1, self.k * self.per_image * itemsize)))
 
+    def image_windows(self, flat, first, count):
+        """Image-major layout (N, C, Hp, pitch): (count, C, kh, kw, Ho, Wc) view of every kernel
+        offset of images first..; [:, :, i, j] is the input shifted by offset (i, j)."""
+        s = flat.itemsize
+        start = self.lead + first * self.c * self.image_plane - self.pw + self.col0
+        shape = (count, self.c, self.kh, self.kw, self.ho, self.wc)
+        strides = (self.c * self.image_plane, self.image_plane, self.pitch, 1, self.sh * self.pitch, self.sw)
+        # np.ndarray, not as_strided: ~10x less Python overhead, and it checks the bounds
+        return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
+
     def image_view(self, flat, i, j, first, count):
-        """Image-major layout (N, C, Hp, pitch): (count, C, Ho, Wc) view shifted by offset (i, j)."""
+        """(count, C, Ho, Wc) view of images first.. shifted by offset (i, j)."""
         s = flat.itemsize
         start = self.lead + first * self.c * self.image_plane + i * self.pitch + j - self.pw + self.col0
-        return as_strided(
-            flat[start:],
-            shape=(count, self.c, self.ho, self.wc),
-            strides=(self.c * self.image_plane * s, self.image_plane * s, self.sh * self.pitch * s, self.sw * s),
-            writeable=True,
-        )
+        strides = (self.c * self.image_plane * s, self.image_plane * s, self.sh * self.pitch * s, self.sw * s)
+        return np.ndarray((count, self.c, self.ho, self.wc), flat.dtype, flat, start * s, strides)
 
     def image_interior(self, flat):
         """(N, C, H, W) view of the unpadded region of an image-major flat padded buffer."""
@@ -171,16 +184,21 @@ class _Geometry:
         """Output rows per chunk."""
         return max(1, min(self.ho, _CHUNK_BYTES // max(1, self.k * self.per_row * itemsize)))
 
+    def windows(self, flat, first, count):
+        """(C, kh, kw, count, N, Wc) view of every kernel offset for output rows first..;
+        [:, i, j] is the padded input shifted by offset (i, j)."""
+        s = flat.itemsize
+        start = self.lead + first * self.sh * self.row - self.pw + self.col0
+        shape = (self.c, self.kh, self.kw, count, self.n, self.wc)
+        strides = (self.channel, self.row, 1, self.sh * self.row, self.pitch, self.sw)
+        return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
+
     def offset_view(self, flat, i, j, first, count):
         """(C, count, N, Wc) view: output rows first.. of the padded input shifted by offset (i, j)."""
         s = flat.itemsize
         start = self.lead + (first * self.sh + i) * self.row + j - self.pw + self.col0
-        return as_strided(
-            flat[start:],
-            shape=(self.c, count, self.n, self.wc),
-            strides=(self.channel * s, self.sh * self.row * s, self.pitch * s, self.sw * s),
-            writeable=True,
-        )
+        strides = (self.channel * s, self.sh * self.row * s, self.pitch * s, self.sw * s)
+        return np.ndarray((self.c, count, self.n, self.wc), flat.dtype, flat, start * s, strides)
 
     def interior(self, flat):
         """(C, H, N, W) view of the unpadded image region of a flat padded buffer."""
@@ -198,18 +216,15 @@ def _padded_input(x, geo, dtype):
 def _im2col(flat, geo, cols, first, count):
     """cols (K, count*N*Wc): cols[(c, i, j), (y, n, z)] = xpad[n, c, (first + y)*sh + i, z*sw + j]."""
     cols = cols[:, : count * geo.per_row].reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
-    for i in range(geo.kh):
-        for j in range(geo.kw):
-            cols[:, i, j] = geo.offset_view(flat, i, j, first, count)
+    cols[...] = geo.windows(flat, first, count)  # one copy; runs of count*N*Wc in wide rows
 
 
-def _forward_per_image(x, w2, bias, geo, dtype):
+def _forward_per_image(x, w2, bias, geo, dtype, out):
     flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype)
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
     prod = _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
-    out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
         _image_im2col(flat, geo, cols[:count], first, count)
@@ -220,16 +235,13 @@ def _forward_per_image(x, w2, bias, geo, dtype):
             out[first : first + count] = part
         else:
             np.add(part, bias.reshape(1, geo.o, 1, 1), out=out[first : first + count])
-    return out
 
 
 def _image_im2col(flat, geo, cols, first, count):
-    for i in range(geo.kh):
-        for j in range(geo.kw):
-            cols[:, :, i, j] = geo.image_view(flat, i, j, first, count)
+    cols[...] = geo.image_windows(flat, first, count)  # one copy; runs of Ho*Wc in wide rows
 
 
-def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b):
+def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype)  # wide columns stay 0
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
@@ -262,8 +274,114 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b):
                 for j in range(geo.kw):
                     view = geo.image_view(dflat, i, j, first, count)
                     view += part[:, :, i, j]
-    gx = np.array(geo.image_interior(dflat)) if want_x else None
-    return gx, gw, gb
+    if want_x:
+        gx[...] = geo.image_interior(dflat)
+    return gw, gb
+
+
+def _forward_bands(x, w2, bias, geo, dtype, out):
+    flat = _padded_input(x, geo, dtype)
+    chunk = geo.chunk(np.dtype(dtype).itemsize)
+    cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+    prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
+    bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
+    for first in range(0, geo.ho, chunk):
+        count = min(chunk, geo.ho - first)
+        width = count * geo.per_row
+        _im2col(flat, geo, cols, first, count)
+        part = prod[:, :width]
+        np.matmul(w2, cols[:, :width], out=part)
+        part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
+        if bias4 is None:
+            out[:, :, first : first + count] = part
+        else:
+            np.add(part, bias4, out=out[:, :, first : first + count])
+    # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
+
+
+def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
+    chunk = geo.chunk(np.dtype(dtype).itemsize)
+    # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
+    # so they add nothing to dW and scatter exact zeros into padding in dX.
+    g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype)
+    gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
+    gb = np.zeros(geo.o, dtype) if want_b else None
+    if want_w:
+        flat = _padded_input(x, geo, dtype)
+        cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+        gw_part = _workspace.scratch("conv-gw", (geo.o, geo.k), dtype)
+    if want_x:
+        dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
+        dflat.fill(0)
+        dcols = _workspace.scratch("conv-dcols", (geo.k, chunk * geo.per_row), dtype)
+    for first in range(0, geo.ho, chunk):
+        count = min(chunk, geo.ho - first)
+        width = count * geo.per_row
+        g[:, :count, :, : geo.wo] = grad[:, :, first : first + count].transpose(1, 2, 0, 3)
+        g2 = g[:, :count].reshape(geo.o, width)
+        if want_w:
+            _im2col(flat, geo, cols, first, count)
+            np.matmul(g2, cols[:, :width].T, out=gw_part)
+            gw += gw_part
+        if want_b:
+            gb += g2.sum(axis=1)
+        if want_x:
+            part = dcols[:, :width]
+            np.matmul(w2.T, g2, out=part)
+            part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
+            # An offset view never overlaps itself; a wide row's spill past its image row
+            # only adds the exact zeros of thrown-away columns to padding.
+            for i in range(geo.kh):
+                for j in range(geo.kw):
+                    view = geo.offset_view(dflat, i, j, first, count)
+                    view += part[:, i, j]
+    if want_x:
+        gx[...] = geo.interior(dflat).transpose(2, 0, 1, 3)
+    return gw, gb
+
+
+def _forward(x, w2, bias, geo, dtype, out):
+    (_forward_per_image if geo.image_major else _forward_bands)(x, w2, bias, geo, dtype, out)
+
+
+def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
+    fn = _backward_per_image if geo.image_major else _backward_bands
+    return fn(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+
+
+# Parallel sections (deltalab.threads): with 2+ threads the batch is split into one
+# contiguous range of images per thread, and each thread runs the serial code above on its
+# range with its own work buffers (_Workspace is per thread) and single-threaded matmuls:
+# the copies, im2col and col2im then run in parallel too, not only the matmuls.  A range is
+# a convolution of its own, so no two threads ever write the same memory (not even the
+# exact-zero spill of wide rows); dW and db are summed over the ranges in range order, so
+# results are deterministic (but not bit-identical to the 1-thread path, which sums in
+# another order).
+_PARALLEL = None  # None: the size rule below decides; True / False: always / never (tests)
+
+# A section costs ~0.1-0.2 ms (waking and pinning the worker, BLAS limit, the GIL handoffs
+# between the threads' NumPy calls), so it pays only for large calls.  Work per call is
+# estimated as N*Ho*Wc*K*(O + 8): the matmul multiply-adds plus the column copies (one
+# copied element ~ 8 multiply-adds).  Forward + backward at 2 threads, parallel / serial
+# (serial = 2-thread BLAS), bench-like bursts on a quiet 2-vCPU machine:
+#   conv a N=64 (21.5M) 0.76x, conv b N=64 (77M) 0.83x, conv c N=32 (38M) 0.68x,
+#   conv c N=16 (18.8M) 0.93x, conv b N=16 (19.4M) 1.01x;
+#   conv a N=32 (10.7M) 1.11x, conv b N=8 (9.7M) 1.06x, conv c N=8 (9.4M) 0.97x,
+#   conv a N=16 (5.4M) 1.42x, conv a N=8 (2.7M) 1.82x.
+_PARALLEL_MIN_WORK = 16_000_000
+
+
+def _parallel_ranges(geo):
+    """Image ranges, one per thread, or None to run serially."""
+    if geo.n < 2 or _PARALLEL is False:
+        return None
+    if _PARALLEL is None and geo.n * geo.ho * geo.wc * geo.k * (geo.o + 8) < _PARALLEL_MIN_WORK:
+        return None
+    n_threads = min(threads.parallel_threads(), geo.n)
+    if n_threads < 2:
+        return None
+    bounds = [geo.n * t // n_threads for t in range(n_threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class Conv2d(Function):
@@ -274,26 +392,15 @@ class Conv2d(Function):
         w2 = weight.reshape(geo.o, geo.k).astype(dtype, copy=False)
         ctx.save_for_backward(x, w2)
         ctx.geometry, ctx.weight_shape, ctx.has_bias, ctx.dtype = geo, weight.shape, bias is not None, dtype
-        if geo.image_major:
-            return _forward_per_image(x, w2, bias, geo, dtype)
-        flat = _padded_input(x, geo, dtype)
-        chunk = geo.chunk(np.dtype(dtype).itemsize)
-        cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
-        prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
         out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
-        bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
-        for first in range(0, geo.ho, chunk):
-            count = min(chunk, geo.ho - first)
-            width = count * geo.per_row
-            _im2col(flat, geo, cols, first, count)
-            part = prod[:, :width]
-            np.matmul(w2, cols[:, :width], out=part)
-            part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
-            if bias4 is None:
-                out[:, :, first : first + count] = part
-            else:
-                np.add(part, bias4, out=out[:, :, first : first + count])
-        # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
+        ranges = _parallel_ranges(geo)
+        if ranges is not None:
+            tasks = [
+                partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b]) for a, b in ranges
+            ]
+            if threads.run_parallel(tasks) is not None:
+                return out
+        _forward(x, w2, bias, geo, dtype, out)
         return out
 
     @staticmethod
@@ -301,45 +408,25 @@ class Conv2d(Function):
         x, w2 = ctx.saved
         geo, dtype = ctx.geometry, ctx.dtype
         want_x, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
-        if geo.image_major:
-            gx, gw, gb = _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b)
-            return gx, None if gw is None else gw.reshape(ctx.weight_shape), gb, None, None
-        chunk = geo.chunk(np.dtype(dtype).itemsize)
-        # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
-        # so they add nothing to dW and scatter exact zeros into padding in dX.
-        g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype)
-        gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
-        gb = np.zeros(geo.o, dtype) if want_b else None
-        if want_w:
-            flat = _padded_input(x, geo, dtype)
-            cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
-            gw_part = _workspace.scratch("conv-gw", (geo.o, geo.k), dtype)
-        if want_x:
-            dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
-            dflat.fill(0)
-            dcols = _workspace.scratch("conv-dcols", (geo.k, chunk * geo.per_row), dtype)
-        for first in range(0, geo.ho, chunk):
-            count = min(chunk, geo.ho - first)
-            width = count * geo.per_row
-            g[:, :count, :, : geo.wo] = grad[:, :, first : first + count].transpose(1, 2, 0, 3)
-            g2 = g[:, :count].reshape(geo.o, width)
-            if want_w:
-                _im2col(flat, geo, cols, first, count)
-                np.matmul(g2, cols[:, :width].T, out=gw_part)
-                gw += gw_part
-            if want_b:
-                gb += g2.sum(axis=1)
-            if want_x:
-                part = dcols[:, :width]
-                np.matmul(w2.T, g2, out=part)
-                part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
-                # An offset view never overlaps itself; a wide row's spill past its image row
-                # only adds the exact zeros of thrown-away columns to padding.
-                for i in range(geo.kh):
-                    for j in range(geo.kw):
-                        view = geo.offset_view(dflat, i, j, first, count)
-                        view += part[:, i, j]
-        gx = np.ascontiguousarray(geo.interior(dflat).transpose(2, 0, 1, 3)) if want_x else None
+        gx = np.empty(x.shape, dtype) if want_x else None
+        ranges = _parallel_ranges(geo)
+        parts = None
+        if ranges is not None:
+            tasks = [
+                partial(_backward, x[a:b], w2, grad[a:b], geo.images(b - a), dtype, want_x, want_w, want_b,
+                        None if gx is None else gx[a:b])
+                for a, b in ranges
+            ]
+            parts = threads.run_parallel(tasks)
+        if parts is None:
+            gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+        else:  # sum the per-range partial sums in range order: deterministic
+            gw, gb = parts[0]
+            for pw, pb in parts[1:]:
+                if want_w:
+                    gw += pw
+                if want_b:
+                    gb += pb
         gw = gw.reshape(ctx.weight_shape) if want_w else None
         return gx, gw, gb, None, None
 

@@ -1,0 +1,135 @@
+"""conv2d's parallel sections (deltalab.threads) give the 1-thread results, deterministically.
+
+The parallel path is forced on (``conv._PARALLEL = True`` and two threads) whatever the
+machine, and compared with the serial path on the same inputs: outputs and every gradient,
+float64 to 1e-12 and float32 to 1e-5 (dW and db are summed in another order), and two
+parallel runs must agree bit for bit.
+"""
+import numpy as np
+import pytest
+
+import deltalab as dl
+import deltalab.functional as F
+from deltalab import threads
+from deltalab.ops import conv
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", 2)
+    monkeypatch.setattr(threads, "_explicit", True)
+    calls = []
+    real = threads.run_parallel
+
+    def counting(tasks):
+        calls.append(len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(threads, "run_parallel", counting)
+    return calls
+
+
+CASES = [
+    # n, c, (h, w), o, kernel, stride, padding, bias
+    (4, 1, (28, 28), 3, (5, 5), 1, 2, True),        # conv a shape: per-image matmuls, wide rows
+    (5, 4, (14, 14), 6, (3, 3), 1, 1, True),        # conv b shape: row bands, odd batch
+    (3, 3, (32, 32), 4, (3, 3), 1, 1, False),       # conv c shape, no bias
+    (4, 3, (11, 9), 5, (3, 3), 2, 1, True),         # stride 2: plain rows, odd sizes
+    (3, 2, (13, 17), 3, (3, 2), (2, 1), (0, 1), False),  # strided height, wide rows
+    (2, 2, (33, 30), 3, (3, 3), (2, 1), (1, 1), True),   # per-image matmuls, strided height
+    (7, 2, (6, 7), 2, (5, 5), 1, 0, True),          # few columns: plain rows at stride 1
+]
+
+
+def run(x, w, b, stride, padding, parallel, needs_x=True):
+    conv._PARALLEL = parallel
+    try:
+        xt = dl.tensor(x, requires_grad=needs_x)
+        wt = dl.tensor(w, requires_grad=True)
+        bt = None if b is None else dl.tensor(b, requires_grad=True)
+        y = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+        g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
+        y.backward(g)
+        grads = [t.grad.data for t in (xt, wt, bt) if t is not None and t.requires_grad]
+        return [y.data] + grads
+    finally:
+        conv._PARALLEL = None
+
+
+def make(case, dtype, seed=0):
+    n, c, hw, o, kernel, stride, padding, bias = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + hw).astype(dtype)
+    w = rng.standard_normal((o, c) + kernel).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    return x, w, b, stride, padding
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("case", CASES)
+def test_parallel_matches_serial_and_is_deterministic(two_threads, case, dtype, rtol):
+    x, w, b, stride, padding = make(case, dtype)
+    serial = run(x, w, b, stride, padding, parallel=False)
+    assert not two_threads
+    first = run(x, w, b, stride, padding, parallel=True)
+    assert two_threads == [2, 2]  # forward and backward each ran one section
+    second = run(x, w, b, stride, padding, parallel=True)
+    assert len(first) == len(serial) == len(second)
+    for p, s, again in zip(first, serial, second):
+        assert p.dtype == s.dtype == np.dtype(dtype)
+        assert p.shape == s.shape
+        scale = float(np.max(np.abs(s), initial=0.0))
+        np.testing.assert_allclose(p, s, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_array_equal(p, again)  # bit-identical
+
+
+def test_more_threads_than_images_and_weight_grad_only(two_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", 3)
+    x, w, b, stride, padding = make(CASES[1], np.float64)
+    x = x[:2]  # 2 images, 3 threads: 2 ranges
+    serial = run(x, w, b, stride, padding, parallel=False, needs_x=False)
+    parallel = run(x, w, b, stride, padding, parallel=True, needs_x=False)
+    assert two_threads == [2, 2]
+    for p, s in zip(parallel, serial):
+        np.testing.assert_allclose(p, s, rtol=1e-12, atol=1e-12 * np.max(np.abs(s)))
+
+
+def test_busy_section_falls_back_to_serial(two_threads):
+    x, w, b, stride, padding = make(CASES[0], np.float64)
+    serial = run(x, w, b, stride, padding, parallel=False)
+    assert threads._section.acquire(blocking=False)  # as if another thread were in a section
+    try:
+        nested = run(x, w, b, stride, padding, parallel=True)
+    finally:
+        threads._section.release()
+    assert two_threads == [2, 2]  # asked, refused, ran serially
+    for p, s in zip(nested, serial):
+        np.testing.assert_array_equal(p, s)
+
+
+def test_errors_in_workers_reach_the_caller(two_threads):
+    def boom():
+        raise ValueError("worker failed")
+
+    with pytest.raises(ValueError, match="worker failed"):
+        threads.run_parallel([lambda: 1, boom])
+    assert threads.run_parallel([lambda: 1, lambda: 2]) == [1, 2]  # pool still usable
+
+
+def test_size_rule_keeps_small_convolutions_serial(two_threads):
+    x, w, b, stride, padding = make(CASES[3], np.float32)
+    run(x, w, b, stride, padding, parallel=None)
+    assert not two_threads
+
+
+def test_set_num_threads_round_trip():
+    before, explicit = threads.get_num_threads(), threads._explicit
+    try:
+        dl.set_num_threads(1)
+        assert dl.get_num_threads() == 1
+        assert threads.parallel_threads() == 1
+        with pytest.raises(ValueError):
+            dl.set_num_threads(0)
+    finally:
+        dl.set_num_threads(before)
+        threads._explicit = explicit

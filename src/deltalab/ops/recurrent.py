@@ -4,7 +4,8 @@ The input projections of all steps are one matrix product; the loop over time do
 matrix product per step (forward and backward), with no per-step autodiff overhead.
 The elementwise work between those products is NumPy, or, for float32 sequences big enough
 to pay for importing numba, one compiled kernel per step (:mod:`.recurrent_kernels`; see
-:func:`step_kernels`, ``DELTALAB_NUMBA=0`` turns them off).
+:func:`step_kernels`, ``DELTALAB_NUMBA=0`` turns them off).  With the kernels, the LSTM's
+step products may run in column blocks (:class:`StepProduct`).
 
 Backward records what a worked solution needs on the node (``node.deltas`` etc.):
 for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation deltas and ∂E/∂c(t).
@@ -46,6 +47,9 @@ def step_kernels(dtype, work):
     return _kernels or None
 
 
+SPLIT_STEP_PRODUCTS = None  # None: StepProduct times both ways per shape; True/False: force
+
+
 class StepProduct:
     """``out = left @ right`` for a loop's per-step matrix products (``left`` (B, K) changes,
     ``right`` (K, N) and the ``out`` buffer (B, N) do not), as one product or as ``blocks``
@@ -61,9 +65,10 @@ class StepProduct:
     def __init__(self, right, out, blocks):
         self.right, self.out = np.ascontiguousarray(right), out
         width = right.shape[1]
+        blocks = max(1, min(blocks, width))
         edges = [width * k // blocks for k in range(blocks + 1)]
         self.pieces = [(np.ascontiguousarray(self.right[:, a:b]), out[:, a:b]) for a, b in zip(edges, edges[1:])]
-        self.split = SPLIT_STEP_PRODUCTS
+        self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
         if self.split is None:
             key = (out.shape[0], *right.shape, blocks, right.dtype.str)
             if key not in StepProduct._choices:
@@ -89,9 +94,6 @@ class StepProduct:
                 if round_ >= 2:
                     best[split] = min(best[split], time.perf_counter() - start)
         return best[True] < 0.92 * best[False]  # a clear margin: the choice should not flip-flop
-
-
-SPLIT_STEP_PRODUCTS = None  # None: time both ways per shape (StepProduct); True/False: force
 
 
 def sigmoid_(a, out):

@@ -188,6 +188,19 @@ def test_step_products_in_column_blocks(kernels_for_any_size, monkeypatch):
     np.testing.assert_allclose(recurrent.StepProduct(right, np.empty((3, 10)), 4)(left), left @ right, rtol=1e-12)
 
 
+def test_timing_the_step_products_leaves_the_state_alone(kernels_for_any_size, monkeypatch):
+    """The first use of a shape times both ways; that must not touch the bound buffer (the
+    backward's carry starts as zeros)."""
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)
+    monkeypatch.setattr(recurrent.StepProduct, "_choices", {})
+    out = np.zeros((3, 10))
+    recurrent.StepProduct(np.ones((7, 10)), out, 4)
+    assert not out.any()
+    p = parameters("lstm", 5, 3, 4, 20, seed=6)
+    monkeypatch.setattr(recurrent.StepProduct, "_choices", {})
+    assert_close(run_lstm(p, True, True), run_lstm(p, False, False), rtol=1e-5)
+
+
 def test_elman_other_nonlinearities_keep_numpy(kernels_for_any_size):
     p = parameters("elman", 5, 2, 3, 8, seed=1)
     for nonlinearity in ("relu", "sigmoid", "identity"):

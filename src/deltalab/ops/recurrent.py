@@ -67,7 +67,8 @@ class StepProduct:
         width = right.shape[1]
         blocks = max(1, min(blocks, width))
         edges = [width * k // blocks for k in range(blocks + 1)]
-        self.pieces = [(np.ascontiguousarray(self.right[:, a:b]), out[:, a:b]) for a, b in zip(edges, edges[1:])]
+        self.columns = [slice(a, b) for a, b in zip(edges, edges[1:])]
+        self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
         self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
         if self.split is None:
             key = (out.shape[0], *right.shape, blocks, right.dtype.str)
@@ -84,13 +85,19 @@ class StepProduct:
         return self.out
 
     def _split_is_faster(self, rounds=5):
+        """Times both ways into a scratch buffer (``out`` may hold a caller's initial state)."""
         left = np.full((self.out.shape[0], self.right.shape[0]), 0.5, dtype=self.right.dtype)
+        out = np.empty_like(self.out)
+        pieces = [(piece, out[:, cols]) for (piece, _), cols in zip(self.pieces, self.columns)]
         best = {False: float("inf"), True: float("inf")}
         for round_ in range(rounds + 2):  # interleaved; the first two rounds warm up
             for split in (False, True):
-                self.split = split
                 start = time.perf_counter()
-                self(left)
+                if split:
+                    for piece, part in pieces:
+                        np.matmul(left, piece, out=part)
+                else:
+                    np.matmul(left, self.right, out=out)
                 if round_ >= 2:
                     best[split] = min(best[split], time.perf_counter() - start)
         return best[True] < 0.92 * best[False]  # a clear margin: the choice should not flip-flop

@@ -309,7 +309,7 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     if want_w:
         flat = _padded_input(x, geo, dtype)
         cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
-        gw_part = _workspace.scratch("conv-gw", (geo.o, geo.k), dtype)
+        gw_part = _workspace.scratch("conv-gwT", (geo.k, geo.o), dtype)
     if want_x:
         dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
         dflat.fill(0)
@@ -321,8 +321,10 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
         g2 = g[:, :count].reshape(geo.o, width)
         if want_w:
             _im2col(flat, geo, cols, first, count)
-            np.matmul(g2, cols[:, :width].T, out=gw_part)
-            gw += gw_part
+            # dWᵀ = cols · gᵀ: OpenBLAS runs this orientation ~1.7x faster than g · colsᵀ
+            # (conv b, 1 thread: 0.74 ms vs 1.29 ms; per-image batches measured equal)
+            np.matmul(cols[:, :width], g2.T, out=gw_part)
+            gw += gw_part.T
         if want_b:
             gb += g2.sum(axis=1)
         if want_x:

@@ -68,11 +68,21 @@ def test_sigmoid_and_tanh_match_numpy_to_a_few_ulp():
     assert (sig[x == 0] == 0.5).all() and (tanh[x == 0] == 0).all()
     assert sig[x == np.inf][0] == 1.0 and sig[x == -np.inf][0] == 0.0 and sig[x == -100][0] == 0.0
     assert tanh[x == 30][0] == 1.0 and tanh[x == -100][0] == -1.0
+    assert tanh[x == np.inf][0] == 1.0 and tanh[x == -np.inf][0] == -1.0
     tiny = (np.abs(x) > 0) & (np.abs(x) < 1e-4)
     np.testing.assert_array_equal(tanh[tiny], x[tiny])
     true_sigmoid = 1 / (1 + np.exp(-x[np.abs(x) < 80].astype(np.float64)))
     assert ulp_distance(sig[np.abs(x) < 80], true_sigmoid).max() <= 2
     assert ulp_distance(tanh, np.tanh(x.astype(np.float64))).max() <= 1
+
+
+def test_nan_stays_nan():
+    """A diverging run must show NaN, as NumPy's would, not saturated gate values."""
+    x = np.array([np.nan, -np.nan, 1.0] + [np.nan] * 29, dtype=np.float32)
+    sig, tanh = np.empty_like(x), np.empty_like(x)
+    kernels.sigmoid_tanh_arrays(x, sig, tanh)
+    np.testing.assert_array_equal(np.isnan(sig), np.isnan(x))
+    np.testing.assert_array_equal(np.isnan(tanh), np.isnan(x))
 
 
 # ---------------------------------------------------------------- whole sequences, both paths

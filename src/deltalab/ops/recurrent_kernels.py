@@ -2,20 +2,25 @@
 
 Why they exist: between two per-step matrix products (which stay ``np.matmul`` → BLAS) an
 LSTM step does ~14 small NumPy passes over (B, 4H) slices; at batch 32, hidden 128 those
-passes cost three times the matrix product.  Each kernel here does one step's elementwise
-work in a single pass.
+cost about twice the matrix product (measured forward ≈ 50 µs of ufuncs per step against
+25 µs of matmul).  Each kernel here does one step's elementwise work in one pass (≈ 8 µs
+forward, ≈ 3 µs backward for that size).
 
 numba without Intel's SVML calls scalar ``expf``, far too slow, so the kernels use their
 own branch-free float32 exp (Cody–Waite reduction, Cephes' degree-6 polynomial, 2^n by
-building the exponent bits) that LLVM vectorises; sigmoid and tanh are built from e^−|x|
-so they are relatively accurate everywhere and never NaN for finite input.  Results agree
-with NumPy's to a few ulp (float32 only: float64 keeps NumPy, whose SIMD exp/tanh are
-accurate to ~1 ulp and cheap enough).
+building the exponent bits) that LLVM vectorises (AVX-512 here); sigmoid and tanh are built
+from e^−|x|, so they are relatively accurate everywhere and never NaN for finite input.
+Measured over ±100: sigmoid within 2 ulp and tanh within 1 ulp of the exact value, within
+4 and 2 ulp of NumPy's (below ≈ −87.3, where NumPy's sigmoid is subnormal, ours is 0).
+float32 only: float64 keeps NumPy, whose SIMD exp/tanh are accurate to ~1 ulp.  The
+backward kernels do NumPy's arithmetic in NumPy's order without FMA contraction, so on the
+same forward values they agree with the NumPy backward bit for bit.
 
 This module imports numba, so it is imported only when a sequence is big enough to pay
-(see :func:`deltalab.ops.recurrent.use_kernels`); compiled code is cached on disk
-(``cache=True``).  Set the environment variable ``DELTALAB_NUMBA=0`` to force the NumPy
-path everywhere (for comparisons, or where numba misbehaves).
+(see :func:`deltalab.ops.recurrent.step_kernels`); compiled code is cached on disk
+(``cache=True``; the first compile takes a few seconds).  Set the environment variable
+``DELTALAB_NUMBA=0`` to force the NumPy path everywhere (for comparisons, or where numba
+misbehaves).
 """
 from __future__ import annotations
 
@@ -64,9 +69,10 @@ _T4 = np.float32(-3.33332819422e-1)
 
 @njit(inline="always", **_JIT)
 def exp_nonpositive(x):
-    """e^x for float32 x ≤ 0 (x < ln FLT_MIN ≈ −87.34 gives 0): Cody–Waite reduction x = n·ln2 + r,
-    |r| ≤ ln2/2, e^r by Cephes' expf polynomial, times 2^n built from its exponent bits."""
-    y = max(x, _EXP_MIN)
+    """e^x for float32 x ≤ 0 (x < ln FLT_MIN ≈ −87.34 gives 0, NaN gives NaN): Cody–Waite
+    reduction x = n·ln2 + r, |r| ≤ ln2/2, e^r by Cephes' expf polynomial, times 2^n built from
+    its exponent bits."""
+    y = x if x >= _EXP_MIN else _EXP_MIN  # also for NaN: no NaN reaches the float → int conversion
     n = (y * _LOG2E + _ROUND) - _ROUND
     r = y - n * _LN2_HI
     r = r - n * _LN2_LO
@@ -79,7 +85,7 @@ def exp_nonpositive(x):
     p = p * r2 + r + _ONE
     scale = _float32_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
     e = p * scale
-    return e if x >= _EXP_MIN else _ZERO
+    return e if x >= _EXP_MIN else (_ZERO if x < _EXP_MIN else x)  # the last: NaN stays NaN
 
 
 @njit(inline="always", **_JIT)

@@ -194,21 +194,32 @@ def test_step_products_in_column_blocks(kernels_for_any_size, monkeypatch):
     product = recurrent.StepProduct(right, np.empty((3, 10)), 4)
     assert [piece.shape[1] for piece, _ in product.pieces] == [2, 3, 2, 3]
     np.testing.assert_allclose(product(left), left @ right, rtol=1e-12)
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)  # timed: either way is right
-    np.testing.assert_allclose(recurrent.StepProduct(right, np.empty((3, 10)), 4)(left), left @ right, rtol=1e-12)
 
 
-def test_timing_the_step_products_leaves_the_state_alone(kernels_for_any_size, monkeypatch):
-    """The first use of a shape times both ways; that must not touch the bound buffer (the
-    backward's carry starts as zeros)."""
+@pytest.mark.parametrize(
+    "kernels, threads_, shape, split",
+    [
+        ("SkylakeX", 1, (32, 128, 512), True),  # 2.1M multiply-adds, 4 blocks of 0.52M
+        ("SkylakeX", 1, (32, 512, 128), True),
+        ("Cooperlake", 1, (32, 128, 512), True),
+        ("Haswell", 1, (32, 128, 512), False),  # no small-matrix kernels
+        ("SkylakeX", 2, (32, 128, 512), False),  # they are used at one thread only
+        ("SkylakeX", 1, (32, 64, 256), False),  # already small as a whole
+        ("SkylakeX", 1, (64, 256, 1024), False),  # blocks still too large
+        (None, 1, (32, 128, 512), False),  # not OpenBLAS, or threadpoolctl missing
+    ],
+)
+def test_step_products_split_by_a_fixed_rule(monkeypatch, kernels, threads_, shape, split):
+    from deltalab import threads
+
     monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)
-    monkeypatch.setattr(recurrent.StepProduct, "_choices", {})
-    out = np.zeros((3, 10))
-    recurrent.StepProduct(np.ones((7, 10)), out, 4)
-    assert not out.any()
-    p = parameters("lstm", 5, 3, 4, 20, seed=6)
-    monkeypatch.setattr(recurrent.StepProduct, "_choices", {})
-    assert_close(run_lstm(p, True, True), run_lstm(p, False, False), rtol=1e-5)
+    monkeypatch.setattr(threads, "blas_kernels", lambda: kernels)
+    monkeypatch.setattr(threads, "get_num_threads", lambda: threads_)
+    rows, inner, width = shape
+    product = recurrent.StepProduct(np.ones((inner, width), np.float32), np.ones((rows, width), np.float32), 4)
+    assert product.split is split
+    left = np.random.default_rng(1).standard_normal((rows, inner)).astype(np.float32)
+    np.testing.assert_allclose(product(left), left @ product.right, rtol=1e-5, atol=1e-4)
 
 
 def test_elman_other_nonlinearities_keep_numpy(kernels_for_any_size):

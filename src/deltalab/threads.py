@@ -83,6 +83,12 @@ def set_num_threads(n):
         _num_threads, _explicit = n, True
 
 
+def blas_kernels():
+    """The kernel family of NumPy's OpenBLAS (e.g. 'SkylakeX', 'Haswell'), or None if unknown."""
+    libs = _blas_libraries()
+    return getattr(libs[0], "architecture", None) if libs else None
+
+
 def parallel_threads():
     """Threads a parallel section may use now: 1 means run serially."""
     n = get_num_threads()

@@ -14,7 +14,6 @@ for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation delt
 from __future__ import annotations
 
 import os
-import time
 import warnings
 
 import numpy as np
@@ -47,20 +46,25 @@ def step_kernels(dtype, work):
     return _kernels or None
 
 
-SPLIT_STEP_PRODUCTS = None  # None: StepProduct times both ways per shape; True/False: force
+SPLIT_STEP_PRODUCTS = None  # None: StepProduct's rule decides; True / False: force a choice
+
+# OpenBLAS kernel families with small-matrix kernels (used for M·N·K ≤ 10⁶ at one thread).
+SMALL_MATRIX_KERNELS = {"SkylakeX", "Cooperlake", "SapphireRapids"}
+SMALL_MATRIX_MAX = 1_000_000
 
 
 class StepProduct:
     """``out = left @ right`` for a loop's per-step matrix products (``left`` (B, K) changes,
     ``right`` (K, N) and the ``out`` buffer (B, N) do not), as one product or as ``blocks``
-    products over column blocks of ``right``.  Which is faster depends on the BLAS, its
-    threads and the shape: with one OpenBLAS thread its small-matrix kernels (M·N·K ≤ 10⁶)
-    made the LSTM's (32, 128)·(128, 512) and (32, 512)·(512, 128) step products 10–25 % faster
-    in four blocks, but other shapes and two threads slower.  So the first use of each shape
-    times both ways and keeps the faster for the rest of the process
-    (``SPLIT_STEP_PRODUCTS`` = True/False forces a choice)."""
+    products over column blocks of ``right``.
 
-    _choices = {}  # (B, K, N, blocks, dtype) -> split?
+    Why: OpenBLAS's AVX-512 builds run products with M·N·K ≤ 10⁶ through small-matrix kernels
+    at one thread.  The LSTM's (32, 128)·(128, 512) and (32, 512)·(512, 128) step products are
+    just above that; as four blocks they fall under it and the whole LSTM (T=100, 1 thread)
+    ran 12 % faster (10.7 vs 12.2 ms), while with the AVX2 "Haswell" kernels or two threads the
+    blocks were 3 % slower.  The choice is a fixed rule (kernel family, threads, shape), never
+    a timing, so a machine always computes the same bits.
+    """
 
     def __init__(self, right, out, blocks):
         self.right, self.out = np.ascontiguousarray(right), out
@@ -71,10 +75,16 @@ class StepProduct:
         self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
         self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
         if self.split is None:
-            key = (out.shape[0], *right.shape, blocks, right.dtype.str)
-            if key not in StepProduct._choices:
-                StepProduct._choices[key] = self._split_is_faster()
-            self.split = StepProduct._choices[key]
+            self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks)
+
+    @staticmethod
+    def blocks_fit_small_kernels(rows, inner, width, blocks):
+        from .. import threads
+
+        whole = rows * inner * width
+        block = rows * inner * -(-width // blocks)
+        return (block <= SMALL_MATRIX_MAX < whole and threads.get_num_threads() == 1
+                and threads.blas_kernels() in SMALL_MATRIX_KERNELS)
 
     def __call__(self, left):
         if self.split:
@@ -83,24 +93,6 @@ class StepProduct:
         else:
             np.matmul(left, self.right, out=self.out)
         return self.out
-
-    def _split_is_faster(self, rounds=5):
-        """Times both ways into a scratch buffer (``out`` may hold a caller's initial state)."""
-        left = np.full((self.out.shape[0], self.right.shape[0]), 0.5, dtype=self.right.dtype)
-        out = np.empty_like(self.out)
-        pieces = [(piece, out[:, cols]) for (piece, _), cols in zip(self.pieces, self.columns)]
-        best = {False: float("inf"), True: float("inf")}
-        for round_ in range(rounds + 2):  # interleaved; the first two rounds warm up
-            for split in (False, True):
-                start = time.perf_counter()
-                if split:
-                    for piece, part in pieces:
-                        np.matmul(left, piece, out=part)
-                else:
-                    np.matmul(left, self.right, out=out)
-                if round_ >= 2:
-                    best[split] = min(best[split], time.perf_counter() - start)
-        return best[True] < 0.92 * best[False]  # a clear margin: the choice should not flip-flop
 
 
 def sigmoid_(a, out):

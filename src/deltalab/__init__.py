@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Tensor", "cat",
-    "concatenate", "functional", "get_default_dtype", "gradcheck", "is_grad_enabled", "load", "load_into",
-    "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim", "save", "set_default_dtype", "stack",
+    "concatenate", "functional", "get_default_dtype", "get_num_threads", "gradcheck", "is_grad_enabled", "load", "load_into",
+    "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim", "save", "set_default_dtype", "set_num_threads", "stack",
     "summary", "tensor", "where", "zeros",
 ]
 

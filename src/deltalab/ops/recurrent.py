@@ -13,6 +13,8 @@ for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation delt
 """
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import warnings
 
@@ -66,24 +68,56 @@ class StepProduct:
     a timing, so a machine always computes the same bits.
     """
 
-    def __init__(self, right, out, blocks):
+    def __init__(self, right, out, blocks, blas_threads=None):
         self.right, self.out = np.ascontiguousarray(right), out
         width = right.shape[1]
-        blocks = max(1, min(blocks, width))
+        self.blocks = blocks = max(1, min(blocks, width))
         edges = [width * k // blocks for k in range(blocks + 1)]
         self.columns = [slice(a, b) for a, b in zip(edges, edges[1:])]
         self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
-        self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
+        self._decide(blas_threads)
+
+    def _decide(self, blas_threads):
+        self.split = SPLIT_STEP_PRODUCTS if self.blocks > 1 else False
         if self.split is None:
-            self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks)
+            inner, width = self.right.shape
+            self.split = self.blocks_fit_small_kernels(self.out.shape[0], inner, width, self.blocks, blas_threads)
+
+    def for_rows(self, lo, hi, blas_threads=None):
+        """The same product for rows lo..hi−1 of ``left`` and ``out`` only, in the fewest
+        column blocks (at most ``max(self.blocks, width // 32)``) that fit the small-matrix
+        kernels, split or not by the rule for that row count and ``blas_threads`` BLAS threads
+        (None: the process's).
+
+        Fewest, because in a parallel section every product call is a GIL handoff between the
+        threads: LSTM B=32 H=128 forward as two 16-row ranges, µs per step: 2 blocks 18-21,
+        4 blocks 26-30, 1 block (not a small-matrix product) 30-34; serial 2-thread BLAS 28-30.
+        """
+        rows = hi - lo
+        inner, width = self.right.shape
+        most = max(self.blocks, width // 32)
+        blocks = next((b for b in range(1, most + 1) if rows * inner * -(-width // b) <= SMALL_MATRIX_MAX),
+                      self.blocks)
+        if blocks != self.blocks:
+            return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
+        part = copy.copy(self)
+        part.out = self.out[lo:hi]
+        part.pieces = [(piece, part.out[:, cols]) for (piece, _), cols in zip(self.pieces, self.columns)]
+        part._decide(blas_threads)
+        return part
 
     @staticmethod
-    def blocks_fit_small_kernels(rows, inner, width, blocks):
+    def blocks_fit_small_kernels(rows, inner, width, blocks, blas_threads=None):
+        """Whether ``blocks`` column blocks of a (rows, inner)·(inner, width) product fall under
+        OpenBLAS's small-matrix kernels and the whole does not, at ``blas_threads`` BLAS threads
+        (None: :func:`deltalab.threads.get_num_threads`)."""
         from .. import threads
 
+        if blas_threads is None:
+            blas_threads = threads.get_num_threads()
         whole = rows * inner * width
         block = rows * inner * -(-width // blocks)
-        return (block <= SMALL_MATRIX_MAX < whole and threads.get_num_threads() == 1
+        return (block <= SMALL_MATRIX_MAX < whole and blas_threads == 1
                 and threads.blas_kernels() in SMALL_MATRIX_KERNELS)
 
     def __call__(self, left):
@@ -93,6 +127,83 @@ class StepProduct:
         else:
             np.matmul(left, self.right, out=self.out)
         return self.out
+
+
+# Batch rows are independent recurrences, so with the compiled kernels the loops over time may
+# run as one task per thread, each on its own range of batch rows (fixed ranges: results do not
+# depend on timing), through deltalab.threads.run_parallel: task 0 on the caller, the others on
+# pinned workers, BLAS on one thread meanwhile.  The whole-sequence products (input
+# projection, input and weight gradients) then run as row blocks in sections of their own
+# (see _matmul for why not on the process's BLAS threads).  float64 and the other Elman
+# nonlinearities (NumPy path: ~10 ufunc calls per step, each needing the GIL) stay serial.
+_PARALLEL = None  # None: the size rule below decides; True / False: always / never (tests)
+
+
+def _row_ranges(kind, batch, hidden, steps):
+    """Batch row ranges, one per thread, for the step loops of a ``kind`` ("lstm" / "elman")
+    sequence with compiled kernels, or None to run serially."""
+    from .. import threads
+
+    if batch < 2 or _PARALLEL is False:
+        return None
+    if _PARALLEL is None and not _parallel_pays(kind, batch, hidden, steps):
+        return None
+    n_threads = min(threads.parallel_threads(), batch)
+    if n_threads < 2:
+        return None
+    bounds = [batch * k // n_threads for k in range(n_threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+# When it pays (LSTM forward + BPTT at 2 threads, in 32, float32, parallel / serial time, the
+# serial path with 2 BLAS threads; AVX-512 OpenBLAS, 2-vCPU KVM guest, T=100 unless given):
+#   pays:  B=16 H=128 0.83, B=32 H=128 0.80 (T=1000 0.74-0.93), B=64 H=128 0.92,
+#          B=128 H=128 0.86, B=8 H=256 0.75, B=32 H=256 0.76, B=64 H=256 0.88;
+#   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial);
+#          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each).
+# The parallel step products are small-matrix products (see StepProduct.for_rows); when the
+# serial one already is (B·4H·H ≤ 10⁶) there is little left to gain against the GIL handoffs.
+# Elman (tanh kernels) never paid: B=32 H=128 1.05, B=64 H=256 1.08, B=128 H=256 1.00 (its
+# per-step work is a quarter of the LSTM's), so it runs serially unless forced.
+PARALLEL_MIN_STEPS = 64
+
+
+def _parallel_pays(kind, batch, hidden, steps):
+    return kind == "lstm" and batch * 4 * hidden * hidden > SMALL_MATRIX_MAX and steps >= PARALLEL_MIN_STEPS
+
+
+def _run_rows(batch, ranges, task):
+    """``task(lo, hi, blas_threads)`` once per row range in a parallel section (BLAS on one
+    thread), or ``task(0, batch, None)`` when ``ranges`` is None or a section is already
+    running."""
+    if ranges is not None:
+        from .. import threads
+
+        if threads.run_parallel([functools.partial(task, lo, hi, 1) for lo, hi in ranges]) is not None:
+            return
+    task(0, batch, None)
+
+
+def _matmul(left, right, parts=None):
+    """``left @ right`` (2-D); with ``parts`` (≥ 2), as that many row blocks of ``left`` in a
+    parallel section, BLAS on one thread each.
+
+    Why the whole-sequence products of a parallel sequence run so too, not on the process's
+    BLAS threads: after a multi-threaded call OpenBLAS's idle threads spin for a while, and
+    on a 2-core machine the spinning thread takes CPU from the section's worker.  LSTM B=32
+    H=128 T=100 forward step loop as two ranges: 2.1 ms alone, 6.3 ms right after the input
+    projection at 2 BLAS threads (the serial loop: 3.2 ms).
+    """
+    if parts is None or left.shape[0] < parts:
+        return np.matmul(left, right)
+    from .. import threads
+
+    out = np.empty((left.shape[0], right.shape[1]), np.result_type(left, right))
+    bounds = [left.shape[0] * k // parts for k in range(parts + 1)]
+    tasks = [functools.partial(np.matmul, left[a:b], right, out=out[a:b]) for a, b in zip(bounds, bounds[1:])]
+    if threads.run_parallel(tasks) is None:
+        np.matmul(left, right, out=out)
+    return out
 
 
 def sigmoid_(a, out):
@@ -127,17 +238,17 @@ ACTIVATIONS = {
 }
 
 
-def weight_gradients(flat, x, h_prev, need_ih, need_hh):
+def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None):
     """(Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1)) for δ flattened to (T·B, ·); one matrix product
     over [x | h(t−1)] when both are needed: one pass over δ instead of two, measured 1–4 µs
     per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H)."""
     rows = flat.shape[0]
     if need_ih and need_hh:
-        both = flat.T @ np.concatenate((x, h_prev), axis=-1).reshape(rows, -1)
+        both = _matmul(flat.T, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
         features = x.shape[-1]
         return np.ascontiguousarray(both[:, :features]), np.ascontiguousarray(both[:, features:])
-    g_ih = flat.T @ x.reshape(rows, -1) if need_ih else None
-    g_hh = flat.T @ h_prev.reshape(rows, -1) if need_hh else None
+    g_ih = _matmul(flat.T, x.reshape(rows, -1), parts) if need_ih else None
+    g_hh = _matmul(flat.T, h_prev.reshape(rows, -1), parts) if need_hh else None
     return g_ih, g_hh
 
 
@@ -149,17 +260,24 @@ class ElmanSequence(Function):
         f, _ = ACTIVATIONS[nonlinearity]
         steps, batch, _ = x.shape
         hidden = weight_ih.shape[0]
-        z = np.matmul(x.reshape(steps * batch, -1), weight_ih.T).reshape(steps, batch, hidden)
+        kernels = step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
+        ranges = _row_ranges("elman", batch, hidden, steps) if kernels is not None else None
+        z = _matmul(x.reshape(steps * batch, -1), weight_ih.T, ranges and len(ranges)).reshape(steps, batch, hidden)
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, hidden), dtype=z.dtype)
-        kernels = step_kernels(z.dtype, batch * hidden * steps) if nonlinearity == "tanh" else None
         if kernels is not None:  # the kernel adds the bias (one pass over z fewer)
             bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
-            for t in range(steps):
-                np.matmul(h[t], recurrent, out=buffer)
-                kernels.elman_tanh_forward_step(t, z, bias_row, buffer, h)
+            step = kernels.elman_tanh_forward_step
+
+            def loop(lo, hi, blas_threads):
+                out = buffer[lo:hi]
+                for t in range(steps):
+                    np.matmul(h[t, lo:hi], recurrent, out=out)
+                    step(t, lo, hi, z, bias_row, buffer, h)
+
+            _run_rows(batch, ranges, loop)
         else:
             if bias is not None:
                 z += bias
@@ -180,13 +298,21 @@ class ElmanSequence(Function):
         steps, batch, hidden = z.shape
         carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
         kernels = step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
+        ranges = _row_ranges("elman", batch, hidden, steps) if kernels is not None else None
+        parts = ranges and len(ranges)
         if kernels is not None:
             delta = np.empty_like(z)
             grad = np.ascontiguousarray(grad, dtype=z.dtype)
             recurrent = np.ascontiguousarray(weight_hh, dtype=z.dtype)
-            for t in range(steps - 1, -1, -1):
-                kernels.elman_tanh_backward_step(t, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
-                np.matmul(delta[t], recurrent, out=carry)
+            step = kernels.elman_tanh_backward_step
+
+            def loop(lo, hi, blas_threads):
+                out = carry[lo:hi]
+                for t in range(steps - 1, -1, -1):
+                    step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
+                    np.matmul(delta[t, lo:hi], recurrent, out=out)
+
+            _run_rows(batch, ranges, loop)
         else:
             delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
             incoming = np.empty_like(carry)
@@ -197,9 +323,9 @@ class ElmanSequence(Function):
         ctx.deltas = delta
         flat = delta.reshape(steps * batch, hidden)
         need = ctx.needs_input_grad
-        gx = np.matmul(flat, weight_ih).reshape(x.shape) if need[0] else None
-        g_ih = flat.T @ x.reshape(steps * batch, -1) if need[2] else None
-        g_hh = flat.T @ h[:-1].reshape(steps * batch, hidden) if need[3] else None
+        gx = _matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
+        g_ih = _matmul(flat.T, x.reshape(steps * batch, -1), parts) if need[2] else None
+        g_hh = _matmul(flat.T, h[:-1].reshape(steps * batch, hidden), parts) if need[3] else None
         gb = flat.sum(axis=0) if ctx.has_bias and need[4] else None
         return gx, carry if need[1] else None, g_ih, g_hh, gb, None
 
@@ -214,21 +340,29 @@ class LSTMSequence(Function):
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias):
         steps, batch, _ = x.shape
         n = weight_hh.shape[1]
-        a = np.matmul(x.reshape(steps * batch, -1), weight_ih.T).reshape(steps, batch, 4 * n)
+        kernels = step_kernels(np.result_type(x, weight_ih), batch * n * steps)
+        ranges = _row_ranges("lstm", batch, n, steps) if kernels is not None else None
+        parts = ranges and len(ranges)
+        a = _matmul(x.reshape(steps * batch, -1), weight_ih.T, parts).reshape(steps, batch, 4 * n)
         h = np.empty((steps + 1, batch, n), dtype=a.dtype)
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
         h[0], c[0] = h0, c0
         recurrent = np.ascontiguousarray(weight_hh.T)
         buffer = np.empty((batch, 4 * n), dtype=a.dtype)
-        kernels = step_kernels(a.dtype, batch * n * steps)
         if kernels is not None:  # pre-activations are overwritten by the gate values; adds the bias
             bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
-            rows = np.empty((4, n), dtype=a.dtype)
             product = StepProduct(recurrent.astype(a.dtype, copy=False), buffer, 4)  # a block per gate
-            for t in range(steps):
-                product(h[t])
-                kernels.lstm_forward_step(t, a, bias_row, buffer, c, tanh_c, h, rows)
+            step = kernels.lstm_forward_step
+
+            def loop(lo, hi, blas_threads):
+                rows = np.empty((4, n), dtype=a.dtype)
+                part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+                for t in range(steps):
+                    part(h[t, lo:hi])
+                    step(t, lo, hi, a, bias_row, buffer, c, tanh_c, h, rows)
+
+            _run_rows(batch, ranges, loop)
         else:
             if bias is not None:
                 a += bias
@@ -256,24 +390,27 @@ class LSTMSequence(Function):
         x, h, c, tanh_c, gates, weight_ih, weight_hh = ctx.saved
         steps, batch, n = tanh_c.shape
         kernels = step_kernels(gates.dtype, batch * n * steps)
+        ranges = _row_ranges("lstm", batch, n, steps) if kernels is not None else None
+        parts = ranges and len(ranges)
         if kernels is not None:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_kernels(
-                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c)
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
                 gates, c, tanh_c, weight_hh, grad_h, grad_c)
         ctx.deltas, ctx.cell_deltas = delta, cell_delta
         flat = delta.reshape(steps * batch, 4 * n)
         need = ctx.needs_input_grad
-        gx = np.matmul(flat, weight_ih).reshape(x.shape) if need[0] else None
-        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4])
+        gx = _matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
+        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
         return gx, carry_h, carry_c, g_ih, g_hh, gb
 
     @staticmethod
-    def _backward_kernels(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c):
+    def _backward_kernels(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None):
         """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
-        with one compiled kernel per step between the matrix products."""
+        with one compiled kernel per step between the matrix products; the batch row
+        ``ranges`` in parallel (None: serially)."""
         steps, batch, n = tanh_c.shape
         dtype = gates.dtype
         # a missing upstream gradient is one step of zeros, read at index 0 by every step
@@ -286,11 +423,17 @@ class LSTMSequence(Function):
         carry_h = np.zeros((batch, n), dtype=dtype)
         product = StepProduct(weight_hh.astype(dtype, copy=False), carry_h, 4)
         carry_c = np.zeros_like(carry_h)
-        rows = np.empty((4, n), dtype=dtype)
         step = kernels.lstm_backward_step
-        for t in range(steps - 1, -1, -1):
-            step(t, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c, delta, cell_delta, rows)
-            product(delta[t])
+
+        def loop(lo, hi, blas_threads):
+            rows = np.empty((4, n), dtype=dtype)
+            part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+            for t in range(steps - 1, -1, -1):
+                step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
+                     delta, cell_delta, rows)
+                part(delta[t, lo:hi])
+
+        _run_rows(batch, ranges, loop)
         return delta, cell_delta, carry_h, carry_c
 
     @staticmethod

@@ -1,0 +1,199 @@
+"""The fused LSTM / Elman sequences' parallel step loops (deltalab.threads) give the serial results.
+
+The parallel path is forced on (``recurrent._PARALLEL = True`` and two threads) whatever the
+machine and compared with the serial path (``_PARALLEL = False``) on the same inputs: outputs,
+every gradient, the returned carries ∂E/∂h(0), ∂E/∂c(0), and the recorded deltas and cell
+deltas.  Each batch row does the same elementwise arithmetic, but OpenBLAS does not always give
+a product's rows the same bits when it is computed in row blocks (with the AVX2 "Haswell"
+kernels the tests run with, a (16, 13)·(13, 52) product in two halves differs in the last bit;
+with the AVX-512 ones it does not), so parallel and serial agree to float32 rounding (1e-5),
+and two parallel runs bit for bit.
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import deltalab as dl  # noqa: E402
+from deltalab import threads  # noqa: E402
+from deltalab.ops import recurrent  # noqa: E402
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two threads (set_num_threads, restored afterwards), compiled kernels for any size, and
+    a record of the parallel sections run."""
+    saved = (threads._num_threads, threads._explicit)
+    blas = [(lib, lib.get_num_threads()) for lib in threads._blas_libraries()]
+    threads.set_num_threads(2)
+    monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", False)
+    monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
+    calls = []
+    real = threads.run_parallel
+
+    def counting(tasks):
+        calls.append(len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(threads, "run_parallel", counting)
+    yield calls
+    recurrent._PARALLEL = None
+    for lib, n in blas:
+        lib.set_num_threads(n)
+    threads._num_threads, threads._explicit = saved
+
+
+def parameters(kind, steps, batch, features, hidden, dtype=np.float32, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    gates = 4 if kind == "lstm" else 1
+    values = {
+        "x": rng.standard_normal((steps, batch, features)),
+        "h0": rng.standard_normal((batch, hidden)),
+        "c0": rng.standard_normal((batch, hidden)),
+        "weight_ih": rng.standard_normal((gates * hidden, features)) / np.sqrt(features),
+        "weight_hh": rng.standard_normal((gates * hidden, hidden)) / np.sqrt(hidden),
+        "bias": rng.standard_normal(gates * hidden) if bias else None,
+        "grad_h": rng.standard_normal((steps, batch, hidden)),
+        "grad_c": rng.standard_normal((steps, batch, hidden)),
+    }
+    return {k: None if v is None else v.astype(dtype) for k, v in values.items()}
+
+
+def run_lstm(p, parallel, upstream=("h", "c")):
+    recurrent._PARALLEL = parallel
+    names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p[k] is not None}
+    hs, cs = recurrent.lstm_sequence(*(leaves.get(k) for k in names))
+    loss = 0
+    if "h" in upstream:
+        loss = loss + (hs * dl.tensor(p["grad_h"])).sum()
+    if "c" in upstream:
+        loss = loss + (cs * dl.tensor(p["grad_c"])).sum()
+    loss.backward()
+    node = (hs if "h" in upstream else cs).grad_fn
+    out = {"h": hs.data, "c": cs.data, "gates": node.saved[4], "deltas": node.deltas,
+           "cell_deltas": node.cell_deltas}
+    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})  # grad_h0, grad_c0: the carries
+    return out
+
+
+def run_elman(p, parallel):
+    recurrent._PARALLEL = parallel
+    names = ("x", "h0", "weight_ih", "weight_hh", "bias")
+    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p[k] is not None}
+    hs = recurrent.elman_sequence(*(leaves.get(k) for k in names))
+    (hs * dl.tensor(p["grad_h"])).sum().backward()
+    out = {"h": hs.data, "z": hs.grad_fn.saved[2], "deltas": hs.grad_fn.deltas}
+    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})
+    return out
+
+
+def assert_close(got, expected, rtol=1e-5):
+    assert got.keys() == expected.keys()
+    for key in expected:
+        ref = expected[key]
+        assert got[key].dtype == ref.dtype, key
+        np.testing.assert_allclose(got[key], ref, rtol=rtol, atol=rtol * np.abs(ref).max(), err_msg=key)
+
+
+def assert_same(got, expected):
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key].dtype == expected[key].dtype, key
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+@pytest.mark.parametrize("batch", [2, 5, 7, 16])
+@pytest.mark.parametrize("upstream", [("h", "c"), ("h",), ("c",)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_lstm_parallel_matches_serial(two_threads, batch, upstream, bias):
+    p = parameters("lstm", 9, batch, 5, 13, bias=bias, seed=batch)  # 13: not a vector multiple
+    serial = run_lstm(p, False, upstream)
+    assert two_threads == []
+    parallel = run_lstm(p, True, upstream)
+    assert two_threads and all(n == 2 for n in two_threads)  # step loops and whole-sequence products
+    assert_close(parallel, serial)
+    assert_same(run_lstm(p, True, upstream), parallel)  # deterministic run to run
+
+
+@pytest.mark.parametrize("batch", [2, 5, 7])
+@pytest.mark.parametrize("bias", [True, False])
+def test_elman_parallel_matches_serial(two_threads, batch, bias):
+    p = parameters("elman", 8, batch, 4, 11, bias=bias, seed=batch)
+    serial = run_elman(p, False)
+    parallel = run_elman(p, True)
+    assert two_threads
+    assert_close(parallel, serial)
+    assert_same(run_elman(p, True), parallel)
+
+
+def test_batch_one_stays_serial(two_threads):
+    p = parameters("lstm", 6, 1, 3, 7, seed=1)
+    serial = run_lstm(p, False)
+    assert_same(run_lstm(p, True), serial)
+    p = parameters("elman", 6, 1, 3, 7, seed=1)
+    assert_same(run_elman(p, True), run_elman(p, False))
+    assert two_threads == []
+
+
+def test_float64_stays_serial(two_threads):
+    """The NumPy path (float64, or no numba) is not parallel: ~10 ufunc calls per step, each
+    a GIL handoff between the threads."""
+    p = parameters("lstm", 6, 4, 3, 7, dtype=np.float64, seed=2)
+    serial = run_lstm(p, False)
+    assert_same(run_lstm(p, True), serial)
+    assert two_threads == []
+
+
+def test_one_thread_stays_serial(two_threads):
+    threads.set_num_threads(1)
+    p = parameters("lstm", 6, 4, 3, 7, seed=3)
+    run_lstm(p, True)
+    assert recurrent._row_ranges("lstm", 32, 128, 100) is None
+    assert two_threads == []
+
+
+def test_inside_a_parallel_section_runs_serially(two_threads):
+    """A sequence run from inside another parallel section (run_parallel returns None) falls
+    back to the serial loops and gives the same results."""
+    p = parameters("lstm", 7, 5, 3, 9, seed=4)
+    serial = run_lstm(p, False)
+    nested = threads.run_parallel([lambda: run_lstm(p, True), lambda: None])[0]
+    assert_same(nested, serial)  # not only close: the same serial code
+
+
+def test_row_ranges_and_size_rule(two_threads):
+    recurrent._PARALLEL = True
+    assert recurrent._row_ranges("lstm", 7, 13, 9) == [(0, 3), (3, 7)]
+    assert recurrent._row_ranges("lstm", 1, 13, 9) is None
+    recurrent._PARALLEL = None
+    assert recurrent._row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
+    assert recurrent._row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
+    assert recurrent._row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
+    assert recurrent._row_ranges("lstm", 32, 128, 40) is None  # too few steps
+    assert recurrent._row_ranges("elman", 64, 256, 100) is None  # Elman never paid
+    recurrent._PARALLEL = False
+    assert recurrent._row_ranges("lstm", 32, 128, 100) is None
+
+
+@pytest.mark.parametrize("rows, inner, width, blocks", [
+    (16, 128, 512, 2),  # the benchmark's forward step product per range: 2 blocks of 0.52M
+    (16, 512, 128, 2),  # its backward one
+    (4, 128, 512, 1),  # already a small-matrix product
+    (16, 256, 1024, 5),  # more blocks than the serial product's 4
+    (16, 1024, 256, 5),
+])
+def test_step_product_for_rows_uses_the_fewest_small_blocks(monkeypatch, rows, inner, width, blocks):
+    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)
+    monkeypatch.setattr(threads, "blas_kernels", lambda: "SkylakeX")
+    rng = np.random.default_rng(0)
+    right = rng.standard_normal((inner, width)).astype(np.float32)
+    out = np.zeros((2 * rows + 1, width), np.float32)
+    product = recurrent.StepProduct(right, out, 4, blas_threads=2)
+    part = product.for_rows(rows, 2 * rows, blas_threads=1)
+    assert len(part.pieces) == blocks and part.split is (blocks > 1)
+    left = rng.standard_normal((rows, inner)).astype(np.float32)
+    part(left)
+    np.testing.assert_allclose(out[rows:2 * rows], left @ right, rtol=1e-4, atol=1e-3)
+    assert not out[:rows].any() and not out[2 * rows:].any()

@@ -120,6 +120,15 @@ class StepProduct:
         return (block <= SMALL_MATRIX_MAX < whole and blas_threads == 1
                 and threads.blas_kernels() in SMALL_MATRIX_KERNELS)
 
+    def packed(self):
+        """(the column blocks of ``right`` one after the other, each C-contiguous, as one 1-D
+        array; their column edges as int64) -- one block when not split -- for
+        :func:`.recurrent_kernels._step_product`."""
+        if not self.split:
+            return self.right.reshape(-1), np.array([0, self.right.shape[1]], np.int64)
+        edges = [cols.start for cols in self.columns] + [self.columns[-1].stop]
+        return np.concatenate([piece.reshape(-1) for piece, _ in self.pieces]), np.array(edges, np.int64)
+
     def __call__(self, left):
         if self.split:
             for piece, out in self.pieces:
@@ -182,6 +191,19 @@ def _run_rows(batch, ranges, task):
         if threads.run_parallel([functools.partial(task, lo, hi, 1) for lo, hi in ranges]) is not None:
             return
     task(0, batch, None)
+
+
+USE_LOOP_KERNELS = True  # False: the parallel LSTM ranges run the Python step loops too (tests)
+
+
+def _loop_sgemm(kernels, lo, hi, blas_threads):
+    """NumPy's sgemm for :func:`.recurrent_kernels.lstm_forward_loop` / ``lstm_backward_loop``
+    when a parallel range's loop may run in them, else None.  Only in parallel sections, where
+    the GIL handoffs cost (the serial path keeps NumPy's matmul), and for ≥ 2 rows (for one
+    row NumPy's matmul calls gemv, not gemm)."""
+    if blas_threads is None or hi - lo < 2 or not USE_LOOP_KERNELS:
+        return None
+    return kernels.sgemm_function()
 
 
 def _matmul(left, right, parts=None):
@@ -358,6 +380,10 @@ class LSTMSequence(Function):
             def loop(lo, hi, blas_threads):
                 rows = np.empty((4, n), dtype=a.dtype)
                 part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+                sgemm = _loop_sgemm(kernels, lo, hi, blas_threads)
+                if sgemm is not None:
+                    kernels.lstm_forward_loop(sgemm, lo, hi, a, bias_row, *part.packed(), buffer, c, tanh_c, h, rows)
+                    return
                 for t in range(steps):
                     part(h[t, lo:hi])
                     step(t, lo, hi, a, bias_row, buffer, c, tanh_c, h, rows)
@@ -428,6 +454,11 @@ class LSTMSequence(Function):
         def loop(lo, hi, blas_threads):
             rows = np.empty((4, n), dtype=dtype)
             part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+            sgemm = _loop_sgemm(kernels, lo, hi, blas_threads)
+            if sgemm is not None:
+                kernels.lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h,
+                                           carry_c, delta, cell_delta, rows, *part.packed())
+                return
             for t in range(steps - 1, -1, -1):
                 step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
                      delta, cell_delta, rows)

@@ -257,3 +257,93 @@ def elman_tanh_backward_step(t, lo, hi, h, grad, carry, delta):
         d = delta[t, b]
         for j in range(n):
             d[j] = (_ONE - ht[j] * ht[j]) * (g[j] + cr[j])
+
+
+# ------------------------------------------------------------ whole step loops, without the GIL
+# In a parallel section each thread runs its rows' loop over time; as a Python loop, every
+# per-step matmul and kernel call hands the GIL between the two threads (LSTM B=32 H=128,
+# forward, 16 rows per thread: 21 µs per step in parallel against 17 µs for one range alone).
+# These loops call NumPy's own OpenBLAS sgemm (found by sgemm_function) from compiled code, so
+# a thread holds the GIL once per sequence (16 µs per step in parallel).  They make the same
+# sgemm calls NumPy's matmul makes for row counts ≥ 2 (row-major, no transposes), so the
+# results are the same bits as the Python loops.
+
+_SGEMM = None  # (ctypes function,) once looked up; (None,) if not found
+
+
+def sgemm_function():
+    """``cblas_sgemm`` of the OpenBLAS NumPy uses, as a ctypes function numba calls without the
+    GIL (pointer arguments as integers), or None when it cannot be found."""
+    global _SGEMM
+    if _SGEMM is None:
+        _SGEMM = (_find_sgemm(),)
+    return _SGEMM[0]
+
+
+def _find_sgemm():
+    import ctypes
+
+    from .. import threads
+
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    for lib in threads._blas_libraries():
+        try:
+            dll = ctypes.CDLL(lib.filepath)
+        except OSError:
+            continue
+        for name, blasint in (("scipy_cblas_sgemm64_", ctypes.c_int64), ("cblas_sgemm64_", ctypes.c_int64),
+                              ("scipy_cblas_sgemm", ctypes.c_int32), ("cblas_sgemm", ctypes.c_int32)):
+            symbol = getattr(dll, name, None)
+            if symbol is None:
+                continue
+            pointer = ctypes.c_uint64  # passed like a pointer on the 64-bit ABIs
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, blasint, blasint, blasint,
+                                     ctypes.c_float, pointer, blasint, pointer, blasint, ctypes.c_float, pointer,
+                                     blasint)
+            return proto(ctypes.cast(symbol, ctypes.c_void_p).value)
+    return None
+
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+@njit(**_JIT)
+def _step_product(sgemm, rows, inner, left, packed, edges, out, out_width):
+    """out[:, edges[p]:edges[p+1]] = left @ piece p for the column blocks packed one after the
+    other (each (inner, width_p) C-contiguous) in ``packed``; left (rows, inner) and out
+    (rows, out_width) as addresses of C-contiguous rows."""
+    for p in range(edges.shape[0] - 1):
+        width = edges[p + 1] - edges[p]
+        sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, rows, width, inner, _ONE, left, inner,
+              packed.ctypes.data + 4 * inner * edges[p], width, _ZERO, out + 4 * edges[p], out_width)
+
+
+@njit(**_JIT)
+def lstm_forward_loop(sgemm, lo, hi, a, bias, packed, edges, buffer, c, tanh_c, h, rows):
+    """:func:`lstm_forward_step` for every step, batch rows lo..hi−1, after buffer[lo:hi] =
+    h[t, lo:hi] @ W_hhᵀ (W_hhᵀ in column blocks, see :func:`_step_product`)."""
+    n = c.shape[2]
+    batch = c.shape[1]
+    width = buffer.shape[1]
+    out = buffer.ctypes.data + 4 * lo * width
+    for t in range(a.shape[0]):
+        left = h.ctypes.data + 4 * (t * batch + lo) * n
+        _step_product(sgemm, hi - lo, n, left, packed, edges, out, width)
+        lstm_forward_step(t, lo, hi, a, bias, buffer, c, tanh_c, h, rows)
+
+
+@njit(**_JIT_EXACT)
+def lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h, carry_c,
+                       delta, cell_delta, rows, packed, edges):
+    """:func:`lstm_backward_step` for t = T−1 … 0, batch rows lo..hi−1, each followed by
+    carry_h[lo:hi] = delta[t, lo:hi] @ W_hh (W_hh in column blocks)."""
+    n = c.shape[2]
+    batch = c.shape[1]
+    width = delta.shape[2]
+    out = carry_h.ctypes.data + 4 * lo * n
+    for t in range(gates.shape[0] - 1, -1, -1):
+        lstm_backward_step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
+                           delta, cell_delta, rows)
+        left = delta.ctypes.data + 4 * (t * batch + lo) * width
+        _step_product(sgemm, hi - lo, width, left, packed, edges, out, n)

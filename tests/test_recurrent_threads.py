@@ -170,9 +170,22 @@ def test_row_ranges_and_size_rule(two_threads):
     recurrent._PARALLEL = None
     assert recurrent._row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
     assert recurrent._row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
-    assert recurrent._row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
-    assert recurrent._row_ranges("lstm", 32, 128, 40) is None  # too few steps
     assert recurrent._row_ranges("elman", 64, 256, 100) is None  # Elman never paid
+    from deltalab.ops import recurrent_kernels
+
+    if recurrent_kernels.sgemm_function() is not None:  # the compiled loops
+        assert recurrent.step_kernels(np.float32, 10**9) is not None
+        assert recurrent._row_ranges("lstm", 8, 128, 100) == [(0, 4), (4, 8)]
+        assert recurrent._row_ranges("lstm", 32, 128, 16) is None  # too few steps
+        assert recurrent._row_ranges("lstm", 32, 32, 100) is None
+        assert recurrent._row_ranges("lstm", 3, 256, 100) is None  # 1-row ranges: Python loops
+    recurrent.USE_LOOP_KERNELS = False
+    try:
+        assert recurrent._row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
+        assert recurrent._row_ranges("lstm", 32, 128, 40) is None  # too few steps
+        assert recurrent._row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]
+    finally:
+        recurrent.USE_LOOP_KERNELS = True
     recurrent._PARALLEL = False
     assert recurrent._row_ranges("lstm", 32, 128, 100) is None
 

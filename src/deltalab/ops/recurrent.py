@@ -165,20 +165,31 @@ def _row_ranges(kind, batch, hidden, steps):
 
 
 # When it pays (LSTM forward + BPTT at 2 threads, in 32, float32, parallel / serial time, the
-# serial path with 2 BLAS threads; AVX-512 OpenBLAS, 2-vCPU KVM guest, T=100 unless given):
-#   pays:  B=16 H=128 0.83, B=32 H=128 0.80 (T=1000 0.74-0.93), B=64 H=128 0.92,
-#          B=128 H=128 0.86, B=8 H=256 0.75, B=32 H=256 0.76, B=64 H=256 0.88;
-#   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial);
-#          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each).
-# The parallel step products are small-matrix products (see StepProduct.for_rows); when the
-# serial one already is (B·4H·H ≤ 10⁶) there is little left to gain against the GIL handoffs.
-# Elman (tanh kernels) never paid: B=32 H=128 1.05, B=64 H=256 1.08, B=128 H=256 1.00 (its
-# per-step work is a quarter of the LSTM's), so it runs serially unless forced.
-PARALLEL_MIN_STEPS = 64
+# serial path with 2 BLAS threads; AVX-512 OpenBLAS, 2-vCPU KVM guest, T=100 unless given).
+# With the compiled loops (each range's whole loop in one nogil call, ranges of ≥ 2 rows):
+#   pays:  B=4 H=256 0.51, B=8 H=128 0.89, B=8 H=256 0.50, B=16 H=64 0.88, B=16 H=128 0.61,
+#          B=32 H=64 0.90, B=32 H=128 0.71 (T=20 0.86, T=40 0.73, T=64 0.81, T=1000 0.69),
+#          B=32 H=256 0.68, B=64 H=128 0.85, B=16 H=32 T=200 0.72;
+#   not:   B=32 H=128 T=16 0.97, B=32 H=32 1.00, B=2 H=256 T=200 1.49 (1-row ranges: the
+#          Python loops, see _loop_sgemm).
+# With the Python step loops only (every per-step call a GIL handoff between the threads):
+#   pays:  B=16 H=128 0.83, B=32 H=128 0.80, B=64 H=128 0.92, B=128 H=128 0.86, B=8 H=256
+#          0.75, B=32 H=256 0.76, B=64 H=256 0.88;
+#   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial),
+#          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each); so then only
+#          when the serial step product is not already a small-matrix product (B·4H·H > 10⁶).
+# Elman (tanh kernels, Python loops) never paid: B=32 H=128 1.05, B=64 H=256 1.08,
+# B=128 H=256 1.00 (its per-step work is a quarter of the LSTM's): serial unless forced.
+PARALLEL_MIN_STEPS = 20
+PARALLEL_MIN_STEPS_PYTHON_LOOPS = 64
 
 
 def _parallel_pays(kind, batch, hidden, steps):
-    return kind == "lstm" and batch * 4 * hidden * hidden > SMALL_MATRIX_MAX and steps >= PARALLEL_MIN_STEPS
+    if kind != "lstm":
+        return False
+    if USE_LOOP_KERNELS and _kernels and _kernels.sgemm_function() is not None:
+        return batch >= 4 and hidden >= 64 and steps >= PARALLEL_MIN_STEPS
+    return batch * 4 * hidden * hidden > SMALL_MATRIX_MAX and steps >= PARALLEL_MIN_STEPS_PYTHON_LOOPS
 
 
 def _run_rows(batch, ranges, task):

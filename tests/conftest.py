@@ -17,3 +17,19 @@ settings.load_profile("deltalab")
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def parallel_sections(monkeypatch):
+    """Records every deltalab.threads parallel section run (its number of tasks)."""
+    from deltalab import threads
+
+    calls = []
+    real = threads.run_parallel
+
+    def counting(tasks):
+        calls.append(len(tasks))
+        return real(tasks)
+
+    monkeypatch.setattr(threads, "run_parallel", counting)
+    return calls

@@ -15,18 +15,10 @@ from deltalab.ops import conv
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
+def two_threads(monkeypatch, parallel_sections):
     monkeypatch.setattr(threads, "_num_threads", 2)
     monkeypatch.setattr(threads, "_explicit", True)
-    calls = []
-    real = threads.run_parallel
-
-    def counting(tasks):
-        calls.append(len(tasks))
-        return real(tasks)
-
-    monkeypatch.setattr(threads, "run_parallel", counting)
-    return calls
+    return parallel_sections
 
 
 CASES = [

@@ -17,6 +17,8 @@ import deltalab as dl  # noqa: E402
 from deltalab.ops import recurrent  # noqa: E402
 from deltalab.ops import recurrent_kernels as kernels  # noqa: E402
 
+import recurrent_cases  # noqa: E402  (tests/recurrent_cases.py)
+
 SATURATING = (0.0, 30.0, -30.0, 100.0, -100.0)  # pre-activations pinned by zero weights + this bias
 
 
@@ -110,20 +112,7 @@ def parameters(kind, steps, batch, features, hidden, seed, dtype=np.float32):
 
 def run_lstm(p, forward_kernels, backward_kernels, upstream=("h", "c")):
     use_kernels(forward_kernels)
-    names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")
-    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p.get(k) is not None}
-    hs, cs = recurrent.lstm_sequence(*(leaves.get(k) for k in names))
-    loss = 0
-    if "h" in upstream:
-        loss = loss + (hs * dl.tensor(p["grad_h"])).sum()
-    if "c" in upstream:
-        loss = loss + (cs * dl.tensor(p["grad_c"])).sum()
-    use_kernels(backward_kernels)
-    loss.backward()
-    node = (hs if "h" in upstream else cs).grad_fn
-    out = {"h": hs.data, "c": cs.data, "gates": node.saved[4], "deltas": node.deltas, "cell_deltas": node.cell_deltas}
-    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})
-    return out
+    return recurrent_cases.run_lstm(p, upstream, before_backward=lambda: use_kernels(backward_kernels))
 
 
 def run_elman(p, forward_kernels, backward_kernels, nonlinearity="tanh"):

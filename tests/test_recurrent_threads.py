@@ -18,9 +18,11 @@ import deltalab as dl  # noqa: E402
 from deltalab import threads  # noqa: E402
 from deltalab.ops import recurrent  # noqa: E402
 
+import recurrent_cases  # noqa: E402  (tests/recurrent_cases.py)
+
 
 @pytest.fixture
-def two_threads(monkeypatch):
+def two_threads(monkeypatch, parallel_sections):
     """Two threads (set_num_threads, restored afterwards), compiled kernels for any size, and
     a record of the parallel sections run."""
     saved = (threads._num_threads, threads._explicit)
@@ -29,15 +31,7 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
     monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", False)
     monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
-    calls = []
-    real = threads.run_parallel
-
-    def counting(tasks):
-        calls.append(len(tasks))
-        return real(tasks)
-
-    monkeypatch.setattr(threads, "run_parallel", counting)
-    yield calls
+    yield parallel_sections
     recurrent._PARALLEL = None
     for lib, n in blas:
         lib.set_num_threads(n)
@@ -62,20 +56,7 @@ def parameters(kind, steps, batch, features, hidden, dtype=np.float32, bias=True
 
 def run_lstm(p, parallel, upstream=("h", "c")):
     recurrent._PARALLEL = parallel
-    names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")
-    leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p[k] is not None}
-    hs, cs = recurrent.lstm_sequence(*(leaves.get(k) for k in names))
-    loss = 0
-    if "h" in upstream:
-        loss = loss + (hs * dl.tensor(p["grad_h"])).sum()
-    if "c" in upstream:
-        loss = loss + (cs * dl.tensor(p["grad_c"])).sum()
-    loss.backward()
-    node = (hs if "h" in upstream else cs).grad_fn
-    out = {"h": hs.data, "c": cs.data, "gates": node.saved[4], "deltas": node.deltas,
-           "cell_deltas": node.cell_deltas}
-    out.update({"grad_" + k: t.grad.data for k, t in leaves.items()})  # grad_h0, grad_c0: the carries
-    return out
+    return recurrent_cases.run_lstm(p, upstream)
 
 
 def run_elman(p, parallel):

@@ -117,7 +117,7 @@ class _Reader:
     def positive_int(self, table, key, where, default=None):
         if key not in table:
             if default is None:
-                self.fail(where, f"missing; expected a positive integer")
+                self.fail(where, "missing; expected a positive integer")
             return default
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

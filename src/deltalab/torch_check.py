@@ -4,7 +4,6 @@ Only imported when asked for; PyTorch is an optional extra.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from .errors import DeltalabError
 from .gradcheck import relative_error

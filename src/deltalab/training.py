@@ -483,7 +483,7 @@ class TrainResult:
         if name and last.test_samples:
             solved = self.first_solved
             extra = f"  {last.test_samples_right}/{last.test_samples} {name}" + (
-                f" (all right from epoch {solved})" if solved else f" (never all right)")
+                f" (all right from epoch {solved})" if solved else " (never all right)")
         extra += "".join(f"  {key} {value}" for key, value in self.extra.items())
         if self.task is not None and not self.task.held_out:
             scores = f"accuracy {percent(last.test_accuracy)}  loss {last.test_loss:.4f} (after the last epoch)"

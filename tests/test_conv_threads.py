@@ -120,8 +120,10 @@ def test_set_num_threads_round_trip():
         dl.set_num_threads(1)
         assert dl.get_num_threads() == 1
         assert threads.parallel_threads() == 1
-        with pytest.raises(ValueError):
-            dl.set_num_threads(0)
+        for bad, words in ((0, "at least 1 thread"), (1.5, "whole number"), ("2", "whole number")):
+            with pytest.raises(dl.ConfigurationError, match=words):
+                dl.set_num_threads(bad)
+        assert dl.get_num_threads() == 1
     finally:
         dl.set_num_threads(before)
         threads._explicit = explicit

@@ -20,9 +20,12 @@ matmuls would start BLAS threads of their own and oversubscribe the cores), unle
 """
 from __future__ import annotations
 
+import operator
 import os
 import queue
 import threading
+
+from .errors import ConfigurationError
 
 __all__ = ["get_num_threads", "set_num_threads"]
 
@@ -74,9 +77,12 @@ def set_num_threads(n):
     """Use ``n`` threads in deltalab's parallel ops and in NumPy's BLAS (when threadpoolctl
     can reach it), like ``torch.set_num_threads``."""
     global _num_threads, _explicit
-    n = int(n)
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise ConfigurationError(f"set_num_threads: expected a whole number of threads, got {n!r}") from None
     if n < 1:
-        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+        raise ConfigurationError(f"set_num_threads: need at least 1 thread, got {n}")
     with _section:  # not while a parallel section has BLAS limited
         for lib in _blas_libraries():
             lib.set_num_threads(n)

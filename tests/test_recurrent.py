@@ -299,3 +299,24 @@ def test_wrong_hidden_state_shape_is_refused():
 def test_empty_sequence_is_refused():
     with pytest.raises(dl.ShapeError, match=r"ElmanNetwork.*empty"):
         ElmanNetwork(3, 4, 2)(dl.zeros(0, 1, 3))
+
+
+def test_large_float32_lstm_without_numba_uses_the_numpy_path(monkeypatch):
+    """numba is optional: when it cannot be imported the fused ops fall back to NumPy."""
+    import sys
+
+    from deltalab import ops
+    from deltalab.ops import recurrent
+
+    monkeypatch.setattr(recurrent, "_kernels", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    monkeypatch.delitem(sys.modules, "deltalab.ops.recurrent_kernels", raising=False)
+    monkeypatch.delattr(ops, "recurrent_kernels", raising=False)
+    assert recurrent.step_kernels(np.float32, 1 << 20) is None
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, 8, 5))
+    lstm = dl.nn.LSTM(5, 512)  # 20·8·512 values: above the compiled kernels' threshold
+    out64, _ = lstm(dl.tensor(x))
+    out32, _ = lstm.float()(dl.tensor(x.astype(np.float32)))
+    assert out32.data.dtype == np.float32 and recurrent._kernels is False
+    np.testing.assert_allclose(out32.data, out64.data, rtol=0, atol=2e-5)

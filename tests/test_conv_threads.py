@@ -127,3 +127,20 @@ def test_set_num_threads_round_trip():
     finally:
         dl.set_num_threads(before)
         threads._explicit = explicit
+
+
+def test_without_threadpoolctl_convolutions_stay_serial(monkeypatch, parallel_sections):
+    """Without threadpoolctl deltalab cannot hold BLAS at one thread per part, so it does not
+    split work unless set_num_threads was called; the results are the same either way."""
+    monkeypatch.setattr(threads, "_blas", [])  # what _blas_libraries() finds without threadpoolctl
+    monkeypatch.setattr(threads, "_num_threads", 2)
+    monkeypatch.setattr(threads, "_explicit", False)
+    monkeypatch.setattr(conv, "_PARALLEL", True)
+    assert threads.parallel_threads() == 1
+    rng = np.random.default_rng(7)
+    x = dl.tensor(rng.standard_normal((8, 3, 12, 12)), requires_grad=True)
+    w = dl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert parallel_sections == []
+    monkeypatch.setattr(threads, "_explicit", True)  # set_num_threads(2) was called
+    assert threads.parallel_threads() == 2

@@ -193,10 +193,11 @@ def test_step_product_for_rows_uses_the_fewest_small_blocks(monkeypatch, rows, i
     assert not out[:rows].any() and not out[2 * rows:].any()
 
 
+@pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("batch", [4, 7, 16])
 @pytest.mark.parametrize("upstream", [("h", "c"), ("h",), ("c",)])
-def test_compiled_loops_give_the_python_loops_bits(two_threads, monkeypatch, batch, upstream):
-    """In a parallel section each range's loop over time runs in one compiled call
+def test_compiled_loops_give_the_python_loops_bits(two_threads, monkeypatch, parallel, batch, upstream):
+    """Each range's loop over time (the whole batch when serial) runs in one compiled call
     (lstm_forward_loop / lstm_backward_loop, calling NumPy's sgemm): the same sgemm calls as
     the Python loop's matmuls, so the same bits, with split step products too."""
     from deltalab.ops import recurrent_kernels
@@ -208,7 +209,7 @@ def test_compiled_loops_give_the_python_loops_bits(two_threads, monkeypatch, bat
         monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", split)
         monkeypatch.setattr(recurrent, "SMALL_MATRIX_MAX", 100 if split else 1_000_000)  # several blocks
         monkeypatch.setattr(recurrent, "USE_LOOP_KERNELS", False)
-        python_loops = run_lstm(p, True, upstream)
+        python_loops = run_lstm(p, parallel, upstream)
         monkeypatch.setattr(recurrent, "USE_LOOP_KERNELS", True)
-        assert_same(run_lstm(p, True, upstream), python_loops)
+        assert_same(run_lstm(p, parallel, upstream), python_loops)
     assert recurrent.StepProduct(np.ones((13, 52), np.float32), np.ones((4, 52), np.float32), 4).split

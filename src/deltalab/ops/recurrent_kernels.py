@@ -29,7 +29,12 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-_JIT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True, fastmath={"contract"})
+# No fast-math flags, not even FMA contraction: LLVM would then fuse a·b + c or not depending
+# on what got inlined where, and a kernel compiled inside a whole-loop function (or loaded from
+# numba's cache, compiled in another order) gave other bits than the same kernel called alone.
+# The polynomials use explicit fused multiply-adds (_fma) instead: as fast, and the same
+# everywhere.
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 
 
 @intrinsic
@@ -42,6 +47,20 @@ def _float32_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a·b + c rounded once (LLVM's llvm.fma: one vfmadd instruction on x86-64 with FMA)."""
+    if not (a == types.float32 and b == types.float32 and c == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fma = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32, f32, f32]))
+        return builder.call(fma, args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
 
 
 _LOG2E = np.float32(1.44269504088896341)
@@ -77,12 +96,12 @@ def exp_nonpositive(x):
     r = y - n * _LN2_HI
     r = r - n * _LN2_LO
     r2 = r * r
-    p = _P0 * r + _P1
-    p = p * r + _P2
-    p = p * r + _P3
-    p = p * r + _P4
-    p = p * r + _P5
-    p = p * r2 + r + _ONE
+    p = _fma(_P0, r, _P1)
+    p = _fma(p, r, _P2)
+    p = _fma(p, r, _P3)
+    p = _fma(p, r, _P4)
+    p = _fma(p, r, _P5)
+    p = _fma(p, r2, r) + _ONE
     scale = _float32_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
     e = p * scale
     return e if x >= _EXP_MIN else (_ZERO if x < _EXP_MIN else x)  # the last: NaN stays NaN
@@ -104,11 +123,11 @@ def tanh(x):
     large = _ONE - _TWO * e / (_ONE + e)
     large = large if x >= _ZERO else -large
     z = x * x
-    p = _T0 * z + _T1
-    p = p * z + _T2
-    p = p * z + _T3
-    p = p * z + _T4
-    small = p * z * x + x
+    p = _fma(_T0, z, _T1)
+    p = _fma(p, z, _T2)
+    p = _fma(p, z, _T3)
+    p = _fma(p, z, _T4)
+    small = _fma(p * z, x, x)
     return small if ax < _TANH_SMALL else large
 
 
@@ -180,12 +199,12 @@ def _store_rows(out, n, row_0, row_1, row_2, row_3):
         out[3 * n + j] = row_3[j]
 
 
-# The backward kernel does its arithmetic in the order of the NumPy code in recurrent.py and
-# without FMA contraction, so given the same forward values the two paths agree bit for bit.
-_JIT_EXACT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+# The backward kernels do their arithmetic in the order of the NumPy code in recurrent.py (and,
+# like every kernel here, without FMA contraction), so given the same forward values the two
+# paths agree bit for bit.
 
 
-@njit(**_JIT_EXACT)
+@njit(**_JIT)
 def lstm_backward_step(t, lo, hi, gates, c, tanh_c, grad_h, t_h, grad_c, t_c, carry_h, carry_c, delta, cell_delta, rows):
     """One BPTT step of the LSTM for batch rows lo..hi−1, t from T−1 down to 0:
 
@@ -244,7 +263,7 @@ def elman_tanh_forward_step(t, lo, hi, z, bias, buffer, h):
             out[j] = tanh(value)
 
 
-@njit(**_JIT_EXACT)
+@njit(**_JIT)
 def elman_tanh_backward_step(t, lo, hi, h, grad, carry, delta):
     """δ(t) = (1 − h(t)²)·(grad[t] + carry) into delta[t] for batch rows lo..hi−1; carry is δ(t+1)·W_hh."""
     n = delta.shape[2]
@@ -333,7 +352,7 @@ def lstm_forward_loop(sgemm, lo, hi, a, bias, packed, edges, buffer, c, tanh_c, 
         lstm_forward_step(t, lo, hi, a, bias, buffer, c, tanh_c, h, rows)
 
 
-@njit(**_JIT_EXACT)
+@njit(**_JIT)
 def lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h, carry_c,
                        delta, cell_delta, rows, packed, edges):
     """:func:`lstm_backward_step` for t = T−1 … 0, batch rows lo..hi−1, each followed by

@@ -167,13 +167,6 @@ class _Geometry:
         # np.ndarray, not as_strided: ~10x less Python overhead, and it checks the bounds
         return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
 
-    def image_view(self, flat, i, j, first, count):
-        """(count, C, Ho, Wc) view of images first.. shifted by offset (i, j)."""
-        s = flat.itemsize
-        start = self.lead + first * self.c * self.image_plane + i * self.pitch + j - self.pw + self.col0
-        strides = (self.c * self.image_plane * s, self.image_plane * s, self.sh * self.pitch * s, self.sw * s)
-        return np.ndarray((count, self.c, self.ho, self.wc), flat.dtype, flat, start * s, strides)
-
     def image_interior(self, flat):
         """(N, C, H, W) view of the unpadded region of an image-major flat padded buffer."""
         planes = flat[self.lead : self.lead + self.n * self.c * self.image_plane]
@@ -192,13 +185,6 @@ class _Geometry:
         shape = (self.c, self.kh, self.kw, count, self.n, self.wc)
         strides = (self.channel, self.row, 1, self.sh * self.row, self.pitch, self.sw)
         return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
-
-    def offset_view(self, flat, i, j, first, count):
-        """(C, count, N, Wc) view: output rows first.. of the padded input shifted by offset (i, j)."""
-        s = flat.itemsize
-        start = self.lead + (first * self.sh + i) * self.row + j - self.pw + self.col0
-        strides = (self.channel * s, self.sh * self.row * s, self.pitch * s, self.sw * s)
-        return np.ndarray((self.c, count, self.n, self.wc), flat.dtype, flat, start * s, strides)
 
     def interior(self, flat):
         """(C, H, N, W) view of the unpadded image region of a flat padded buffer."""
@@ -270,10 +256,10 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = dcols[:count]
             np.matmul(w2.T, g3, out=part)
             part = part.reshape(count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
+            shifted = geo.image_windows(dflat, first, count)  # offsets overlap: add one at a time
             for i in range(geo.kh):
                 for j in range(geo.kw):
-                    view = geo.image_view(dflat, i, j, first, count)
-                    view += part[:, :, i, j]
+                    shifted[:, :, i, j] += part[:, :, i, j]
     if want_x:
         gx[...] = geo.image_interior(dflat)
     return gw, gb
@@ -333,10 +319,10 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
             # An offset view never overlaps itself; a wide row's spill past its image row
             # only adds the exact zeros of thrown-away columns to padding.
+            shifted = geo.windows(dflat, first, count)  # offsets overlap: add one at a time
             for i in range(geo.kh):
                 for j in range(geo.kw):
-                    view = geo.offset_view(dflat, i, j, first, count)
-                    view += part[:, i, j]
+                    shifted[:, i, j] += part[:, i, j]
     if want_x:
         gx[...] = geo.interior(dflat).transpose(2, 0, 1, 3)
     return gw, gb

@@ -30,7 +30,7 @@ import numpy as np
 from . import checkpoint, dtypes, losses, nn, optim
 from .autograd import no_grad
 from .errors import CheckpointError, ConfigurationError, DeltalabError
-from .random import manual_seed
+from .random import generator, manual_seed
 from .tensor import Tensor
 
 
@@ -718,7 +718,9 @@ def _resume(path, config, shuffle_rng, dtype, task):
         raise CheckpointError(f"{path}: a checkpoint of task {meta.get('task')!r}, not {config.task!r}")
     saved_optimizer = meta.get("config", {}).get("optimizer")
     model = saved.build()
+    state = generator().bit_generator.state  # building the reference must not move the draws
     _check_same_architecture(path, model, task.build_model())
+    generator().bit_generator.state = state
     if model.dtype != dtype:
         model.to(dtype)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)

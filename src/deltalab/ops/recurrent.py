@@ -13,7 +13,6 @@ for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation delt
 """
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import warnings
@@ -75,13 +74,9 @@ class StepProduct:
         edges = [width * k // blocks for k in range(blocks + 1)]
         self.columns = [slice(a, b) for a, b in zip(edges, edges[1:])]
         self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
-        self._decide(blas_threads)
-
-    def _decide(self, blas_threads):
-        self.split = SPLIT_STEP_PRODUCTS if self.blocks > 1 else False
+        self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
         if self.split is None:
-            inner, width = self.right.shape
-            self.split = self.blocks_fit_small_kernels(self.out.shape[0], inner, width, self.blocks, blas_threads)
+            self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks, blas_threads)
 
     def for_rows(self, lo, hi, blas_threads=None):
         """The same product for rows lo..hi−1 of ``left`` and ``out`` only, in the fewest
@@ -98,13 +93,7 @@ class StepProduct:
         most = max(self.blocks, width // 32)
         blocks = next((b for b in range(1, most + 1) if rows * inner * -(-width // b) <= SMALL_MATRIX_MAX),
                       self.blocks)
-        if blocks != self.blocks:
-            return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
-        part = copy.copy(self)
-        part.out = self.out[lo:hi]
-        part.pieces = [(piece, part.out[:, cols]) for (piece, _), cols in zip(self.pieces, self.columns)]
-        part._decide(blas_threads)
-        return part
+        return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
 
     @staticmethod
     def blocks_fit_small_kernels(rows, inner, width, blocks, blas_threads=None):

@@ -555,6 +555,8 @@ def child(args):
     import numpy as np
     import torch
 
+    from deltalab.threads import blas_kernels  # which OpenBLAS kernels NumPy loaded
+
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
@@ -581,20 +583,8 @@ def child(args):
               f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
         rows.append(best)
     json.dump({"rows": rows, "malloc_fixed": malloc_fixed, "numpy": np.__version__,
-               "torch": torch.__version__, "openblas_kernels": _openblas_kernels(),
+               "torch": torch.__version__, "openblas_kernels": blas_kernels(),
                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}, sys.stdout)
-
-
-def _openblas_kernels():
-    """Which OpenBLAS kernel family NumPy loaded in this process (e.g. 'SkylakeX'), if known."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    for library in threadpool_info():
-        if library.get("internal_api") == "openblas" and "numpy" in library.get("filepath", ""):
-            return library.get("architecture")
-    return None
 
 
 # --------------------------------------------------------------------------- driver

@@ -23,3 +23,7 @@ class CheckpointError(DeltalabError, ValueError):
 
 class SpecError(DeltalabError, ValueError):
     """A problem file that cannot be read; the message names the file and field."""
+
+
+class ClassIndexError(ShapeError, IndexError):
+    """A class index outside 0..C−1; an IndexError too, as PyTorch's "Target 3 is out of bounds"."""

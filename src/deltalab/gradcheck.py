@@ -53,6 +53,65 @@ def central_differences(loss, array, indices, eps=1e-6):
     return numeric
 
 
+# An entry passes when |analytic − numeric| ≤ atol + rtol·|numeric| (torch.autograd.gradcheck's
+# criterion).  Central differences with ε = 1e-6 in float64 are good to ~1e-10·|E| (rounding)
+# plus ~1e-12·|f‴| (truncation), so the absolute floor keeps a true 0 computed as 4e-16 from
+# failing a purely relative test.
+FD_EPS = 1e-6
+FD_RTOL = 1e-6
+FD_ATOL = 1e-8
+# A one-sided difference is only first-order accurate (error ~ ε·|f″|/2); at a kink the
+# forward and backward differences differ by the jump in slope, far more than that.
+ONE_SIDED_TOLERANCE = 1e-5
+KINK_JUMP = 1e-3
+
+
+@dataclass
+class DifferenceComparison:
+    """Analytic gradient entries against central differences of the loss."""
+
+    relative_error: float  # max|a − n| / max(max|a|, max|n|) over the entries
+    max_abs_error: float
+    max_excess: float  # max of |a − n| − (atol + rtol·|n|): ≤ 0 when every entry passes
+    one_sided: list  # indices where only a one-sided difference agrees (an input at a kink)
+    entries: int
+
+
+def compare_with_differences(loss, array, indices, analytic, eps=FD_EPS, rtol=FD_RTOL, atol=FD_ATOL):
+    """Central differences of ``loss()`` in ``array`` at ``indices`` against ``analytic`` (same
+    order).  Where central differences disagree but the forward or backward difference agrees,
+    the input sits exactly at a kink (a ReLU at 0, a max-pool tie) and the analytic value is the
+    one-sided derivative (PyTorch's convention): reported in ``one_sided``, not a failure."""
+    analytic = np.asarray(analytic, dtype=np.float64).reshape(-1)
+    numeric = central_differences(loss, array, indices, eps)
+    excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    one_sided = []
+    for j in np.flatnonzero(excess > 0):
+        i = indices[j]
+        original = array[i]
+        centre = loss()
+        array[i] = original + eps
+        plus = loss()
+        array[i] = original - eps
+        minus = loss()
+        array[i] = original
+        forward, backward = (plus - centre) / eps, (centre - minus) / eps
+        if abs(forward - backward) <= KINK_JUMP * (1 + abs(forward) + abs(backward)):
+            continue  # smooth here: the central difference stands
+        for side in (forward, backward):
+            if abs(analytic[j] - side) <= ONE_SIDED_TOLERANCE * (1 + abs(side)):
+                one_sided.append(i)
+                excess[j] = 0.0
+                break
+    return DifferenceComparison(
+        relative_error(analytic, numeric),
+        float(np.max(np.abs(analytic - numeric), initial=0.0)),
+        float(np.max(excess, initial=0.0)),
+        one_sided,
+        len(indices),
+    )
+
+
 def numerical_gradient(fn, inputs, index, eps, weights):
     """d(Σ weights·fn(inputs))/d inputs[index] by central differences, one value at a time."""
     x = inputs[index]

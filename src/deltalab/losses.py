@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .errors import ShapeError
+from .errors import ClassIndexError, ShapeError
 from .tensor import Tensor
 
 REDUCTIONS = ("sum", "mean", "none")
@@ -63,63 +63,125 @@ def squared_error(prediction, target, reduction="sum"):
     return _reduce(diff * diff, reduction, "squared_error")
 
 
-def mse_loss(prediction, target, reduction="mean"):
+def _no_legacy(op_name, size_average, reduce):
+    if size_average is not None or reduce is not None:
+        raise NotImplementedError(
+            f"deltalab has no torch {op_name}(size_average=, reduce=) (deprecated in PyTorch): use reduction="
+        )
+
+
+def mse_loss(prediction, target, size_average=None, reduce=None, reduction="mean"):
     """Mean of (y − t)², like ``torch.nn.functional.mse_loss``."""
+    _no_legacy("mse_loss", size_average, reduce)
     return squared_error(prediction, target, reduction)
 
 
-def cross_entropy(logits, target, reduction="mean"):
+def _class_indices(op_name, scores, target_array, axis, ignore_index):
+    """Check a class-index target against (N, C, ...) or (C,) scores; (the index tuple that
+    picks each sample's target score, the mask of the samples that count)."""
+    expected = scores.shape[:axis] + scores.shape[axis + 1 :]
+    if target_array.shape != expected:
+        raise ShapeError(
+            f"{op_name}: class-index target of shape {target_array.shape} does not fit input of "
+            f"shape {scores.shape} (expected {expected})"
+        )
+    if target_array.dtype.kind == "b":
+        raise ShapeError(f"{op_name}: class-index target must be integers, got booleans")
+    n_classes = scores.shape[axis]
+    counted = target_array != ignore_index
+    chosen = target_array[counted]
+    if chosen.size and (chosen.min() < 0 or chosen.max() >= n_classes):
+        raise ClassIndexError(
+            f"{op_name}: class indices must lie in 0..{n_classes - 1} (or be ignore_index "
+            f"{ignore_index}), got {chosen.min()}..{chosen.max()}"
+        )
+    classes = np.where(counted, target_array, 0).astype(np.intp)
+    grid = list(np.indices(target_array.shape, sparse=True))
+    grid.insert(axis, classes)
+    return tuple(grid), counted
+
+
+def _picked_loss(op_name, log_p, target_array, axis, weight, ignore_index, reduction):
+    """−w[t]·log p[t] per sample, picked by index (a gather, never one-hot · log p, so a −inf
+    log-probability of another class stays out of the sum); "mean" divides by Σ w[t] over the
+    counted samples, as PyTorch does."""
+    index, counted = _class_indices(op_name, log_p, target_array, axis, ignore_index)
+    picked = log_p[index]
+    if weight is not None:
+        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        if w.shape != (log_p.shape[axis],):
+            raise ShapeError(f"{op_name}: weight of shape {w.shape} does not fit {log_p.shape[axis]} classes")
+        sample_weight = np.where(counted, w.astype(log_p.dtype)[index[axis]], 0).astype(log_p.dtype)
+    else:
+        sample_weight = counted.astype(log_p.dtype)
+    if weight is None and counted.all():
+        per_sample = -picked
+    else:
+        per_sample = -(picked * sample_weight)
+    if reduction == "mean":
+        return per_sample.sum() / sample_weight.sum()
+    return _reduce(per_sample, reduction, op_name)
+
+
+def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
     """Cross-entropy of softmax(logits) against class indices or class probabilities.
 
-    Like ``torch.nn.functional.cross_entropy``: classes on axis 1 for (N, C, ...) logits,
-    axis 0 for an unbatched (C,) vector.  Integer targets are class indices (shape without the
-    class axis); float targets are one-hot rows or probabilities of the logits' shape.
-    "mean" divides by the number of samples.
+    Like ``torch.nn.functional.cross_entropy`` (same arguments): classes on axis 1 for
+    (N, C, ...) logits, axis 0 for an unbatched (C,) vector.  Integer targets are class
+    indices (shape without the class axis; ``ignore_index`` entries count for nothing);
+    float targets are one-hot rows or probabilities of the logits' shape.  "mean" divides by
+    the number of samples (by Σ weight[t] with class weights).
     """
+    _no_legacy("cross_entropy", size_average, reduce)
+    if label_smoothing:
+        raise NotImplementedError("deltalab has no torch cross_entropy(label_smoothing=)")
     axis = 0 if logits.ndim == 1 else 1
     log_p = ops.log_softmax(logits, axis=axis)
     target_array = target.data if isinstance(target, Tensor) else np.asarray(target)
     if target_array.dtype.kind in "iub":
-        expected = logits.shape[:axis] + logits.shape[axis + 1 :]
-        if target_array.shape != expected:
-            raise ShapeError(
-                f"cross_entropy: class-index target of shape {target_array.shape} does not fit logits of "
-                f"shape {logits.shape} (expected {expected})"
-            )
-        n_classes = logits.shape[axis]
-        if target_array.size and (target_array.min() < 0 or target_array.max() >= n_classes):
-            raise ShapeError(f"cross_entropy: class indices must lie in 0..{n_classes - 1}, got {target_array.min()}..{target_array.max()}")
-        one_hot = np.moveaxis(np.eye(n_classes, dtype=logits.dtype)[target_array], -1, axis)
-        target = one_hot
-    else:
-        target = _target(target, logits)
-        _same_shape("cross_entropy", logits, target)
+        return _picked_loss("cross_entropy", log_p, target_array, axis, weight, ignore_index, reduction)
+    if weight is not None:
+        raise NotImplementedError("deltalab has no torch cross_entropy(weight=) with probability targets")
+    target = _target(target, logits)
+    _same_shape("cross_entropy", logits, target)
     per_sample = -(target * log_p).sum(axis=axis)
     return _reduce(per_sample, reduction, "cross_entropy")
 
 
-def nll_loss(log_probabilities, target, reduction="mean"):
-    """−Σ t·log p given log-probabilities (002's NLL); class-index or probability targets."""
+def nll_loss(log_probabilities, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """−log p[t] given log-probabilities and class indices, like ``torch.nn.functional.nll_loss``
+    (the lecture's NLL); "mean" divides by the number of samples (Σ weight[t] with weights)."""
+    _no_legacy("nll_loss", size_average, reduce)
     axis = 0 if log_probabilities.ndim == 1 else 1
     target_array = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if target_array.dtype.kind in "iub":
-        n_classes = log_probabilities.shape[axis]
-        target = np.moveaxis(np.eye(n_classes, dtype=log_probabilities.dtype)[target_array], -1, axis)
-    target = _target(target, log_probabilities)
-    _same_shape("nll_loss", log_probabilities, target)
-    return _reduce(-(target * log_probabilities).sum(axis=axis), reduction, "nll_loss")
+    if target_array.dtype.kind not in "iu":
+        raise ShapeError(
+            f"nll_loss: the target must be class indices (integers), got {target_array.dtype} values; "
+            "for probability targets use cross_entropy"
+        )
+    return _picked_loss("nll_loss", log_probabilities, target_array, axis, weight, ignore_index, reduction)
 
 
-def binary_cross_entropy(probability, target, reduction="mean"):
-    """−[t log p + (1 − t) log(1 − p)], logs clamped at −100 as PyTorch does."""
+def binary_cross_entropy(probability, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """−[t log p + (1 − t) log(1 − p)], logs clamped at −100 as PyTorch does; like PyTorch,
+    a probability outside [0, 1] (NaN included) is an error, not a number."""
+    _no_legacy("binary_cross_entropy", size_average, reduce)
     target = _target(target, probability)
     _same_shape("binary_cross_entropy", probability, target)
+    p = probability.data
+    if not np.all((p >= 0) & (p <= 1)):
+        raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1")
     log_p = ops.where(probability.data > 0, ops.log(ops.where(probability.data > 0, probability, 1.0)), -100.0)
     one_minus = 1 - probability
     log_q = ops.where(one_minus.data > 0, ops.log(ops.where(one_minus.data > 0, one_minus, 1.0)), -100.0)
     log_p = ops.where(log_p.data < -100, -100.0, log_p)
     log_q = ops.where(log_q.data < -100, -100.0, log_q)
-    return _reduce(-(target * log_p + (1 - target) * log_q), reduction, "binary_cross_entropy")
+    values = -(target * log_p + (1 - target) * log_q)
+    if weight is not None:
+        values = values * (weight if isinstance(weight, Tensor) else np.asarray(weight, dtype=p.dtype))
+    return _reduce(values, reduction, "binary_cross_entropy")
 
 
 _LOG_FLOOR = np.exp(-100.0)

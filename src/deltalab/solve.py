@@ -12,7 +12,7 @@ import numpy as np
 from . import losses, ops
 from .autograd import no_grad
 from .errors import ConfigurationError, ShapeError, SpecError
-from .gradcheck import central_differences, relative_error
+from .gradcheck import FD_ATOL, FD_RTOL, compare_with_differences
 from .models.elman import ElmanNetwork, LSTMNetwork
 from .models.layered import LayeredNetwork
 from .ops.recurrent import sequence_record
@@ -26,7 +26,6 @@ LOSS_FORMULAS = {
     "cross_entropy": "E = −Σ t · log y,  y = softmax(z)",
     "binary_cross_entropy": "E = −Σ [t · log y + (1 − t) · log(1 − y)]",
 }
-FD_TOLERANCE = 1e-6
 
 
 # ------------------------------------------------------------------ building
@@ -295,20 +294,20 @@ def _loss_value(problem, model):
         return _Forward(problem, model, keep_deltas=False).loss.item()
 
 
-def finite_difference_check(problem, model, gradients, eps=1e-6, max_entries=4000):
+def finite_difference_check(problem, model, gradients, max_entries=4000):
     """Central differences of E for every parameter entry (a fixed sample of them for big nets)."""
     params = dict(model.named_parameters())
     total = sum(p.size for p in params.values())
     rng = np.random.default_rng(0)
-    per_parameter = {}
+    comparisons = {}
     for name, p in params.items():
         entries = np.arange(p.size)
         if total > max_entries:
             entries = np.sort(rng.choice(p.size, size=max(1, p.size * max_entries // total), replace=False))
         indices = [np.unravel_index(i, p.shape) for i in entries]
-        numeric = central_differences(lambda: _loss_value(problem, model), p.data, indices, eps)
-        per_parameter[name] = relative_error(gradients[name].reshape(-1)[entries], numeric)
-    return Check("central finite differences", max(per_parameter.values(), default=0.0), per_parameter, FD_TOLERANCE)
+        comparisons[name] = compare_with_differences(lambda: _loss_value(problem, model), p.data, indices,
+                                                     gradients[name].reshape(-1)[entries])
+    return Check.from_differences(comparisons, FD_RTOL, FD_ATOL)
 
 
 # ------------------------------------------------------------------ entry point

@@ -125,10 +125,27 @@ class Check:
     method: str  # "central finite differences" | "PyTorch float64"
     max_relative_error: float
     per_parameter: dict  # name -> relative error
-    tolerance: float
+    tolerance: float  # relative; with ``atol`` the per-entry |a − n| ≤ atol + tolerance·|n|
+    atol: float | None = None  # None: the check passes on max_relative_error ≤ tolerance
+    max_excess: float = 0.0  # max of |a − n| − (atol + tolerance·|n|) over the entries
+    entries: int = 0  # how many gradient entries were compared
+    one_sided: list = field(default_factory=list)  # "W1[0, 1]": an input exactly at a kink
+
+    @classmethod
+    def from_differences(cls, comparisons, rtol, atol):
+        """The finite-difference check from one comparison per parameter (name -> a
+        :class:`deltalab.gradcheck.DifferenceComparison`)."""
+        per_parameter = {name: c.relative_error for name, c in comparisons.items()}
+        one_sided = [f"{name}[{', '.join(str(int(k)) for k in index)}]"
+                     for name, c in comparisons.items() for index in c.one_sided]
+        return cls("central finite differences", max(per_parameter.values(), default=0.0), per_parameter, rtol,
+                   atol=atol, max_excess=max((c.max_excess for c in comparisons.values()), default=0.0),
+                   entries=sum(c.entries for c in comparisons.values()), one_sided=one_sided)
 
     @property
     def passed(self) -> bool:
+        if self.atol is not None:
+            return self.max_excess <= 0
         return self.max_relative_error <= self.tolerance
 
 

@@ -12,14 +12,13 @@ import re
 import numpy as np
 
 from ..errors import SpecError
-from ..gradcheck import central_differences, relative_error
+from ..gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, relative_error
 from ..trace import Check, Contribution, StepTrace, Trace, Value
 from . import chain_rule
 from .evaluate import evaluate_graph
 from .graph import build, has_symbols
 from .parser import EquationError
 
-FD_TOLERANCE = 1e-6
 CHAIN_TOLERANCE = 1e-10
 
 
@@ -121,14 +120,13 @@ def loss_value(graph, parameters):
     return float(_array(values[graph.loss]).reshape(-1)[0])
 
 
-def finite_difference_check(graph, parameters, gradients, eps=1e-6):
-    per_parameter = {}
+def finite_difference_check(graph, parameters, gradients):
+    comparisons = {}
     for name in graph.parameters:
         trial = {n: np.array(v, dtype=np.float64) for n, v in parameters.items()}
-        numeric = central_differences(lambda: loss_value(graph, trial), trial[name],
-                                      list(np.ndindex(trial[name].shape)), eps)
-        per_parameter[name] = relative_error(gradients[name].reshape(-1), numeric)
-    return Check("central finite differences", max(per_parameter.values(), default=0.0), per_parameter, FD_TOLERANCE)
+        comparisons[name] = compare_with_differences(lambda: loss_value(graph, trial), trial[name],
+                                                     list(np.ndindex(trial[name].shape)), gradients[name].reshape(-1))
+    return Check.from_differences(comparisons, FD_RTOL, FD_ATOL)
 
 
 def chain_check(step):

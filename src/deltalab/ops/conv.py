@@ -75,8 +75,14 @@ def pad_spatial(x, padding, value=0.0):
 class _Workspace(threading.local):
     """Per-thread work buffers reused between calls (fresh large arrays cost page faults).
 
-    ``scratch`` arrays never leave an op call.  ``zeroed`` arrays are created zero-filled and
-    callers only ever write the same region of them, so the rest stays zero.
+    The only buffer cache of the convolution lives here (one per thread).  ``scratch``
+    arrays are fully written before they are read in every op call, so (tag, shape, dtype)
+    keys them.  ``zeroed`` arrays are created zero-filled and a call writes only part of
+    them (the interior of a padded image, the kept columns of a gradient), relying on the
+    rest staying zero: their key is the whole geometry of the call (input and kernel shape,
+    stride, padding), because two geometries with the same buffer shape write different
+    regions -- keyed by shape only, a later call read the earlier call's leftovers as
+    padding.
     """
 
     max_keys = 24
@@ -95,8 +101,9 @@ class _Workspace(threading.local):
     def scratch(self, tag, shape, dtype):
         return self._get((tag, shape, np.dtype(dtype)), lambda: np.empty(shape, dtype))
 
-    def zeroed(self, tag, shape, dtype):
-        return self._get((tag, shape, np.dtype(dtype)), lambda: np.zeros(shape, dtype))
+    def zeroed(self, tag, shape, dtype, geometry):
+        key = (tag, shape, np.dtype(dtype), geometry.key)
+        return self._get(key, lambda: np.zeros(shape, dtype))
 
 
 _workspace = _Workspace()
@@ -123,6 +130,8 @@ class _Geometry:
 
     def __init__(self, x_shape, w_shape, stride, padding):
         self.w_shape, self.stride, self.padding = w_shape, stride, padding
+        # everything that decides which region of a buffer a call writes
+        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding))
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
@@ -194,7 +203,7 @@ class _Geometry:
 
 
 def _padded_input(x, geo, dtype):
-    flat = _workspace.zeroed("conv-x", (geo.flat_size,), dtype)
+    flat = _workspace.zeroed("conv-x", (geo.flat_size,), dtype, geo)
     geo.interior(flat)[...] = x.transpose(1, 2, 0, 3)  # padding is never written: stays zero
     return flat
 
@@ -206,7 +215,7 @@ def _im2col(flat, geo, cols, first, count):
 
 
 def _forward_per_image(x, w2, bias, geo, dtype, out):
-    flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype)
+    flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
@@ -229,11 +238,11 @@ def _image_im2col(flat, geo, cols, first, count):
 
 def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype)  # wide columns stay 0
+    g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     if want_w:
-        flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype)
+        flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
         cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
         gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k), dtype)
@@ -289,7 +298,7 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     chunk = geo.chunk(np.dtype(dtype).itemsize)
     # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
     # so they add nothing to dW and scatter exact zeros into padding in dX.
-    g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype)
+    g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype, geo)
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     if want_w:

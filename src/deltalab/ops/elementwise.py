@@ -148,13 +148,15 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    """max(0, a); the derivative at exactly 0 is taken as 0, as PyTorch does."""
+    """max(0, a); the derivative at exactly 0 is taken as 0, as PyTorch does.  NaN stays NaN
+    (np.maximum propagates it, like torch): a NaN weight must not hide behind a ReLU.  Its
+    gradient passes where a is not ≤ 0 (NaN included), as torch's threshold_backward does."""
 
     @staticmethod
     def forward(ctx, a):
-        mask = a > 0
+        mask = ~(a <= 0)
         ctx.save_for_backward(mask)
-        return np.where(mask, a, 0).astype(a.dtype, copy=False)
+        return np.maximum(a, np.zeros((), a.dtype))
 
     @staticmethod
     def backward(ctx, grad):

@@ -234,8 +234,12 @@ def _matmul(left, right, parts=None):
 
 def sigmoid_(a, out):
     """σ(a) = 1 / (1 + e^−a) into ``out``: relatively accurate everywhere.  e^−a may overflow
-    to inf, which gives exactly 0: callers run inside ``np.errstate(over="ignore")``."""
-    np.negative(a, out=out)
+    to inf, which gives exactly 0: callers run inside ``np.errstate(over="ignore")``.
+
+    −a is written ``0 − a``: NumPy 2.4's AVX-512 ``np.negative`` into a strided ``out`` (the
+    gate columns of an LSTM with one hidden unit) writes wrong rows; tested in
+    tests/test_correctness_regressions.py."""
+    np.subtract(0.0, a, out=out)
     np.exp(out, out=out)
     out += 1.0
     return np.reciprocal(out, out=out)

@@ -272,6 +272,15 @@ def _check_blocks(trace) -> list:
         per = [[n] + [f"{float(c.per_parameter[n]):.2e}" if n in c.per_parameter else "—" for c in trace.checks]
                for n in names]
         blocks.append(Block("table", items=per, headers=["Parameter"] + [c.method for c in trace.checks]))
+    for c in trace.checks:
+        if c.atol is not None:
+            blocks.append(Block("text", f"{c.method.capitalize()}: {c.entries} gradient entries compared; an entry "
+                                        f"passes when |analytic − numeric| ≤ {c.atol:.0e} + {c.tolerance:.0e}·|numeric|."))
+        if c.one_sided:
+            shown = ", ".join(c.one_sided[:6]) + (f" and {len(c.one_sided) - 6} more" if len(c.one_sided) > 6 else "")
+            blocks.append(Block("text", f"At {shown} an input sits exactly at a kink (such as a ReLU at 0): the "
+                                        "gradient there is one-sided (PyTorch's convention), and the one-sided "
+                                        "difference agrees."))
     return blocks
 
 

@@ -15,7 +15,10 @@ Top level::
       "loss_symbol": str,              # the loss's name: "E", or an equations problem's loss node ("L")
       ... the per-step keys below, for step 1 ...
       "check": [{"method": str, "max_relative_error": float, "per_parameter": {name: float},
-                 "tolerance": float, "passed": bool}],
+                 "tolerance": float, "passed": bool,
+                 "atol": float, "entries": int, "one_sided": [str]}],  (finite differences: an entry
+                 passes when |analytic − numeric| ≤ atol + tolerance·|numeric|; one_sided lists
+                 entries at a kink where the one-sided difference agrees)
       "steps": [ {per-step keys} for each training step ]
     }
 
@@ -133,7 +136,9 @@ def to_dict(trace) -> dict:
         "check": [
             {"method": c.method, "max_relative_error": _number(c.max_relative_error),
              "per_parameter": {name: _number(v) for name, v in c.per_parameter.items()},
-             "tolerance": _number(c.tolerance), "passed": bool(c.passed)}
+             "tolerance": _number(c.tolerance), "passed": bool(c.passed),
+             **({"atol": _number(c.atol), "entries": c.entries, "one_sided": list(c.one_sided)}
+                if c.atol is not None else {})}
             for c in trace.checks
         ],
         "steps": steps,

@@ -1,9 +1,9 @@
 """Training on real data: a registry of tasks and one loop with progress, checkpoints and plots.
 
 Built-in tasks: ``digits-cnn`` (a LeNet-style CNN on scikit-learn's 8×8 digits),
-``sequence-completion`` (SPEC §6: an Elman RNN completes the 25 sequences XY code(X) code(Y)),
-``shift-register`` / ``shift-register-seed`` (SPEC §6: the circular shift register by exact
-BPTT / by the seed's truncated rule) and ``file`` (a problem file, ``deltalab train file
+``sequence-completion`` (the exercise sheet: an Elman RNN completes the 25 sequences XY code(X) code(Y)),
+``shift-register`` / ``shift-register-seed`` (the exercise sheet's circular shift register by exact
+BPTT / by the sheet's own truncated rule) and ``file`` (a problem file, ``deltalab train file
 PROBLEM.toml``, trained for many SGD steps with the loss ``deltalab solve`` uses).
 
 A :class:`Task` bundles what differs between problems — the data, the model, the loss and
@@ -160,7 +160,7 @@ register_task(Task(
 ))
 
 
-# ------------------------------------------------------- sequences (SPEC §6)
+# ------------------------------------------------------- sequences (the exercise sheet)
 def _sequence_data(inputs, targets, dtype):
     """Time-major (T, N, F) inputs and (T', N) targets stored sample-major, (N, T, F) and (N, T'),
     so batching and shuffling work on axis 0 as for images; the test data are the training data."""
@@ -189,7 +189,7 @@ def _sequence_completion_data(dtype):
 
 
 def sequence_completion_network(hidden_size=8):
-    """SPEC §6: 5 one-hot letters → ``hidden_size`` tanh units (Elman) → 3 logits (softmax in the loss)."""
+    """The exercise sheet: 5 one-hot letters → ``hidden_size`` tanh units (Elman) → 3 logits (softmax in the loss)."""
     from .models import ElmanNetwork
 
     return ElmanNetwork(5, hidden_size, 3, hidden_activation="tanh", output_activation="identity")
@@ -222,7 +222,7 @@ def _sequence_completion_states(model, data, names=("AB1223", "CE3113", "DA2112"
 
 register_task(Task(
     name="sequence-completion",
-    description="SPEC §6: an Elman RNN (8 tanh hidden units) completes the 25 sequences XY code(X) code(Y), "
+    description="The exercise sheet: an Elman RNN (8 tanh hidden units) completes the 25 sequences XY code(X) code(Y), "
                 "e.g. AB1223 (the test data are the same 25 sequences)",
     load_data=_sequence_completion_data,
     build_model=sequence_completion_network,
@@ -276,8 +276,8 @@ def _shift_register_task(rule):
     return Task(
         name="shift-register" + ("-seed" if seed else ""),
         description=(
-            "SPEC §6: circular shift register, 3 softmax units, W (3×3) shared, W0 = 0, online SGD lr 0.5, "
-            + ("the seed's rule W ← W − ε(ΔW(1) + ΔW(2)) (truncated BPTT, k = 1)" if seed else "exact BPTT")
+            "The exercise sheet: circular shift register, 3 softmax units, W (3×3) shared, W0 = 0, online SGD lr 0.5, "
+            + ("the sheet's own rule W ← W − ε(ΔW(1) + ΔW(2)) (truncated BPTT, k = 1)" if seed else "exact BPTT")
             + " (the test data are the same 3 patterns)"
         ),
         load_data=_shift_register_data,

@@ -1,4 +1,4 @@
-"""The two recurrent tasks of the tutorial notes (SPEC §6) as ready datasets.
+"""The two recurrent tasks of the tutorial notes as ready datasets.
 
 Both are time-major like ``nn.RNN`` (batch_first=False): inputs (T, N, F), targets (T', N)
 as integer class indices (use ``F.cross_entropy(logits.reshape(-1, C), targets.reshape(-1))``).
@@ -39,7 +39,7 @@ class SequenceTask:
 
 
 def shift_register():
-    """Circular shift register (SPEC §6): 3 units, no hidden units, softmax outputs.
+    """Circular shift register: 3 units, no hidden units, softmax outputs.
 
     The three one-hot patterns are given at T1 (``inputs`` (1, 3, 3): one step, N = 3
     patterns, 3 units).  At T2 the output must be the pattern rotated by one unit, at T3 by
@@ -56,7 +56,7 @@ def shift_register():
 
 
 def sequence_completion():
-    """Sequence completion (SPEC §6): 25 sequences XY + code(X) + code(Y), e.g. AB1223.
+    """Sequence completion: 25 sequences XY + code(X) + code(Y), e.g. AB1223.
 
     Codes A=12, B=23, C=31, D=21, E=13.  Six steps t = 1 … 6:
     ``inputs`` (6, 25, 5) -- the one-hot letter X at t = 1, Y at t = 2, zeros at t = 3 … 6;

@@ -1,4 +1,4 @@
-"""AlarmworkNet (SPEC §7, seed 004): an Elman network with a slow and a fast tanh layer."""
+"""AlarmworkNet (the homework): an Elman network with a slow and a fast tanh layer."""
 from __future__ import annotations
 
 from .. import ops
@@ -12,7 +12,7 @@ class AlarmworkNet(Module):
     """Two-timescale Elman network: a slow layer in2 that updates every other step, a fast
     layer in1 that reads it, and a tanh output layer.
 
-    Steps are numbered as in the seed, l = 1 … L (the sequence's array index is l − 1):
+    Steps are numbered as in the homework, l = 1 … L (the sequence's array index is l − 1):
 
         in2 (slow):  z2[l] = tanh(w_in2 x[l] + w_rec2 z2[l−1] + b_in2)   if l is even
                      z2[l] = z2[l−1]                                      if l is odd
@@ -22,10 +22,10 @@ class AlarmworkNet(Module):
 
     So the first step (l = 1, array index 0) *holds* z2 at 0, and in2 first updates at the
     second step (l = 2, array index 1): in2 updates at odd **array** indices.  The loss is the
-    seed's SSE ½Σ(t − y)² (:meth:`loss`).
+    homework's SSE ½Σ(t − y)² (:meth:`loss`).
 
     Shapes: x is (L, D) or (L, N, D) time-major; ``forward`` returns y of (L, M) or (L, N, M).
-    Weights are (out × in) like the seed (z = W x + b), so a batch computes x Wᵀ + b.
+    Weights are (out × in) like the homework (z = W x + b), so a batch computes x Wᵀ + b.
     After a forward pass ``self.z1`` and ``self.z2`` hold the per-step layer values (lists,
     index l − 1); call ``retain_grad()`` on them before ``backward`` to read the deltas.
     """
@@ -55,7 +55,7 @@ class AlarmworkNet(Module):
         z2 = zeros(*(x.shape[1:-1] + (self.hidden_size,)), dtype=self.dtype)  # z2[0] = 0
         outputs, self.z1, self.z2 = [], [], []
         for index in range(x.shape[0]):
-            step = index + 1  # the seed's l
+            step = index + 1  # the homework's l
             x_l = x[index]
             if step % 2 == 0:
                 z2 = ops.tanh(ops.linear(x_l, self.w_in2, self.b_in2) + ops.linear(z2, self.w_rec2))
@@ -67,7 +67,7 @@ class AlarmworkNet(Module):
 
     @staticmethod
     def loss(y, target):
-        """The seed's sum of squared errors ½Σ(t − y)² over steps, units and samples."""
+        """The homework's sum of squared errors ½Σ(t − y)² over steps, units and samples."""
         return half_squared_error(y, target)
 
     def extra_repr(self):

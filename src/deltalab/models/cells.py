@@ -1,11 +1,11 @@
-"""The recurrent cells of the exam exercises (SPEC §5), written as cells for ``nn.Recurrent``.
+"""The recurrent cells of the exam exercises, written as cells for ``nn.Recurrent``.
 
 Each cell is ``forward(x_t, state) -> (y_t, state)`` built from engine primitives, so
 ``nn.Recurrent(cell)`` unrolls it and ``backward`` is BPTT through every path the equations
 contain.  The scalar cells keep the lecture's parameter names and hold 0-d weights; their
 inputs may be scalars per step (x of shape (T,)) or a batch of them (x of shape (T, N)).
 
-Example (the exam's Elman ReLU cell; SPEC §5 gives h = (4, 2), ŷ = (2, 1))::
+Example (the exam's Elman ReLU cell; the exam gives h = (4, 2), ŷ = (2, 1))::
 
     cell = ElmanReLUCell(w_xh=2.0, w_hh=1.0, w_hy=0.5)
     y, h_T = nn.Recurrent(cell)(dl.tensor([2.0, -1.0]))

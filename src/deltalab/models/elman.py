@@ -1,4 +1,4 @@
-"""The lecture's Elman network (SPEC §4) -- and its LSTM variant -- as one object with the lecture's parameter names.
+"""The lecture's Elman network -- and its LSTM variant -- as one object with the lecture's parameter names.
 
     z[1](t) = W1 x[0](t) + H1 x[1](t−1) + b1,   x[1](t) = f1(z[1](t))     (hidden layer)
     z[2](t) = W2 x[1](t) + b2,                  y(t)    = f2(z[2](t))     (output layer)

@@ -1,4 +1,4 @@
-"""The convolution networks of the lecture's shape and parameter exercises (SPEC §2)."""
+"""The convolution networks of the lecture's shape and parameter exercises."""
 from __future__ import annotations
 
 from .. import nn
@@ -25,7 +25,7 @@ def _conv_10():
 
 
 def _feature_detectors():
-    """6×6 image, ring and centre kernels, padding 1, no bias, then max-pool 2×2 (SPEC §2)."""
+    """6×6 image, ring and centre kernels, padding 1, no bias, then max-pool 2×2."""
     return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.MaxPool2d(2)), (1, 6, 6)
 
 

@@ -1,4 +1,4 @@
-"""The circular shift register of the tutorial notes (SPEC §6, 003): three softmax units fed back.
+"""The circular shift register of the tutorial notes: three softmax units fed back.
 
 One shared 3×3 weight matrix W (no bias) and no hidden units:
 
@@ -7,7 +7,7 @@ One shared 3×3 weight matrix W (no bias) and no hidden units:
 Written as a cell z_t = W (x_t + s_{t−1}), s_t = softmax(z_t) unrolled by ``nn.Recurrent`` over
 the inputs (x(1), 0) from s_0 = 0: at T2 the cell sees the pattern, at T3 only its own T2
 output.  Exact BPTT is the gradient of E; ``truncate=1`` cuts the path from E(3) back through
-x(2), which is the seed's rule W ← W − ε(ΔW(1) + ΔW(2)).
+x(2), which is the sheet's own rule W ← W − ε(ΔW(1) + ΔW(2)).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class FeedbackCell(Module):
 
 
 def shift_register_model(rule="exact", size=3):
-    """``Recurrent(FeedbackCell)``: exact BPTT (``rule="exact"``) or the seed's truncated rule (``"seed"``)."""
+    """``Recurrent(FeedbackCell)``: exact BPTT (``rule="exact"``) or the tutorial notes' truncated rule (``"seed"``)."""
     if rule not in RULES:
         raise ValueError(f"shift register: rule must be one of {', '.join(RULES)}, got {rule!r}")
     return Recurrent(FeedbackCell(size), truncate=1 if rule == "seed" else None)

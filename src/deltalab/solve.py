@@ -11,6 +11,7 @@ import numpy as np
 
 from . import losses, ops
 from .autograd import no_grad
+from .derivation import derive_step
 from .errors import ConfigurationError, ShapeError, SpecError
 from .gradcheck import FD_ATOL, FD_RTOL, compare_with_differences
 from .models.elman import ElmanNetwork, LSTMNetwork
@@ -320,7 +321,10 @@ def solve_problem(problem, check_torch=False, exact=False) -> Trace:
     if problem.model_type == "equations":
         from .equations.solver import solve_equations
 
-        return solve_equations(problem, exact=exact, check_torch=check_torch)
+        trace = solve_equations(problem, exact=exact, check_torch=check_torch)
+        for step in trace.steps:
+            step.derivation = derive_step(problem, step)
+        return trace
     if exact:
         from .equations.translate import solve_exact_standard
 
@@ -335,6 +339,7 @@ def solve_problem(problem, check_torch=False, exact=False) -> Trace:
             if index == 1 and problem.targets is not None:
                 first_parameters = {n: p.data.copy() for n, p in model.named_parameters()}
             step = _record_step(problem, model, index)
+            step.derivation = derive_step(problem, step, model)
             trace.steps.append(step)
             if step.loss is not None and not np.isfinite(step.loss):
                 raise SpecError(f"{problem.path}: the error became {step.loss} at step {index}; "

@@ -113,6 +113,7 @@ class StepTrace:
     gradients: dict = field(default_factory=dict)  # name -> array ∂E/∂θ
     contributions: dict = field(default_factory=dict)  # name -> [Contribution] (recurrent weights)
     parameters_after: dict = field(default_factory=dict)  # name -> array θ − η ∂E/∂θ
+    derivation: object = None  # deltalab.derivation.Derivation: every value with its formula
     local_derivatives: list = field(default_factory=list)  # [LocalDerivative] (equations problems)
     paths: dict = field(default_factory=dict)  # parameter -> PathSum (equations problems)
     exact: list = field(default_factory=list)  # [ExactValue] (solve --exact)

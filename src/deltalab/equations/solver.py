@@ -91,16 +91,21 @@ def record_step(problem, graph, parameters, index, learning_rate):
     step = StepTrace(index, before, forward, outputs, [], errors, loss)
     if loss is None:
         return step, values
+    edges, chain_delta = chain_rule.local_derivatives(graph, values, graph.loss)
     for key in reversed(list(graph.nodes)):
         node = graph.nodes[key]
         if node.kind in ("equation", "total") and key != graph.loss:
             grad = values[key].grad if hasattr(values[key], "grad") else None
-            delta = np.zeros(np.shape(_array(values[key]))) if grad is None else _array(grad)
+            if grad is not None:
+                delta = _array(grad)
+            elif key in chain_delta:  # a node computed from constants only (o(1) = h(0) + x(1)): the
+                delta = _array(chain_delta[key])  # engine keeps no gradient for it, the chain rule does
+            else:
+                delta = np.zeros(np.shape(_array(values[key])))
             step.deltas.append(Value(key, delta, None, node.step, "node"))
     for name in graph.parameters:
         grad = values[name].grad
         step.gradients[name] = np.zeros(before[name].shape) if grad is None else _array(grad)
-    edges, chain_delta = chain_rule.local_derivatives(graph, values, graph.loss)
     step.local_derivatives = edges
     loss_ndim = np.ndim(_array(values[graph.loss]))
     step.paths = chain_rule.path_sums(graph, edges, chain_delta, graph.loss, loss_ndim)

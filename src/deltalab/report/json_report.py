@@ -48,6 +48,17 @@ Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
                                       # solve --exact: exact expression beside the decimal value
                                       # (value null while unknown symbols remain); kind is
                                       # "value" | "local" | "gradient"; else {}
+    "derivation": [                   # every quantity of the step with its formula, in reading
+        {"id": "deltas:z[1](2)",      # order (forward, errors, deltas in backward order,
+         "symbol": "δ[1](2)",         # contributions, gradients, updates)
+         "kind": str,                 # input | target | parameter | forward | output | error | loss |
+                                      # delta | contribution | gradient | update | local
+         "value": ..., "step": int | null,     # the time step t of a recurrent net
+         "section": str | null, "key": str | null,   # where the value is above ("deltas", "z[1](2)")
+         "inputs": [id, ...],          # the nodes the formula reads
+         "formula": str | null, "latex": str | null,   # null for givens
+         "tree": {...} | null}, ...]  # the formula: {"ref": id, "symbol"} | {"const": number,
+                                      # "symbol"?} | {"op": name, "args": [...], "params"?: {...}}
 
 Keys follow :mod:`deltalab.trace`: parameters ``W<l>``, ``H<l>``, ``b<l>`` (dense weights
 out × in, conv kernels out × in × kh × kw); values ``x[l](t)``, ``z[l](t)``, ``y(t)``, ``t(t)``
@@ -59,6 +70,8 @@ import json
 import math
 
 import numpy as np
+
+from ..derivation import node_dict
 
 
 def _number(value):
@@ -112,12 +125,13 @@ def step_dict(step) -> dict:
         "exact": {e.key: {"expression": e.expression, "sympy": e.sympy,
                           "value": None if e.value is None else array(e.value), "kind": e.kind}
                   for e in getattr(step, "exact", [])},
+        "derivation": [] if step.derivation is None else [node_dict(n, array) for n in step.derivation],
     }
 
 
 _EMPTY_STEP = {"index": None, "loss": None, "errors": {}, "outputs": {}, "targets": {}, "forward": {},
                "deltas": {}, "gradients": {}, "contributions": {}, "parameters_before": {},
-               "parameters_after": {}, "local_derivatives": [], "paths": {}, "exact": {}}
+               "parameters_after": {}, "local_derivatives": [], "paths": {}, "exact": {}, "derivation": []}
 
 
 def to_dict(trace) -> dict:

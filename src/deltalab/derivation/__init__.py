@@ -1,0 +1,31 @@
+"""The derivation record of a worked step (see :mod:`.record`) and the formulas in it."""
+from .expressions import Const, Expr, Op, Ref, op
+from .record import KINDS, Derivation, Node
+
+__all__ = ["Const", "Derivation", "Expr", "KINDS", "Node", "Op", "Ref", "derive_step", "node_dict", "op"]
+
+
+def derive_step(problem, step, model=None):
+    """The derivation of one recorded training step of ``problem`` (``model``: the layered
+    network, for its layer specs)."""
+    if problem.model_type == "equations":
+        from .equations import derive_equations
+
+        return derive_equations(problem, step)
+    if problem.model_type in ("rnn", "lstm"):
+        from .recurrent import derive_recurrent
+
+        return derive_recurrent(problem, step)
+    from .layered import derive_layered
+
+    return derive_layered(problem, model, step, problem.inputs.shape != problem.input_shape)
+
+
+def node_dict(node, array) -> dict:
+    """One node as the JSON ``derivation`` section writes it (``array``: the value writer)."""
+    out = {"id": node.id, "symbol": node.symbol, "kind": node.kind, "value": array(node.value),
+           "step": node.time_step, "section": node.section, "key": node.key, "inputs": node.inputs,
+           "formula": None if node.formula is None else node.formula.text(),
+           "latex": None if node.formula is None else node.formula.latex(),
+           "tree": None if node.formula is None else node.formula.tree()}
+    return out

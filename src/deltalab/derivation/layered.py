@@ -1,0 +1,169 @@
+"""The derivation of one step of a layered (mlp / cnn) problem: forward, loss, the backward
+recursion δ[l] = (W[l+1]ᵀ δ[l+1]) ⊙ f′(z[l]) (conv: a full convolution with the kernel;
+pooling: routing), gradients and updates -- each value as recorded by the engine, each
+formula written over the values it comes from."""
+from __future__ import annotations
+
+import numpy as np
+
+from .expressions import Const, op
+from .losses import loss_formulas
+from .record import Derivation
+
+
+def activation_derivative(function, z, x, axis):
+    """f′(z[l]) written over the recorded values: the lecture's 1 − x², x ⊙ (1 − x), relu′(z)."""
+    if function == "tanh":
+        return 1 - op("square", x)
+    if function == "sigmoid":
+        return x * (1 - x)
+    if function == "relu":
+        return op("relu_prime", z)
+    return None  # identity: f′ = 1
+
+
+def through_activation(function, upstream, z, x, axis):
+    """∂E/∂z from ∂E/∂x for x = f(z)."""
+    if function == "identity":
+        return upstream
+    if function == "softmax":
+        return op("softmax_backward", x, upstream, axis=axis)
+    return upstream * activation_derivative(function, z, x, axis)
+
+
+def derive_layered(problem, model, step, batched) -> Derivation:
+    d = Derivation()
+    specs = model.specs
+    sample_axis = 1 if batched else 0  # the channel / class axis of a recorded value
+    values = {v.key: v for v in step.forward}
+    params = {name: d.add(f"parameters_before:{name}", name, "parameter", value, section="parameters_before",
+                          key=name) for name, value in step.parameters_before.items()}
+    current = d.add("forward:x[0]", "x[0]", "input", values["x[0]"].array, section="forward", key="x[0]")
+    layer_input, layer_output, activations = {}, {}, {}  # per layer l
+    for l, spec in enumerate(specs, start=1):
+        kind = spec["type"]
+        layer_input[l] = current
+        w, b = params.get(f"W{l}"), params.get(f"b{l}")
+        if kind in ("dense", "conv2d"):
+            if kind == "dense":
+                z = (current @ w.T if batched else w @ current)
+                z = z + b if b is not None else z
+            else:
+                args = (current, w) + ((b,) if b is not None else ())
+                z = op("conv2d", *args, stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
+            z_ref = d.add(f"forward:z[{l}]", f"z[{l}]", "forward", values[f"z[{l}]"].array, z, section="forward",
+                          key=f"z[{l}]")
+            function = spec.get("activation", "identity")
+            activations[l] = function
+            if function == "identity":
+                current = z_ref
+            else:
+                axis = sample_axis if (kind == "conv2d" or batched) else -1
+                current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array,
+                                op("apply", z_ref, function=function, axis=axis), section="forward", key=f"x[{l}]")
+        elif kind in ("max_pool2d", "avg_pool2d"):
+            formula = op("pool", current, kind=kind[:3], kernel=tuple(spec["kernel_size"]),
+                         stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
+            current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array, formula,
+                            section="forward", key=f"x[{l}]")
+        else:  # flatten
+            shape = values[f"x[{l}]"].array.shape
+            current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array,
+                            op("reshape", current, shape=shape, label="flatten"), section="forward", key=f"x[{l}]")
+        layer_output[l] = current
+    last = len(specs)
+    y = d.add("outputs:y", "y", "output", step.outputs[0].array, current, section="outputs", key="y")
+    if not step.targets:
+        return d
+    t = d.add("targets:t", "t", "target", step.targets[0].array, section="targets", key="t")
+    last_z = next((d.ref(f"forward:z[{l}]") for l in range(last, 0, -1) if f"forward:z[{l}]" in d), None)
+    class_axis = sample_axis if batched or np.ndim(step.outputs[0].array) > 1 else -1
+    softmax_output = bool(activations) and activations.get(last) == "softmax"
+    loss = loss_formulas(problem.loss, y, t, last_z, class_axis, np.size(problem.targets), softmax_output,
+                         step.targets[0].array)
+    if step.errors:
+        rows = []
+        for n, (key, value) in enumerate(step.errors.items()):
+            rows.append(d.add(f"errors:{key}", key, "error", value,
+                              loss.per_sample(n), section="errors", key=key))
+        total = rows[0]
+        for r in rows[1:]:
+            total = total + r
+        d.add("loss", "E", "loss", step.loss, total, section=None, key="loss")
+    else:
+        d.add("loss", "E", "loss", step.loss, loss.total, key="loss")
+    # ---- backward, the last layer first
+    recorded = {v.key: v.array for v in step.deltas}
+    delta_in = {}  # l -> ∂E/∂(what layer l computes first): δ[l] = ∂E/∂z[l], or ∂E/∂x[l]
+    for l in range(last, 0, -1):
+        spec = specs[l - 1]
+        kind = spec["type"]
+        if l == last:
+            out_grad = loss.output_gradient  # None: the loss gives δ[L] directly (softmax + cross-entropy)
+        else:
+            out_grad = backprop(d, specs[l], l + 1, layer_input[l + 1], delta_in[l + 1], params, batched)
+        if kind in ("dense", "conv2d"):
+            function = activations[l]
+            if out_grad is None:
+                formula = loss.output_delta
+            elif function == "identity":
+                formula = out_grad
+            else:
+                if f"x[{l}]" in recorded:
+                    out_grad = d.add(f"deltas:x[{l}]", f"∂E/∂x[{l}]", "delta", recorded[f"x[{l}]"], out_grad,
+                                     section="deltas", key=f"x[{l}]")
+                axis = sample_axis if (batched or kind == "conv2d") else -1
+                formula = through_activation(function, out_grad, d.ref(f"forward:z[{l}]"), layer_output[l], axis)
+            delta_in[l] = d.add(f"deltas:z[{l}]", f"δ[{l}]", "delta", recorded[f"z[{l}]"], formula,
+                                section="deltas", key=f"z[{l}]")
+        elif f"x[{l}]" in recorded:
+            delta_in[l] = d.add(f"deltas:x[{l}]", f"∂E/∂x[{l}]", "delta", recorded[f"x[{l}]"], out_grad,
+                                section="deltas", key=f"x[{l}]")
+        else:
+            return d  # nothing recorded behind this layer (the input needs no delta)
+    for l, spec in enumerate(specs, start=1):
+        kind = spec["type"]
+        if kind not in ("dense", "conv2d"):
+            continue
+        delta = delta_in[l]
+        x = layer_input[l]
+        if kind == "dense":
+            gw = op("outer_sum" if batched else "outer", delta, x)
+            gb = op("sum_rows", delta, keep=1) if batched else delta
+        else:
+            gw = op("conv_weight_grad", x, delta, kernel=tuple(spec["kernel_size"]), stride=tuple(spec["stride"]),
+                    padding=tuple(spec["padding"]))
+            gb = op("channel_sum", delta)
+        for name, formula in ((f"W{l}", gw), (f"b{l}", gb)):
+            if name in step.gradients:
+                d.add(f"gradients:{name}", f"∂E/∂{name}", "gradient", step.gradients[name], formula,
+                      section="gradients", key=name)
+    add_updates(d, step, problem.learning_rate)
+    return d
+
+
+def backprop(d, spec, l, x_in, upstream, params, batched):
+    """∂E/∂x[l−1] from layer l's upstream delta."""
+    kind = spec["type"]
+    if kind == "dense":
+        w = params[f"W{l}"]
+        return upstream @ w if batched else w.T @ upstream
+    if kind == "conv2d":
+        return op("conv_input_grad", upstream, params[f"W{l}"], stride=tuple(spec["stride"]),
+                  padding=tuple(spec["padding"]), input_shape=tuple(d[x_in.node].value.shape))
+    if kind in ("max_pool2d", "avg_pool2d"):
+        return op("pool_route", x_in, upstream, kind=kind[:3], kernel=tuple(spec["kernel_size"]),
+                  stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
+    return op("reshape", upstream, shape=tuple(d[x_in.node].value.shape), label="unflatten")
+
+
+def add_updates(d, step, learning_rate):
+    """θ′ = θ − η ∂E/∂θ for every parameter with a gradient."""
+    if learning_rate is None or not step.parameters_after:
+        return
+    eta = Const(learning_rate, "η")
+    for name, value in step.parameters_after.items():
+        if f"gradients:{name}" not in d:
+            continue
+        formula = d.ref(f"parameters_before:{name}") - eta * d.ref(f"gradients:{name}")
+        d.add(f"parameters_after:{name}", f"{name}′", "update", value, formula, section="parameters_after", key=name)

@@ -1,0 +1,92 @@
+"""The derivation record: every quantity of a worked step with its symbol, value and formula.
+
+One :class:`Derivation` per training step.  Its nodes are in the order a lecture writes
+them: givens (inputs, targets, parameters), the forward pass, the errors, the deltas in
+backward order (BPTT: the last time step first), per-step contributions, gradients and
+updates.  A node's formula is an expression tree over other nodes (:mod:`.expressions`), so
+a reader can show it (formula → numbers → value), re-evaluate it with other inputs (a
+student's own numbers, in ``check``) or test a constraint on it (``generate``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .expressions import Expr, Ref
+
+KINDS = ("input", "target", "parameter", "forward", "output", "error", "loss", "delta", "contribution",
+         "gradient", "update", "local")
+
+
+@dataclass
+class Node:
+    id: str  # unique in its derivation: "<section>:<key>", e.g. "deltas:z[1](2)"
+    symbol: str  # the lecture's notation, e.g. "δ[1](2)"
+    kind: str  # one of KINDS
+    value: np.ndarray
+    formula: Expr | None = None  # None for a given (an input, a target, a parameter before the step)
+    time_step: int | None = None  # t of a recurrent net (1-based), else None
+    section: str | None = None  # the key's section in ``solve --format json`` ("deltas", ...)
+    key: str | None = None  # the key there, e.g. "z[1](2)"
+
+    @property
+    def inputs(self) -> list:
+        return [] if self.formula is None else self.formula.refs()
+
+
+@dataclass
+class Derivation:
+    """The nodes of one training step, in reading order."""
+
+    nodes: dict = field(default_factory=dict)  # id -> Node
+
+    def add(self, id, symbol, kind, value, formula=None, time_step=None, section=None, key=None) -> Ref:
+        if id in self.nodes:
+            raise ValueError(f"derivation: node {id!r} recorded twice")
+        if kind not in KINDS:
+            raise ValueError(f"derivation: unknown kind {kind!r}")
+        self.nodes[id] = Node(id, symbol, kind, np.asarray(value, dtype=np.float64), formula, time_step, section, key)
+        return Ref(id, symbol)
+
+    def ref(self, id) -> Ref:
+        return Ref(id, self.nodes[id].symbol)
+
+    def __contains__(self, id):
+        return id in self.nodes
+
+    def __getitem__(self, id) -> Node:
+        return self.nodes[id]
+
+    def __iter__(self):
+        return iter(self.nodes.values())
+
+    def values(self) -> dict:
+        return {id: node.value for id, node in self.nodes.items()}
+
+    def evaluate(self, id, values=None):
+        """The node's formula evaluated on ``values`` (id -> array; default: the recorded ones)."""
+        node = self.nodes[id]
+        if node.formula is None:
+            return node.value
+        return node.formula.evaluate(self.values() if values is None else values)
+
+    def replay(self, overrides: dict) -> dict:
+        """Every node recomputed in order from its formula, with the nodes in ``overrides``
+        (id -> value) taken as given: what the step gives from other inputs, e.g. a student's
+        own δ carried forward."""
+        values = {}
+        for id, node in self.nodes.items():
+            if id in overrides:
+                values[id] = np.asarray(overrides[id], dtype=np.float64)
+            elif node.formula is None:
+                values[id] = node.value
+            else:
+                values[id] = node.formula.evaluate(values)
+        return values
+
+    def by_key(self, section, key):
+        return next((n for n in self.nodes.values() if n.section == section and n.key == key), None)
+
+
+__all__ = ["Derivation", "KINDS", "Node"]

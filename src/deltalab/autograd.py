@@ -8,6 +8,10 @@ explicit stack, so an unrolled graph of any depth never hits Python's recursion 
 
 Gradients *accumulate*: ``backward`` adds into ``.grad`` of leaf tensors (and of tensors that
 called ``retain_grad``), exactly like PyTorch.  Call ``zero_grad`` between steps.
+
+In-place changes are guarded as in PyTorch by a version counter (one per buffer, shared by its
+views): a node remembers the version of every tensor whose array its backward reads, and
+``backward`` refuses to run it once one of them has been changed in place since.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class Node:
         self.saved = ()
         self.n_outputs = 1
         self.retained = {}
+        self.saved_versions = ()  # (Version, value) of each tensor whose array backward reads
         self.needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
 
     def save_for_backward(self, *arrays):
@@ -68,6 +73,15 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+class Version:
+    """How many in-place changes a buffer has seen; shared by a tensor and its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
 
 
 class Function:
@@ -98,8 +112,33 @@ class Function:
         track = cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad)
         if isinstance(result, tuple):
             ctx.n_outputs = len(result)
-            return tuple(_wrap(r, ctx if track else None, i) for i, r in enumerate(result))
-        return _wrap(result, ctx if track else None, 0)
+            outputs = tuple(_wrap(r, ctx if track else None, i, parents) for i, r in enumerate(result))
+        else:
+            outputs = _wrap(result, ctx if track else None, 0, parents)
+        if track and ctx.saved:
+            _remember_versions(ctx, parents, outputs if isinstance(outputs, tuple) else (outputs,))
+        return outputs
+
+
+def _remember_versions(ctx, parents, outputs):
+    """Note the version of each input or output whose array the backward will read."""
+    saved_ids = {id(s) for s in ctx.saved}
+    versions = []
+    for t in parents + outputs:
+        if t is not None and id(t.data) in saved_ids:
+            versions.append((t._version, t._version.value))
+    ctx.saved_versions = tuple(versions)
+
+
+def check_versions(node):
+    """RuntimeError (as PyTorch) if a tensor this node saved was changed in place since."""
+    for version, expected in node.saved_versions:
+        if version.value != expected:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: it is an input or output of {node.name}, is at version {version.value}; "
+                f"expected version {expected} instead."
+            )
 
 
 def _tensor_class():
@@ -116,9 +155,17 @@ def _tensor_class():
 _Tensor = None
 
 
-def _wrap(array, node, index):
+def _wrap(array, node, index, parents=()):
     out = _tensor_class()._from_array(array)
-    if node is not None:
+    base = getattr(out.data, "base", None)
+    if base is not None:
+        # a view shares its input's buffer, so it shares the version counter (and in-place rules)
+        for parent in parents:
+            if parent is not None and np.may_share_memory(out.data, parent.data):
+                out._version = parent._version
+                out._base = parent._base if parent._base is not None else parent
+                break
+    if node is not None and out.data.dtype.kind in "fc":  # integer and bool results carry no gradient
         out.requires_grad = True
         out.grad_fn = node
         out._output_index = index
@@ -196,6 +243,7 @@ def backward(tensor, grad=None):
             out_grads = pending.pop(id(node), None)
             if out_grads is None:
                 continue
+            check_versions(node)
             for index, kept in node.retained.items():
                 if out_grads[index] is not None:
                     _accumulate(kept, out_grads[index])

@@ -9,8 +9,14 @@ class DeltalabError(Exception):
     """Base class of every error deltalab raises on purpose."""
 
 
-class ShapeError(DeltalabError, ValueError):
-    """Operands or layer inputs whose shapes do not fit; the message names the op and shapes."""
+class ShapeError(DeltalabError, ValueError, RuntimeError):
+    """Operands or layer inputs whose shapes do not fit; the message names the op and shapes.
+
+    A RuntimeError too, because PyTorch raises RuntimeError for the same mistakes."""
+
+
+class IndexOutOfRange(ShapeError, IndexError):
+    """An index past the end of a dim (an IndexError, as in PyTorch)."""
 
 
 class ConfigurationError(DeltalabError, ValueError):

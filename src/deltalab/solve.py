@@ -298,13 +298,13 @@ def _loss_value(problem, model):
 def finite_difference_check(problem, model, gradients, max_entries=4000):
     """Central differences of E for every parameter entry (a fixed sample of them for big nets)."""
     params = dict(model.named_parameters())
-    total = sum(p.size for p in params.values())
+    total = sum(p.numel() for p in params.values())
     rng = np.random.default_rng(0)
     comparisons = {}
     for name, p in params.items():
-        entries = np.arange(p.size)
+        entries = np.arange(p.numel())
         if total > max_entries:
-            entries = np.sort(rng.choice(p.size, size=max(1, p.size * max_entries // total), replace=False))
+            entries = np.sort(rng.choice(p.numel(), size=max(1, p.numel() * max_entries // total), replace=False))
         indices = [np.unravel_index(i, p.shape) for i in entries]
         comparisons[name] = compare_with_differences(lambda: _loss_value(problem, model), p.data, indices,
                                                      gradients[name].reshape(-1)[entries])

@@ -83,7 +83,7 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None, batc
         def wrapped(*args, **kwargs):
             out = forward(*args, **kwargs)
             first = out[0] if isinstance(out, tuple) else out
-            own = sum(p.size for p in module.parameters(recurse=not bool(module._modules)))
+            own = sum(p.numel() for p in module.parameters(recurse=not bool(module._modules)))
             shape = first.shape[:batch_axis] + first.shape[batch_axis + 1:]
             rows.append(LayerRow(name, type(module).__name__, tuple(shape), int(own)))
             return out
@@ -108,8 +108,8 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None, batc
 
 
 def _finish(model, input_shape, rows, print_table, console):
-    total = sum(p.size for p in model.parameters())
-    trainable = sum(p.size for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = ModelSummary(type(model).__name__, tuple(input_shape), rows, int(total), int(trainable))
     if print_table:
         from rich.console import Console

@@ -3,27 +3,111 @@
 ``data`` holds the values, ``grad`` (a Tensor or None) the accumulated gradient,
 ``grad_fn`` the :class:`~deltalab.autograd.Node` that produced it (None for leaves).
 A tensor may carry a ``name``; reports use names to label values and deltas.
+
+The methods follow ``torch.Tensor``: ``dim=``/``keepdim=`` (``axis=``/``keepdims=`` are
+accepted too), comparisons give bool tensors, integer and bool tensors exist (labels, masks,
+indices), and in-place methods (``add_``, ``t[i] = v``, ``-=``) change the tensor itself under
+PyTorch's rules: a leaf that requires grad only inside ``no_grad``, and a value saved for
+backward and changed since makes ``backward()`` raise (the version counter).
 """
 from __future__ import annotations
+
+import builtins
+import collections
 
 import numpy as np
 
 from . import autograd, dtypes
 
 
+class Size(tuple):
+    """A shape, like ``torch.Size``: a tuple with ``numel()``."""
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+    def __repr__(self):
+        return f"deltalab.Size({list(self)})"
+
+
+class _SizeAccessor(builtins.int):
+    """The element count that, called, answers like ``torch.Tensor.size(dim=None)``."""
+
+    def __new__(cls, count, shape):
+        accessor = super().__new__(cls, count)
+        accessor.shape = shape
+        return accessor
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return Size(self.shape)
+        return self.shape[_dim(dim, len(self.shape))]
+
+
+class device:  # noqa: N801 - mirrors torch.device
+    """Only the CPU exists; ``device("cuda")`` is a clear error instead of a silent CPU run."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type="cpu", index=None):  # noqa: A002 - torch's argument name
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        name = str(type)
+        if name.split(":")[0] != "cpu":
+            raise RuntimeError(f"deltalab runs on the CPU only: device {name!r} is not available (use 'cpu')")
+        self.type, self.index = "cpu", index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return other.split(":")[0] == "cpu"
+        return isinstance(other, device)
+
+    __hash__ = object.__hash__
+
+    def __str__(self):
+        return "cpu"
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+
+CPU = device("cpu")
+
+
+def check_device(value):
+    """Accept None, "cpu", "cpu:0" or a device; any other device is a RuntimeError."""
+    if value is not None:
+        device(value)
+
+
+# (values, indices) of max/min/sort/topk along a dim, like torch.return_types
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+SortResult = collections.namedtuple("sort", ["values", "indices"])
+TopkResult = collections.namedtuple("topk", ["values", "indices"])
+
+
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "_version", "_base",
+                 "_view_index", "__weakref__")
     __array_priority__ = 1000  # so `ndarray * tensor` defers to Tensor.__rmul__
 
     def __init__(self, data, dtype=None, requires_grad=False, name=None):
         self.data = _to_array(data, dtype)
-        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
-            self.data = self.data.astype(dtypes.get_default_dtype())
+        if requires_grad and self.data.dtype.kind != "f":
+            if dtype is None and self.data.dtype.kind in "iub" and not isinstance(data, (np.ndarray, Tensor)):
+                # the lecture's integer lists with requires_grad=True (deltalab's habit, not torch's)
+                self.data = self.data.astype(dtypes.get_default_dtype())
+            else:
+                raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
         self._output_index = 0
         self.name = name
+        self._version = autograd.Version()
+        self._base = None
+        self._view_index = None
 
     @classmethod
     def _from_array(cls, array):
@@ -34,6 +118,9 @@ class Tensor:
         t.grad_fn = None
         t._output_index = 0
         t.name = None
+        t._version = autograd.Version()
+        t._base = None
+        t._view_index = None
         return t
 
     # ----------------------------------------------------------------- basics
@@ -50,25 +137,98 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self):
-        return self.data.size
+    def device(self):
+        return CPU
+
+    @property
+    def is_cuda(self):
+        return False
 
     @property
     def is_leaf(self):
         return self.grad_fn is None
 
+    @property
+    def T(self):
+        return _ops().transpose(self, None)
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    @property
+    def size(self):
+        """``t.size()`` is the shape as a ``Size`` and ``t.size(d)`` one dim's length (torch); the bare
+        ``t.size`` also works as the element count (NumPy's habit, kept for ``np.size(t)``)."""
+        return _SizeAccessor(self.data.size, self.data.shape)
+
+    def dim(self):
+        return self.data.ndim
+
+    ndimension = dim
+
     def numel(self):
         return self.data.size
 
+    nelement = numel
+
+    def element_size(self):
+        return self.data.itemsize
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
+
+    def is_contiguous(self):
+        return self.data.flags.c_contiguous
+
+    def contiguous(self):
+        return self if self.data.flags.c_contiguous else _ops().elementwise.clone(self, "C")
+
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __contains__(self, element):
+        other = element.data if isinstance(element, Tensor) else element
+        return builtins.bool(np.any(self.data == other))
+
+    def __bool__(self):
+        if self.data.size != 1:
+            amount = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {amount} is ambiguous")
+        return builtins.bool(self.data.reshape(-1)[0])
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.data.reshape(-1)[0])
+
+    def __format__(self, spec):
+        if self.data.size == 1 and self.data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     def numpy(self):
-        """The values as a NumPy array (shares memory, like ``torch.Tensor.numpy``)."""
+        """The values as a NumPy array (shares memory, like ``torch.Tensor.numpy``; unlike torch, also on a
+        tensor that requires grad)."""
         return self.data
 
     def item(self):
-        return self.data.item()
+        if self.data.size != 1:
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
+        return self.data.reshape(-1)[0].item()
 
     def tolist(self):
         return self.data.tolist()
@@ -82,12 +242,18 @@ class Tensor:
         elif self.requires_grad:
             extra += ", requires_grad=True"
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
-        return f"tensor({body}{extra})" if self.data.dtype == np.float64 else f"tensor({body}, dtype={self.data.dtype}{extra})"
+        implicit = (np.float64, np.int64, np.bool_) if dtypes.get_default_dtype() == np.float64 else (
+            np.float32, np.int64, np.bool_)
+        if self.data.dtype in implicit:
+            return f"tensor({body}{extra})"
+        return f"tensor({body}, dtype={self.data.dtype}{extra})"
 
     # -------------------------------------------------------------- autodiff
-    def backward(self, grad=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (call ``zero_grad`` between steps)."""
-        autograd.backward(self, grad)
+        if create_graph:
+            raise NotImplementedError("deltalab has no torch higher-order gradients (backward(create_graph=True))")
+        autograd.backward(self, gradient)
 
     def retain_grad(self):
         """Keep this intermediate tensor's gradient in ``.grad`` after backward (its delta)."""
@@ -99,15 +265,29 @@ class Tensor:
         self.grad = None
 
     def detach(self):
-        """The same values, cut from the graph."""
+        """The same values (the same buffer and version counter, as torch), cut from the graph."""
         out = Tensor._from_array(self.data)
         out.name = self.name
+        out._version = self._version
         return out
 
-    def requires_grad_(self, flag=True):
-        if flag and not np.issubdtype(self.data.dtype, np.floating):
-            raise TypeError(f"only float tensors can require grad, got {self.data.dtype}")
-        self.requires_grad = flag
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def clone(self):
+        return _ops().elementwise.clone(self)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+                "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+            )
+        self.requires_grad = builtins.bool(requires_grad)
         return self
 
     def named(self, name):
@@ -115,16 +295,62 @@ class Tensor:
         self.name = name
         return self
 
-    def to(self, dtype):
-        from .ops.elementwise import cast
+    # ------------------------------------------------------------ dtypes, devices
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+        """``to(dtype)``, ``to("cpu")``, ``to(device, dtype)``, ``to(other)``: a cast (same tensor if nothing
+        changes, as torch); devices other than the CPU are an error."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (str, globals()["device"])):
+                check_device(arg)
+            elif arg is not None:
+                dtype = arg
+        check_device(device)
+        out = self if dtype is None else _ops().cast(self, dtypes.resolve_any(dtype))
+        return out.clone() if copy and out is self else out
 
-        return cast(self, dtypes.resolve(dtype))
+    def type(self, dtype=None, non_blocking=False):
+        if dtype is None:
+            return f"torch.{dtypes.torch_name(self.dtype)}Tensor"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            names = {
+                "FloatTensor": dtypes.float32, "DoubleTensor": dtypes.float64, "LongTensor": dtypes.int64,
+                "IntTensor": dtypes.int32, "BoolTensor": dtypes.bool, "ByteTensor": dtypes.uint8}
+            key = dtype.split(".")[-1]
+            if key not in names:
+                raise NotImplementedError(f"deltalab has no torch.{key}")
+            dtype = names[key]
+        return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("deltalab runs on the CPU only: .cuda() is not available (use .cpu() or .to('cpu'))")
 
     def float(self):
-        return self.to(np.float32)
+        return self.to(dtypes.float32)
 
     def double(self):
-        return self.to(np.float64)
+        return self.to(dtypes.float64)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def bool(self):
+        return self.to(dtypes.bool)
+
+    def half(self):
+        raise NotImplementedError("deltalab has no torch.float16 (half): use float32 or float64")
+
+    bfloat16 = half
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other):
@@ -151,8 +377,26 @@ class Tensor:
     def __rtruediv__(self, other):
         return _ops().div(other, self)
 
+    def __floordiv__(self, other):
+        return _ops().elementwise.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops().elementwise.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops().elementwise.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _ops().elementwise.remainder(other, self)
+
     def __neg__(self):
         return _ops().neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
 
     def __pow__(self, other):
         return _ops().pow(self, other)
@@ -169,10 +413,39 @@ class Tensor:
     def __getitem__(self, index):
         return _ops().getitem(self, index)
 
-    # comparisons give plain boolean tensors without a graph (masks, `where`)
+    def __setitem__(self, index, value):
+        """``t[index] = value`` writes into the tensor (recorded in the graph when grad mode needs it)."""
+        _ops().shape.setitem_(self, index, value)
+
+    # in place: `t += x` changes t itself (as torch), it does not rebind the name to a new tensor
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __ipow__(self, other):
+        return self.pow_(other)
+
+    # comparisons give bool tensors without a graph (masks, accuracy, `where`)
     def _compare(self, other, op):
+        if other is None or isinstance(other, (str, bytes, dict)):
+            return NotImplemented
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._from_array(op(self.data, other))
+        _ops().elementwise.check_broadcast(op.__name__, self.data, other)
+        return Tensor._from_array(np.asarray(op(self.data, other)))
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
 
     def __lt__(self, other):
         return self._compare(other, np.less)
@@ -186,52 +459,132 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, np.greater_equal)
 
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+    # like torch, tensors hash by identity, so they work in sets and as dict keys
     __hash__ = object.__hash__
 
-    # ------------------------------------------------------------- methods
-    def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis, keepdims)
+    def _logical(self, other, op):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._from_array(np.asarray(op(self.data, other)))
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis, keepdims)
+    def __and__(self, other):
+        return self._logical(other, np.bitwise_and)
 
-    def max(self, axis=None, keepdims=False):
-        return _ops().max(self, axis, keepdims)
+    __rand__ = __and__
 
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _ops().reshape(self, shape)
+    def __or__(self, other):
+        return self._logical(other, np.bitwise_or)
 
-    def view(self, *shape):
-        return self.reshape(*shape)
+    __ror__ = __or__
 
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _ops().flatten(self, start_dim, end_dim)
+    def __xor__(self, other):
+        return self._logical(other, np.bitwise_xor)
 
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _ops().transpose(self, axes or None)
+    __rxor__ = __xor__
 
-    def permute(self, *axes):
-        return self.transpose(*axes)
+    def __invert__(self):
+        if self.data.dtype.kind == "f":
+            raise TypeError("~ (bitwise not) is only supported for integer and bool tensors")
+        return Tensor._from_array(np.invert(self.data))
 
-    @property
-    def T(self):
-        return _ops().transpose(self, None)
+    def logical_not(self):
+        return Tensor._from_array(np.logical_not(self.data))
 
-    def squeeze(self, axis=None):
-        return _ops().squeeze(self, axis)
+    def logical_and(self, other):
+        return self._logical(other, np.logical_and)
 
-    def unsqueeze(self, axis):
-        return _ops().unsqueeze(self, axis)
+    def logical_or(self, other):
+        return self._logical(other, np.logical_or)
+
+    def equal(self, other):
+        """True if both have the same shape and values (``torch.equal``)."""
+        return self.shape == other.shape and builtins.bool(np.array_equal(self.data, other.data))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return builtins.bool(np.allclose(self.data, getattr(other, "data", other), rtol, atol, equal_nan))
+
+    def isnan(self):
+        return Tensor._from_array(np.isnan(self.data))
+
+    def isinf(self):
+        return Tensor._from_array(np.isinf(self.data))
+
+    def isfinite(self):
+        return Tensor._from_array(np.isfinite(self.data))
+
+    def nonzero(self, as_tuple=False):
+        if as_tuple:
+            return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(self.data))
+        return Tensor._from_array(np.argwhere(self.data).astype(np.int64))
+
+    # --------------------------------------------------------- elementwise
+    def add(self, other, alpha=1):
+        return _ops().add(self, other if alpha == 1 else _ops().mul(other, alpha))
+
+    def sub(self, other, alpha=1):
+        return _ops().sub(self, other if alpha == 1 else _ops().mul(other, alpha))
+
+    subtract = sub
+
+    def mul(self, other):
+        return _ops().mul(self, other)
+
+    multiply = mul
+
+    def div(self, other, rounding_mode=None):
+        if rounding_mode is None:
+            return _ops().div(self, other)
+        return _ops().elementwise.rounded_divide(self, other, rounding_mode)
+
+    divide = true_divide = div
+
+    def pow(self, exponent):
+        return _ops().pow(self, exponent)
+
+    def neg(self):
+        return _ops().neg(self)
+
+    negative = neg
 
     def exp(self):
         return _ops().exp(self)
 
     def log(self):
         return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().elementwise.sqrt(self)
+
+    def rsqrt(self):
+        return 1 / self.sqrt()
+
+    def square(self):
+        return _ops().mul(self, self)
+
+    def reciprocal(self):
+        return 1 / self
+
+    def abs(self):
+        return _ops().elementwise.abs(self)
+
+    absolute = abs
+
+    def sign(self):
+        return Tensor._from_array(np.sign(self.data))
+
+    def sin(self):
+        return _ops().elementwise.sin(self)
+
+    def cos(self):
+        return _ops().elementwise.cos(self)
+
+    def log1p(self):
+        return _ops().elementwise.log1p(self)
+
+    def expm1(self):
+        return _ops().elementwise.expm1(self)
 
     def tanh(self):
         return _ops().tanh(self)
@@ -242,11 +595,437 @@ class Tensor:
     def relu(self):
         return _ops().relu(self)
 
-    def softmax(self, axis=-1):
-        return _ops().softmax(self, axis)
+    def clamp(self, min=None, max=None):  # noqa: A002 - torch's argument names
+        return _ops().elementwise.clamp(self, min, max)
 
-    def log_softmax(self, axis=-1):
-        return _ops().log_softmax(self, axis)
+    clip = clamp
+
+    def maximum(self, other):
+        return _ops().elementwise.maximum(self, other)
+
+    def minimum(self, other):
+        return _ops().elementwise.minimum(self, other)
+
+    def floor(self):
+        return _ops().elementwise.rounding(self, np.floor)
+
+    def ceil(self):
+        return _ops().elementwise.rounding(self, np.ceil)
+
+    def round(self, decimals=0):
+        return _ops().elementwise.rounding(self, lambda a: np.round(a, decimals))
+
+    def trunc(self):
+        return _ops().elementwise.rounding(self, np.trunc)
+
+    def masked_fill(self, mask, value):
+        return _ops().elementwise.masked_fill(self, mask, value)
+
+    def where(self, condition, other):
+        return _ops().where(condition, self, other)
+
+    def lerp(self, end, weight):
+        return self + weight * (end - self)
+
+    def mm(self, other):
+        if self.ndim != 2 or getattr(other, "ndim", np.ndim(other)) != 2:
+            raise RuntimeError("mm: both arguments must be 2-D (use matmul for batches and vectors)")
+        return _ops().matmul(self, other)
+
+    def matmul(self, other):
+        return _ops().matmul(self, other)
+
+    def bmm(self, other):
+        if self.ndim != 3 or getattr(other, "ndim", np.ndim(other)) != 3:
+            raise RuntimeError("bmm: both arguments must be 3-D (batch, n, m)")
+        return _ops().matmul(self, other)
+
+    def dot(self, other):
+        if self.ndim != 1 or getattr(other, "ndim", 1) != 1:
+            raise RuntimeError("1D tensors expected, but got other shapes (dot)")
+        return _ops().matmul(self, other)
+
+    def mv(self, vec):
+        return _ops().matmul(self, vec)
+
+    def outer(self, other):
+        return _ops().mul(self.unsqueeze(1), other.unsqueeze(0) if isinstance(other, Tensor) else np.asarray(other)[None])
+
+    # ------------------------------------------------------------ in place
+    def add_(self, other, alpha=1):
+        return _ops().elementwise.apply_inplace(self, "add_", lambda s, o: s.add(o, alpha), other)
+
+    def sub_(self, other, alpha=1):
+        return _ops().elementwise.apply_inplace(self, "sub_", lambda s, o: s.sub(o, alpha), other)
+
+    def mul_(self, other):
+        return _ops().elementwise.apply_inplace(self, "mul_", _ops().mul, other)
+
+    def div_(self, other, rounding_mode=None):
+        return _ops().elementwise.apply_inplace(self, "div_", lambda s, o: s.div(o, rounding_mode), other)
+
+    def pow_(self, exponent):
+        return _ops().elementwise.apply_inplace(self, "pow_", _ops().pow, exponent)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return _ops().elementwise.apply_inplace(self, "clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def neg_(self):
+        return _ops().elementwise.apply_inplace(self, "neg_", _ops().neg)
+
+    def exp_(self):
+        return _ops().elementwise.apply_inplace(self, "exp_", _ops().exp)
+
+    def log_(self):
+        return _ops().elementwise.apply_inplace(self, "log_", _ops().log)
+
+    def sqrt_(self):
+        return _ops().elementwise.apply_inplace(self, "sqrt_", Tensor.sqrt)
+
+    def abs_(self):
+        return _ops().elementwise.apply_inplace(self, "abs_", Tensor.abs)
+
+    def tanh_(self):
+        return _ops().elementwise.apply_inplace(self, "tanh_", _ops().tanh)
+
+    def sigmoid_(self):
+        return _ops().elementwise.apply_inplace(self, "sigmoid_", _ops().sigmoid)
+
+    def relu_(self):
+        return _ops().elementwise.apply_inplace(self, "relu_", _ops().relu)
+
+    def masked_fill_(self, mask, value):
+        return _ops().elementwise.apply_inplace(self, "masked_fill_", lambda s: s.masked_fill(mask, value))
+
+    def copy_(self, src, non_blocking=False):
+        _ops().shape.setitem_(self, Ellipsis, src, op_name="copy_")
+        return self
+
+    def fill_(self, value):
+        _ops().shape.setitem_(self, Ellipsis, value, op_name="fill_")
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        return self._fill_random("normal_", lambda g, shape: g.normal(mean, std, shape), generator)
+
+    def uniform_(self, from_=0.0, to=1.0, generator=None):
+        return self._fill_random("uniform_", lambda g, shape: g.uniform(from_, to, shape), generator)
+
+    def _fill_random(self, op_name, draw, generator):
+        from . import random
+
+        g = random.generator() if generator is None else generator
+        _ops().shape.setitem_(self, Ellipsis, draw(g, self.data.shape), op_name=op_name)
+        return self
+
+    def scatter_(self, dim, index, src=None, value=None, reduce=None):
+        return _ops().elementwise.apply_inplace(
+            self, "scatter_", lambda s: s.scatter(dim, index, src, value=value, reduce=reduce))
+
+    def index_fill_(self, dim, index, value):
+        index_array = np.asarray(getattr(index, "data", index))
+        selector = [slice(None)] * self.ndim
+        selector[_dim(dim, self.ndim)] = index_array
+        _ops().shape.setitem_(self, tuple(selector), value, op_name="index_fill_")
+        return self
+
+    # ----------------------------------------------------------- reductions
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        source = self if dtype is None else self.to(dtype)
+        if dtype is None and source.dtype.kind in "biu":
+            source = source.to(dtypes.int64)  # torch sums integers and bools as int64
+        return _ops().sum(source, _dims(dim, self.ndim), keepdim)
+
+    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        source = self if dtype is None else self.to(dtype)
+        if source.dtype.kind != "f":
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+                f"dtype. Got: {dtypes.torch_name(source.dtype)}"
+            )
+        return _ops().mean(source, _dims(dim, self.ndim), keepdim)
+
+    def prod(self, dim=None, keepdim=False, dtype=None):
+        source = self if dtype is None else self.to(dtype)
+        return _ops().reduction.prod(source, None if dim is None else _dim(dim, self.ndim), keepdim)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The maximum (gradient shared by ties, as torch); with ``dim``: ``(values, indices)``; with a
+        tensor: the elementwise maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if dim is None:
+            return _ops().reduction.amax(self, None, keepdim)
+        if isinstance(dim, (tuple, list)):  # deltalab's extension: the gradient goes to the first maximum
+            return _ops().max(self, _dims(dim, self.ndim), keepdim)
+        return MaxResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmax))
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if dim is None:
+            return _ops().reduction.amin(self, None, keepdim)
+        return MinResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmin))
+
+    def amax(self, dim=(), keepdim=False):
+        return _ops().reduction.amax(self, _dims(dim if dim != () else None, self.ndim), keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return _ops().reduction.amin(self, _dims(dim if dim != () else None, self.ndim), keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return _ops().reduction.arg_reduce(self, dim, keepdim, np.argmax)
+
+    def argmin(self, dim=None, keepdim=False):
+        return _ops().reduction.arg_reduce(self, dim, keepdim, np.argmin)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _ops().reduction.var(self, _dims(dim, self.ndim), _correction(unbiased, correction), keepdim)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _ops().elementwise.sqrt(self.var(dim, unbiased, keepdim, correction=correction))
+
+    def logsumexp(self, dim, keepdim=False):
+        return _ops().reduction.logsumexp(self, _dims(dim, self.ndim), keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        if p in ("fro", 2, 2.0):
+            return self.square().sum(dim, keepdim).sqrt()
+        if p in (1, 1.0):
+            return self.abs().sum(dim, keepdim)
+        if p == float("inf"):
+            return self.abs().amax(() if dim is None else dim, keepdim)
+        return self.abs().pow(p).sum(dim, keepdim).pow(1.0 / p)
+
+    def all(self, dim=None, keepdim=False):
+        axes = None if dim is None else _dims(dim, self.ndim)
+        return Tensor._from_array(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False):
+        axes = None if dim is None else _dims(dim, self.ndim)
+        return Tensor._from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
+
+    def cumsum(self, dim, dtype=None):
+        return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+
+    def softmax(self, dim=-1, dtype=None, *, axis=None):
+        dim = axis if axis is not None else dim
+        return _ops().softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+
+    def log_softmax(self, dim=-1, dtype=None, *, axis=None):
+        dim = axis if axis is not None else dim
+        return _ops().log_softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return SortResult(*_ops().shape.sort(self, _dim(dim, self.ndim), descending))
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return self.sort(dim, descending).indices
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - torch's argument name
+        return TopkResult(*_ops().shape.topk(self, k, _dim(dim, self.ndim), largest))
+
+    # ---------------------------------------------------------------- shape
+    def reshape(self, *shape):
+        return _ops().reshape(self, _shape_args(shape))
+
+    def view(self, *shape):
+        """Like reshape, but only when no copy is needed (torch's rule for non-contiguous tensors)."""
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, Size, builtins.int, np.integer)):
+            if isinstance(shape[0], Tensor):
+                return self.view(*shape[0].shape)
+            raise NotImplementedError("deltalab has no torch.Tensor.view(dtype): use .to(dtype)")
+        shape = _shape_args(shape)
+        try:
+            np.reshape(self.data, shape, copy=False)
+        except ValueError as exc:
+            if "copy" in str(exc):
+                raise RuntimeError(
+                    "view size is not compatible with input tensor's size and stride (at least one dimension "
+                    "spans across two contiguous subspaces). Use .reshape(...) instead."
+                ) from None
+        return _ops().reshape(self, shape)
+
+    def view_as(self, other):
+        return self.view(*other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(*other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _ops().flatten(self, start_dim, end_dim)
+
+    def unflatten(self, dim, sizes):
+        dim = _dim(dim, self.ndim)
+        return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
+
+    def transpose(self, *dims):
+        """``transpose(dim0, dim1)`` swaps two dims (torch); a full permutation is accepted too."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) == 2 and self.ndim != 2 or len(dims) == 2 and sorted(d % 2 for d in dims) != [0, 1]:
+            order = list(range(self.ndim))
+            a, b = _dim(dims[0], self.ndim), _dim(dims[1], self.ndim)
+            order[a], order[b] = order[b], order[a]
+            dims = tuple(order)
+        return _ops().transpose(self, dims or None)
+
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self if self.ndim < 2 else _ops().transpose(self, (1, 0))
+
+    def permute(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) != self.ndim:
+            raise RuntimeError(
+                f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
+                f"the desired ordering of dimensions i.e. input.dim() = {self.ndim} is not equal to "
+                f"len(dims) = {len(dims)}"
+            )
+        return _ops().transpose(self, tuple(_dim(d, self.ndim) for d in dims))
+
+    def squeeze(self, dim=None, *, axis=None):
+        dim = axis if axis is not None else dim
+        return _ops().squeeze(self, None if dim is None else _dims(dim, self.ndim))
+
+    def unsqueeze(self, dim):
+        return _ops().unsqueeze(self, _dim(dim, self.ndim + 1))
+
+    def expand(self, *sizes):
+        return _ops().shape.expand(self, _shape_args(sizes))
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def broadcast_to(self, shape):
+        return self.expand(*shape)
+
+    def repeat(self, *sizes):
+        return _ops().shape.repeat(self, _shape_args(sizes))
+
+    def chunk(self, chunks, dim=0):
+        return _ops().shape.chunk(self, chunks, _dim(dim, self.ndim))
+
+    def split(self, split_size_or_sections, dim=0):
+        return _ops().shape.split(self, split_size_or_sections, _dim(dim, self.ndim))
+
+    def unbind(self, dim=0):
+        dim = _dim(dim, self.ndim)
+        return tuple(self.select(dim, i) for i in range(self.shape[dim]))
+
+    def select(self, dim, index):
+        selector = [slice(None)] * self.ndim
+        selector[_dim(dim, self.ndim)] = index
+        return self[tuple(selector)]
+
+    def narrow(self, dim, start, length):
+        selector = [slice(None)] * self.ndim
+        selector[_dim(dim, self.ndim)] = slice(start, start + length)
+        return self[tuple(selector)]
+
+    def flip(self, dims):
+        dims = (dims,) if isinstance(dims, (builtins.int, np.integer)) else dims
+        selector = [slice(None)] * self.ndim
+        for d in dims:
+            selector[_dim(d, self.ndim)] = slice(None, None, -1)
+        return self[tuple(selector)]
+
+    def gather(self, dim, index):
+        return _ops().shape.gather(self, _dim(dim, self.ndim), index)
+
+    def scatter(self, dim, index, src=None, value=None, reduce=None):
+        if src is None and value is None:
+            raise TypeError("scatter() needs src or value")
+        if reduce is not None:
+            raise NotImplementedError("deltalab has no torch.Tensor.scatter(reduce=...): use scatter_add")
+        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src if src is not None else value)
+
+    def scatter_add(self, dim, index, src):
+        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src, add=True)
+
+    def index_select(self, dim, index):
+        selector = [slice(None)] * self.ndim
+        selector[_dim(dim, self.ndim)] = np.asarray(getattr(index, "data", index)).astype(np.int64)
+        return self[tuple(selector)]
+
+    def masked_select(self, mask):
+        mask = np.broadcast_to(np.asarray(getattr(mask, "data", mask), dtype=bool), self.shape)
+        return self[Tensor._from_array(mask)]
+
+    def tril(self, diagonal=0):
+        return self.masked_fill(Tensor._from_array(~np.tri(*self.shape[-2:], diagonal, dtype=bool)), 0)
+
+    def triu(self, diagonal=0):
+        return self.masked_fill(Tensor._from_array(np.tri(*self.shape[-2:], diagonal - 1, dtype=bool)), 0)
+
+    def __getattr__(self, name):
+        # only called for names Tensor does not have: name the torch feature instead of AttributeError
+        if name.startswith("_") or name in _PLAIN_ATTRIBUTE_ERRORS:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise MissingTorchFeature(f"deltalab has no torch.Tensor.{name}")
+
+
+class MissingTorchFeature(NotImplementedError, AttributeError):
+    """A torch name deltalab does not have; an AttributeError too, so ``hasattr`` stays False."""
+
+
+_PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})
+
+
+def _dim(dim, ndim):
+    """One dim in ``range(ndim)``; torch's IndexError for one out of range (0-d accepts -1 and 0)."""
+    size = builtins.max(ndim, 1)
+    if not isinstance(dim, (builtins.int, np.integer)):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    if not -size <= dim < size:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-size}, {size - 1}], but got {dim})")
+    return builtins.int(dim) % size
+
+
+def _dims(dim, ndim):
+    """None (every dim), or a sorted tuple of dims (from an int or a tuple)."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(_dim(d, ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        return tuple(sorted(dims)) if dims else None
+    return (_dim(dim, ndim),)
+
+
+def _dim_args(dim, keepdim, axis, keepdims):
+    """torch's dim/keepdim, with NumPy's axis/keepdims accepted as aliases."""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, builtins.bool(keepdim)
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    return 0 if unbiased is False else 1
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
+        shape = tuple(shape[0])
+    return tuple(builtins.int(s) for s in shape)
 
 
 _ops_module = None
@@ -257,6 +1036,7 @@ def _ops():
     global _ops_module
     if _ops_module is None:
         from . import ops
+        from .ops import elementwise, reduction, shape  # noqa: F401 - submodules used as attributes
 
         _ops_module = ops
     return _ops_module
@@ -266,34 +1046,50 @@ def _to_array(data, dtype):
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.array(data, dtype=dtypes.resolve(dtype))
+        return np.array(data, dtype=dtypes.resolve_any(dtype))
     array = np.array(data)
     if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
         return array.astype(dtypes.get_default_dtype())
-    if array.dtype == np.float64 and not isinstance(data, np.ndarray):
-        # python floats / lists follow the global default (float64 unless changed)
+    if array.dtype == np.float64 and not isinstance(data, np.ndarray) and not _holds_numpy_float64(data):
+        # python floats / lists follow the default dtype (as torch.tensor); float64 arrays stay float64
         return array.astype(dtypes.get_default_dtype(), copy=False)
     if array.dtype.kind == "O":
         raise TypeError(f"cannot make a tensor from {type(data).__name__} with mixed or ragged contents")
+    if array.dtype.kind == "U" or array.dtype.kind == "S":
+        raise TypeError(f"cannot make a tensor from strings ({type(data).__name__})")
+    if array.dtype.kind == "c":
+        raise NotImplementedError("deltalab has no complex tensors")
     return array
 
 
-def tensor(data, dtype=None, requires_grad=False, name=None) -> Tensor:
-    """Make a tensor.  Float data becomes the default dtype (float64 unless changed); integers stay
-    integers (class indices) unless ``requires_grad`` is set."""
+def _holds_numpy_float64(data):
+    """A NumPy float64 scalar, or a list of float64 arrays/tensors: torch keeps those float64."""
+    if isinstance(data, np.float64):
+        return True
+    if isinstance(data, (list, tuple)) and data:
+        first = data[0]
+        first = first.data if isinstance(first, Tensor) else first
+        return isinstance(first, (np.ndarray, np.float64)) and getattr(first, "dtype", None) == np.float64
+    return False
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False, name=None) -> Tensor:
+    """Make a tensor (a copy of ``data``), like ``torch.tensor``.  Python floats become the default dtype,
+    NumPy arrays keep theirs, integers stay integers (class indices), bools stay bools (masks)."""
+    check_device(device)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
 
 
-def _filled(fill, shape, dtype, requires_grad, name):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    array = fill(shape, dtype=dtypes.resolve(dtype) if dtype else dtypes.get_default_dtype())
+def _filled(fill, shape, dtype, requires_grad, name, device=None):
+    check_device(device)
+    shape = _shape_args(shape)
+    array = fill(shape, dtype=dtypes.resolve_any(dtype) if dtype is not None else dtypes.get_default_dtype())
     return Tensor(array, requires_grad=requires_grad, name=name)
 
 
-def zeros(*shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-    return _filled(np.zeros, shape, dtype, requires_grad, name)
+def zeros(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
+    return _filled(np.zeros, size, dtype, requires_grad, name, device)
 
 
-def ones(*shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-    return _filled(np.ones, shape, dtype, requires_grad, name)
+def ones(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
+    return _filled(np.ones, size, dtype, requires_grad, name, device)

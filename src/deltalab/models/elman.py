@@ -80,8 +80,8 @@ class ElmanNetwork(Module):
     def layer_rows(self, input_shape):
         """(name, type, output shape, parameters) for ``deltalab.summary``; input (T, features)."""
         steps = input_shape[0]
-        hidden = sum(p.size for p in (self.W1, self.H1, self.b1) if p is not None)
-        output = sum(p.size for p in (self.W2, self.b2) if p is not None)
+        hidden = sum(p.numel() for p in (self.W1, self.H1, self.b1) if p is not None)
+        output = sum(p.numel() for p in (self.W2, self.b2) if p is not None)
         out_shape = (self.output_size,) if self.many_to_one else (steps, self.output_size)
         kind = type(self).__name__.replace("Network", "")
         return [("layer 1 (W1, H1, b1)", f"{kind} hidden, {self.hidden_activation if kind == 'Elman' else 'gates'}",

@@ -115,6 +115,6 @@ class LayeredNetwork(Module):
         """(name, type, output shape, parameters) per layer, for ``deltalab.summary``."""
         rows = []
         for l, spec in enumerate(self.specs, start=1):
-            count = sum(getattr(self, n).size for n in (f"W{l}", f"b{l}") if getattr(self, n, None) is not None)
+            count = sum(getattr(self, n).numel() for n in (f"W{l}", f"b{l}") if getattr(self, n, None) is not None)
             rows.append((f"layer {l}", spec["type"], self.shapes[l], int(count)))
         return rows

@@ -22,11 +22,59 @@ def operand(x, like=None):
 
 
 def binary_operands(a, b):
+    a_scalar, b_scalar = _is_python_number(a), _is_python_number(b)
     a = operand(a, b if isinstance(b, Tensor) else None)
     b = operand(b, a if isinstance(a, Tensor) else None)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         a, b = _scalar_follows_array(a, b), _scalar_follows_array(b, a)
-    return a, b
+    return _integer_meets_float(a, b, a_scalar, b_scalar)
+
+
+def _is_python_number(x):
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def _integer_meets_float(a, b, a_scalar, b_scalar):
+    """PyTorch's promotion of integer and bool tensors against floats: the float side's dtype wins
+    (NumPy would give float64), and a Python float gives the default dtype."""
+    kinds = (_kind(a), _kind(b))
+    if "f" not in kinds or not any(k in "biu" for k in kinds):
+        return a, b
+    from .. import dtypes
+
+    if kinds[0] == "f":
+        target = dtypes.get_default_dtype() if a_scalar else _dtype(a)
+    else:
+        target = dtypes.get_default_dtype() if b_scalar else _dtype(b)
+    return _as(a, target), _as(b, target)
+
+
+def _kind(x):
+    return _dtype(x).kind
+
+
+def _dtype(x):
+    return x.data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+
+
+def _as(x, dtype):
+    if _dtype(x) == dtype:
+        return x
+    if isinstance(x, Tensor):
+        from .elementwise import cast
+
+        return cast(x, dtype)
+    return np.asarray(x, dtype=dtype)
+
+
+def floating(a):
+    """Integer and bool tensors as the default float dtype (torch's exp, log, sqrt, ... of integers)."""
+    if isinstance(a, Tensor) and a.data.dtype.kind in "biu":
+        from .. import dtypes
+        from .elementwise import cast
+
+        return cast(a, dtypes.get_default_dtype())
+    return a
 
 
 def _scalar_follows_array(scalar, other):

@@ -117,3 +117,37 @@ def test_json_has_the_derivation_section_with_trees():
     assert delta["tree"]["op"] == "mul" and "\\delta" in delta["latex"]
     assert nodes["parameters_before:W1"]["formula"] is None
     assert data["steps"][0]["derivation"] == data["derivation"]
+
+
+def _chains(name):
+    from deltalab.report.document import build
+
+    trace = solve_problem(load_problem(example_path(name)))
+    blocks = build(trace)
+    start = next(i for i, b in enumerate(blocks) if b.kind == "heading" and b.text == "Backward pass")
+    end = next(i for i, b in enumerate(blocks) if b.kind == "heading" and b.text == "Update")
+    return blocks[start:end]
+
+
+def test_the_worked_solution_writes_each_delta_as_formula_then_value_in_bptt_order():
+    blocks = _chains("rnn-many-to-many-identity")
+    headings = [b.text for b in blocks if b.kind == "heading"]
+    assert headings[:3] == ["Backward pass", "t = 2", "t = 1"]
+    chains = {c.lhs: c for b in blocks if b.kind == "chains" for c in b.items}
+    rows = chains["δ[1](1)"].rows
+    assert rows[0][0].content == "(W2ᵀ δ[2](1) + H1ᵀ δ[1](2)) ⊙ (1 − x[1](1)²)"
+    np.testing.assert_allclose(rows[-1][0].content, [-0.0431] * 3, atol=5e-5)
+    # δ[2](2) = y(2) − t(2) = [numbers] − [numbers] = value
+    substituted = [t.content for t in chains["δ[2](2)"].rows[1]]
+    assert substituted[1] == "−"
+    np.testing.assert_allclose(substituted[0] - substituted[2], chains["δ[2](2)"].rows[-1][0].content)
+
+
+def test_a_layered_weight_gradient_is_a_column_times_a_row():
+    blocks = _chains("mlp-relu-exam-network")
+    chains = {c.lhs: c for b in blocks if b.kind == "chains" for c in b.items}
+    formula, numbers, value = chains["∂E/∂W1"].rows
+    assert formula[0].content == "δ[1] x[0]ᵀ"
+    column, row = numbers[0].content, numbers[-1].content
+    assert column.shape == (2, 1) and row.shape == (1, 2)
+    np.testing.assert_allclose(column @ row, value[0].content)

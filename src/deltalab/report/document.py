@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .derived import substituted
 from ._common import delta_groups, general_formula, number, parameter_names, time_groups
 
 LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
@@ -107,7 +108,27 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             blocks.append(Block("text", "No targets: forward pass only."))
         return blocks
     # Backward pass
-    if step.deltas:
+    derivation = getattr(step, "derivation", None)
+    if step.deltas and derivation is not None and any(n.kind == "delta" for n in derivation):
+        blocks.append(Block("heading", f"{prefix}Backward pass"))
+        if any(n.time_step is not None for n in derivation if n.kind == "delta"):
+            blocks.append(Block("text", "Back-propagation through time: the last time step first."))
+        current = object()
+        chains = []
+        for node in derivation:
+            if node.kind != "delta":
+                continue
+            if node.time_step != current:
+                if chains:
+                    blocks.append(Block("chains", items=chains))
+                    chains = []
+                current = node.time_step
+                if current is not None:
+                    blocks.append(Block("heading", f"t = {current}", level=3))
+            chains.append(derived_chain(node, derivation))
+        if chains:
+            blocks.append(Block("chains", items=chains))
+    elif step.deltas:
         blocks.append(Block("heading", f"{prefix}Backward pass"))
         for t, values in delta_groups(step):
             if t is not None:
@@ -123,6 +144,11 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             if name not in step.gradients:
                 continue
             contributions = sorted(step.contributions.get(name, []), key=lambda c: c.step)
+            node = None if derivation is None else derivation.by_key("gradients", name)
+            if not contributions and node is not None and node.formula is not None:
+                chain = derived_chain(node, derivation)
+                chains.append(Chain(f"∂{symbol}/∂{name}", chain.rows))
+                continue
             rows = []
             if contributions:
                 general = general_formula(contributions)
@@ -152,6 +178,17 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             chains.append(Chain(f"{name} − η · ∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
     return blocks
+
+
+def derived_chain(node, derivation) -> Chain:
+    """symbol = formula = the formula with its numbers = value."""
+    formula = node.formula.text()
+    rows = [] if formula == node.symbol else [[Term("", formula)]]
+    numbers = substituted(node.formula, derivation.values())
+    if numbers is not None:
+        rows.append([Term("", p if isinstance(p, str) else np.asarray(p, dtype=float)) for p in numbers])
+    rows.append([Term("", np.asarray(node.value, dtype=float))])
+    return Chain(node.symbol, rows)
 
 
 def loss_symbol(trace) -> str:

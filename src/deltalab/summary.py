@@ -48,6 +48,17 @@ class ModelSummary:
         table.add_row("trainable", "", "", f"{self.trainable_parameters:,}")
         return table
 
+    def __repr__(self):
+        return str(self)
+
+    def _repr_html_(self):
+        """The table for a notebook (``summary`` does not print it there: the cell shows it once)."""
+        from rich.console import Console
+
+        console = Console(record=True, file=_Discard(), width=100)
+        console.print(self.table())
+        return console.export_html(inline_styles=True, code_format="<pre style=\"font-family: monospace\">{code}</pre>")
+
     def __str__(self):
         width = max([len(r.name) + len(r.layer) for r in self.rows] + [10]) + 4
         lines = [f"{'layer':<{width}} {'output shape':>16} {'parameters':>12}"]
@@ -111,8 +122,25 @@ def _finish(model, input_shape, rows, print_table, console):
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = ModelSummary(type(model).__name__, tuple(input_shape), rows, int(total), int(trainable))
-    if print_table:
+    if print_table and (console is not None or not _in_notebook()):
         from rich.console import Console
 
         (console or Console()).print(result.table())
     return result
+
+
+def _in_notebook() -> bool:
+    """Whether results are shown by an IPython kernel's display hook (a notebook cell shows the
+    returned summary itself; printing it too would show the table twice)."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Discard:
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass

@@ -321,7 +321,7 @@ def test_latex_of_equation_reports_renders_in_katex(traces):
     node, root = _katex()
     if node is None:
         pytest.skip("node and KaTeX not available")
-    documents = [render(traces[n], "latex") for n in ("eq-relu-exam-network", "eq-elman-relu-cell",
+    documents = [render(traces[n], "markdown", maths=True) for n in ("eq-relu-exam-network", "eq-elman-relu-cell",
                                                        "eq-rnn-many-to-many-identity")]
     blocks = [b for doc in documents for b in re.findall(r"\$\$(.*?)\$\$", doc, re.S)]
     result = subprocess.run([node, "-e", KATEX_SCRIPT], input=json.dumps(blocks), capture_output=True, text=True,

@@ -177,9 +177,9 @@ def test_exact_reports_render_in_katex():
     node, root = _katex()
     if node is None:
         pytest.skip("node and KaTeX not available")
-    documents = [render(solve_problem(parse_problem(ELMAN_WITH_UNKNOWN_LABELS), exact=True), "latex"),
-                 render(solve("eq-alarmwork-net", exact=True), "latex"),
-                 render(solve("eq-rnn-many-to-many-identity", exact=True), "latex")]
+    documents = [render(solve_problem(parse_problem(ELMAN_WITH_UNKNOWN_LABELS), exact=True), "markdown", maths=True),
+                 render(solve("eq-alarmwork-net", exact=True), "markdown", maths=True),
+                 render(solve("eq-rnn-many-to-many-identity", exact=True), "markdown", maths=True)]
     assert r"\operatorname{tanh}(0.5)" in documents[2] and r"4 - 4\cdot y2" in documents[0]
     blocks = [b for doc in documents for b in re.findall(r"\$\$(.*?)\$\$", doc, re.S)]
     result = subprocess.run([node, "-e", KATEX_SCRIPT], input=json.dumps(blocks), capture_output=True, text=True,

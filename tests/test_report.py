@@ -209,8 +209,8 @@ def test_html_is_a_self_contained_well_nested_page(trace):
     assert "δ<sup>[1]</sup>(2)" in page
 
 
-def test_latex_uses_the_lecture_macros(trace):
-    text = render(trace, "latex")
+def test_markdown_maths_uses_the_lecture_macros(trace):
+    text = render(trace, "markdown", maths=True)
     assert r"{\delta^{[1]}}(2)" in text and r"{z^{[1]}}(2)" in text and r"{x^{[0]}}(1)" in text
     assert r"\begin{bmatrix}" in text and r"\begin{aligned}" in text
     assert text.count("$$") % 2 == 0
@@ -252,7 +252,7 @@ console.log("ok " + blocks.length);
 @pytest.mark.skipif(_katex()[0] is None, reason="node and KaTeX (npm install katex) not available")
 def test_latex_renders_in_katex(trace):
     node, root = _katex()
-    documents = [render(trace, "latex"), render(make_trace(steps=2), "latex", decimals=8)]
+    documents = [render(trace, "markdown", maths=True), render(make_trace(steps=2), "markdown", decimals=8, maths=True)]
     blocks = [b for doc in documents for b in re.findall(r"\$\$(.*?)\$\$", doc, re.S)]
     blocks += [latex(text) for text in AWKWARD]
     result = subprocess.run([node, "-e", KATEX_SCRIPT], input=json.dumps(blocks), capture_output=True,

@@ -67,7 +67,9 @@ class Solution:
         return self._text
 
     def _repr_markdown_(self):
-        return self.render("latex")  # Markdown with $$ … $$ maths, which notebooks typeset
+        from . import report
+
+        return report.render(self.trace, "markdown", maths=True)  # $$ … $$ maths, which notebooks typeset
 
     def _repr_html_(self):
         page = self.render("html")

@@ -14,6 +14,8 @@ def register(subparsers):
     source.add_argument("file", nargs="?", help="problem file (TOML)")
     source.add_argument("--example", metavar="NAME", help="a built-in example (see `deltalab examples`)")
     p.add_argument("--format", choices=FORMATS, default="terminal", help="output format (default: terminal)")
+    p.add_argument("--maths", action="store_true",
+                   help="markdown: write the maths as $$ … $$ blocks for KaTeX/MathJax (Jupyter, GitHub)")
     p.add_argument("--decimals", type=int, default=4, metavar="N", help="decimals in text formats (default 4)")
     p.add_argument("--check-torch", action="store_true", help="also compare the gradients with PyTorch")
     p.add_argument("--exact", action="store_true",
@@ -42,7 +44,7 @@ def run(args):
     if args.format == "terminal" and not args.output:
         report.print_terminal(trace, decimals=args.decimals)
     else:
-        text = report.render(trace, args.format, decimals=args.decimals)
+        text = report.render(trace, args.format, decimals=args.decimals, maths=args.maths)
         if args.output:
             from ..files import write_text_atomic
 

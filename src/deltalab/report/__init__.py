@@ -4,7 +4,8 @@ Reports only format what the recorder stored; they never call the engine or reco
 
 - ``terminal`` (rich; :func:`print_terminal` prints it in colour on a TTY)
 - ``markdown`` (GitHub-flavoured: headings, tables, fenced matrices)
-- ``latex`` (Markdown headings with ``$$\\begin{aligned} … \\end{aligned}$$`` blocks for KaTeX/MathJax)
+- ``latex`` (a complete document for pdflatex); ``markdown`` with ``maths=True``: Markdown
+  headings with ``$$\\begin{aligned} … \\end{aligned}$$`` blocks for KaTeX/MathJax
 - ``json`` (the contract in :mod:`deltalab.report.json_report`; full precision)
 - ``html`` (one self-contained page, no scripts or external resources)
 
@@ -16,13 +17,17 @@ from __future__ import annotations
 import importlib
 
 FORMATS = ("terminal", "markdown", "latex", "json", "html")
-_MODULES = {"terminal": "terminal", "markdown": "markdown", "latex": "latex", "json": "json_report",
+_MODULES = {"terminal": "terminal", "markdown": "markdown", "markdown-maths": "markdown_math", "latex": "latex",
+            "json": "json_report",
             "html": "html_report"}
 
 
-def render(trace, fmt: str = "terminal", decimals: int = 4) -> str:
-    """The worked solution of ``trace`` as text in ``fmt`` with ``decimals`` decimals (JSON: full precision)."""
-    if fmt not in _MODULES:
+def render(trace, fmt: str = "terminal", decimals: int = 4, maths: bool = False) -> str:
+    """The worked solution of ``trace`` as text in ``fmt`` with ``decimals`` decimals (JSON: full
+    precision); ``maths``: Markdown with ``$$`` maths for KaTeX/MathJax instead of fenced text."""
+    if maths and fmt == "markdown":
+        fmt = "markdown-maths"
+    if fmt not in FORMATS and fmt != "markdown-maths":
         raise ValueError(f"render: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 17:
         raise ValueError(f"render: decimals must be an integer from 0 to 17, got {decimals!r}")

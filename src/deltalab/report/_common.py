@@ -374,3 +374,8 @@ def chain_lines(chain, decimals: int, width: int) -> list:
         for j, piece in enumerate(pieces):
             out += hcat([head if j == 0 else indent] + piece)
     return out
+
+
+# public names of the symbol tables, for the renderers
+LATEX_CHARS = _LATEX_CHARS
+SUPERSCRIPTS = _SUPERSCRIPTS

@@ -12,23 +12,39 @@ from .document import build
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 70rem;
-       margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
+       margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; margin-top: 2rem; } h3 { margin-bottom: .3rem; }
 .eq { font-family: "Cambria Math", "STIX Two Math", Georgia, serif; margin: .2rem 0 .2rem 1rem; }
-table.chain { border-collapse: collapse; margin: .3rem 0 .3rem 1rem; }
-table.chain td { padding: .25rem .3rem; vertical-align: middle;
-                 font-family: "Cambria Math", "STIX Two Math", Georgia, serif; }
-table.chain td.lhs { text-align: right; white-space: nowrap; }
+.chain { margin: .5rem 0 .5rem 1rem; font-family: "Cambria Math", "STIX Two Math", Georgia, serif; }
+.chain .row { display: flex; flex-wrap: wrap; align-items: center; column-gap: .35rem; row-gap: .3rem;
+              margin: .15rem 0; }
+.chain .lhs { white-space: nowrap; }
+.chain .rest { padding-left: 1.5rem; }
+.term { display: inline-flex; align-items: center; gap: .3rem; max-width: 100%; }
+.wide { display: inline-block; max-width: 100%; overflow-x: auto; vertical-align: middle; }
 table.m { display: inline-table; border-collapse: separate; border-spacing: .6rem .05rem;
           border-left: 2px solid #333; border-right: 2px solid #333; border-radius: 4px;
           vertical-align: middle; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .9rem; }
-table.m td { text-align: right; padding: 0; }
+table.m td { text-align: right; padding: 0; white-space: nowrap; }
 .slice { display: inline-block; text-align: center; margin-right: .6rem; }
 .slice small { display: block; color: #666; }
+.grid-box { max-width: 100%; overflow-x: auto; }
 table.grid { border-collapse: collapse; margin: .5rem 0; }
 table.grid th, table.grid td { border: 1px solid #bbb; padding: .25rem .6rem; }
 table.grid td { text-align: right; } table.grid td:first-child { text-align: left; }
 .ok { color: #1a7f37; font-weight: bold; } .bad { color: #cf222e; font-weight: bold; }
+@media (max-width: 40rem) {
+  body { margin: 1rem auto; padding: 0 .6rem; }
+  .chain, .eq { margin-left: 0; }
+  .chain .rest { padding-left: .8rem; }
+  table.m { border-spacing: .35rem .05rem; font-size: .8rem; }
+}
+@media print {
+  body { max-width: none; margin: 0; font-size: 10.5pt; }
+  h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
+  .row, table.m, table.grid tr { break-inside: avoid; page-break-inside: avoid; }
+  .wide, .grid-box { overflow: visible; }
+}
 """.strip()
 
 
@@ -44,9 +60,20 @@ def matrix(value, decimals: int) -> str:
                    for label, part in slices(array))
 
 
-def _term(term, decimals) -> str:
-    body = html_symbol(term.content) if isinstance(term.content, str) else matrix(term.content, decimals)
-    return f"{escape(term.op)} {body}" if term.op else body
+def _term(term, decimals, first=False) -> str:
+    """One term with its operator, kept together when a row wraps on a narrow screen (so a
+    wrapped sum of two matrices never reads as one taller matrix); a matrix wider than the
+    screen scrolls inside its own box."""
+    if isinstance(term.content, str):
+        body = html_symbol(term.content)
+    else:
+        body = f'<span class="wide">{matrix(term.content, decimals)}</span>'
+    op = f"<span>{escape(_html_op(term.op))}</span>" if term.op else ""
+    return f'<span class="term">{op}{body}</span>'
+
+
+def _html_op(op: str) -> str:
+    return "−" if op == "-" else op
 
 
 def _cell(text: str) -> str:
@@ -73,17 +100,17 @@ def render(trace, decimals: int = 4) -> str:
             body.append(f"<h3>{escape(block.text)}</h3>")
             body += [f'<div class="eq">{html_symbol(line)}</div>' for line in block.items]
         elif block.kind == "chains":
-            rows = []
             for chain in block.items:
+                rows = []
                 for i, row in enumerate(chain.rows):
-                    lhs = html_symbol(chain.lhs) if i == 0 else ""
-                    terms = " ".join(_term(t, decimals) for t in row)
-                    rows.append(f'<tr><td class="lhs">{lhs}</td><td>=</td><td>{terms}</td></tr>')
-            body.append('<table class="chain">' + "".join(rows) + "</table>")
+                    head = f'<span class="lhs">{html_symbol(chain.lhs)}</span> ' if i == 0 else ""
+                    terms = "".join(_term(t, decimals, first=j == 0) for j, t in enumerate(row))
+                    rows.append(f'<div class="row{"" if i == 0 else " rest"}">{head}<span>=</span>{terms}</div>')
+                body.append('<div class="chain">' + "".join(rows) + "</div>")
         elif block.kind == "table":
             head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
             rows = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in block.items)
-            body.append(f'<table class="grid"><tr>{head}</tr>{rows}</table>')
+            body.append(f'<div class="grid-box"><table class="grid"><tr>{head}</tr>{rows}</table></div>')
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{escape(trace.title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"

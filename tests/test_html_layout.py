@@ -23,8 +23,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--allow-file-access-from-files"]
 PHONE = 400
 
-# Each page in a 400 px iframe (headless Chromium's own window is at least 500 px wide), all
-# side by side in one wide window so that every frame is on screen and loads; the harness
+# Each page in a 400 px iframe (headless Chromium's own window is at least 500 px wide), a
+# few side by side in one window so that every frame is on screen and loads; the harness
 # writes what it measured into its DOM, which --dump-dom prints.
 HARNESS = """<!DOCTYPE html><html><body style="display:flex;flex-wrap:wrap;margin:0">%s<script>
 const results = {};
@@ -45,19 +45,25 @@ def _chromium(*args, timeout=120):
     return subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def _measure(tmp_path, names):
+    """{name: {"scroll", "inner", "wide"}} for the pages of ``names`` in one browser run."""
+    harness = tmp_path / "harness.html"
+    harness.write_text(HARNESS % "".join(FRAME % (name, f"{name}.html", PHONE) for name in names))
+    result = _chromium(f"--user-data-dir={tmp_path / 'profile'}", "--window-size=2000,1000",
+                       "--dump-dom", harness.as_uri(), timeout=300)
+    found = re.search(r'data-results="([^"]*)"', result.stdout)
+    return json.loads(found.group(1).replace("&quot;", '"')) if found else {}
+
+
 def test_no_example_overflows_a_phone_screen(tmp_path):
-    frames = []
     for name in example_names():
         page = tmp_path / f"{name}.html"
         page.write_text(report.render(solve_problem(load_problem(example_path(name))), "html"))
-        frames.append(FRAME % (name, page.name, PHONE))
-    harness = tmp_path / "harness.html"
-    harness.write_text(HARNESS % "".join(frames))
-    result = _chromium(f"--user-data-dir={tmp_path / 'profile'}", "--window-size=9000,2000",
-                       "--dump-dom", harness.as_uri(), timeout=300)
-    found = re.search(r'data-results="([^"]*)"', result.stdout)
-    assert found, result.stderr[-2000:]
-    results = json.loads(found.group(1).replace("&quot;", '"'))
+    results = {}
+    for attempt in range(3):  # a busy machine may dump the page before every frame is measured
+        missing = [n for n in example_names() if n not in results]
+        for first in range(0, len(missing), 4):
+            results.update(_measure(tmp_path, missing[first : first + 4]))
     assert sorted(results) == sorted(example_names())
     overflowing = {name: r for name, r in results.items() if r["scroll"] > r["inner"] or r["wide"]}
     assert overflowing == {}

@@ -95,7 +95,8 @@ class Deltalab:
         return array
 
     def max(self, t, dim, keepdim):
-        return t.max(dim, keepdim)
+        result = t.max(dim, keepdim)
+        return getattr(result, "values", result)  # (values, indices) as torch, once deltalab has it
 
     def amax_all(self, t):
         return t.max()

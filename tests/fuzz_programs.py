@@ -30,12 +30,13 @@ few ulps routes the gradient differently in each engine).  The steps:
   any kernel, stride, padding incl. "same"/"valid", bias on/off), max/avg pooling (overlapping
   windows, padding), activations, flatten + linear;
 - ``Recurrent``: nn.RNN (tanh, relu; the lecture's sigmoid/identity against a torch loop),
-  nn.LSTM, with h0/c0 or not, batch_first, unbatched, bias or not, truncated BPTT;
-- ``Cell``: nn.RNNCell / nn.LSTMCell unrolled by hand for a few steps;
+  nn.LSTM (and nn.GRU once deltalab has it), with h0/c0 or not, batch_first, unbatched, bias
+  or not, truncated BPTT (deltalab's bptt_truncate against a torch loop that detaches);
+- ``Cell``: nn.RNNCell / nn.LSTMCell (/ nn.GRUCell) unrolled by hand for a few steps;
 - ``Tensor``: reshape/permute/transpose/squeeze/indexing/concatenation/padding, broadcast
   arithmetic with tensors and scalars, powers, reductions, matmul, softmax and friends;
-- ``Loss``: every loss with every reduction on corner inputs (-inf logits, one-hot
-  log-probabilities, probabilities of exactly 0 and 1, class-probability targets);
+- ``Loss``: cross_entropy / nll_loss / binary_cross_entropy (F. and nn.) with every reduction
+  on corner inputs (-inf logits, log of one-hot probabilities, probabilities of exactly 0 and 1);
 - ``Threads``: ``deltalab.set_num_threads(n)`` between steps.
 
 Every step ends in a *head*: a random upstream gradient, or a loss (any of them, any
@@ -161,9 +162,6 @@ class Torch(Deltalab):
 
     def max(self, t, dim, keepdim):
         return t.max(dim, keepdim).values
-
-    def amax_all(self, t):
-        return t.max()
 
     def where(self, mask, a, b):
         return torch.where(torch.tensor(mask), a, b)
@@ -672,6 +670,7 @@ class Tensor:
 
 
 def apply_op(E, op, y, rng, dtype, leaves, number):
+    """``y`` through one op of a Tensor step (drawn by draw_op); operands it draws are leaves."""
     kind = op[0]
     if kind == "reshape":
         return y.reshape(*op[1])
@@ -806,7 +805,6 @@ class Loss:
         return {"loss": E.numpy(loss)}, {name: E.grad(t) for name, t in leaves}
 
 
-STEP_TYPES = {cls.__name__: cls for cls in (Threads, Image, Recurrent, Cell, Tensor, Loss, Head)}
 
 
 # ---------------------------------------------------------------------------- comparison

@@ -26,6 +26,8 @@ class EngineBackend:
     """Values are engine tensors; parameters are leaves that require grad."""
 
     def leaf(self, node, value, requires_grad):
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":  # numbers only: no symbol to look for
+            return Tensor(np.array(value, dtype=np.float64), requires_grad=requires_grad)
         array = np.asarray(value, dtype=object)
         if any(isinstance(v, str) for v in array.reshape(-1)):  # symbols: shapes only
             value = np.array([0.0 if isinstance(v, str) else v for v in array.reshape(-1)],

@@ -19,7 +19,9 @@ from .parser import STEP, EquationError
 _SYMBOL_OPS = {ast.Add: "+", ast.Sub: "−", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
             ast.Eq: np.equal, ast.NotEq: np.not_equal}
-_FAILURES = (ShapeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError, IndexError)
+# RuntimeError: PyTorch's domain errors, e.g. binary_cross_entropy of a value outside [0, 1]
+_FAILURES = (ShapeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError, IndexError,
+             RuntimeError)
 
 
 class EngineBackend:

@@ -126,6 +126,15 @@ def loss_value(graph, parameters):
     return float(_array(values[graph.loss]).reshape(-1)[0])
 
 
+def _perturbed_loss(graph, parameters):
+    """The loss at perturbed parameters; nan where a step of ε leaves a function's domain
+    (binary_cross_entropy of 0 − ε): that entry then fails the check instead of crashing it."""
+    try:
+        return loss_value(graph, parameters)
+    except EquationError:
+        return float("nan")
+
+
 def finite_difference_check(graph, parameters, gradients, max_entries=4000):
     """Central differences of the loss for every parameter entry (a fixed sample of them for big ones)."""
     comparisons = {}
@@ -134,7 +143,7 @@ def finite_difference_check(graph, parameters, gradients, max_entries=4000):
         trial = {n: np.array(v, dtype=np.float64) for n, v in parameters.items()}
         entries = chosen[name]
         indices = [np.unravel_index(i, trial[name].shape) for i in entries]
-        comparisons[name] = compare_with_differences(lambda: loss_value(graph, trial), trial[name], indices,
+        comparisons[name] = compare_with_differences(lambda: _perturbed_loss(graph, trial), trial[name], indices,
                                                      gradients[name].reshape(-1)[entries])
     return Check.from_differences(comparisons, FD_RTOL, FD_ATOL)
 

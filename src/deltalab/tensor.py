@@ -450,6 +450,21 @@ class Tensor:
     def __ipow__(self, other):
         return self.pow_(other)
 
+    def __ifloordiv__(self, other):
+        return _ops().elementwise.apply_inplace(self, "floor_divide_", Tensor.__floordiv__, other)
+
+    def __imod__(self, other):
+        return _ops().elementwise.apply_inplace(self, "remainder_", Tensor.__mod__, other)
+
+    def __iand__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_and_", Tensor.__and__, other)
+
+    def __ior__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_or_", Tensor.__or__, other)
+
+    def __ixor__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_xor_", Tensor.__xor__, other)
+
     # comparisons give bool tensors without a graph (masks, accuracy, `where`)
     def _compare(self, other, op):
         if other is None or isinstance(other, (str, bytes, dict)):

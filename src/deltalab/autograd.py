@@ -76,7 +76,23 @@ class set_grad_enabled(no_grad):
         return wrapper
 
 
-inference_mode = no_grad
+class inference_mode(no_grad):
+    """``torch.inference_mode(mode=True)``: here the same as ``no_grad`` (or a no-op for False)."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = self._previous and not self.mode
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
 
 
 class Node:
@@ -156,12 +172,9 @@ class Function:
 
 def _remember_versions(ctx, parents, outputs):
     """Note the version of each input or output whose array the backward will read."""
-    saved_ids = {id(s) for s in ctx.saved}
-    versions = []
-    for t in parents + outputs:
-        if t is not None and id(t.data) in saved_ids:
-            versions.append((t._version, t._version.value))
-    ctx.saved_versions = tuple(versions)
+    saved_ids = [id(s) for s in ctx.saved]
+    ctx.saved_versions = tuple(
+        (t._version, t._version.value) for t in parents + outputs if t is not None and id(t.data) in saved_ids)
 
 
 def check_versions(node):

@@ -48,8 +48,7 @@ def close(a, b, tolerance):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or not np.all(np.isfinite(b)):
         return False
-    slack = 1e-12 * np.maximum(1.0, np.abs(b))  # float noise at the boundary of a rounded digit
-    return bool(np.all(np.abs(a - b) < np.asarray(tolerance) + slack))
+    return bool(np.all(np.abs(a - b) < np.asarray(tolerance)))  # strict: 1 written for 2 is wrong
 
 
 def quantity_nodes(derivation):

@@ -86,6 +86,21 @@ def expand(formula, derivation, answered, depth=MAX_DEPTH):
     return walk(formula, 0)
 
 
+class Owner(tuple):
+    """(node id, symbol, formula) of the quantity whose formula holds a site; its written
+    formula is computed once, however many variants mention it."""
+
+    def __new__(cls, node, symbol, formula):
+        return super().__new__(cls, (node, symbol, formula))
+
+    @property
+    def text(self):
+        cached = self.__dict__.get("text")
+        if cached is None:
+            cached = self.__dict__["text"] = self[2].text()
+        return cached
+
+
 def sites(expr, owner, rewrite):
     """Every tree with one subtree replaced: ``rewrite(subtree, owner)`` yields
     (replacement, note); ``owner`` is the quantity whose formula holds the subtree (an
@@ -93,7 +108,7 @@ def sites(expr, owner, rewrite):
     for replacement, note in rewrite(expr, owner):
         yield replacement, owner, note
     kids = children(expr)
-    inner_owner = (expr.node, expr.symbol, expr.formula) if isinstance(expr, Inlined) else owner
+    inner_owner = Owner(expr.node, expr.symbol, expr.formula) if isinstance(expr, Inlined) else owner
     for i, kid in enumerate(kids):
         for new_kid, where, note in sites(kid, inner_owner, rewrite):
             yield with_children(expr, kids[:i] + (new_kid,) + kids[i + 1:]), where, note
@@ -155,5 +170,5 @@ def one(shape=()):
     return Const(np.ones(shape), "1") if shape else Const(1.0, "1")
 
 
-__all__ = ["Evaluator", "Inlined", "children", "expand", "one", "ref_node", "sites", "size", "sum_of",
+__all__ = ["Evaluator", "Inlined", "Owner", "children", "expand", "one", "ref_node", "sites", "size", "sum_of",
            "terms_of_sum", "unwrap", "with_children"]

@@ -44,7 +44,7 @@ def _tolerance(text):
 
 
 def run(args):
-    from ..check import check, load
+    from ..check import check, check_weights, load
     from ..examples import example_path
 
     tolerance = _tolerance(args.tolerance)
@@ -69,8 +69,9 @@ def run(args):
 
     problem = load(problem_path)
     trace = solve_problem(problem)
-    results = [check(problem, a, tolerance=tolerance, follow_through=not args.no_follow_through, trace=trace)
-               for a in answers]
+    weights = check_weights(problem)
+    results = [check(problem, a, tolerance=tolerance, follow_through=not args.no_follow_through, trace=trace,
+                     weights=weights) for a in answers]
     from ..check import report
     from ..files import write_text_atomic
 

@@ -81,7 +81,11 @@ class Context:
 
     @property
     def owner(self):
-        return (self.node.id, self.node.symbol, self.formula)
+        from ..formulas import Owner
+
+        if not hasattr(self, "_owner"):
+            self._owner = Owner(self.node.id, self.node.symbol, self.formula)
+        return self._owner
 
     def kind(self, node_id):
         node = self.derivation.nodes.get(node_id)
@@ -125,8 +129,7 @@ class Context:
 
 
 def owner_text(owner, note):
-    node_id, symbol, formula = owner
-    return f"{symbol} = {formula.text()} {note}"
+    return f"{owner[1]} = {owner.text} {note}"
 
 
 def constant_value(expr):

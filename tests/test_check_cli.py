@@ -152,3 +152,13 @@ def test_no_diagnosis_is_claimed_for_random_wrong_values():
             claimed += bool(q.diagnoses) and q.verdict == "wrong"
     assert total == 1020
     assert claimed / total < 0.01, claimed
+
+
+def test_the_readme_example():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Checking a hand solution", 1)[1]
+    answers = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    result = dl.check("rnn-many-to-many-identity", answers)
+    assert (result.score, result.max_score, result.first_wrong.symbol) == (5, 6, "δ[1](1)")
+    assert result.counts == {"right": 4, "consistent": 1, "wrong": 1, "missing": 0}
+    assert result.first_wrong.diagnoses[0].mistake == "path_dropped"

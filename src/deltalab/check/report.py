@@ -80,8 +80,11 @@ def _written(q):
 
 
 def _implied(q):
-    if q.implied is None or (q.true is not None and np.shape(q.implied) == np.shape(q.true)
-                             and np.allclose(q.implied, q.true, rtol=0, atol=1e-12)):
+    """The value the student's own inputs give, or "= true" where that is the true value (to
+    the answer's precision)."""
+    from .grading import close
+
+    if q.implied is None or q.tolerance is None or close(q.implied, q.true, q.tolerance):
         return "= true"
     return number_text(q.implied)
 

@@ -368,3 +368,23 @@ def test_every_mistake_id_is_registered_with_a_docstring_and_an_example():
     for m in mistakes.values():
         assert m.doc and m.example and m.summary
         assert m.variants.__module__.endswith(m.id)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('loss = "9**64**64"\n', "small integer powers"),
+    ('loss = "' + "(" * 150 + "1" + ")" * 150 + '"\n', "at most 200 characters"),
+    ("loss = " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    ('loss = "1/0"\n', "divides by zero"),
+    ("loss = nan\n", "non-finite"),
+])
+def test_hostile_answers_are_refused_quickly(text, message):
+    with pytest.raises(dl.SpecError, match=message):
+        dl.check(PROBLEMS / "mlp-tanh.toml", text)
+
+
+def test_a_problem_with_unknown_symbols_is_refused_with_a_reason(tmp_path):
+    problem = tmp_path / "p.toml"
+    problem.write_text('title = "t"\n[model]\ntype = "equations"\nloss = "L"\n[equations]\nL = "(w*x - y)**2"\n'
+                       '[parameters]\nw = 0.5\n[data]\nx = 2.0\ny = "y1"\n[training]\nlearning_rate = 0.1\n')
+    with pytest.raises(dl.SpecError, match="unknown symbol"):
+        dl.check(problem, "loss = 1\n")

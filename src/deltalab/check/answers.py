@@ -97,6 +97,8 @@ _LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 def _parse(text, path):
     try:
         return tomllib.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise AnswersError(f"{path}: arrays nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _LINE.search(message)
@@ -157,6 +159,8 @@ def _step_entries(table, step, prefix, path, tolerance):
 def _answer(section, key, step, raw, where, path, tolerance):
     if isinstance(raw, np.ndarray):
         raw = raw.tolist()
+    if not isinstance(key, str):
+        _fail(path, where, "keys are names such as \"z[1](2)\"")
     entries = _flatten(raw, where, path)
     numbers = [n for n, _, _ in entries]
     shape = _shape(raw, where, path)
@@ -248,11 +252,17 @@ def exact_number(text: str, where="answer", path="<answers>") -> Fraction:
             if b == 0:
                 _fail(path, where, f"{text!r} divides by zero")
             return a / b
-        if b.denominator != 1 or abs(b) > 64 or (a == 0 and b < 0):
-            _fail(path, where, f"{text!r}: only small integer powers are supported")
+        if b.denominator != 1 or abs(b) > 64 or (a == 0 and b < 0) or (
+                max(a.numerator.bit_length(), a.denominator.bit_length()) * abs(int(b)) > 4096):
+            _fail(path, where, f"{text!r}: only small integer powers of small numbers are supported")
         return a ** int(b)
 
-    return value(tree)
+    try:
+        number = value(tree)
+        float(number)
+    except (RecursionError, OverflowError):
+        _fail(path, where, f"{text!r} is too large or too deeply nested")
+    return number
 
 
 __all__ = ["Answer", "Answers", "AnswersError", "SECTIONS", "exact_number", "read_answers", "written_tolerance"]

@@ -74,7 +74,10 @@ def bind(answers: Answers, trace):
             raise AnswersError(f"{path}: steps.{answer.step}: the problem has {len(trace.steps)} training "
                                f"step{'s' if len(trace.steps) != 1 else ''}")
         derivation = trace.steps[answer.step - 1].derivation
-        nodes = quantity_nodes(derivation)
+        nodes = quantity_nodes(derivation) if derivation is not None else {}
+        if not nodes:
+            raise AnswersError(f"{path}: this problem has no numeric solution to check against (unknown symbols "
+                               "are solved only exactly, with solve --exact; check grades numbers)")
         node = nodes.get((answer.section, answer.key))
         if node is None:
             valid = [k for s, k in nodes if s == answer.section]

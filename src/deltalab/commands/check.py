@@ -78,11 +78,17 @@ def run(args):
     if args.csv:
         from ..check.batch import csv_text
 
-        write_text_atomic(args.csv, csv_text(results))
+        try:
+            write_text_atomic(args.csv, csv_text(results))
+        except OSError as exc:
+            raise DeltalabError(f"--csv: cannot write {args.csv} ({exc.strerror or exc})") from None
     if args.out:
         from ..check.batch import write_feedback
 
-        write_feedback(results, args.out, "html" if args.format == "html" else "markdown")
+        try:
+            write_feedback(results, args.out, "html" if args.format == "html" else "markdown")
+        except OSError as exc:
+            raise DeltalabError(f"--out: cannot write to {args.out} ({exc.strerror or exc})") from None
     if args.format == "json":
         data = [r.to_dict() for r in results]
         import json

@@ -388,3 +388,10 @@ def test_a_problem_with_unknown_symbols_is_refused_with_a_reason(tmp_path):
                        '[parameters]\nw = 0.5\n[data]\nx = 2.0\ny = "y1"\n[training]\nlearning_rate = 0.1\n')
     with pytest.raises(dl.SpecError, match="unknown symbol"):
         dl.check(problem, "loss = 1\n")
+
+
+def test_a_gradient_written_transposed_is_judged_and_named():
+    """x[0] δ[1]ᵀ (3×2) for δ[1] x[0]ᵀ (2×3): not refused as a wrong shape, but diagnosed."""
+    m = mlp_tanh()
+    q = only(grade("mlp-tanh", {"gradients": {"W1": np.outer(m["x"], m["d1"])}}))
+    assert q.verdict == "wrong" and "transposed" in [d.mistake for d in q.diagnoses]

@@ -48,7 +48,10 @@ def close(a, b, tolerance):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or not np.all(np.isfinite(b)):
         return False
-    return bool(np.all(np.abs(a - b) < np.asarray(tolerance)))  # strict: 1 written for 2 is wrong
+    tolerance = np.asarray(tolerance)
+    if tolerance.shape not in ((), a.shape):  # an answer written transposed: its coarsest entry
+        tolerance = tolerance.max()
+    return bool(np.all(np.abs(a - b) < tolerance))  # strict: 1 written for 2 is wrong
 
 
 def quantity_nodes(derivation):

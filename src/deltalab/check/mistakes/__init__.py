@@ -9,7 +9,7 @@ the answer's tolerance) is diagnosed with that rule.  Rules rewrite the formula 
 generically (drop one term of a sum, one factor of a product, …), so they work for every
 problem kind; none branches on a problem's name.
 
-Stable ids (the order is the order reports list them in):
+The stable ids are ``IDS`` below (reports list diagnoses in that order).
 """
 from __future__ import annotations
 

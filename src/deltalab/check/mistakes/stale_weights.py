@@ -1,6 +1,9 @@
 """``stale_weights``: the updated weights used in the backward pass (the update done too early).
 
 Example (mlp): ∂E/∂x[1] = W2ᵀ δ[2] computed with W2′ = W2 − η ∂E/∂W2.
+
+Layered and recurrent nets only: an equations problem records its local derivatives as
+numbers, so there is no weight in them to replace.
 """
 from __future__ import annotations
 

@@ -395,3 +395,42 @@ def test_a_gradient_written_transposed_is_judged_and_named():
     m = mlp_tanh()
     q = only(grade("mlp-tanh", {"gradients": {"W1": np.outer(m["x"], m["d1"])}}))
     assert q.verdict == "wrong" and "transposed" in [d.mistake for d in q.diagnoses]
+
+
+ELMAN_UNKNOWN_LABELS = """
+title = "Elman ReLU cell, labels unknown"
+[model]
+type = "equations"
+loss = "L"
+[recurrence]
+h = "relu(h[t-1]*w_hh + w_xh*x[t])"
+yhat = "relu(h*w_hy)"
+L = "(yhat - y[t])**2"
+[initial]
+h = 0
+[parameters]
+w_xh = 2.0
+w_hh = 1.0
+w_hy = 0.5
+[data]
+x = [2, -1]
+y = ["y1", "y2"]
+[training]
+learning_rate = 0.1
+"""
+
+
+def test_expressions_in_unknown_labels_are_compared_exactly(tmp_path):
+    """By hand: h = (4, 2), ŷ = (2, 1); ∂L/∂w_hh = 2(ŷ₂ − y₂)·w_hy·h₁ = 4 − 4y₂ (the first
+    step's path is 0 at h₀ = 0), ∂L/∂w_hy = 2(2 − y₁)·4 + 2(1 − y₂)·2 = 20 − 8y₁ − 4y₂."""
+    problem = tmp_path / "elman.toml"
+    problem.write_text(ELMAN_UNKNOWN_LABELS)
+    text = ('loss = "(2 - y1)^2 + (1 - y2)**2"\n[outputs]\n"yhat(1)" = 1\n'
+            '[gradients]\nw_hh = "4*(1 - y2)"\nw_hy = "20 - 8*y1"\n')
+    verdicts = {q.where: q.verdict for q in dl.check(problem, text).quantities}
+    assert verdicts == {"loss": "right", "outputs.yhat(1)": "wrong", "gradients.w_hh": "right",
+                        "gradients.w_hy": "wrong"}
+    with pytest.raises(dl.SpecError, match="'z' is not an unknown of this problem"):
+        dl.check(problem, '[gradients]\nw_hh = "4 - 4*z"\n')
+    with pytest.raises(dl.SpecError, match="cannot read"):
+        dl.check(problem, '[gradients]\nw_hh = "__import__(1)"\n')

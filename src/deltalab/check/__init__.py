@@ -146,13 +146,19 @@ def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, 
     from ..solve import solve_problem
 
     problem = load(problem)
+    symbolic = problem.model_type == "equations" and bool(problem.equations.symbols)
     if trace is None:
-        trace = solve_problem(problem)
+        trace = solve_problem(problem, exact=symbolic)
     if tolerance is not None and not (float(tolerance) >= 0):
         raise AnswersError(f"tolerance: expected a non-negative number, got {tolerance!r}")
-    submission = read_answers(answers, tolerance)
+    submission = read_answers(answers, tolerance, symbolic)
     if weights is None:
         weights = check_weights(problem)
+    if symbolic:
+        from .exact import grade_exact
+
+        return CheckResult(trace.title, submission.source, submission.student,
+                           grade_exact(trace, problem, submission, weights), follow_through)
     loss_name = problem.loss if problem.model_type != "equations" else "equations"
     quantities = grade(trace, submission, follow_through, weights, diagnose, loss_name)
     return CheckResult(trace.title, submission.source, submission.student, quantities, follow_through)

@@ -55,6 +55,7 @@ class Answer:
     value: np.ndarray
     tolerance: np.ndarray  # per entry: |answer − true| below this is right
     written: object  # the entries as written (strings), for reports
+    raw: object = None  # a string answer as written, when unknown symbols are allowed
 
     @property
     def where(self) -> str:
@@ -69,14 +70,15 @@ class Answers:
     entries: list  # [Answer]
 
 
-def read_answers(source, tolerance=None) -> Answers:
-    """An answers file (path), TOML text (a string with a newline) or a dict like the TOML's."""
+def read_answers(source, tolerance=None, symbolic=False) -> Answers:
+    """An answers file (path), TOML text (a string with a newline) or a dict like the TOML's;
+    ``symbolic``: string answers may be expressions in unknowns (kept as written)."""
     if isinstance(source, Answers):
         return source
     if isinstance(source, dict):
-        return _entries(source, "<answers>", tolerance)
+        return _entries(source, "<answers>", tolerance, symbolic)
     if isinstance(source, str) and "\n" in source:
-        return _entries(_parse(source, "<answers>"), "<answers>", tolerance)
+        return _entries(_parse(source, "<answers>"), "<answers>", tolerance, symbolic)
     path = Path(source)
     try:
         size = path.stat().st_size
@@ -88,7 +90,7 @@ def read_answers(source, tolerance=None) -> Answers:
         raise AnswersError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AnswersError(f"{path}: cannot read the file ({exc})") from None
-    return _entries(_parse(text, str(path)), str(path), tolerance)
+    return _entries(_parse(text, str(path)), str(path), tolerance, symbolic)
 
 
 _LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -118,14 +120,14 @@ def _unknown(path, where, key, allowed):
     _fail(path, f"{where}{key}" if not where else f"{where}.{key}", f"unknown key; {hint}")
 
 
-def _entries(data, path, tolerance) -> Answers:
+def _entries(data, path, tolerance, symbolic=False) -> Answers:
     for key in data:
         if key not in TOP_KEYS:
             _unknown(path, "", key, TOP_KEYS)
     student = data.get("student")
     if student is not None and not isinstance(student, str):
         _fail(path, "student", "expected a string")
-    entries = _step_entries(data, 1, "", path, tolerance)
+    entries = _step_entries(data, 1, "", path, tolerance, symbolic)
     steps = data.get("steps", {})
     if not isinstance(steps, dict):
         _fail(path, "steps", "expected tables [steps.2.gradients], …")
@@ -137,14 +139,14 @@ def _entries(data, path, tolerance) -> Answers:
         for key in table:
             if key not in ("loss",) + SECTIONS:
                 _unknown(path, f"steps.{name}", key, ("loss",) + SECTIONS)
-        entries += _step_entries(table, int(name), f"steps.{name}.", path, tolerance)
+        entries += _step_entries(table, int(name), f"steps.{name}.", path, tolerance, symbolic)
     return Answers(path, student, entries)
 
 
-def _step_entries(table, step, prefix, path, tolerance):
+def _step_entries(table, step, prefix, path, tolerance, symbolic=False):
     out = []
     if "loss" in table:
-        out.append(_answer("loss", "loss", step, table["loss"], f"{prefix}loss", path, tolerance))
+        out.append(_answer("loss", "loss", step, table["loss"], f"{prefix}loss", path, tolerance, symbolic))
     for section in SECTIONS:
         if section not in table:
             continue
@@ -152,13 +154,15 @@ def _step_entries(table, step, prefix, path, tolerance):
         if not isinstance(values, dict):
             _fail(path, f"{prefix}{section}", f"expected a table [{prefix}{section}]")
         for key, value in values.items():
-            out.append(_answer(section, key, step, value, f"{prefix}{section}.{key}", path, tolerance))
+            out.append(_answer(section, key, step, value, f"{prefix}{section}.{key}", path, tolerance, symbolic))
     return out
 
 
-def _answer(section, key, step, raw, where, path, tolerance):
+def _answer(section, key, step, raw, where, path, tolerance, symbolic=False):
     if isinstance(raw, np.ndarray):
         raw = raw.tolist()
+    if symbolic and isinstance(raw, str):  # read against the problem's unknowns later (exact.py)
+        return Answer(section, key, step, np.array(np.nan), np.array(0.0), raw, raw)
     if not isinstance(key, str):
         _fail(path, where, "keys are names such as \"z[1](2)\"")
     entries = _flatten(raw, where, path)

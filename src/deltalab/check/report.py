@@ -30,8 +30,8 @@ MARK = {"right": "✓ right", "consistent": "≈ consistent", "wrong": "✗ wron
 
 
 def _json_value(value):
-    if value is None:
-        return None
+    if value is None or isinstance(value, str):  # str: an exact expression in unknowns
+        return value
     a = np.asarray(value, dtype=np.float64)
 
     def clean(v):
@@ -61,6 +61,8 @@ def to_dict(result) -> dict:
 def number_text(value, decimals=4):
     if value is None:
         return "—"
+    if isinstance(value, str):
+        return value
     a = np.asarray(value, dtype=np.float64)
     if a.ndim == 0:
         v = float(a)

@@ -68,7 +68,7 @@ def run(args):
     from ..solve import solve_problem
 
     problem = load(problem_path)
-    trace = solve_problem(problem)
+    trace = solve_problem(problem, exact=problem.model_type == "equations" and bool(problem.equations.symbols))
     weights = check_weights(problem)
     results = [check(problem, a, tolerance=tolerance, follow_through=not args.no_follow_through, trace=trace,
                      weights=weights) for a in answers]

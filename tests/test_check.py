@@ -434,3 +434,13 @@ def test_expressions_in_unknown_labels_are_compared_exactly(tmp_path):
         dl.check(problem, '[gradients]\nw_hh = "4 - 4*z"\n')
     with pytest.raises(dl.SpecError, match="cannot read"):
         dl.check(problem, '[gradients]\nw_hh = "__import__(1)"\n')
+
+
+def test_a_mistake_is_named_on_the_students_own_inputs():
+    """δ[2] wrong, then δ[1] from it with f′ left out: δ[2] wrong, δ[1] wrong and named
+    derivative_omitted (evaluated on the student's δ[2], not the true one)."""
+    m = mlp_tanh()
+    d2 = m["d2"] + np.array([0.4, -0.3])
+    q = {q.key: q for q in grade("mlp-tanh", {"deltas": {"z[2]": d2, "z[1]": m["W2"].T @ d2}}).quantities}
+    assert q["z[2]"].verdict == "wrong" and q["z[1]"].verdict == "wrong"
+    assert "derivative_omitted" in [d.mistake for d in q["z[1]"].diagnoses]

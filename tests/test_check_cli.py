@@ -162,3 +162,14 @@ def test_the_readme_example():
     assert (result.score, result.max_score, result.first_wrong.symbol) == (5, 6, "δ[1](1)")
     assert result.counts == {"right": 4, "consistent": 1, "wrong": 1, "missing": 0}
     assert result.first_wrong.diagnoses[0].mistake == "path_dropped"
+
+
+def test_html_feedback_pages(tmp_path):
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text('student = "Ann"\nloss = 2.5\n')
+    b.write_text('student = "Ann"\nloss = 3\n')
+    out = run("--example", "mlp-relu-exam-network", a, b, "--out", tmp_path / "pages", "--format", "html")
+    assert out.returncode == 0, out.stderr
+    pages = sorted(p.name for p in (tmp_path / "pages").iterdir())
+    assert pages == ["Ann-2.html", "Ann.html"]
+    assert (tmp_path / "pages" / "Ann.html").read_text().startswith("<!DOCTYPE html>")

@@ -382,12 +382,12 @@ def test_hostile_answers_are_refused_quickly(text, message):
         dl.check(PROBLEMS / "mlp-tanh.toml", text)
 
 
-def test_a_problem_with_unknown_symbols_is_refused_with_a_reason(tmp_path):
+def test_a_number_for_an_expression_in_unknowns_is_wrong(tmp_path):
     problem = tmp_path / "p.toml"
     problem.write_text('title = "t"\n[model]\ntype = "equations"\nloss = "L"\n[equations]\nL = "(w*x - y)**2"\n'
                        '[parameters]\nw = 0.5\n[data]\nx = 2.0\ny = "y1"\n[training]\nlearning_rate = 0.1\n')
-    with pytest.raises(dl.SpecError, match="unknown symbol"):
-        dl.check(problem, "loss = 1\n")
+    assert [q.verdict for q in dl.check(problem, "loss = 1\n").quantities] == ["wrong"]
+    assert [q.verdict for q in dl.check(problem, 'loss = "(1 - y1)^2"\n').quantities] == ["right"]
 
 
 def test_a_gradient_written_transposed_is_judged_and_named():

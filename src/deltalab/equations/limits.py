@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 
+from .. import limits as global_limits
 from ..errors import ShapeError
 
 MAX_GRAPH_NODES = 20_000  # nodes of the unrolled graph: leaves + equations + time_steps × recurrence
 MAX_TIME_STEPS = 10_000
-MAX_STEPS = 1_000  # training.steps
+MAX_STEPS = global_limits.STEPS  # training.steps, as for the other problem types
 MAX_STEP_WORK = 200_000  # training.steps × graph nodes: every step records the whole chain rule
 MAX_RESULT_VALUES = 1 << 22  # entries of one operation's result (32 MB in float64)
 MAX_PASS_VALUES = 1 << 24  # entries computed in one pass over the graph (128 MB)

@@ -3,10 +3,12 @@
 Nothing in an equation is ever executed: the parser walks Python's ``ast`` through a whitelist,
 and size and nesting are checked before ``ast.parse``.
 """
+import os
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from deltalab.errors import NonFiniteResult, SpecError
@@ -36,6 +38,8 @@ def problem_text(*lines):
 
 def refuse(text, *fragments, exact=False):
     """Parse (and solve) ``text``: a SpecError containing every fragment, in well under a second."""
+    if exact:
+        pytest.importorskip("sympy")  # importing SymPy is not part of the refusal's time
     start = time.perf_counter()
     with pytest.raises(SpecError) as info:
         solve_problem(parse_problem(text, "hostile.toml"), exact=exact)
@@ -169,3 +173,167 @@ def test_bad_names_and_tables():
     refuse(problem_text('L = "t * w"'), "equations.L (column 1): the step index t exists only in [recurrence]")
     refuse(problem_text('L = "w"').replace('loss = "L"', 'loss = "l"'), "model.loss", "did you mean 'L'?")
     refuse(problem_text('L = "w"').replace("[data]", "[dataa]"), "dataa: unknown key; did you mean 'data'?")
+
+
+# ------------------------------------------------------------------ sizes, work and blow-ups
+def chain_text(n, op="tanh(h{p}) * w", data="x = 2.0", training="learning_rate = 0.1"):
+    lines = ['h0 = "w * x"'] + [f'h{i} = "{op.format(p=i - 1)}"' for i in range(1, n)] + [f'L = "h{n - 1} * h{n - 1}"']
+    return (f'[model]\ntype = "equations"\nloss = "L"\n[equations]\n' + "\n".join(lines)
+            + f"\n[parameters]\nw = 0.5\n[data]\n{data}\n[training]\n{training}\n")
+
+
+def test_steps_time_steps_and_graph_size_are_limited_before_any_work():
+    refuse(problem_text('L = "w * x"').replace("learning_rate = 0.1", "learning_rate = 0.1\nsteps = 1000000000"),
+           "training.steps: 1,000,000,000 steps; the largest is 1,000")
+    recurrent = """
+[model]
+type = "equations"
+loss = "L"
+time_steps = 100000000
+[recurrence]
+h = "tanh(w * h[t-1])"
+L = "h * h"
+[initial]
+h = 0.5
+[parameters]
+w = 0.5
+[training]
+learning_rate = 0.1
+"""
+    refuse(recurrent, "model.time_steps: 100,000,000 steps; the largest is 10,000")
+    refuse(chain_text(300, training="learning_rate = 0.1\nsteps = 1000"),
+           "training.steps: 1,000 steps of a graph of 304 nodes are too much work", "the largest for this graph is 657")
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match="equations: the unrolled graph would have 25,004 nodes; the largest is 20,000"):
+        parse_problem(chain_text(25_000), "long.toml")
+    assert time.perf_counter() - start < 30  # parsing 25,000 equations; nothing is evaluated
+
+
+def broadcast_text(n, equations='L = "sum(c * r) * w"'):
+    column = "[" + ", ".join(["[1.0]"] * n) + "]"
+    row = "[[" + ", ".join(["1.0"] * n) + "]]"
+    return TEMPLATE.format(equations=equations).replace("x = 2.0", f"c = {column}\nr = {row}")
+
+
+@pytest.mark.parametrize("equation, operation", [
+    ('L = "sum(c * r) * w"', "mul"), ('L = "sum(where(c > 0, c, r)) * w"', "where"), ('L = "mse(c, r) * w"', "mse"),
+    ('L = "sum(c ** r) * w"', "pow"),
+])
+def test_broadcasting_to_a_huge_size_is_refused_before_allocating(equation, operation):
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:  # the shape check on load refuses it: nothing of 12 GB is allocated
+        parse_problem(broadcast_text(40_000, equation), "hostile.toml")
+    assert time.perf_counter() - start < 30  # reading 80,000 numbers of TOML included
+    assert f"hostile.toml: equations.L (column " in str(info.value)
+    assert f"{operation}: the result would have shape (40000, 40000), 1,600,000,000 values; the largest is " \
+           "4,194,304" in str(info.value)
+
+
+def test_a_huge_outer_product_through_the_cli_under_a_memory_cap(tmp_path):
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    path = tmp_path / "outer.toml"
+    path.write_text(broadcast_text(40_000, 'L = "sum(c @ r) * w"'))
+    result = subprocess.run([sys.executable, "-m", "deltalab.cli", "solve", str(path)], capture_output=True, text=True,
+                            timeout=60, preexec_fn=limited)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "outer.toml: equations.L (column 7): matmul: shapes (40000, 1) and (1, 40000) need 1,600,000,000" \
+        in result.stderr
+
+
+class CountingArray(np.ndarray):
+    """An array that counts the NumPy operations (matmul, add, …) applied to it."""
+
+    operations = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        CountingArray.operations[0] += 1
+        inputs = [np.asarray(x) if isinstance(x, CountingArray) else x for x in inputs]
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+def path_sum_operations(n):
+    """Operations on local Jacobians that path_sums spends on a chain of n equations."""
+    import dataclasses
+
+    from deltalab.equations import chain_rule
+    from deltalab.equations.evaluate import evaluate_graph
+    from deltalab.equations.graph import build
+
+    problem = parse_problem(chain_text(n), "chain.toml").equations
+    graph = build(problem)
+    values = evaluate_graph(graph, keep=True)
+    values[graph.loss].backward()
+    edges, delta = chain_rule.local_derivatives(graph, values, graph.loss)
+    counted = [dataclasses.replace(e, value=None if e.value is None else e.value.view(CountingArray)) for e in edges]
+    CountingArray.operations = [0]
+    sums = chain_rule.path_sums(graph, counted, delta, graph.loss)
+    np.testing.assert_allclose(sums["w"].value, values["w"].grad.data, rtol=1e-10)
+    assert sums["w"].total == n  # w is read by every equation: n paths of lengths 1 … n
+    return CountingArray.operations[0]
+
+
+def test_path_sums_are_linear_in_the_graph_size():
+    """A chain where w enters every equation has n paths of up to n edges: listing and multiplying
+    them is quadratic; the sum formed by dynamic programming is linear (operations counted, not timed)."""
+    small, large = path_sum_operations(250), path_sum_operations(1000)
+    assert large <= 4.5 * small, (small, large)
+
+
+@pytest.mark.skipif(not os.environ.get("DELTALAB_SOAK"), reason="long run: set DELTALAB_SOAK=1")
+def test_five_thousand_chained_equations_solve_in_bounded_time(tmp_path):
+    path = tmp_path / "chain.toml"
+    path.write_text(chain_text(5000))
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "deltalab.cli", "solve", str(path), "-o", str(tmp_path / "out.txt")],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert time.perf_counter() - started < 180  # quadratic path sums took ~15 minutes here
+    assert "sum over all 5,000 paths" in (tmp_path / "out.txt").read_text()
+
+
+def test_finite_differences_sample_the_entries_of_a_large_parameter():
+    weights = "[" + ", ".join(["[" + ", ".join(["0.01"] * 200) + "]"] * 200) + "]"
+    text = TEMPLATE.format(equations='L = "sum(W @ v) * w"').replace(
+        "W = [[1.0, 2.0], [3.0, 4.0]]", f"W = {weights}").replace("v = [1.0, 2.0, 3.0]", "v = [" + ", ".join(["1.0"] * 200) + "]")
+    start = time.perf_counter()
+    trace = solve_problem(parse_problem(text, "big.toml"))
+    check = trace.checks[0]
+    assert check.method == "central finite differences" and check.passed
+    assert time.perf_counter() - start < 60
+
+
+def exact_refuse(text, *fragments):
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        solve_problem(parse_problem(text, "hostile.toml"), exact=True)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message and message.startswith("hostile.toml: ")
+    assert time.perf_counter() - start < 30
+    return message
+
+
+def test_exact_mode_blow_ups_are_bounded():
+    # x ← x² doubles the digits of an exact rational every equation
+    exact_refuse(chain_text(40, "h{p} * h{p}", data="x = 0.3"), "an exact value grew to",
+                 "the largest exact-mode expression has 20,000")
+    # with a symbol, h ← h² + h doubles the written-out expression every equation
+    exact_refuse(chain_text(40, "h{p} * h{p} + h{p}", data='x = "a"'), "the largest exact-mode expression has 20,000")
+    # SymPy's sign tests on tanh(w·tanh(w·…)) grow exponentially with the depth
+    exact_refuse(chain_text(12, data="x = 0.3"), "equations.h6 (column 1): functions nested 6 deep in exact "
+                                                 "arithmetic; the largest is 5")
+
+
+def test_exact_gradients_are_expanded_only_while_short():
+    from deltalab.equations.exact import MAX_EXPANDED_TERMS, expanded_terms
+
+    sp = pytest.importorskip("sympy")
+    a, b, c, d = sp.symbols("a b c d")
+    assert expanded_terms((a + b) ** 2) == 3 == len(sp.expand((a + b) ** 2).args)
+    assert expanded_terms((a + b) * (a + c) + a) == 5 >= len(sp.expand((a + b) * (a + c) + a).args)
+    assert expanded_terms((a + b + c + d) ** 40) > MAX_EXPANDED_TERMS  # 12,341 terms: kept as it is

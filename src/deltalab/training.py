@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import architecture, architecture_rules, checkpoint, dtypes, losses, nn, optim
+from . import architecture, architecture_rules, checkpoint, dtypes, limits, losses, nn, optim
 from .autograd import no_grad
 from .errors import CheckpointError, ConfigurationError, DeltalabError
 from .random import generator, manual_seed
@@ -104,8 +104,8 @@ BASE_DEFAULTS = {
     "dtype": "float32",
 }
 OPTIMIZERS = ("sgd", "adam")
-MAX_EPOCHS = 1_000_000  # --epochs, and the epoch a checkpoint may claim
-MAX_SEED = 2**63 - 1  # --seed: any non-negative int64 seeds NumPy's generator
+MAX_EPOCHS = limits.EPOCHS  # --epochs, and the epoch a checkpoint may claim
+MAX_SEED = limits.SEED  # --seed: any non-negative int64 seeds NumPy's generator
 SCHEDULES = ("constant", "cosine")
 
 

@@ -16,8 +16,9 @@ from ..trace import ChainPath, LocalDerivative, PathSum
 from .evaluate import EngineBackend, evaluate
 
 JACOBIAN_LIMIT = 4096  # entries of a local Jacobian kept (output size × input size)
-PATH_LIMIT = 2000  # paths per parameter enumerated and summed one by one
 PATHS_SHOWN = 6  # paths per parameter written out in the report
+SHOWN_PATH_EDGES = 100  # a longer path is counted and summed but not written out
+SHOWN_FACTORS = 20_000  # local derivatives multiplied for the written-out paths of all parameters
 
 
 def _local_graph(graph, node, values):
@@ -89,50 +90,89 @@ def local_derivatives(graph, values, loss_key):
 
 
 def path_sums(graph, edges, delta, loss_key, loss_ndim=0):
-    """parameter -> PathSum: every path from the loss to the parameter and their sum."""
+    """parameter -> PathSum: the number of paths from the loss to the parameter, their sum, and
+    the first :data:`PATHS_SHOWN` of them written out.
+
+    Linear in the graph size, however many paths there are: the count and the sum are formed by
+    dynamic programming over the graph in backward order — the sum at a node is Σ over its
+    consumers n of (sum at n) · ∂n/∂node, which by distributivity *is* the sum over every path
+    of the product of its local Jacobians — and only the shown paths are listed one by one."""
     jacobian = {(e.output, e.input): e.value for e in edges}
     consumers = {}
     for e in edges:
         consumers.setdefault(e.input, []).append(e.output)
-    # number of paths from the loss to each node (backward order)
     count = {loss_key: 1}
+    summed = {loss_key: np.ones(np.shape(delta[loss_key]))}  # None: a Jacobian on the way is too large
+    distance = {loss_key: 0}  # edges of the shortest path up to the loss
     for key in reversed(list(graph.nodes)):
         if key not in count:
             continue
         for k in graph.nodes[key].operands:
-            if (key, k) in jacobian:
-                count[k] = count.get(k, 0) + count[key]
-    out = {}
+            if (key, k) not in jacobian:
+                continue
+            count[k] = count.get(k, 0) + count[key]
+            distance[k] = min(distance.get(k, distance[key] + 1), distance[key] + 1)
+            factor, above = jacobian[(key, k)], summed[key]
+            if factor is None or above is None or summed.get(k, 0) is None:
+                summed[k] = None
+                continue
+            share = _contract(above, factor)
+            summed[k] = share if k not in summed else summed[k] + share
+    out, factors_left = {}, SHOWN_FACTORS
     for name in graph.parameters:
         total = count.get(name, 0)
         if total == 0:
             out[name] = PathSum(name, 0, [], np.zeros(np.shape(graph.nodes[name].value)), "no path: the gradient is 0")
             continue
-        paths = _enumerate(name, loss_key, consumers, min(total, PATH_LIMIT))
+        paths = []
+        if distance[name] <= SHOWN_PATH_EDGES and factors_left > 0:
+            paths = _first_paths(name, loss_key, consumers, distance, PATHS_SHOWN)
+            factors_left -= sum(len(p) - 1 for p in paths)
         products = [_product(p, jacobian, loss_ndim) for p in paths]
-        if total <= PATH_LIMIT and all(v is not None for _, v in products):
-            value = np.sum([v for _, v in products], axis=0)
-            method = f"sum over all {total} paths" if total > 1 else "the one path"
+        if summed[name] is not None:
+            value = summed[name]
+            method = f"sum over all {_count(total)} paths" if total > 1 else "the one path"
         else:
             value = delta[name]
             method = "backward accumulation (Σ over consumers of local derivative × delta)"
-        shown = [ChainPath(p, factors, v) for p, (factors, v) in zip(paths[:PATHS_SHOWN], products[:PATHS_SHOWN])
-                 if v is not None]
+        shown = [ChainPath(p, factors, v) for p, (factors, v) in zip(paths, products) if v is not None]
         out[name] = PathSum(name, total, shown, np.asarray(value, dtype=np.float64), method)
     return out
 
 
-def _enumerate(parameter, loss_key, consumers, limit):
-    """Up to ``limit`` paths [loss, …, parameter], found from the parameter upwards (iteratively)."""
-    paths, stack = [], [[parameter]]
+def _count(total):
+    """A path count as text: 1,234, or 3.3e+150 for the astronomically many paths of a lattice."""
+    if total < 10**15:
+        return f"{total:,}"
+    digits = total.bit_length() * 0.30102999566398120  # log10(2)
+    exponent = int(digits)
+    mantissa = total // 10 ** max(exponent - 3, 0) / 10 ** min(exponent, 3)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.1f}e+{exponent}"
+
+
+def _first_paths(parameter, loss_key, consumers, distance, limit):
+    """The first ``limit`` paths [loss, …, parameter] of at most :data:`SHOWN_PATH_EDGES` edges,
+    depth first from the parameter upwards.
+
+    Only consumers that can still reach the loss within that length are followed (``distance``:
+    their shortest way up), and a path is a chain of links, not a copied list, so each path
+    found costs about its length, however large the graph."""
+    paths, stack = [], [(parameter, None, 0)]
     while stack and len(paths) < limit:
-        path = stack.pop()
-        head = path[-1]
-        if head == loss_key:
-            paths.append(list(reversed(path)))
+        node, link, depth = stack.pop()
+        link = (node, link)
+        if node == loss_key:
+            path = []
+            while link is not None:
+                path.append(link[0])
+                link = link[1]
+            paths.append(path)
             continue
-        for consumer in reversed(consumers.get(head, [])):
-            stack.append(path + [consumer])
+        for consumer in reversed(consumers.get(node, [])):
+            if consumer in distance and depth + 1 + distance[consumer] <= SHOWN_PATH_EDGES:
+                stack.append((consumer, link, depth + 1))
     return paths
 
 
@@ -143,8 +183,15 @@ def _product(path, jacobian, loss_ndim):
         return factors, None
     vector = factors[0].reshape(factors[0].shape[loss_ndim:])  # the loss is one number
     for factor in factors[1:]:
-        vector = np.tensordot(vector, factor, axes=vector.ndim)
+        vector = _contract(vector, factor)
     return factors, vector
+
+
+def _contract(vector, factor):
+    """Σ over the vector's axes of vector · factor (a vector-Jacobian product), as one matrix
+    product: np.tensordot costs ~20 times more for the small arrays of an exercise."""
+    rows = vector.size
+    return (vector.reshape(1, rows) @ factor.reshape(rows, -1)).reshape(factor.shape[vector.ndim:])
 
 
 def contributions(graph, edges, formula):
@@ -163,4 +210,4 @@ def contributions(graph, edges, formula):
     return out
 
 
-__all__ = ["JACOBIAN_LIMIT", "PATHS_SHOWN", "PATH_LIMIT", "contributions", "local_derivatives", "path_sums"]
+__all__ = ["JACOBIAN_LIMIT", "PATHS_SHOWN", "SHOWN_FACTORS", "SHOWN_PATH_EDGES", "contributions", "local_derivatives", "path_sums"]

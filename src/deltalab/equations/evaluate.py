@@ -14,18 +14,26 @@ import numpy as np
 from .. import losses, ops
 from ..errors import ShapeError
 from ..tensor import Tensor
+from .limits import Budget
 from .parser import STEP, EquationError
 
 _SYMBOL_OPS = {ast.Add: "+", ast.Sub: "−", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
             ast.Eq: np.equal, ast.NotEq: np.not_equal}
+_SYMBOL_NAMES = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 # RuntimeError: PyTorch's domain errors, e.g. binary_cross_entropy of a value outside [0, 1]
 _FAILURES = (ShapeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError, IndexError,
              RuntimeError)
 
 
 class EngineBackend:
-    """Values are engine tensors; parameters are leaves that require grad."""
+    """Values are engine tensors; parameters are leaves that require grad.
+
+    Every operation is charged to a :class:`~deltalab.equations.limits.Budget` from its
+    operands' shapes before it runs, so a broadcast to 74 GB is refused, not attempted."""
+
+    def __init__(self, budget=None):
+        self.budget = budget or Budget()
 
     def leaf(self, node, value, requires_grad):
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":  # numbers only: no symbol to look for
@@ -42,6 +50,10 @@ class EngineBackend:
     def binary(self, op, a, b):
         if op is ast.MatMult and (a.ndim == 0 or b.ndim == 0):
             raise ShapeError(f"@ needs vectors or matrices, got shapes {a.shape} and {b.shape} (use * for scalars)")
+        if op is ast.MatMult:
+            self.budget.matmul(a.shape, b.shape)
+        else:
+            self.budget.broadcast(_SYMBOL_NAMES[op], a.shape, b.shape)
         return {ast.Add: ops.add, ast.Sub: ops.sub, ast.Mult: ops.mul, ast.Div: ops.div, ast.Pow: ops.pow,
                 ast.MatMult: ops.matmul}[op](a, b)
 
@@ -52,6 +64,7 @@ class EngineBackend:
         return np.asarray(value.data, dtype=np.float64)
 
     def where(self, mask, a, b):
+        self.budget.broadcast("where", np.shape(mask), a.shape, b.shape)
         return ops.where(mask, a, b)
 
     def total(self, values):
@@ -62,6 +75,7 @@ class EngineBackend:
 
     def call(self, name, args):
         x = args[0]
+        self.budget.broadcast(name, *(a.shape for a in args))
         if name in ("relu", "sigmoid", "tanh", "exp", "log"):
             return getattr(ops, name)(x)
         if name == "softmax":

@@ -14,6 +14,7 @@ SymPy is imported only here, only in this mode.
 from __future__ import annotations
 
 import ast
+import math
 
 import numpy as np
 
@@ -24,6 +25,11 @@ from .parser import EquationError
 
 MAX_VALUES = 3000  # entries over all nodes: exact mode is for exercises, not for big nets
 MAX_EXPONENT = 1000
+MAX_EXPRESSION_PARTS = 20_000  # parts of one exact value written out (a long rational counts per 64 bits)
+MAX_MATMUL_PRODUCTS = 30_000  # exact multiplications of one @
+MAX_JACOBIAN_ENTRIES = 20_000  # local derivatives SymPy takes over the whole graph
+MAX_FUNCTION_NESTING = 5  # tanh(w·tanh(w·tanh(…))) levels: SymPy's sign tests cost ~2^depth
+MAX_EXPANDED_TERMS = 2_000  # a gradient with symbols is expanded only if it stays this short
 EXACT_TOLERANCE = 1e-12
 
 
@@ -115,6 +121,8 @@ class ExactBackend:
     def __init__(self):
         self.sp = _sympy()
         self.f = functions()
+        self.depths = {}  # expression -> functions nested in it
+        self.sizes = {}  # expression -> parts, shared by every value of the pass (each new op costs its own args)
 
     def leaf(self, node, value, requires_grad):
         array = np.asarray(value, dtype=object)
@@ -124,17 +132,27 @@ class ExactBackend:
         return _object(exact_number(number))
 
     def _wrap(self, value):
-        return _object(value)
+        value = _object(value)
+        for entry in value.reshape(-1):
+            check_size(entry, self.sizes)
+        return value
 
     def binary(self, op, a, b):
         if op is ast.MatMult:
             if a.ndim == 0 or b.ndim == 0:
                 raise ValueError(f"@ needs vectors or matrices, got shapes {a.shape} and {b.shape} (use * for scalars)")
+            products = math.prod(a.shape) * (b.shape[-1] if b.ndim > 1 else 1)
+            if products > MAX_MATMUL_PRODUCTS:
+                raise ValueError(f"@ of shapes {a.shape} and {b.shape} needs {products:,} exact products; the largest "
+                                 f"is {MAX_MATMUL_PRODUCTS:,} (solve without --exact)")
             return self._wrap(np.matmul(a, b))
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            shape = np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        if math.prod(shape) > MAX_VALUES:
+            raise ValueError(f"the result would have shape {shape}, {math.prod(shape):,} exact values; the largest "
+                             f"is {MAX_VALUES:,} (solve without --exact)")
         if op is ast.Pow:
             for e in b.reshape(-1):
                 if e.is_number and abs(e) > MAX_EXPONENT:
@@ -162,6 +180,12 @@ class ExactBackend:
         return out
 
     def _map(self, function, x):
+        for entry in x.reshape(-1):
+            depth = nesting(entry, self.depths)
+            if depth >= MAX_FUNCTION_NESTING:
+                raise ValueError(f"functions nested {depth + 1} deep in exact arithmetic; the largest is "
+                                 f"{MAX_FUNCTION_NESTING} (SymPy's sign tests grow exponentially with the depth; "
+                                 "solve without --exact)")
         return self._wrap(np.vectorize(function, otypes=[object])(x)) if x.ndim else self._wrap(function(x[()]))
 
     def _sum(self, x):
@@ -277,6 +301,90 @@ def plain(expr) -> str:
 PRINT_LIMIT = 400  # parts of an expression tree printed; longer ones are summarised
 
 
+def check_size(expr, sizes):
+    """Refuse an exact value whose written-out tree has more than :data:`MAX_EXPRESSION_PARTS`
+    parts (a rational counts one part per 64 bits of its numerator and denominator).
+
+    ``sizes`` caches every subexpression seen, so checking each new result costs only its own
+    arguments: h = h·h + h repeated doubles the tree while the check stays linear."""
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in sizes:
+            continue
+        args = getattr(node, "args", ())
+        if ready or not args:
+            own = 1
+            if getattr(node, "is_Rational", False):
+                own += (abs(int(node.p)).bit_length() + int(node.q).bit_length()) // 64
+            sizes[node] = own + sum(sizes[a] for a in args)
+            continue
+        stack.append((node, True))
+        stack += [(a, False) for a in args if a not in sizes]
+    size = sizes[expr]
+    if size > MAX_EXPRESSION_PARTS:
+        raise ValueError(f"an exact value grew to {_parts(size)} parts; the largest exact-mode expression has "
+                         f"{MAX_EXPRESSION_PARTS:,} (solve without --exact for the numbers)")
+    return size
+
+
+def nesting(expr, depths):
+    """How deeply function applications (tanh, exp, log, sigmoid, relu, …) nest in ``expr``."""
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in depths:
+            continue
+        args = getattr(node, "args", ())
+        if ready or not args:
+            inner = max((depths[a] for a in args), default=0)
+            depths[node] = inner + (1 if getattr(node, "is_Function", False) else 0)
+            continue
+        stack.append((node, True))
+        stack += [(a, False) for a in args if a not in depths]
+    return depths[expr]
+
+
+def _parts(size):
+    return f"{size:,}" if size < 10**12 else f"about 10^{len(str(size)) - 1}"
+
+
+def expanded_terms(expr, limit=MAX_EXPANDED_TERMS):
+    """How many terms ``sympy.expand(expr)`` would write (at most a little over ``limit``),
+    estimated from the tree without expanding: a sum adds, a product multiplies, (a + b)^n has
+    C(k + n − 1, n) terms for a sum of k terms."""
+    cache = {}
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in cache:
+            continue
+        args = node.args
+        if not args or not (node.is_Add or node.is_Mul or node.is_Pow):
+            cache[node] = 1
+            continue
+        if not ready:
+            stack.append((node, True))
+            stack += [(a, False) for a in args if a not in cache]
+            continue
+        if node.is_Add:
+            cache[node] = min(sum(cache[a] for a in args), limit + 1)
+        elif node.is_Mul:
+            product = 1
+            for a in args:
+                product = min(product * cache[a], limit + 1)
+            cache[node] = product
+        else:
+            base, exponent = args
+            k = cache[base]
+            if exponent.is_Integer and exponent > 0 and k > 1:
+                n = min(int(exponent), limit + 1)
+                cache[node] = min(math.comb(k + n - 1, n), limit + 1)
+            else:
+                cache[node] = k
+    return cache[expr]
+
+
 def tree_size(expr, cache=None) -> int:
     """Parts of the expression written out as a tree (shared subexpressions counted each time)."""
     cache = {} if cache is None else cache
@@ -379,6 +487,12 @@ def _local_output(graph, node, inputs, values, backend):
     return evaluate(node, inputs, backend, condition_values=values)
 
 
+def _exact_error(message, where="exact mode"):
+    error = EquationError(message)
+    error.where = where
+    return error
+
+
 def exact_pass(graph, parameters=None):
     """(values, deltas, local expressions) of the graph in exact arithmetic."""
     sp = _sympy()
@@ -387,7 +501,13 @@ def exact_pass(graph, parameters=None):
     values = evaluate_graph(graph, "shapes", parameters=parameters, backend=backend)
     size += sum(int(np.size(v)) for v in values.values())
     if size > MAX_VALUES:
-        raise SpecError(f"the graph has {size} values; exact mode is for small exercises (at most {MAX_VALUES})")
+        raise _exact_error(f"the graph has {size:,} values; exact mode is for small exercises (the largest is "
+                           f"{MAX_VALUES:,})")
+    entries = sum(int(np.size(values[key])) * sum(int(np.size(values[k])) for k in targets)
+                  for key, node, targets in graph.backward_order())
+    if entries > MAX_JACOBIAN_ENTRIES:
+        raise _exact_error(f"the local derivatives have {entries:,} entries; exact mode takes at most "
+                           f"{MAX_JACOBIAN_ENTRIES:,} (solve without --exact)")
     deltas = {}
     if graph.loss is not None:
         deltas[graph.loss] = _object(np.full(np.shape(values[graph.loss]), sp.Integer(1), dtype=object))
@@ -413,6 +533,12 @@ def exact_pass(graph, parameters=None):
                      for j in range(symbols[k].size)]
             share = _object(np.array(share, dtype=object).reshape(np.shape(values[k])))
             deltas[k] = share if k not in deltas else _object(deltas[k] + share)
+            try:
+                for entry in deltas[k].reshape(-1):
+                    check_size(sp.sympify(entry), backend.sizes)
+            except ValueError as exc:
+                where = graph.nodes[k].where() if graph.nodes[k].kind in ("equation", "total") else f"parameters.{k}"
+                raise _exact_error(f"{exc} (in the gradient with respect to {k})", where) from None
     return values, deltas, local
 
 
@@ -441,7 +567,8 @@ def _simplify(array):
     out = np.empty(np.shape(array), dtype=object)
     for index, e in zip(np.ndindex(out.shape), np.asarray(array, dtype=object).reshape(-1)):
         e = sp.sympify(e)
-        out[index] = sp.expand(e) if e.free_symbols else e
+        # expanded only while that stays short: (a + b)^40 is kept as it is, not written as 41 terms of 40 digits
+        out[index] = sp.expand(e) if e.free_symbols and expanded_terms(e) <= MAX_EXPANDED_TERMS else e
     return _object(out)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
 from .parser import EquationError, check_name, normalize, parse_equation
 
 TOP_KEYS = ("title", "description", "model", "equations", "recurrence", "initial", "parameters", "data",
@@ -129,23 +130,25 @@ def read(data, r, path):
             except EquationError as exc:
                 r.fail(_where(table, name, exc.column), exc.message)
     equations, recurrence = parsed["equations"], parsed["recurrence"]
+    recurrent_names = {e.name for e in recurrence}
     for name in initial:
-        if name not in {e.name for e in recurrence}:
+        if name not in recurrent_names:
             r.fail(f"initial.{name}", "initial values are for [recurrence] nodes read as name[t-1]"
                    + (f"; {name!r} is not one" if recurrence else "; this problem has no [recurrence]"))
     sequences = _check_references(r, equations, recurrence, parameters, values, initial)
     problem = EquationProblem(equations, recurrence, parameters, values, initial, None, sequences=sequences)
     defined = [e.name for e in equations + recurrence]
+    defined_names = set(defined)
     # the loss
     if "loss" in model:
         loss = model["loss"]
-        if not isinstance(loss, str) or normalize(loss) not in defined:
+        if not isinstance(loss, str) or normalize(loss) not in defined_names:
             close = [n for n in defined if n.lower() == str(loss).lower()] or \
                 difflib.get_close_matches(str(loss), defined, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             r.fail("model.loss", f"expected the name of an equation (the loss node), got {loss!r}{hint}")
         problem.loss = normalize(loss)
-    elif "loss" in defined:
+    elif "loss" in defined_names:
         problem.loss = "loss"
     # time steps
     if recurrence:
@@ -153,12 +156,12 @@ def read(data, r, path):
     elif "time_steps" in model:
         r.fail("model.time_steps", "only a problem with [recurrence] has time steps")
     if "loss_steps" in model:
-        if problem.loss not in {e.name for e in recurrence}:
+        if problem.loss not in recurrent_names:
             r.fail("model.loss_steps", "only a loss defined in [recurrence] is summed over steps")
         problem.loss_steps = _loss_steps(r, model["loss_steps"], problem.time_steps)
     if "outputs" in model:
         outputs = model["outputs"]
-        if not isinstance(outputs, list) or not all(isinstance(o, str) and normalize(o) in defined for o in outputs):
+        if not isinstance(outputs, list) or not all(isinstance(o, str) and normalize(o) in defined_names for o in outputs):
             r.fail("model.outputs", f"expected a list of equation names (from {', '.join(defined)})")
         problem.outputs = [normalize(o) for o in outputs]
     training = r.table(data, "training", "training", required=problem.loss is not None)
@@ -167,6 +170,16 @@ def read(data, r, path):
     if problem.loss is not None or "learning_rate" in training:
         learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
     steps = r.positive_int(training, "steps", "training.steps", default=1)
+    nodes = limits.graph_nodes(problem)
+    if nodes > limits.MAX_GRAPH_NODES:
+        where = "model.time_steps" if problem.time_steps > 1 and problem.recurrence else "equations"
+        r.fail(where, f"the unrolled graph would have {nodes:,} nodes; the largest is {limits.MAX_GRAPH_NODES:,}")
+    if steps > limits.MAX_STEPS:
+        r.fail("training.steps", f"{steps:,} steps; the largest is {limits.MAX_STEPS:,}")
+    if problem.loss is not None and steps * nodes > limits.MAX_STEP_WORK:
+        r.fail("training.steps", f"{steps:,} steps of a graph of {nodes:,} nodes are too much work (each step "
+                                 f"records the whole chain rule); the largest for this graph is "
+                                 f"{max(1, limits.MAX_STEP_WORK // nodes):,}")
     try:
         dry_run(problem)
     except EquationError as exc:
@@ -210,8 +223,11 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
                 stack.append(ref.name)
         return False
 
+    positions = {table: {name: i for i, name in enumerate(names)} for table, names in (("equations", forward),
+                                                                                       ("recurrence", rec))}
+
     def order(table, equation, ref, names, position):
-        later = names.index(ref.name)
+        later = positions[table][ref.name]
         if later == position:
             advice = " (write h[t-1] for the previous step)" if table == "recurrence" else ""
             r.fail(_where(table, equation.name, ref.column), f"cycle: {equation.name} reads itself{advice}")
@@ -225,11 +241,11 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
 
     for i, equation in enumerate(equations):
         for ref in equation.references:
-            if ref.name in rec:
+            if ref.name in positions["recurrence"]:
                 r.fail(_where("equations", equation.name, ref.column),
                        f"{ref.name!r} is a [recurrence] node (one value per step): compute "
                        f"{equation.name} in [recurrence] too")
-            if ref.name in forward:
+            if ref.name in positions["equations"]:
                 order("equations", equation, ref, forward, i)
             elif ref.name not in leaves:
                 unknown("equations", equation, ref)
@@ -237,9 +253,9 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
         for ref in equation.references:
             where = _where("recurrence", equation.name, ref.column)
             if ref.when == "previous":
-                if ref.name not in rec:
+                if ref.name not in positions["recurrence"]:
                     what = "a data sequence: read it as x[t]" if ref.name in values else "not a [recurrence] node"
-                    if ref.name not in leaves and ref.name not in forward:
+                    if ref.name not in leaves and ref.name not in positions["equations"]:
                         unknown("recurrence", equation, ref)
                     r.fail(where, f"{ref.name}[t-1]: only [recurrence] nodes have a previous step; "
                                   f"{ref.name!r} is {what}")
@@ -247,17 +263,17 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
                     r.fail(where, f"{ref.name}[t-1] at t = 1 needs the initial value {ref.name}(0): "
                                   f"add {ref.name} = … to [initial]")
                 continue
-            if ref.name in rec:
+            if ref.name in positions["recurrence"]:
                 order("recurrence", equation, ref, rec, i)
             elif ref.when == "now":
                 if ref.name not in values:
-                    if ref.name not in leaves and ref.name not in forward:
+                    if ref.name not in leaves and ref.name not in positions["equations"]:
                         unknown("recurrence", equation, ref)
                     r.fail(where, f"{ref.name}[t]: only a [data] sequence is read at step t")
                 if values[ref.name].ndim == 0:
                     r.fail(where, f"{ref.name}[t]: data.{ref.name} is one number, not a sequence (time first)")
                 sequences.add(ref.name)
-            elif ref.name not in leaves and ref.name not in forward:
+            elif ref.name not in leaves and ref.name not in positions["equations"]:
                 unknown("recurrence", equation, ref)
     return sequences
 
@@ -266,6 +282,8 @@ def _time_steps(r, model, problem):
     lengths = {name: problem.data[name].shape[0] for name in sorted(problem.sequences)}
     if "time_steps" in model:
         steps = r.positive_int(model, "time_steps", "model.time_steps")
+        if steps > limits.MAX_TIME_STEPS:
+            r.fail("model.time_steps", f"{steps:,} steps; the largest is {limits.MAX_TIME_STEPS:,}")
         short = {n: k for n, k in lengths.items() if k < steps}
         if short:
             name, length = next(iter(short.items()))
@@ -276,7 +294,11 @@ def _time_steps(r, model, problem):
     if len(set(lengths.values())) > 1:
         listed = ", ".join(f"{n}: {k}" for n, k in lengths.items())
         r.fail("data", f"the sequences read as x[t] differ in length ({listed}); give model.time_steps")
-    return next(iter(lengths.values()))
+    steps = next(iter(lengths.values()))
+    if steps > limits.MAX_TIME_STEPS:
+        name = next(iter(lengths))
+        r.fail(f"data.{name}", f"the sequence has {steps:,} steps; the largest is {limits.MAX_TIME_STEPS:,}")
+    return steps
 
 
 def _loss_steps(r, value, time_steps):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..derivation import Const, Expr, Op, Ref
+from ..derivation.expressions import total
 
 INLINE_KINDS = ("forward", "output", "error", "delta", "contribution", "gradient")
 MAX_DEPTH = 3  # how many quantities back a rule may look through unanswered ones
@@ -153,17 +154,16 @@ def unwrap(expr):
 
 
 def terms_of_sum(expr):
-    """a + b + c → [a, b, c] (only through additions)."""
+    """a + b + c → [a, b, c] (through additions and the derivation's n-ary sums)."""
     if isinstance(expr, Op) and expr.name == "add":
         return terms_of_sum(expr.args[0]) + terms_of_sum(expr.args[1])
+    if isinstance(expr, Op) and expr.name == "sum_of":
+        return [t for arg in expr.args for t in terms_of_sum(arg)]
     return [expr]
 
 
 def sum_of(terms):
-    total = terms[0]
-    for t in terms[1:]:
-        total = Op("add", (total, t))
-    return total
+    return total(terms)
 
 
 def one(shape=()):

@@ -11,7 +11,7 @@ import numpy as np
 from ..equations.evaluate import EngineBackend, evaluate
 from ..equations.graph import build
 from ..tensor import Tensor
-from .expressions import ATOM, SUM, Const, Expr, Ref, op
+from .expressions import ATOM, SUM, Const, Expr, Ref, op, total
 from .layered import add_updates
 from .record import Derivation
 
@@ -63,6 +63,7 @@ def derive_equations(problem, step) -> Derivation:
     if graph.loss is not None and step.loss is not None:
         recorded[graph.loss] = np.asarray(step.loss)
     refs = {}
+    forward_keys, output_keys = {v.key for v in step.forward}, {v.key for v in step.outputs}
     for key, node in graph.nodes.items():
         if node.kind == "parameter":
             refs[key] = d.add(f"parameters_before:{key}", key, "parameter", step.parameters_before[key],
@@ -75,12 +76,10 @@ def derive_equations(problem, step) -> Derivation:
         else:
             formula = EquationExpr(node, tuple(refs[k] for k in node.operands))
             if node.kind == "total":
-                formula = refs[node.operands[0]]
-                for k in node.operands[1:]:
-                    formula = formula + refs[k]
+                formula = total([refs[k] for k in node.operands])
             kind = "loss" if key == graph.loss else ("error" if key in step.errors else "forward")
-            section = "forward" if key in {v.key for v in step.forward} else (
-                "outputs" if key in {v.key for v in step.outputs} else ("errors" if key in step.errors else None))
+            section = "forward" if key in forward_keys else (
+                "outputs" if key in output_keys else ("errors" if key in step.errors else None))
             refs[key] = d.add(f"forward:{key}", key, kind, recorded[key], formula, time_step=node.step,
                               section=section, key=key)
     if graph.loss is None or step.loss is None:
@@ -98,9 +97,7 @@ def derive_equations(problem, step) -> Derivation:
             share = _share(d, edge, delta_refs, graph.loss, symbol)
             if share is not None:
                 terms.append(share)
-        formula = terms[0] if terms else Const(np.zeros(np.shape(deltas.get(key, step.gradients.get(key)))), "0")
-        for term in terms[1:]:
-            formula = formula + term
+        formula = total(terms) if terms else Const(np.zeros(np.shape(deltas.get(key, step.gradients.get(key)))), "0")
         if graph.nodes[key].kind == "parameter":
             d.add(f"gradients:{key}", f"∂{symbol}/∂{key}", "gradient", step.gradients[key], formula,
                   section="gradients", key=key)

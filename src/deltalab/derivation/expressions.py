@@ -382,6 +382,13 @@ def _concat(*parts):
     return np.concatenate(parts, axis=-1)
 
 
+def total(terms):
+    """a + b + … as one n-ary node (a sum over a thousand consumers stays one level deep, so
+    evaluating and writing it never recurses once per term); one term is itself."""
+    terms = [as_expr(t) for t in terms]
+    return terms[0] if len(terms) == 1 else Op("sum_of", tuple(terms))
+
+
 def _infix(symbol):
     return lambda a, b: f"{a} {symbol} {b}"
 
@@ -396,6 +403,7 @@ def _latex_fn(name):
 
 OPS = {
     "add": OpKind(np.add, _infix("+"), _infix("+"), SUM, (SUM, SUM + 1)),
+    "sum_of": OpKind(lambda *a: sum(a[1:], a[0]), lambda *a: " + ".join(a), lambda *a: " + ".join(a), SUM, (SUM,)),
     "sub": OpKind(np.subtract, _infix("−"), _infix("-"), SUM, (SUM, SUM + 1)),
     "mul": OpKind(np.multiply, lambda a, b: f"{a} ⊙ {b}" if not _scalar_text(a) else f"{a} · {b}",
                   lambda a, b: rf"{a} \odot {b}" if not _scalar_text(a) else rf"{a} \cdot {b}", PRODUCT,
@@ -455,4 +463,4 @@ def _scalar_text(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or text in ("½", "η", "−1") or text.startswith("−") and text[1:2].isdigit())
 
 
-__all__ = ["Const", "Expr", "OPS", "Op", "OpKind", "Ref", "as_expr", "latex_symbol", "op"]
+__all__ = ["Const", "Expr", "OPS", "Op", "OpKind", "Ref", "as_expr", "latex_symbol", "op", "total"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .expressions import Const, op
+from .expressions import Const, op, total
 from .losses import loss_formulas
 from .record import Derivation
 
@@ -86,10 +86,7 @@ def derive_layered(problem, model, step, batched) -> Derivation:
         for n, (key, value) in enumerate(step.errors.items()):
             rows.append(d.add(f"errors:{key}", key, "error", value,
                               loss.per_sample(n), section="errors", key=key))
-        total = rows[0]
-        for r in rows[1:]:
-            total = total + r
-        d.add("loss", "E", "loss", step.loss, total, section=None, key="loss")
+        d.add("loss", "E", "loss", step.loss, total(rows), section=None, key="loss")
     else:
         d.add("loss", "E", "loss", step.loss, loss.total, key="loss")
     # ---- backward, the last layer first

@@ -10,6 +10,7 @@ student's own numbers, in ``check``) or test a constraint on it (``generate``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -40,13 +41,18 @@ class Derivation:
     """The nodes of one training step, in reading order."""
 
     nodes: dict = field(default_factory=dict)  # id -> Node
+    keyed: dict = field(default_factory=dict)  # (section, key) -> Node, for by_key
+    recorded: dict = field(default_factory=dict)  # id -> value, kept as nodes are added
 
     def add(self, id, symbol, kind, value, formula=None, time_step=None, section=None, key=None) -> Ref:
         if id in self.nodes:
             raise ValueError(f"derivation: node {id!r} recorded twice")
         if kind not in KINDS:
             raise ValueError(f"derivation: unknown kind {kind!r}")
-        self.nodes[id] = Node(id, symbol, kind, np.asarray(value, dtype=np.float64), formula, time_step, section, key)
+        node = self.nodes[id] = Node(id, symbol, kind, np.asarray(value, dtype=np.float64), formula, time_step,
+                                     section, key)
+        self.keyed.setdefault((section, key), node)
+        self.recorded[id] = node.value
         return Ref(id, symbol)
 
     def ref(self, id) -> Ref:
@@ -61,8 +67,9 @@ class Derivation:
     def __iter__(self):
         return iter(self.nodes.values())
 
-    def values(self) -> dict:
-        return {id: node.value for id, node in self.nodes.items()}
+    def values(self):
+        """id -> recorded value, a read-only view (no copy: large derivations ask often)."""
+        return MappingProxyType(self.recorded)
 
     def evaluate(self, id, values=None):
         """The node's formula evaluated on ``values`` (id -> array; default: the recorded ones)."""
@@ -86,7 +93,7 @@ class Derivation:
         return values
 
     def by_key(self, section, key):
-        return next((n for n in self.nodes.values() if n.section == section and n.key == key), None)
+        return self.keyed.get((section, key))
 
 
 __all__ = ["Derivation", "KINDS", "Node"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .expressions import Const, op
+from .expressions import Const, op, total
 from .layered import activation_derivative, add_updates, through_activation
 from .losses import loss_formulas
 from .record import Derivation
@@ -82,12 +82,10 @@ def derive_recurrent(problem, step) -> Derivation:
     if step.errors:
         terms = [d.add(f"errors:E({s})", f"E({s})", "error", step.errors[f"E({s})"], losses[s].total,
                        time_step=s, section="errors", key=f"E({s})") for s in sorted(targets)]
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
+        loss = total(terms)
     else:
-        total = losses[max(targets)].total
-    d.add("loss", "E", "loss", step.loss, total, key="loss")
+        loss = losses[max(targets)].total
+    d.add("loss", "E", "loss", step.loss, loss, key="loss")
     # ---- BPTT: deltas from t = T back to t = 1
     recorded = {(v.key, v.step): v.array for v in step.deltas}
     delta2, delta1, cell_delta = {}, {}, {}
@@ -138,9 +136,7 @@ def derive_recurrent(problem, step) -> Derivation:
             refs = [d.add(f"contributions:{name}:{share.step}", f"∂E/∂{name}({share.step})", "contribution",
                           share.array, shares[name](share.step), time_step=share.step, section="contributions",
                           key=name) for share in contributions]
-            formula = refs[0]
-            for ref in refs[1:]:
-                formula = formula + ref
+            formula = total(refs)
         else:  # many-to-one output layer: one step only
             formula = shares[name](steps)
         d.add(f"gradients:{name}", f"∂E/∂{name}", "gradient", step.gradients[name], formula, section="gradients",

@@ -323,6 +323,9 @@ class Module:
     def dtype(self):
         for p in self.parameters():
             return p.dtype
+        for b in self.buffers():  # a layer without parameters (BatchNorm(affine=False))
+            if np.issubdtype(b.dtype, np.floating):
+                return b.dtype
         return dtypes.get_default_dtype()
 
     # ------------------------------------------------------------------ repr

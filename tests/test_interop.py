@@ -23,6 +23,8 @@ CASES = {
         lambda: nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)),
         lambda: torch.nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)), (2, 2, 7, 6),
     ),
+    "Conv2d-dilated-grouped": (lambda: nn.Conv2d(4, 6, 3, padding=2, dilation=(2, 1), groups=2),
+                               lambda: torch.nn.Conv2d(4, 6, 3, padding=2, dilation=(2, 1), groups=2), (2, 4, 7, 6)),
     "Conv2d-no-bias": (lambda: nn.Conv2d(1, 2, 3, bias=False), lambda: torch.nn.Conv2d(1, 2, 3, bias=False), (2, 1, 5, 5)),
     "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), lambda: torch.nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 7)),
     "AvgPool2d": (lambda: nn.AvgPool2d(2, padding=1), lambda: torch.nn.AvgPool2d(2, padding=1), (2, 2, 5, 5)),
@@ -148,8 +150,8 @@ def test_recurrent_biases_copy_by_name_and_the_single_bias_splits():
 
 
 def test_unsupported_modules_and_options_are_named():
-    with pytest.raises(InteropError, match="Conv2d with dilation"):
-        from_torch(torch.nn.Conv2d(1, 1, 3, dilation=2))
+    with pytest.raises(InteropError, match="padding_mode='reflect'"):
+        from_torch(torch.nn.Conv2d(1, 1, 3, padding_mode="reflect"))
     with pytest.raises(InteropError, match="count_include_pad=False"):
         from_torch(torch.nn.AvgPool2d(2, count_include_pad=False))
     with pytest.raises(InteropError, match="torch.nn.modules.normalization.LayerNorm"):

@@ -143,7 +143,8 @@ register(
     nn.Conv2d,
     lambda m: {
         "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": tuple(m.kernel_size),
-        "stride": tuple(m.stride), "padding": tuple(m.padding), "bias": m.bias is not None,
+        "stride": tuple(m.stride), "padding": tuple(m.padding), "dilation": tuple(m.dilation), "groups": m.groups,
+        "bias": m.bias is not None,
     },
 )
 for _pool in (nn.MaxPool2d, nn.AvgPool2d):

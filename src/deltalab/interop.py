@@ -136,26 +136,24 @@ def _linear_from_torch(t, torch):
 # ---------------------------------------------------------------- Conv2d
 def _conv_to_torch(m, torch):
     t = torch.nn.Conv2d(
-        m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-        bias=m.bias is not None, dtype=_torch_dtype(m, torch),
+        m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+        groups=m.groups, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
     )
     pairs = [("weight", m.weight.data)] + ([("bias", m.bias.data)] if m.bias is not None else [])
     return _copy_into_torch(t, pairs, torch)
 
 
 def _conv_from_torch(t, torch):
-    _check(t.groups == 1, f"from_torch: Conv2d with groups={t.groups} is not supported (groups=1 only)")
-    _check(tuple(t.dilation) == (1, 1), f"from_torch: Conv2d with dilation={t.dilation} is not supported")
     _check(t.padding_mode == "zeros", f"from_torch: Conv2d with padding_mode={t.padding_mode!r} is not supported")
     padding = t.padding
     if padding == "valid":
         padding = 0
     elif padding == "same":
-        padding = nn.same_padding(t.kernel_size)  # raises for even kernels, which torch pads asymmetrically
+        padding = nn.same_padding([d * (k - 1) + 1 for k, d in zip(t.kernel_size, t.dilation)])  # odd spans only
     weight = tensor_from_torch(t.weight, "Conv2d.weight")
     m = nn.Conv2d(
         t.in_channels, t.out_channels, tuple(t.kernel_size), stride=tuple(t.stride), padding=padding,
-        bias=t.bias is not None, dtype=weight.dtype,
+        dilation=tuple(t.dilation), groups=t.groups, bias=t.bias is not None, dtype=weight.dtype,
     )
     _set(m.weight, weight)
     if t.bias is not None:

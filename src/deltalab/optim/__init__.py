@@ -142,7 +142,9 @@ class Optimizer:
             for name, value in entries.items():
                 if value is None:
                     continue
-                array = np.array(getattr(value, "data", value) if isinstance(value, Tensor) else value)
+                if hasattr(value, "detach"):  # a torch tensor
+                    value = value.detach().cpu().numpy()
+                array = np.array(value.data if isinstance(value, Tensor) else value)
                 if name == "step":
                     states[index][name] = int(array)
                 else:

@@ -34,15 +34,6 @@ class StateDictError(DeltalabError, RuntimeError):
     """A state_dict with missing or unexpected entries (a RuntimeError, as torch raises)."""
 
 
-class StateDictShapeError(ShapeError, RuntimeError):
-    """A state_dict entry whose shape differs from the module's (a RuntimeError, as torch raises)."""
-
-
-class RuntimeShapeError(ShapeError, RuntimeError):
-    """A shape mismatch torch reports as RuntimeError (a layer's input size, a hidden state):
-    catchable as either, as a deltalab ShapeError or as torch's type."""
-
-
 class Module:
     """Base class: assign Parameters, buffers and Modules as attributes; they are found in that order.
 
@@ -271,7 +262,7 @@ class Module:
                 continue
             array = np.asarray(getattr(value, "data", value))
             if array.shape != own[name].shape:
-                raise StateDictShapeError(
+                raise ShapeError(
                     f"load_state_dict for {type(self).__name__}: parameter {name!r} has shape "
                     f"{own[name].shape}, the state holds {array.shape}"
                 )

@@ -24,7 +24,7 @@ from ..ops.dropout import dropout as functional_dropout
 from ..ops.gru import gru_sequence
 from ..ops.recurrent import ACTIVATIONS, elman_sequence, lstm_sequence
 from ..tensor import Tensor
-from .module import Module, RuntimeShapeError, check_device, uniform_
+from .module import Module, check_device, uniform_
 
 
 def _sequence_input(layer, x, input_size, batch_first):
@@ -35,7 +35,7 @@ def _sequence_input(layer, x, input_size, batch_first):
             f"{' with batch_first (batch, T, features)' if batch_first else ''} or (T, {input_size}), got shape {x.shape}"
         )
     if x.shape[-1] != input_size:
-        raise RuntimeShapeError(f"{layer!r}: input.size(-1) must be equal to input_size: expected {input_size} input "
+        raise ShapeError(f"{layer!r}: input.size(-1) must be equal to input_size: expected {input_size} input "
                                 f"features per step, got input of shape {x.shape}")
     unbatched = x.ndim == 2
     if unbatched:
@@ -281,7 +281,7 @@ def _stacked_state(layer, state, count, batch, hidden, dtype, unbatched, what):
         return [stacked[i] for i in range(count)] if count > 1 else [stacked.reshape((batch, hidden))]
     if count == 1 and state.shape in legacy:
         return [state.reshape((batch, hidden))]
-    raise RuntimeShapeError(f"{layer!r}: Expected hidden size {expected} for {what}, got {tuple(state.shape)}")
+    raise ShapeError(f"{layer!r}: Expected hidden size {expected} for {what}, got {tuple(state.shape)}")
 
 
 class RNN(RNNBase):
@@ -376,7 +376,7 @@ class RNNCellBase(Module):
         if x.ndim not in (1, 2):
             raise ValueError(f"{self.kind}: Expected input to be 1D or 2D, got {x.ndim}D instead")
         if x.shape[-1] != self.input_size:
-            raise RuntimeShapeError(f"{self!r}: input has inconsistent input_size: got {x.shape[-1]} expected "
+            raise ShapeError(f"{self!r}: input has inconsistent input_size: got {x.shape[-1]} expected "
                                     f"{self.input_size}")
         unbatched = x.ndim == 1
         return x.reshape((1, 1, self.input_size)) if unbatched else x.reshape((1,) + x.shape), unbatched
@@ -387,7 +387,7 @@ class RNNCellBase(Module):
         state = state if isinstance(state, Tensor) else Tensor(np.asarray(state, dtype=dtype))
         expected = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
         if state.shape != expected:
-            raise RuntimeShapeError(f"{self!r}: {what} has shape {tuple(state.shape)}, expected {expected}")
+            raise ShapeError(f"{self!r}: {what} has shape {tuple(state.shape)}, expected {expected}")
         return state.reshape((batch, self.hidden_size))
 
     def extra_repr(self):

@@ -60,11 +60,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     channels = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (channels,):
-            from ..nn.module import RuntimeShapeError
-
-            raise RuntimeShapeError(f"batch_norm: {name} should contain {channels} elements not {t.shape[0] if t.ndim else t.shape}")
+            raise ShapeError(f"batch_norm: {name} should contain {channels} elements not {t.shape[0] if t.ndim else t.shape}")
     batch_stats = training or running_mean is None or running_var is None
-    if batch_stats and x.size // channels <= 1:
+    if batch_stats and x.numel() // channels <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
     if batch_stats:
         mean, var = _batch_stats(x.data)
@@ -72,7 +70,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean, var = running_mean.data.astype(x.dtype, copy=False), running_var.data.astype(x.dtype, copy=False)
     out = BatchNorm.apply(x, weight, bias, mean, var, eps, batch_stats)
     if training and running_mean is not None and running_var is not None:
-        count = x.size // channels
+        count = x.numel() // channels
         unbiased = var * (count / (count - 1))
         running_mean.data = ((1 - momentum) * running_mean.data + momentum * mean).astype(running_mean.dtype)
         running_var.data = ((1 - momentum) * running_var.data + momentum * unbiased).astype(running_var.dtype)

@@ -14,6 +14,15 @@ torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_on_one_thread():
+    """Tiny twins on a shared machine: torch's thread pool costs more than it saves."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
 DTYPES = ["float64", "float32"]
 

@@ -68,10 +68,15 @@ def load_weights(model, initial):
 
 @pytest.fixture
 def default_dtypes():
-    torch_before, deltalab_before = torch.get_default_dtype(), dl.get_default_dtype()
+    """Each program sets both libraries' default dtype; restored afterwards (torch on one thread:
+    these are tiny models on a shared machine)."""
+    torch_before, deltalab_before, threads_before = torch.get_default_dtype(), dl.get_default_dtype(), \
+        torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_default_dtype(torch_before)
     dl.set_default_dtype(deltalab_before)
+    torch.set_num_threads(threads_before)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

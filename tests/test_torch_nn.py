@@ -811,3 +811,17 @@ def test_schedulers_match_torch(make):
     reference = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         close(p, reference[name], "float64")
+
+
+# ------------------------------------------------------------------ outside the scope: named, loudly
+@pytest.mark.parametrize("get, name", [
+    (lambda: dl.nn.Transformer, "torch.nn.Transformer"),
+    (lambda: dl.nn.functional.interpolate, "torch.nn.functional.interpolate"),
+    (lambda: dl.optim.LBFGS, "torch.optim.LBFGS"),
+    (lambda: dl.optim.lr_scheduler.OneCycleLR, "torch.optim.lr_scheduler.OneCycleLR"),
+    (lambda: dl.nn.utils.rnn, "torch.nn.utils.rnn"),
+])
+def test_missing_torch_names_raise_not_implemented_naming_the_feature(get, name):
+    with pytest.raises(NotImplementedError, match=f"deltalab has no {name}$"):
+        get()
+    assert not hasattr(dl.nn, "Transformer")  # still an AttributeError for hasattr

@@ -4,6 +4,7 @@ The same module is importable as ``deltalab.functional``.
 """
 import numpy as np
 
+from .errors import missing_torch_names
 from .losses import (
     binary_cross_entropy,
     cross_entropy,
@@ -79,6 +80,8 @@ def one_hot(tensor, num_classes=-1):
     np.put_along_axis(out, indices[..., None].astype(np.int64), 1, axis=-1)
     return Tensor._from_array(out)
 
+
+__getattr__ = missing_torch_names(__name__, "torch.nn.functional")
 
 __all__ = [
     "avg_pool2d", "batch_norm", "binary_cross_entropy", "conv2d", "cross_entropy", "dropout", "elu", "embedding",

@@ -38,6 +38,10 @@ from .recurrent_cell import Recurrent
 sys.modules[__name__ + ".functional"] = functional
 from . import utils  # noqa: E402  (utils uses nothing above; after the alias for import order)
 
+from ..errors import missing_torch_names  # noqa: E402
+
+__getattr__ = missing_torch_names(__name__, "torch.nn")
+
 __all__ = [
     "ACTIVATIONS", "AvgPool2d", "BCELoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",
     "ELU", "Embedding", "Flatten", "GELU", "GRU", "GRUCell", "HalfSquaredError", "Identity", "LSTM", "LSTMCell",

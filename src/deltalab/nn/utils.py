@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..errors import missing_torch_names
 from ..tensor import Tensor
 
 
@@ -43,3 +44,6 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
     for g in _gradients(parameters):
         g.data = np.clip(g.data, -clip_value, clip_value)
+
+
+__getattr__ = missing_torch_names(__name__, "torch.nn.utils")

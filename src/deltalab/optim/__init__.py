@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, missing_torch_names
 from ..tensor import Tensor
 
 
@@ -280,5 +280,7 @@ class RMSprop(Optimizer):
 
 
 from . import lr_scheduler  # noqa: E402  (schedulers need Optimizer)
+
+__getattr__ = missing_torch_names(__name__, "torch.optim")
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

@@ -91,4 +91,8 @@ class CosineAnnealingLR(LRScheduler):
                 * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
 
 
+from ..errors import missing_torch_names  # noqa: E402
+
+__getattr__ = missing_torch_names(__name__, "torch.optim.lr_scheduler")
+
 __all__ = ["CosineAnnealingLR", "LRScheduler", "StepLR"]

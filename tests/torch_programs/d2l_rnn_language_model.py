@@ -42,7 +42,7 @@ def get_params(vocab_size, num_hiddens):
     num_inputs = num_outputs = vocab_size
 
     def normal(shape):
-        return torch.randn(size=shape) * 0.01
+        return torch.randn(shape) * 0.01
 
     W_xh = normal((num_inputs, num_hiddens))
     W_hh = normal((num_hiddens, num_hiddens))

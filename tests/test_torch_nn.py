@@ -825,3 +825,17 @@ def test_missing_torch_names_raise_not_implemented_naming_the_feature(get, name)
     with pytest.raises(NotImplementedError, match=f"deltalab has no {name}$"):
         get()
     assert not hasattr(dl.nn, "Transformer")  # still an AttributeError for hasattr
+
+
+def test_module_lookups_and_missing_module_methods():
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.BatchNorm1d(3)))
+    assert net.get_submodule("1.0") is net[1][0]
+    assert net.get_parameter("0.bias") is net[0].bias
+    assert net.get_buffer("1.0.running_mean") is net[1][0].running_mean
+    with pytest.raises(NotImplementedError, match="torch.nn.Module.register_forward_hook"):
+        net.register_forward_hook(print)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        net.nope
+    with pytest.raises(RuntimeError, match="CPU"):
+        net.cuda()
+    nn.LSTM(2, 3).flatten_parameters()  # a no-op on the CPU, as in torch

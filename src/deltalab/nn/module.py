@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import dtypes
-from ..errors import DeltalabError, ShapeError
+from ..errors import DeltalabError, MissingTorchFeature, ShapeError
 from ..tensor import Tensor
 
 
@@ -132,6 +132,34 @@ class Module:
             setattr(self, name, module)
 
     register_module = add_module
+
+    def __getattr__(self, name):  # only for names the normal lookup did not find
+        if name in TORCH_MODULE_ONLY:
+            raise MissingTorchFeature(f"deltalab has no torch.nn.Module.{name}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def get_submodule(self, target):
+        """The module at a dotted path ("encoder.0"), as torch."""
+        module = self
+        for part in target.split(".") if target else []:
+            if part not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = module._modules[part]
+        return module
+
+    def get_parameter(self, target):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._parameters:
+            raise AttributeError(f"{type(module).__name__} has no parameter `{name}`")
+        return module._parameters[name]
+
+    def get_buffer(self, target):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._buffers:
+            raise AttributeError(f"{type(module).__name__} has no buffer `{name}`")
+        return module._buffers[name]
 
     # ------------------------------------------------------------------ calls
     def forward(self, *args, **kwargs):  # pragma: no cover - interface
@@ -304,6 +332,9 @@ class Module:
     def cpu(self):
         return self
 
+    def cuda(self, device=None):
+        check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
     def float(self):
         return self.to(np.float32)
 
@@ -331,6 +362,15 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return lines[0] + "\n" + "\n".join(lines[1:]) + "\n)"
         return lines[0] + ")"
+
+
+# torch.nn.Module methods deltalab does not have: asking for one names it
+TORCH_MODULE_ONLY = frozenset({
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_backward_hook",
+    "register_full_backward_pre_hook", "register_state_dict_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "half", "bfloat16", "to_empty", "share_memory", "compile", "ipu", "xpu",
+    "mtia", "type",
+})
 
 
 def _is_device(value):

@@ -184,6 +184,9 @@ class RNNBase(Module):
                     setattr(self, name, uniform_((rows,), hidden_size, dtype))
                 self._flat_weights_names.extend(names)
 
+    def flatten_parameters(self):
+        """torch's cuDNN weight packing: nothing to do on the CPU (as in torch on the CPU)."""
+
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1

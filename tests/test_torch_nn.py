@@ -839,3 +839,13 @@ def test_module_lookups_and_missing_module_methods():
     with pytest.raises(RuntimeError, match="CPU"):
         net.cuda()
     nn.LSTM(2, 3).flatten_parameters()  # a no-op on the CPU, as in torch
+
+
+def test_summary_runs_batch_norm_and_dropout_models_in_eval_mode_and_restores_training():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Dropout(0.5), nn.Linear(3, 2))
+    before = net[1].running_mean.numpy().copy()
+    table = dl.summary(net, input_shape=(4,), print_table=False)
+    assert [row.layer for row in table.rows] == ["Linear", "BatchNorm1d", "Dropout", "Linear"]
+    assert net.training and net[1].training
+    np.testing.assert_array_equal(net[1].running_mean.numpy(), before)
+    assert net[1].num_batches_tracked.item() == 0

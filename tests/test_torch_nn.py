@@ -849,3 +849,37 @@ def test_summary_runs_batch_norm_and_dropout_models_in_eval_mode_and_restores_tr
     assert net.training and net[1].training
     np.testing.assert_array_equal(net[1].running_mean.numpy(), before)
     assert net[1].num_batches_tracked.item() == 0
+
+
+# ------------------------------------------------------------------ interop and architectures of the new layers
+@pytest.mark.parametrize("make", [
+    lambda: nn.GRU(3, 4, 2, bidirectional=True, batch_first=True),
+    lambda: nn.LSTM(3, 4, 3, dropout=0.25, single_bias=True),
+    lambda: nn.RNN(3, 4, nonlinearity="relu", bias=False, bptt_truncate=2),
+    lambda: nn.GRUCell(3, 4, bias=False),
+    lambda: nn.BatchNorm2d(3, eps=1e-3, momentum=None, affine=False),
+    lambda: nn.Embedding(7, 3, padding_idx=0),
+    lambda: nn.Sequential(nn.Conv2d(4, 4, 3, dilation=2, groups=4), nn.ELU(0.5), nn.LeakyReLU(0.1), nn.Softplus(2.0),
+                          nn.GELU("tanh"), nn.Dropout(0.3)),
+    lambda: nn.ModuleList([nn.Linear(2, 2), nn.ModuleDict({"a": nn.Tanh(), "b": nn.Linear(2, 1)})]),
+])
+def test_new_layers_rebuild_from_their_config(make):
+    from deltalab.architecture import from_config, to_config
+
+    module = make()
+    again = from_config(to_config(module))
+    assert repr(again) == repr(module)
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in module.state_dict().items()}
+
+
+def test_embedding_and_dropout_convert_both_ways():
+    from deltalab.interop import from_torch, to_torch
+
+    torch.manual_seed(14)
+    theirs = torch.nn.Sequential(torch.nn.Embedding(5, 3, padding_idx=1), torch.nn.Dropout(0.2)).double().eval()
+    ours = from_torch(theirs).eval()
+    indices = np.array([[0, 1, 4]])
+    close(ours(dl.tensor(indices)), theirs(torch.tensor(indices)), "float64")
+    back = to_torch(ours).eval()
+    close(back(torch.tensor(indices)).detach().numpy(), theirs(torch.tensor(indices)), "float64")
+    assert back[0].padding_idx == 1 and back[1].p == 0.2

@@ -48,6 +48,37 @@ class no_grad:
         return wrapper
 
 
+class enable_grad(no_grad):
+    """Context manager and decorator: record the graph again (inside ``no_grad``)."""
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = True
+
+
+class set_grad_enabled(no_grad):
+    """``set_grad_enabled(False)`` as a context manager, decorator, or plain call (as torch)."""
+
+    def __init__(self, mode):
+        self._previous = is_grad_enabled()
+        self.mode = bool(mode)
+        _state.grad_enabled = self.mode
+
+    def __enter__(self):
+        _state.grad_enabled = self.mode
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+inference_mode = no_grad
+
+
 class Node:
     """One recorded op application: the op, its parent tensors and what forward saved.
 

@@ -94,6 +94,9 @@ class Node:
         self.retained = {}
         self.saved_versions = ()  # (Version, value) of each tensor whose array backward reads
         self.needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
+        # where each input's gradient goes, fixed now: an in-place op may later give the input
+        # tensor a new grad_fn, but this node consumed the value from before
+        self.edges = tuple(None if p is None else (p.grad_fn, p._output_index) for p in parents)
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -215,26 +218,26 @@ def _topological_order(root_node):
     stack = [root_node]
     while stack:
         node = stack.pop()
-        for parent in node.parents:
-            if parent is None or parent.grad_fn is None:
+        for edge in node.edges:
+            if edge is None or edge[0] is None:
                 continue
-            key = id(parent.grad_fn)
+            key = id(edge[0])
             if key not in consumers:
                 consumers[key] = 0
-                nodes[key] = parent.grad_fn
-                stack.append(parent.grad_fn)
+                nodes[key] = edge[0]
+                stack.append(edge[0])
             consumers[key] += 1
     order, ready = [], [root_node]
     while ready:
         node = ready.pop()
         order.append(node)
-        for parent in node.parents:
-            if parent is None or parent.grad_fn is None:
+        for edge in node.edges:
+            if edge is None or edge[0] is None:
                 continue
-            key = id(parent.grad_fn)
+            key = id(edge[0])
             consumers[key] -= 1
             if consumers[key] == 0:
-                ready.append(parent.grad_fn)
+                ready.append(edge[0])
     return order
 
 
@@ -284,12 +287,12 @@ def backward(tensor, grad=None):
                 in_grads = node.function.backward(node, out_grads[0])
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for parent, g in zip(node.parents, in_grads):
-                if parent is None or g is None or not parent.requires_grad:
+            for parent, edge, needed, g in zip(node.parents, node.edges, node.needs_input_grad, in_grads):
+                if parent is None or g is None or not needed:
                     continue
-                if parent.grad_fn is None:
+                producer, i = edge
+                if producer is None:
                     _accumulate(parent, g)
                 else:
-                    slots = pending.setdefault(id(parent.grad_fn), [None] * parent.grad_fn.n_outputs)
-                    i = parent._output_index
+                    slots = pending.setdefault(id(producer), [None] * producer.n_outputs)
                     slots[i] = g if slots[i] is None else slots[i] + g

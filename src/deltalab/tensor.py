@@ -572,7 +572,7 @@ class Tensor:
     absolute = abs
 
     def sign(self):
-        return Tensor._from_array(np.sign(self.data))
+        return _ops().elementwise.rounding(self, np.sign)
 
     def sin(self):
         return _ops().elementwise.sin(self)

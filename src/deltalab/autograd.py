@@ -156,12 +156,9 @@ class Function:
 
 def _remember_versions(ctx, parents, outputs):
     """Note the version of each input or output whose array the backward will read."""
-    saved_ids = {id(s) for s in ctx.saved}
-    versions = []
-    for t in parents + outputs:
-        if t is not None and id(t.data) in saved_ids:
-            versions.append((t._version, t._version.value))
-    ctx.saved_versions = tuple(versions)
+    saved_ids = [id(s) for s in ctx.saved]
+    ctx.saved_versions = tuple(
+        (t._version, t._version.value) for t in parents + outputs if t is not None and id(t.data) in saved_ids)
 
 
 def check_versions(node):

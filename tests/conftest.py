@@ -33,3 +33,15 @@ def parallel_sections(monkeypatch):
 
     monkeypatch.setattr(threads, "run_parallel", counting)
     return calls
+
+
+@pytest.fixture
+def float64_default():
+    """New float tensors and parameters are float64 (deltalab's default is float32, as torch's):
+    for tests that compare at float64 precision with tensors made from Python floats."""
+    import deltalab as dl
+
+    previous = dl.get_default_dtype()
+    dl.set_default_dtype("float64")
+    yield
+    dl.set_default_dtype(previous)

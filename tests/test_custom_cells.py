@@ -14,6 +14,9 @@ from deltalab import ShapeError
 from deltalab.models import AdditiveCell, ElmanReLUCell, GateLSTMCell, ModifiedCell
 from deltalab.nn import Module, Parameter, Recurrent
 
+# these tests compare at float64 precision (the default dtype is float32, as torch's)
+pytestmark = pytest.mark.usefixtures("float64_default")
+
 
 def unroll_with(cell, names):
     """fn(*weights, x, h0) -> outputs, with the cell's named weights replaced by the given tensors

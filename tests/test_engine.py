@@ -8,6 +8,9 @@ import pytest
 import deltalab as dl
 import deltalab.functional as F
 
+# these tests compare at float64 precision (the default dtype is float32, as torch's)
+pytestmark = pytest.mark.usefixtures("float64_default")
+
 
 # ------------------------------------------------------------------ grad modes
 def test_no_grad_records_no_graph_and_restores_the_mode():

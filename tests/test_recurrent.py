@@ -9,6 +9,9 @@ import deltalab.functional as F
 from deltalab.models import ElmanNetwork
 from deltalab.ops.recurrent import sequence_record
 
+# these tests compare at float64 precision (the default dtype is float32, as torch's)
+pytestmark = pytest.mark.usefixtures("float64_default")
+
 # ---------------------------------------------------------------- SPEC §4 exercises
 # Common setup: x = [(4,0,0,0), (0,8,2,0)], 3 hidden tanh units, every weight and bias 0.1,
 # h(0) = 0, learning rate 1, one SGD step on the sequence.

@@ -10,6 +10,9 @@ import pytest
 import deltalab as dl
 import deltalab.functional as F
 
+# these tests compare at float64 precision (the default dtype is float32, as torch's)
+pytestmark = pytest.mark.usefixtures("float64_default")
+
 
 def scalar(value, name):
     return dl.tensor(float(value), requires_grad=True, name=name)

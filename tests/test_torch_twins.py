@@ -11,6 +11,9 @@ import deltalab as dl  # noqa: E402
 import deltalab.functional as F  # noqa: E402
 import deltalab.ops as ops  # noqa: E402
 
+# these tests compare at float64 precision (the default dtype is float32, as torch's)
+pytestmark = pytest.mark.usefixtures("float64_default")
+
 TF = torch.nn.functional
 seeds = st.integers(0, 2**31 - 1)
 

@@ -2,32 +2,67 @@
 
 The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files or reports;
 :mod:`nn`, :mod:`optim` and :mod:`losses` build on it; the CLI and reports sit on top.
+PyTorch's names work the same way here (``dl.zeros``, ``dl.float32``, ``dl.no_grad``, ...); a torch
+name deltalab does not have raises ``NotImplementedError: deltalab has no torch.X``.
 """
+import importlib.util as _importlib_util
+import types as _types
+
 from . import functional, models, nn, ops, optim
-from .autograd import is_grad_enabled, no_grad
-from .dtypes import get_default_dtype, set_default_dtype
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .dtypes import (
+    bool,
+    double,
+    float,
+    float32,
+    float64,
+    get_default_dtype,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
 from .errors import CheckpointError, ConfigurationError, DeltalabError, ShapeError, SpecError
+from .factories import *  # noqa: F403 - torch's module-level functions
+from .factories import __all__ as _factory_names
 from .gradcheck import gradcheck
-from .ops import cat, concatenate, stack, where
-from .random import manual_seed
+from .random import manual_seed, seed
 from .summary import summary
-from .tensor import Tensor, ones, tensor, zeros
+from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Tensor", "cat",
-    "concatenate", "functional", "get_default_dtype", "get_num_threads", "gradcheck", "is_grad_enabled", "load", "load_into",
-    "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim", "save", "set_default_dtype", "set_num_threads", "stack",
-    "summary", "tensor", "where", "zeros",
-]
+# torch.cuda / torch.backends.mps as tutorials probe them: no accelerator here
+cuda = _types.SimpleNamespace(is_available=lambda: False, device_count=lambda: 0, manual_seed=lambda s: None,
+                              manual_seed_all=lambda s: None)
+backends = _types.SimpleNamespace(mps=_types.SimpleNamespace(is_available=lambda: False, is_built=lambda: False))
+
+__all__ = sorted({
+    "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Size", "Tensor",
+    "backends", "bool", "cuda", "device", "double", "enable_grad", "float", "float32", "float64", "functional",
+    "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
+    "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
+    "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",
+    "uint8", "zeros", *_factory_names,
+})
 
 
 def __getattr__(name):
-    # checkpoints pull in zipfile and the architecture registry: load them on first use
-    if name in ("save", "load", "load_into"):
+    # saving pulls in zipfile and the architecture registry: load it on first use
+    if name in ("save", "load"):
+        from . import serialization
+
+        return getattr(serialization, name)
+    if name == "load_into":
         from . import checkpoint
 
-        return getattr(checkpoint, name)
-    raise AttributeError(f"module 'deltalab' has no attribute {name!r}")
+        return checkpoint.load_into
+    if name.startswith("_") or _importlib_util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(f"module 'deltalab' has no attribute {name!r}")
+    raise MissingTorchFeature(f"deltalab has no torch.{name}")

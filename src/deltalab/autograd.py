@@ -48,6 +48,37 @@ class no_grad:
         return wrapper
 
 
+class enable_grad(no_grad):
+    """Context manager and decorator: record the graph again (inside ``no_grad``)."""
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = True
+
+
+class set_grad_enabled(no_grad):
+    """``set_grad_enabled(False)`` as a context manager, decorator, or plain call (as torch)."""
+
+    def __init__(self, mode):
+        self._previous = is_grad_enabled()
+        self.mode = bool(mode)
+        _state.grad_enabled = self.mode
+
+    def __enter__(self):
+        _state.grad_enabled = self.mode
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+inference_mode = no_grad
+
+
 class Node:
     """One recorded op application: the op, its parent tensors and what forward saved.
 
@@ -63,6 +94,9 @@ class Node:
         self.retained = {}
         self.saved_versions = ()  # (Version, value) of each tensor whose array backward reads
         self.needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
+        # where each input's gradient goes, fixed now: an in-place op may later give the input
+        # tensor a new grad_fn, but this node consumed the value from before
+        self.edges = tuple(None if p is None else (p.grad_fn, p._output_index) for p in parents)
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -122,12 +156,9 @@ class Function:
 
 def _remember_versions(ctx, parents, outputs):
     """Note the version of each input or output whose array the backward will read."""
-    saved_ids = {id(s) for s in ctx.saved}
-    versions = []
-    for t in parents + outputs:
-        if t is not None and id(t.data) in saved_ids:
-            versions.append((t._version, t._version.value))
-    ctx.saved_versions = tuple(versions)
+    saved_ids = [id(s) for s in ctx.saved]
+    ctx.saved_versions = tuple(
+        (t._version, t._version.value) for t in parents + outputs if t is not None and id(t.data) in saved_ids)
 
 
 def check_versions(node):
@@ -184,26 +215,26 @@ def _topological_order(root_node):
     stack = [root_node]
     while stack:
         node = stack.pop()
-        for parent in node.parents:
-            if parent is None or parent.grad_fn is None:
+        for edge in node.edges:
+            if edge is None or edge[0] is None:
                 continue
-            key = id(parent.grad_fn)
+            key = id(edge[0])
             if key not in consumers:
                 consumers[key] = 0
-                nodes[key] = parent.grad_fn
-                stack.append(parent.grad_fn)
+                nodes[key] = edge[0]
+                stack.append(edge[0])
             consumers[key] += 1
     order, ready = [], [root_node]
     while ready:
         node = ready.pop()
         order.append(node)
-        for parent in node.parents:
-            if parent is None or parent.grad_fn is None:
+        for edge in node.edges:
+            if edge is None or edge[0] is None:
                 continue
-            key = id(parent.grad_fn)
+            key = id(edge[0])
             consumers[key] -= 1
             if consumers[key] == 0:
-                ready.append(parent.grad_fn)
+                ready.append(edge[0])
     return order
 
 
@@ -253,12 +284,12 @@ def backward(tensor, grad=None):
                 in_grads = node.function.backward(node, out_grads[0])
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for parent, g in zip(node.parents, in_grads):
-                if parent is None or g is None or not parent.requires_grad:
+            for parent, edge, needed, g in zip(node.parents, node.edges, node.needs_input_grad, in_grads):
+                if parent is None or g is None or not needed:
                     continue
-                if parent.grad_fn is None:
+                producer, i = edge
+                if producer is None:
                     _accumulate(parent, g)
                 else:
-                    slots = pending.setdefault(id(parent.grad_fn), [None] * parent.grad_fn.n_outputs)
-                    i = parent._output_index
+                    slots = pending.setdefault(id(producer), [None] * producer.n_outputs)
                     slots[i] = g if slots[i] is None else slots[i] + g

@@ -42,7 +42,7 @@ class UnsupportedDtypeError(NotImplementedError, ValueError):
 
 
 _state = threading.local()
-_global_default = float64
+_global_default = float32
 
 
 def _parse(dtype) -> np.dtype:

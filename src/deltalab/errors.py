@@ -35,18 +35,17 @@ class ClassIndexError(ShapeError, IndexError):
     """A class index outside 0..C−1; an IndexError too, as PyTorch's "Target 3 is out of bounds"."""
 
 
-class MissingTorchFeature(DeltalabError, NotImplementedError, AttributeError):
-    """A PyTorch name deltalab does not have ("deltalab has no torch.nn.Transformer"): a
-    NotImplementedError naming the feature, and an AttributeError so ``hasattr`` stays False."""
-
 
 def missing_torch_names(module_name, torch_name):
-    """A module ``__getattr__`` raising :class:`MissingTorchFeature` for public names the module
-    lacks (``torch_name`` is the torch namespace it mirrors, e.g. "torch.nn")."""
+    """A module ``__getattr__`` raising ``MissingTorchFeature`` (a NotImplementedError naming the
+    feature, an AttributeError for ``hasattr``) for public names the module lacks; ``torch_name``
+    is the torch namespace it mirrors, e.g. "torch.nn"."""
 
     def __getattr__(name):
         if name.startswith("_"):
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        from .tensor import MissingTorchFeature
+
         raise MissingTorchFeature(f"deltalab has no {torch_name}.{name}")
 
     return __getattr__

@@ -15,3 +15,10 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 def generator() -> np.random.Generator:
     return _generator
+
+
+def seed() -> int:
+    """Reseed from fresh entropy and return the seed (like ``torch.seed``)."""
+    fresh = int(np.random.SeedSequence().entropy % (2**63))
+    manual_seed(fresh)
+    return fresh

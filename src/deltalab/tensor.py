@@ -323,6 +323,23 @@ class Tensor:
             dtype = names[key]
         return self.to(dtype)
 
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=self.dtype if dtype is None else dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=self.dtype if dtype is None else dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        check_device(device)
+        array = np.full(_shape_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtypes.resolve_any(dtype))
+        return Tensor(array, requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return tensor(data, dtype=self.dtype if dtype is None else dtype, device=device, requires_grad=requires_grad)
+
     def type_as(self, other):
         return self.to(other.dtype)
 
@@ -572,7 +589,7 @@ class Tensor:
     absolute = abs
 
     def sign(self):
-        return Tensor._from_array(np.sign(self.data))
+        return _ops().elementwise.rounding(self, np.sign)
 
     def sin(self):
         return _ops().elementwise.sin(self)

@@ -6,8 +6,8 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import dtypes
-from ..errors import DeltalabError, MissingTorchFeature, ShapeError
-from ..tensor import Tensor
+from ..errors import DeltalabError, ShapeError
+from ..tensor import MissingTorchFeature, Tensor
 
 
 class Parameter(Tensor):

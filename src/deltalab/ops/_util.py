@@ -22,6 +22,8 @@ def operand(x, like=None):
 
 
 def binary_operands(a, b):
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
+        return a, b  # the common case: nothing to promote
     a_scalar, b_scalar = _is_python_number(a), _is_python_number(b)
     a = operand(a, b if isinstance(b, Tensor) else None)
     b = operand(b, a if isinstance(a, Tensor) else None)
@@ -37,8 +39,8 @@ def _is_python_number(x):
 def _integer_meets_float(a, b, a_scalar, b_scalar):
     """PyTorch's promotion of integer and bool tensors against floats: the float side's dtype wins
     (NumPy would give float64), and a Python float gives the default dtype."""
-    kinds = (_kind(a), _kind(b))
-    if "f" not in kinds or not any(k in "biu" for k in kinds):
+    kinds = _kind(a) + _kind(b)
+    if kinds == "ff" or "f" not in kinds:
         return a, b
     from .. import dtypes
 
@@ -50,7 +52,8 @@ def _integer_meets_float(a, b, a_scalar, b_scalar):
 
 
 def _kind(x):
-    return _dtype(x).kind
+    return x.data.dtype.kind if isinstance(x, Tensor) else x.dtype.kind if isinstance(x, np.ndarray) else (
+        np.asarray(x).dtype.kind)
 
 
 def _dtype(x):

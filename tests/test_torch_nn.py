@@ -883,3 +883,13 @@ def test_embedding_and_dropout_convert_both_ways():
     back = to_torch(ours).eval()
     close(back(torch.tensor(indices)).detach().numpy(), theirs(torch.tensor(indices)), "float64")
     assert back[0].padding_idx == 1 and back[1].p == 0.2
+
+
+def test_load_state_dict_returns_torchs_incompatible_keys():
+    ours, theirs = nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    state = {"weight": np.ones((2, 2)), "bias": np.zeros(2)}
+    assert repr(ours.load_state_dict(state)) == repr(theirs.load_state_dict({k: torch.tensor(v) for k, v in
+                                                                            state.items()}))
+    result = ours.load_state_dict({"weight": np.ones((2, 2)), "extra": np.ones(1)}, strict=False)
+    expected = theirs.load_state_dict({"weight": torch.ones(2, 2), "extra": torch.ones(1)}, strict=False)
+    assert (result.missing_keys, result.unexpected_keys) == (expected.missing_keys, expected.unexpected_keys)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,18 @@ def _float_dtype(data):
     if kind is not None and np.dtype(kind) in (np.float32, np.float64):
         return np.dtype(kind)
     return dtypes.get_default_dtype()
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns, as torch: the names it did not find and did not use."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
 
 class StateDictError(DeltalabError, RuntimeError):
@@ -273,7 +286,8 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers; unknown, missing or mis-shaped entries are
-        refused (RuntimeError, as torch), and a refused state leaves the module unchanged."""
+        refused (RuntimeError, as torch), and a refused state leaves the module unchanged.
+        Returns torch's ``(missing_keys, unexpected_keys)`` (both empty unless ``strict=False``)."""
         own = dict(self._state_items())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -298,7 +312,7 @@ class Module:
         # copy only once every entry fits: a refused state leaves the module unchanged
         for name, array in arrays.items():
             own[name].data = array.astype(own[name].dtype, copy=True)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- dtype
     def to(self, *args, **kwargs):

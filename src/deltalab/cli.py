@@ -1,4 +1,10 @@
-"""The ``deltalab`` command line.  User errors print one line on stderr and exit 2."""
+"""The ``deltalab`` command line.
+
+Whatever the input, a refusal is one line on stderr and exit code 2 (bad input; see the
+README's "What happens with bad input"); a valid run whose result is not finite exits 1.
+NumPy's floating-point warnings never reach stderr: the commands check their results
+themselves and say what went wrong in one line.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +13,20 @@ import sys
 
 from .commands import COMMANDS
 from .errors import DeltalabError
+from .text import one_line
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a wrong option is one line (the usage block would be several)."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("deltalab").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"deltalab: error: {where}{one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser(commands=COMMANDS):
-    parser = argparse.ArgumentParser(prog="deltalab", description="A neural-network engine that shows its work.")
+    parser = OneLineArgumentParser(prog="deltalab", description="A neural-network engine that shows its work.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in commands:
         importlib.import_module(f".commands.{name}", __package__).register(subparsers)
@@ -18,14 +34,21 @@ def build_parser(commands=COMMANDS):
 
 
 def main(argv=None):
+    import numpy as np
+
     argv = sys.argv[1:] if argv is None else list(argv)
     # register only the command being run (its module may import a lot); all of them for --help
     named = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser([named] if named in COMMANDS else COMMANDS).parse_args(argv)
     try:
-        return args.run(args)
+        with np.errstate(all="ignore"):  # overflow is checked (and reported) where it matters
+            return args.run(args)
     except DeltalabError as exc:
-        print(f"deltalab: error: {exc}", file=sys.stderr)
+        print(f"deltalab: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except MemoryError:
+        print(f"deltalab: error: {args.command}: out of memory (the input is larger than this machine can hold)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deltalab: interrupted", file=sys.stderr)

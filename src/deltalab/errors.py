@@ -2,11 +2,15 @@
 
 Every user-facing mistake (a wrong shape, an impossible layer configuration, a malformed
 file) is one of these, so the command line can print one clear line instead of a traceback.
+The command line exits with ``exit_code``: 2 for bad input, 1 for a valid run whose result
+is not a finite number.
 """
 
 
 class DeltalabError(Exception):
     """Base class of every error deltalab raises on purpose."""
+
+    exit_code = 2
 
 
 class ShapeError(DeltalabError, ValueError, RuntimeError):
@@ -34,6 +38,15 @@ class SpecError(DeltalabError, ValueError):
 class ClassIndexError(ShapeError, IndexError):
     """A class index outside 0..C−1; an IndexError too, as PyTorch's "Target 3 is out of bounds"."""
 
+
+class OutputError(DeltalabError, OSError):
+    """A file that cannot be written (refused target, permission, full disk); the message names it."""
+
+
+class NonFiniteResult(DeltalabError, ArithmeticError):
+    """A valid problem whose run produced inf or nan (an overflow, a diverging step): exit code 1."""
+
+    exit_code = 1
 
 
 def missing_torch_names(module_name, torch_name):

@@ -112,6 +112,22 @@ def compare_with_differences(loss, array, indices, analytic, eps=FD_EPS, rtol=FD
     )
 
 
+def sampled_entries(sizes: dict, max_entries: int, seed: int = 0) -> dict:
+    """Flat indices to check per array (name -> size): all of them when the total is at most
+    ``max_entries``, else a fixed sample spread over the arrays in proportion to their sizes
+    (at least one entry each), so a big network is checked in bounded time."""
+    total = sum(sizes.values())
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for name, size in sizes.items():
+        if total <= max_entries:
+            chosen[name] = np.arange(size)
+        else:
+            count = min(size, max(1, size * max_entries // total))
+            chosen[name] = np.sort(rng.choice(size, size=count, replace=False))
+    return chosen
+
+
 def numerical_gradient(fn, inputs, index, eps, weights):
     """d(Σ weights·fn(inputs))/d inputs[index] by central differences, one value at a time."""
     x = inputs[index]

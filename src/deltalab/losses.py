@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .autograd import Function
 from .errors import ClassIndexError, ShapeError
 from .tensor import Tensor
 
@@ -164,6 +165,32 @@ def nll_loss(log_probabilities, target, weight=None, size_average=None, ignore_i
     return _picked_loss("nll_loss", log_probabilities, target_array, axis, weight, ignore_index, reduction)
 
 
+class _BinaryCrossEntropy(Function):
+    """−[t log p + (1 − t) log(1 − p)] per element, logs clamped at −100, with PyTorch's
+    gradients: ∂/∂p = (p − t) / max(p (1 − p), ε = 1e-12) and ∂/∂t = −logit(p).  Differentiating
+    the clamped logs instead gives other numbers where a log is clamped (p = 0 or 1: 0 or 1
+    instead of torch's 0 or ±1e12)."""
+
+    @staticmethod
+    def forward(ctx, p, t):
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100.0)
+            log_q = np.maximum(np.log1p(-p), -100.0)
+        ctx.save_for_backward(p, t)
+        return -(t * log_p + (1 - t) * log_q)
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, t = ctx.saved
+        # torch's epsilon is the float 1e-12 (9.9999999600419e-13) in either precision
+        gp = grad * (p - t) / np.maximum((1 - p) * p, np.float32(1e-12).astype(p.dtype)) if ctx.needs_input_grad[0] else None
+        gt = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gt = grad * (np.log1p(-p) - np.log(p))
+        return gp, gt
+
+
 def binary_cross_entropy(probability, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """−[t log p + (1 − t) log(1 − p)], logs clamped at −100 as PyTorch does; like PyTorch,
     a probability outside [0, 1] (NaN included) is an error, not a number."""
@@ -173,12 +200,7 @@ def binary_cross_entropy(probability, target, weight=None, size_average=None, re
     p = probability.data
     if not np.all((p >= 0) & (p <= 1)):
         raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1")
-    log_p = ops.where(probability.data > 0, ops.log(ops.where(probability.data > 0, probability, 1.0)), -100.0)
-    one_minus = 1 - probability
-    log_q = ops.where(one_minus.data > 0, ops.log(ops.where(one_minus.data > 0, one_minus, 1.0)), -100.0)
-    log_p = ops.where(log_p.data < -100, -100.0, log_p)
-    log_q = ops.where(log_q.data < -100, -100.0, log_q)
-    values = -(target * log_p + (1 - target) * log_q)
+    values = _BinaryCrossEntropy.apply(probability, target)
     if weight is not None:
         values = values * (weight if isinstance(weight, Tensor) else np.asarray(weight, dtype=p.dtype))
     return _reduce(values, reduction, "binary_cross_entropy")

@@ -8,12 +8,14 @@ get a did-you-mean, and a matrix of the wrong shape names the parameter and both
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import files, limits
 from .errors import SpecError
 
 try:
@@ -22,7 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 MODEL_TYPES = ("mlp", "cnn", "rnn", "lstm", "equations")
-MAX_FILE_SIZE = 1_000_000  # characters: a problem file is small; a huge one is refused before parsing
+MAX_FILE_SIZE = limits.FILE_BYTES  # a problem file is small; a huge one is refused before reading it
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
 LOSSES = ("half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
@@ -86,6 +88,20 @@ class Problem:
     steps: int = 1
     description: str = ""
     equations: object = None  # an equations.spec.EquationProblem (model type "equations")
+    size: object = None  # NetworkSize of a layered / recurrent network (None: equations)
+
+
+@dataclass
+class NetworkSize:
+    """What one forward pass over the problem's data costs, counted from the file before building."""
+
+    parameters: int = 0
+    values: int = 0  # every layer's output over the batch (or the sequence), the input included
+    multiply_adds: int = 0
+
+    @property
+    def cost(self) -> int:
+        return self.multiply_adds + self.values + self.parameters
 
 
 class _Reader:
@@ -114,7 +130,7 @@ class _Reader:
             self.fail(where, f"expected a table [{key}], got {_describe(value)}")
         return value
 
-    def positive_int(self, table, key, where, default=None):
+    def positive_int(self, table, key, where, default=None, largest=None):
         if key not in table:
             if default is None:
                 self.fail(where, "missing; expected a positive integer")
@@ -122,7 +138,12 @@ class _Reader:
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.fail(where, f"expected a positive integer, got {_describe(value)}")
+        self.at_most(value, largest, where)
         return value
+
+    def at_most(self, value, largest, where, what=None):
+        if largest is not None and value > largest:
+            self.fail(where, f"{what or f'{value:,}'} is too large; the largest is {largest:,}")
 
     def non_negative_int(self, value, where):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -160,9 +181,19 @@ class _Reader:
         return float(value)
 
     def array(self, value, where):
-        """A number or (nested) list of numbers as a float64 array; ragged or non-numeric refused."""
+        """A number or (nested) list of numbers as a float64 array; ragged or non-numeric refused.
+
+        A boolean is no number here (NumPy would read true as 1.0): refused with its position.
+        """
         if isinstance(value, bool) or isinstance(value, str) or isinstance(value, dict):
             self.fail(where, f"expected a number or a list of numbers, got {_describe(value)}")
+        stack = [(value, where)]
+        while stack:
+            item, at = stack.pop()
+            if isinstance(item, list):
+                stack.extend((entry, f"{at}[{i}]") for i, entry in reversed(list(enumerate(item))))
+            elif isinstance(item, bool) or not isinstance(item, (int, float)):
+                self.fail(at, f"expected a number, got {_describe(item)}")
         try:
             array = np.array(value, dtype=np.float64)
         except (ValueError, TypeError):
@@ -171,12 +202,13 @@ class _Reader:
             self.fail(where, "contains a non-finite number (nan or inf)")
         return array
 
-    def pair(self, value, where, allow_same=False):
+    def pair(self, value, where, allow_same=False, largest=limits.WINDOW):
         if allow_same and value == "same":
             return "same"
         if isinstance(value, int) and not isinstance(value, bool):
-            return (value, value)
+            value = [value, value]
         if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            self.at_most(max(value), largest, where)
             return tuple(value)
         expected = "an integer, a pair [h, w]" + (' or "same"' if allow_same else "")
         self.fail(where, f"expected {expected}, got {_describe(value)}")
@@ -184,11 +216,13 @@ class _Reader:
 
 def _describe(value):
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if len(value) <= 60 else repr(value[:57]) + "…"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
         return f"a {'list' if isinstance(value, list) else 'table'}"
+    if isinstance(value, int) and abs(value) > limits.INTEGER:
+        return f"an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
     return repr(value)
 
 
@@ -196,21 +230,25 @@ _LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def load_problem(path) -> Problem:
-    """Read and validate a problem file; raises SpecError (file, line or field path) on any mistake."""
-    path = Path(path)
+    """Read and validate a problem file; raises SpecError (file, line or field path) on any mistake.
+
+    Only a regular file of at most ``limits.FILE_BYTES`` is read (a FIFO or device is refused
+    before it is opened).
+    """
+    shown = os.fspath(path)
+    raw = files.read_regular_file(shown, MAX_FILE_SIZE, SpecError, "file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the file ({exc})") from None
-    return parse_problem(text, str(path))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"{shown}:{line}: not UTF-8 text (byte {exc.start + 1} of the file); "
+                        "save the problem file as UTF-8") from None
+    return parse_problem(text, shown)
 
 
 def parse_problem(text, path="<problem>") -> Problem:
     if len(text) > MAX_FILE_SIZE:
-        raise SpecError(f"{path}: the file has {len(text):,} characters; a problem file may have at most "
-                        f"{MAX_FILE_SIZE:,}")
+        raise SpecError(f"{path}: the file has {len(text):,} characters; the largest is {MAX_FILE_SIZE:,}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -220,7 +258,36 @@ def parse_problem(text, path="<problem>") -> Problem:
             message = _LINE.sub("", message).strip()
             raise SpecError(f"{path}:{match.group(1)}:{match.group(2)}: TOML syntax error: {message}") from None
         raise SpecError(f"{path}: TOML syntax error: {message}") from None
-    return _validate(data, _Reader(path))
+    except RecursionError:
+        raise SpecError(f"{path}: lists or inline tables nested too deeply; the largest depth is "
+                        f"{limits.ARRAY_DEPTH}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise SpecError(f"{path}: TOML: {exc}") from None
+    reader = _Reader(path)
+    _check_tree(data, reader)
+    return _validate(data, reader)
+
+
+def _check_tree(data, r):
+    """Before reading any field: lists nested at most ARRAY_DEPTH deep, at most FILE_NUMBERS numbers,
+    integers within 64 bits -- each refusal names the first field that breaks the rule."""
+    numbers = 0
+    stack = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else k, depth) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            if depth + 1 > limits.ARRAY_DEPTH:
+                r.fail(where, f"lists nested {depth + 1} deep; the largest depth is {limits.ARRAY_DEPTH}")
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers += 1
+            if numbers > limits.FILE_NUMBERS:
+                r.fail(where, f"the file holds more than {limits.FILE_NUMBERS:,} numbers; "
+                              f"the largest is {limits.FILE_NUMBERS:,}")
+            if isinstance(value, int) and not -limits.INTEGER - 1 <= value <= limits.INTEGER:
+                r.fail(where, f"{_describe(value)} is beyond 64 bits; the largest is {limits.INTEGER:,}")
 
 
 def _validate(data, r) -> Problem:
@@ -228,18 +295,15 @@ def _validate(data, r) -> Problem:
     if isinstance(model, dict) and model.get("type") == "equations":
         return _equations(data, r)
     r.check_keys(data, TOP_KEYS, "")
-    title = data.get("title", Path(r.path).stem)
-    if not isinstance(title, str):
-        r.fail("title", f"expected a string, got {_describe(title)}")
+    title, description = _title_and_description(data, r)
     model = r.table(data, "model", "model")
     model_type = r.choice(model, "type", MODEL_TYPES, "model.type")
     problem = Problem(path=r.path, title=title, model_type=model_type, loss="half_squared_error",
-                      description=str(data.get("description", "")))
+                      description=description)
     if model_type in ("rnn", "lstm"):
         r.check_keys(model, RECURRENT_MODEL_KEYS, "model")
-        problem.input_size = r.positive_int(model, "input_size", "model.input_size")
-        problem.hidden_size = r.positive_int(model, "hidden_size", "model.hidden_size")
-        problem.output_size = r.positive_int(model, "output_size", "model.output_size")
+        for key in ("input_size", "hidden_size", "output_size"):
+            setattr(problem, key, r.positive_int(model, key, f"model.{key}", largest=limits.WIDTH))
         if model_type == "rnn":
             problem.hidden_activation = r.choice(model, "hidden_activation", HIDDEN_ACTIVATIONS,
                                                  "model.hidden_activation", "tanh")
@@ -263,21 +327,29 @@ def _validate(data, r) -> Problem:
         problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
     elif "learning_rate" in training:
         problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
-    problem.steps = r.positive_int(training, "steps", "training.steps", default=1)
+    problem.steps = r.positive_int(training, "steps", "training.steps", default=1, largest=limits.STEPS)
+    _check_size(problem, r)
     return problem
+
+
+def _title_and_description(data, r):
+    title = data.get("title", Path(r.path).stem)
+    if not isinstance(title, str):
+        r.fail("title", f"expected a string, got {_describe(title)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        r.fail("description", f"expected a string, got {_describe(description)}")
+    return title, description
 
 
 def _equations(data, r) -> Problem:
     """A model given as equations (see :mod:`deltalab.equations`)."""
     from .equations.spec import read
 
-    title = data.get("title", Path(r.path).stem)
-    if not isinstance(title, str):
-        r.fail("title", f"expected a string, got {_describe(title)}")
+    title, description = _title_and_description(data, r)
     equations, learning_rate, steps = read(data, r, r.path)
     return Problem(path=r.path, title=title, model_type="equations", loss=equations.loss or "",
-                   description=str(data.get("description", "")), learning_rate=learning_rate, steps=steps,
-                   equations=equations)
+                   description=description, learning_rate=learning_rate, steps=steps, equations=equations)
 
 
 def _input_shape(model, model_type, r):
@@ -294,6 +366,10 @@ def _input_shape(model, model_type, r):
         r.fail("model.input_shape", f"a cnn needs (channels, height, width), got {value}")
     if model_type == "mlp" and len(value) != 1:
         r.fail("model.input_shape", f"an mlp needs (features,), got {value}; use type = \"cnn\" for images")
+    for i, n in enumerate(value):
+        r.at_most(n, limits.WIDTH, f"model.input_shape[{i}]")
+    r.at_most(int(np.prod(value, dtype=object)), limits.VALUES, "model.input_shape",
+              f"one sample of {'×'.join(map(str, value))} = {int(np.prod(value, dtype=object)):,} values")
     return tuple(value)
 
 
@@ -308,13 +384,13 @@ def _layers(model, model_type, r):
         r.check_keys(layer, LAYER_KEYS[kind], where)
         spec = LayerSpec(type=kind)
         if kind == "dense":
-            spec.units = r.positive_int(layer, "units", f"{where}.units")
+            spec.units = r.positive_int(layer, "units", f"{where}.units", largest=limits.WIDTH)
             spec.activation = r.choice(layer, "activation", OUTPUT_ACTIVATIONS, f"{where}.activation", "identity")
             spec.bias = r.boolean(layer, "bias", f"{where}.bias", True)
         elif kind == "conv2d":
             if model_type != "cnn":
                 r.fail(f"{where}.type", "conv2d layers need model.type = \"cnn\"")
-            spec.out_channels = r.positive_int(layer, "out_channels", f"{where}.out_channels")
+            spec.out_channels = r.positive_int(layer, "out_channels", f"{where}.out_channels", largest=limits.WIDTH)
             spec.kernel_size = r.pair(layer.get("kernel_size"), f"{where}.kernel_size")
             spec.stride = r.pair(layer.get("stride", 1), f"{where}.stride")
             spec.padding = r.pair(layer.get("padding", 0), f"{where}.padding", allow_same=True)
@@ -398,6 +474,7 @@ def _check_data_shapes(problem, r):
                                   f"got shape {x.shape}")
         if x.shape[0] == 0:
             r.fail("data.inputs", "the sequence is empty")
+        r.at_most(x.shape[0], limits.SEQUENCE, "data.inputs", f"a sequence of {x.shape[0]:,} time steps")
         if problem.target_steps is not None:
             bad = [v for v in problem.target_steps if not 1 <= v <= x.shape[0]]
             if bad or len(set(problem.target_steps)) != len(problem.target_steps):
@@ -418,3 +495,113 @@ def _check_data_shapes(problem, r):
         r.fail("data.targets", f"expected shape {expected}"
                + (" (the output at the last step)" if problem.many_to_one else " (one row per time step)")
                + f", got shape {t.shape}")
+
+
+# ------------------------------------------------------------------ size, before anything is built
+def _check_size(problem, r):
+    """Count parameters, values and multiply-adds from the file's numbers alone and refuse a network
+    beyond the limits (:mod:`deltalab.limits`) before a single array of it is allocated; also the
+    static checks a forward pass would otherwise make (so ``summary`` refuses what ``solve`` does)."""
+    if problem.model_type in ("rnn", "lstm"):
+        size, per_layer = _recurrent_size(problem), []
+    else:
+        size, per_layer, output_shape = _layered_size(problem, r)
+        if output_shape is not None:
+            _check_layered_targets(problem, output_shape, r)
+    problem.size = size
+
+    def biggest(index):
+        if not per_layer:
+            return ""
+        layer = max(range(len(per_layer)), key=lambda i: per_layer[i][index])
+        return f" (most in model.layers[{layer}], a {problem.layers[layer].type} layer)"
+
+    r.at_most(size.parameters, limits.PARAMETERS, "model",
+              f"the network has {size.parameters:,} parameters{biggest(0)}, which")
+    r.at_most(size.values, limits.VALUES, "model",
+              f"one forward pass over the data computes {size.values:,} values{biggest(1)}, which")
+    r.at_most(size.multiply_adds, limits.MULTIPLY_ADDS, "model",
+              f"one forward pass takes {size.multiply_adds:,} multiply-adds{biggest(2)}, which")
+    steps = problem.steps if problem.targets is not None else 1
+    shown = steps * (size.values + size.parameters)
+    r.at_most(shown, limits.SHOWN, "training.steps",
+              f"{steps:,} steps of {size.values + size.parameters:,} values and parameters each = {shown:,} "
+              "numbers to show, which")
+    work = steps * size.multiply_adds
+    r.at_most(work, limits.TOTAL_MULTIPLY_ADDS, "training.steps",
+              f"{steps:,} steps of {size.multiply_adds:,} multiply-adds each = {work:,}, which")
+
+
+def _recurrent_size(problem):
+    n_in, hidden, n_out = problem.input_size, problem.hidden_size, problem.output_size
+    gates = 4 if problem.model_type == "lstm" else 1
+    bias = 1 if problem.bias else 0
+    steps = problem.inputs.shape[0]
+    parameters = gates * hidden * (n_in + hidden + bias) + n_out * (hidden + bias)
+    per_step = n_in + (gates + 1 if problem.model_type == "rnn" else gates + 2) * hidden + 2 * n_out
+    multiply_adds = steps * (gates * hidden * (n_in + hidden) + n_out * hidden)
+    return NetworkSize(parameters, steps * per_step + 2 * hidden, multiply_adds)
+
+
+def _layered_size(problem, r):
+    """(NetworkSize, per-layer [parameters, values, multiply-adds], output shape of one sample or None).
+
+    Counts up to the first layer that does not fit its input (building the network refuses that
+    one with its own message, after allocating only the layers counted here)."""
+    inputs = problem.inputs
+    batch = 1 if inputs.shape == problem.input_shape else inputs.shape[0]
+    shape = problem.input_shape
+    size = NetworkSize(values=batch * int(np.prod(shape)))
+    per_layer = []
+    for i, spec in enumerate(problem.layers):
+        where = f"model.layers[{i}]"
+        parameters = multiply_adds = 0
+        if spec.type == "dense":
+            if len(shape) != 1:
+                return size, per_layer, None
+            parameters = spec.units * (shape[0] + (1 if spec.bias else 0))
+            multiply_adds = batch * spec.units * shape[0]
+            shape = (spec.units,)
+        elif spec.type == "flatten":
+            shape = (int(np.prod(shape)),)
+        else:
+            if len(shape) != 3:
+                return size, per_layer, None
+            kernel, stride, padding = spec.kernel_size, spec.stride, spec.padding
+            if padding == "same":
+                if stride != (1, 1) or any(k % 2 == 0 for k in kernel):
+                    return size, per_layer, None
+                padding = tuple((k - 1) // 2 for k in kernel)
+            elif spec.type != "conv2d" and any(2 * p > k for p, k in zip(padding, kernel)):
+                r.fail(f"{where}.padding", f"padding {list(padding)} must be at most half the kernel size "
+                                           f"{list(kernel)} (otherwise a window could hold only padding)")
+            out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(shape[1:], kernel, stride, padding))
+            if min(out) < 1:
+                return size, per_layer, None
+            channels = spec.out_channels if spec.type == "conv2d" else shape[0]
+            window = kernel[0] * kernel[1]
+            if spec.type == "conv2d":
+                parameters = channels * (shape[0] * window + (1 if spec.bias else 0))
+                multiply_adds = batch * channels * out[0] * out[1] * shape[0] * window
+            else:
+                multiply_adds = batch * channels * out[0] * out[1] * window
+            shape = (channels,) + out
+        outputs = 2 if spec.type in ("dense", "conv2d") and spec.activation != "identity" else 1
+        values = batch * int(np.prod(shape)) * outputs
+        per_layer.append((parameters, values, multiply_adds))
+        size.parameters += parameters
+        size.values += values
+        size.multiply_adds += multiply_adds
+    return size, per_layer, shape
+
+
+def _check_layered_targets(problem, output_shape, r):
+    """The targets must have the network's output shape (one sample, or the batch)."""
+    if problem.targets is None:
+        return
+    batched = problem.inputs.shape != problem.input_shape
+    batch = problem.inputs.shape[0] if batched else 1
+    whole = (batch,) + tuple(output_shape)
+    if problem.targets.shape not in (whole, whole[1:]):
+        r.fail("data.targets", f"expected shape {whole[1:]}{' or ' + str(whole) if batched else ''} "
+                               f"(the network's output), got {problem.targets.shape}")

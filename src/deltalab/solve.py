@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import losses, ops
+from . import limits, losses, ops
 from .autograd import no_grad
 from .derivation import derive_step
 from .errors import ConfigurationError, ShapeError, SpecError
-from .gradcheck import FD_ATOL, FD_RTOL, compare_with_differences
+from .gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, sampled_entries
 from .models.elman import ElmanNetwork, LSTMNetwork
 from .models.layered import LayeredNetwork
 from .ops.recurrent import sequence_record
 from .tensor import Tensor
-from .trace import Check, Contribution, StepTrace, Trace, Value
+from .trace import Check, Contribution, StepTrace, Trace, Value, check_finite_step
 
 LOSS_FORMULAS = {
     "half_squared_error": "E = ½ Σ (t − y)²",
@@ -298,13 +298,10 @@ def _loss_value(problem, model):
 def finite_difference_check(problem, model, gradients, max_entries=4000):
     """Central differences of E for every parameter entry (a fixed sample of them for big nets)."""
     params = dict(model.named_parameters())
-    total = sum(p.numel() for p in params.values())
-    rng = np.random.default_rng(0)
+    chosen = sampled_entries({name: p.numel() for name, p in params.items()}, max_entries)
     comparisons = {}
     for name, p in params.items():
-        entries = np.arange(p.numel())
-        if total > max_entries:
-            entries = np.sort(rng.choice(p.numel(), size=max(1, p.numel() * max_entries // total), replace=False))
+        entries = chosen[name]
         indices = [np.unravel_index(i, p.shape) for i in entries]
         comparisons[name] = compare_with_differences(lambda: _loss_value(problem, model), p.data, indices,
                                                      gradients[name].reshape(-1)[entries])
@@ -339,18 +336,17 @@ def solve_problem(problem, check_torch=False, exact=False) -> Trace:
             if index == 1 and problem.targets is not None:
                 first_parameters = {n: p.data.copy() for n, p in model.named_parameters()}
             step = _record_step(problem, model, index)
+            check_finite_step(problem.path, step, "the error E")
             step.derivation = derive_step(problem, step, model)
             trace.steps.append(step)
-            if step.loss is not None and not np.isfinite(step.loss):
-                raise SpecError(f"{problem.path}: the error became {step.loss} at step {index}; "
-                                "lower training.learning_rate")
     except ShapeError as exc:
         raise SpecError(f"{problem.path}: {exc}") from None
     if problem.targets is not None:
         checked = build_model(problem)
         for name, p in checked.named_parameters():
             p.data = first_parameters[name].copy()
-        trace.checks.append(finite_difference_check(problem, checked, trace.steps[0].gradients))
+        entries = limits.finite_difference_entries(problem.size.cost) if problem.size else 4000
+        trace.checks.append(finite_difference_check(problem, checked, trace.steps[0].gradients, max_entries=entries))
         if check_torch:
             from .torch_check import torch_check
 

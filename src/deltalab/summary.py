@@ -35,8 +35,12 @@ class ModelSummary:
 
     def table(self, title=None):
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title or f"{self.model_name}  (input {format_shape(self.input_shape)})")
+        from .text import one_line
+
+        # a Text, not a str: rich would read "[...]" in a title from a file as markup
+        table = Table(title=Text(one_line(title or f"{self.model_name}  (input {format_shape(self.input_shape)})")))
         table.add_column("layer")
         table.add_column("type")
         table.add_column("output shape", justify="right")

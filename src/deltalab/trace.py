@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import NonFiniteResult
+
 
 @dataclass
 class Value:
@@ -164,3 +166,30 @@ class Trace:
     steps: list  # [StepTrace]
     checks: list = field(default_factory=list)  # [Check]
     loss_symbol: str = "E"  # the loss's name in ∂E/∂θ ("L" for an equations problem whose loss is L)
+
+
+def check_finite_step(path, step, loss_name):
+    """A training step whose error, gradients or updated parameters are not finite ends the solve
+    with one line (exit code 1): the numbers after it would mean nothing."""
+    if step.loss is None:
+        return
+    advice = "lower training.learning_rate or use smaller inputs and parameters"
+    if not np.isfinite(step.loss):
+        raise NonFiniteResult(f"{path}: {loss_name} became {step.loss} at step {step.index}; {advice}")
+    for what, arrays in (("the gradient of", step.gradients), ("the updated", step.parameters_after)):
+        for name, array in arrays.items():
+            bad = np.asarray(array)[~np.isfinite(array)]
+            if bad.size:
+                raise NonFiniteResult(f"{path}: {what} {name} became {bad.reshape(-1)[0]} at step {step.index}; "
+                                      f"{advice}")
+
+
+def non_finite_values(trace) -> list:
+    """Names of the recorded values (forward, outputs, deltas) that hold inf or nan, in order."""
+    names = []
+    for step in trace.steps:
+        for value in list(step.forward) + list(step.outputs) + list(step.deltas):
+            data = np.asarray(value.array)
+            if data.dtype.kind == "f" and not np.all(np.isfinite(data)) and value.key not in names:
+                names.append(value.key)
+    return names

@@ -18,6 +18,7 @@ batches are shuffled by ``numpy.random.default_rng(seed)`` and nothing else is r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import checkpoint, dtypes, losses, nn, optim
+from . import architecture, architecture_rules, checkpoint, dtypes, losses, nn, optim
 from .autograd import no_grad
 from .errors import CheckpointError, ConfigurationError, DeltalabError
 from .random import generator, manual_seed
@@ -103,6 +104,8 @@ BASE_DEFAULTS = {
     "dtype": "float32",
 }
 OPTIMIZERS = ("sgd", "adam")
+MAX_EPOCHS = 1_000_000  # --epochs, and the epoch a checkpoint may claim
+MAX_SEED = 2**63 - 1  # --seed: any non-negative int64 seeds NumPy's generator
 SCHEDULES = ("constant", "cosine")
 
 
@@ -384,6 +387,10 @@ class TrainConfig:
     def check(self):
         if self.epochs < 1:
             raise ConfigurationError(f"train: --epochs must be at least 1, got {self.epochs}")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigurationError(f"train: --epochs {self.epochs:,} is too many; the largest is {MAX_EPOCHS:,}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigurationError(f"train: --seed must be a whole number from 0 to {MAX_SEED:,}, got {self.seed}")
         if self.batch_size < 1:
             raise ConfigurationError(f"train: --batch-size must be at least 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -564,6 +571,10 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
     history, first_epoch = [], 1
     if resume:
         model, optimizer, history, first_epoch = _resume(resume, config, shuffle_rng, dtype, task)
+        if first_epoch > config.epochs:
+            raise ConfigurationError(
+                f"train: {resume} already finished epoch {first_epoch - 1}, so --epochs {config.epochs} leaves "
+                f"nothing to train; give --epochs above {first_epoch - 1} to continue the run")
     else:
         model = task.build_model().to(dtype)
         optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
@@ -571,8 +582,10 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"train: cannot create output directory {out_dir}: {exc.strerror or exc}") from None
+    kept = resume  # the last good checkpoint on disk: a resumed run writes its first one after an epoch
     if not resume:
         _save(model, optimizer, config, history, shuffle_rng, checkpoint_path, epoch=0)
+        kept = checkpoint_path
 
     console = console or _console()
     started = time.perf_counter()
@@ -592,12 +605,20 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"train: the loss became {value} in epoch {epoch}, batch {index}/{batches}; training stopped. "
-                        f"The last good checkpoint ({_good(history, first_epoch)}) is kept at {checkpoint_path}; "
+                        f"The last good checkpoint ({_good(history, first_epoch)}) is kept at {kept}; "
                         f"try a smaller --lr (now {config.lr})"
                     )
                 optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                with np.errstate(over="ignore", invalid="ignore"):
+                    loss.backward()
+                    optimizer.step()
+                broken = non_finite_state(model, optimizer)
+                if broken:
+                    raise TrainingDiverged(
+                        f"train: {broken} became nan or inf in the step of epoch {epoch}, batch {index}/{batches} "
+                        f"(the loss was {value:.4g}); training stopped. The last good checkpoint "
+                        f"({_good(history, first_epoch)}) is kept at {kept}; try a smaller --lr (now {config.lr})"
+                    )
                 seen += len(yb)
                 loss_sum += value * len(yb)
                 scores.add(task, output, yb)
@@ -608,7 +629,7 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
         if not math.isfinite(test_loss):
             raise TrainingDiverged(
                 f"train: the test loss became {test_loss} after epoch {epoch}; training stopped. The last good "
-                f"checkpoint ({_good(history, first_epoch)}) is kept at {checkpoint_path}"
+                f"checkpoint ({_good(history, first_epoch)}) is kept at {kept}"
             )
         history.append(EpochRecord(
             epoch, optimizer.lr, loss_sum / seen, scores.accuracy, test_loss, test_accuracy,
@@ -616,10 +637,9 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
             samples_right if task.sample_name else None, len(data.test_y) if task.sample_name else None,
         ))
         _save(model, optimizer, config, history, shuffle_rng, checkpoint_path, epoch=epoch)
+        kept = checkpoint_path
         if progress and _worth_printing(epoch, config.epochs, history, task):
             console.print(_epoch_line(history[-1], config.epochs, task), highlight=False, soft_wrap=True)
-    if not history:
-        raise ConfigurationError(f"train: the checkpoint {resume} already finished all {config.epochs} epochs")
     result = TrainResult(config, history, out_dir, model, time.perf_counter() - started, task=task)
     if task.extra_metrics is not None:
         result.extra = task.extra_metrics(result)
@@ -633,6 +653,20 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
 
     result.files.append(write_train_report(result, data.input_shape, images))
     return result
+
+
+def non_finite_state(model, optimizer):
+    """What became nan or inf in a step ("parameter '0.weight'", "the optimiser state exp_avg_sq of
+    parameter '0.weight'"), or None: a step can overflow the state while the loss still looks fine."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    for index, p in enumerate(optimizer.params):
+        name = names.get(id(p), f"#{index}")
+        if not np.isfinite(p.data).all():
+            return f"parameter {name!r}"
+        for key, value in optimizer.state[index].items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+                return f"the optimiser state {key} of parameter {name!r}"
+    return None
 
 
 def _worth_printing(epoch, epochs, history, task):
@@ -715,12 +749,15 @@ def _resume(path, config, shuffle_rng, dtype, task):
     if meta.get("kind") != "deltalab-train":
         raise CheckpointError(f"{path}: not a training checkpoint (no epoch or optimiser state); cannot resume from it")
     if meta.get("task") != config.task:
-        raise CheckpointError(f"{path}: a checkpoint of task {meta.get('task')!r}, not {config.task!r}")
-    saved_optimizer = meta.get("config", {}).get("optimizer")
-    model = saved.build()
+        raise CheckpointError(f"{path}: a checkpoint of task {_short(meta.get('task'))}, not {config.task!r}")
+    epoch, history, saved_optimizer = _training_metadata(meta, path)
     state = generator().bit_generator.state  # building the reference must not move the draws
-    _check_same_architecture(path, model, task.build_model())
-    generator().bit_generator.state = state
+    try:
+        expected = task.build_model()
+    finally:
+        generator().bit_generator.state = state
+    _check_same_architecture(path, saved, expected)
+    model = saved.build()
     if model.dtype != dtype:
         model.to(dtype)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
@@ -732,24 +769,102 @@ def _resume(path, config, shuffle_rng, dtype, task):
                     state[key] = value.astype(dtype)
     try:
         shuffle_rng.bit_generator.state = meta["shuffle_rng"]
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: corrupt training checkpoint: no valid shuffle generator state") from None
-    history = [EpochRecord(**r) for r in meta.get("history", [])]
-    return model, optimizer, history, int(meta.get("epoch", 0)) + 1
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise CheckpointError(f"{path}: corrupt training checkpoint: metadata.shuffle_rng is not a valid "
+                              "shuffle generator state") from None
+    return model, optimizer, history, epoch + 1
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(value, low, high):
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _number(value, low=-math.inf, high=math.inf):
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+        and low <= value <= high
+
+
+def _training_metadata(meta, path):
+    """(epoch, [EpochRecord], optimiser name) of a training checkpoint's metadata, every field
+    checked for its type and range (the history reaches the report and the metrics line)."""
+    def fail(field_name, message):
+        raise CheckpointError(f"{path}: corrupt training checkpoint: metadata.{field_name}: {message}")
+
+    epoch = meta.get("epoch")
+    if not _whole(epoch, 0, MAX_EPOCHS):
+        fail("epoch", f"expected a whole number from 0 to {MAX_EPOCHS:,}, got {_short(epoch)}")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        fail("config", f"expected a table, got {_short(config)}")
+    optimizer = config.get("optimizer")
+    if optimizer not in OPTIMIZERS:
+        fail("config.optimizer", f"expected one of {', '.join(OPTIMIZERS)}, got {_short(optimizer)}")
+    raw = meta.get("history")
+    if not isinstance(raw, list) or len(raw) != epoch:
+        fail("history", f"expected a list of {epoch} epoch records (one per epoch), got {_short(raw)}")
+    fields = {f.name for f in dataclasses.fields(EpochRecord)}
+    history = []
+    for number, record in enumerate(raw, 1):
+        at = f"history[{number - 1}]"
+        if not isinstance(record, dict) or set(record) != fields:
+            fail(at, f"expected a record with {', '.join(sorted(fields))}, got {_short(record)}")
+        checks = {
+            "epoch": record["epoch"] == number and _whole(record["epoch"], 1, MAX_EPOCHS),
+            "lr": _number(record["lr"], 0),
+            "train_loss": _number(record["train_loss"]),
+            "test_loss": _number(record["test_loss"]),
+            "seconds": _number(record["seconds"], 0),
+            "train_accuracy": record["train_accuracy"] is None or _number(record["train_accuracy"], 0, 1),
+            "test_accuracy": record["test_accuracy"] is None or _number(record["test_accuracy"], 0, 1),
+            "test_samples": record["test_samples"] is None or _whole(record["test_samples"], 0, 1 << 53),
+            "test_samples_right": record["test_samples_right"] is None
+            or (_whole(record["test_samples_right"], 0, 1 << 53) and record["test_samples"] is not None
+                and record["test_samples_right"] <= record["test_samples"]),
+        }
+        wrong = next((name for name, good in checks.items() if not good), None)
+        if wrong:
+            fail(f"{at}.{wrong}", f"the value {_short(record[wrong])} is not possible here")
+        history.append(EpochRecord(**record))
+    return epoch, history, optimizer
 
 
 def _check_same_architecture(path, saved, expected):
-    """Refuse to resume a run whose network does not fit the task (e.g. another problem file)."""
-    have = {name: p.shape for name, p in saved.named_parameters()}
-    want = {name: p.shape for name, p in expected.named_parameters()}
-    if type(saved) is not type(expected) or have != want:
-        differ = sorted(n for n in have.keys() | want.keys() if have.get(n) != want.get(n))
-        detail = ", ".join(f"{n}: checkpoint {have.get(n, 'missing')} vs task {want.get(n, 'missing')}"
-                           for n in differ[:3])
+    """Refuse to resume a run whose network is not this task's (e.g. another problem file): the
+    whole architecture is compared (layers, activations, pooling, padding, stride), not only the
+    parameter shapes, and the first difference is named."""
+    try:
+        want = architecture.to_config(expected)
+    except DeltalabError:
+        want = None  # an unregistered task model: its parameter shapes are all we can compare
+    if want is not None:
+        difference = architecture_rules.differences(saved.architecture, want)
+        if difference is not None:
+            where, have, wanted = difference
+            shapes = _shape_differences(saved.state, expected)
+            raise CheckpointError(
+                f"{path}: the checkpoint's network does not fit this task's: {where} is {_short(have)} in the "
+                f"checkpoint, {_short(wanted)} for the task" + (f" (parameters {shapes})" if shapes else ""))
+        return
+    model = saved.build()
+    shapes = _shape_differences(saved.state, expected)
+    if type(model) is not type(expected) or shapes:
         raise CheckpointError(
-            f"{path}: the checkpoint's network ({type(saved).__name__}) does not fit this task's "
-            f"({type(expected).__name__})" + (f": {detail}" if detail else "")
+            f"{path}: the checkpoint's network ({type(model).__name__}) does not fit this task's "
+            f"({type(expected).__name__})" + (f": {shapes}" if shapes else "")
         )
+
+
+def _shape_differences(state, expected):
+    """"W1: checkpoint (3, 3) vs task (4, 4), ..." for the first three parameters whose shapes differ."""
+    have = {name: tuple(array.shape) for name, array in state.items()}
+    want = {name: p.shape for name, p in expected.named_parameters()}
+    differ = sorted(n for n in have.keys() | want.keys() if have.get(n) != want.get(n))
+    return ", ".join(f"{n}: checkpoint {have.get(n, 'missing')} vs task {want.get(n, 'missing')}" for n in differ[:3])
 
 
 def _write_metrics(result):

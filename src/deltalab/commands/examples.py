@@ -10,6 +10,9 @@ def register(subparsers):
 def run(args):
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from ..text import one_line
 
     from ..examples import example_names, example_path
     from ..problem import load_problem
@@ -18,6 +21,6 @@ def run(args):
     table.add_column("name")
     table.add_column("title")
     for name in example_names():
-        table.add_row(name, load_problem(example_path(name)).title)
+        table.add_row(name, Text(one_line(load_problem(example_path(name)).title)))
     Console().print(table)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import DeltalabError
+from ..text import one_line
 
 FORMATS = ("terminal", "markdown", "latex", "json", "html")
 
@@ -34,9 +35,14 @@ def problem_path(args):
 def run(args):
     from ..problem import load_problem
     from ..solve import solve_problem
+    from ..trace import non_finite_values
 
     if args.decimals < 0 or args.decimals > 16:
         raise DeltalabError(f"--decimals: expected 0..16, got {args.decimals}")
+    if args.output is not None:
+        from ..files import check_output_path
+
+        check_output_path(args.output)  # before the work: a refused -o costs nothing
     problem = load_problem(problem_path(args))
     trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
     from .. import report
@@ -51,5 +57,18 @@ def run(args):
             write_text_atomic(args.output, text)
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    bad = non_finite_values(trace)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        print(f"deltalab: warning: {one_line(problem.path)}: {shown} {'is' if len(bad) == 1 else 'are'} not finite "
+              "(inf or nan: an overflow or an undefined operation such as log of a negative number)", file=sys.stderr)
+        return 1
     failed = [c for c in trace.checks if not c.passed]
-    return 1 if failed else 0
+    if failed:
+        check = failed[0]
+        print(f"deltalab: check failed: {check.method}: largest relative error {check.max_relative_error:.3g} "
+              f"(tolerance {check.tolerance:g})" + (f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""),
+              file=sys.stderr)
+        return 1
+    return 0

@@ -34,9 +34,23 @@ def register(subparsers):
     p.set_defaults(run=run)
 
 
+def check_ranges(args):
+    """Upper bounds of the numeric options, and the seed's range, before anything starts."""
+    from .. import limits
+    from ..errors import ConfigurationError
+
+    if not 0 <= args.seed <= limits.SEED:
+        raise ConfigurationError(f"train: --seed must be an integer from 0 to {limits.SEED:,}, got {args.seed:,}")
+    for option, value, largest in (("--epochs", args.epochs, limits.EPOCHS), ("--batch-size", args.batch_size, limits.COUNT),
+                                   ("--limit", args.limit, limits.COUNT)):
+        if value is not None and value > largest:
+            raise ConfigurationError(f"train: {option} {value:,} is too large; the largest is {largest:,}")
+
+
 def run(args):
     from ..training import TrainingDiverged, make_config, train
 
+    check_ranges(args)
     config = make_config(
         args.task, problem=args.problem, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, momentum=args.momentum, schedule=args.schedule, seed=args.seed, dtype=args.dtype,

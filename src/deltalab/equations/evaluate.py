@@ -19,13 +19,17 @@ from .parser import STEP, EquationError
 _SYMBOL_OPS = {ast.Add: "+", ast.Sub: "−", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
             ast.Eq: np.equal, ast.NotEq: np.not_equal}
-_FAILURES = (ShapeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError, IndexError)
+# RuntimeError: PyTorch's domain errors, e.g. binary_cross_entropy of a value outside [0, 1]
+_FAILURES = (ShapeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError, IndexError,
+             RuntimeError)
 
 
 class EngineBackend:
     """Values are engine tensors; parameters are leaves that require grad."""
 
     def leaf(self, node, value, requires_grad):
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":  # numbers only: no symbol to look for
+            return Tensor(np.array(value, dtype=np.float64), requires_grad=requires_grad)
         array = np.asarray(value, dtype=object)
         if any(isinstance(v, str) for v in array.reshape(-1)):  # symbols: shapes only
             value = np.array([0.0 if isinstance(v, str) else v for v in array.reshape(-1)],

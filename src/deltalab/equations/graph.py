@@ -72,6 +72,8 @@ class Graph:
 
 def has_symbols(value) -> bool:
     """Does a leaf value hold unknown symbols (strings)?"""
+    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+        return False
     return any(isinstance(v, str) for v in np.asarray(value, dtype=object).reshape(-1))
 
 

@@ -12,8 +12,9 @@ import re
 import numpy as np
 
 from ..errors import SpecError
-from ..gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, relative_error
-from ..trace import Check, Contribution, StepTrace, Trace, Value
+from .. import limits
+from ..gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, relative_error, sampled_entries
+from ..trace import Check, Contribution, StepTrace, Trace, Value, check_finite_step
 from . import chain_rule
 from .evaluate import evaluate_graph
 from .graph import build, has_symbols
@@ -125,13 +126,32 @@ def loss_value(graph, parameters):
     return float(_array(values[graph.loss]).reshape(-1)[0])
 
 
-def finite_difference_check(graph, parameters, gradients):
+def _perturbed_loss(graph, parameters):
+    """The loss at perturbed parameters; nan where a step of ε leaves a function's domain
+    (binary_cross_entropy of 0 − ε): that entry then fails the check instead of crashing it."""
+    try:
+        return loss_value(graph, parameters)
+    except EquationError:
+        return float("nan")
+
+
+def finite_difference_check(graph, parameters, gradients, max_entries=4000):
+    """Central differences of the loss for every parameter entry (a fixed sample of them for big ones)."""
     comparisons = {}
+    chosen = sampled_entries({name: np.size(parameters[name]) for name in graph.parameters}, max_entries)
     for name in graph.parameters:
         trial = {n: np.array(v, dtype=np.float64) for n, v in parameters.items()}
-        comparisons[name] = compare_with_differences(lambda: loss_value(graph, trial), trial[name],
-                                                     list(np.ndindex(trial[name].shape)), gradients[name].reshape(-1))
+        entries = chosen[name]
+        indices = [np.unravel_index(i, trial[name].shape) for i in entries]
+        comparisons[name] = compare_with_differences(lambda: _perturbed_loss(graph, trial), trial[name], indices,
+                                                     gradients[name].reshape(-1)[entries])
     return Check.from_differences(comparisons, FD_RTOL, FD_ATOL)
+
+
+def _finite_difference_entries(graph, step):
+    """Fewer sampled entries for a bigger graph: each costs two evaluations of every node."""
+    values = sum(np.size(v.array) for v in step.forward) + sum(np.size(a) for a in step.gradients.values())
+    return limits.finite_difference_entries(values + limits.FORWARD_OVERHEAD * len(graph.nodes) // 20)
 
 
 def chain_check(step):
@@ -166,15 +186,14 @@ def solve_equations(problem, exact=False, check_torch=False) -> Trace:
         for index in range(1, steps + 1):
             step, _ = record_step(problem, graph, parameters, index, problem.learning_rate)
             trace.steps.append(step)
-            if step.loss is not None and not np.isfinite(step.loss):
-                raise SpecError(f"{problem.path}: the loss became {step.loss} at step {index}; "
-                                "check the equations or lower training.learning_rate")
+            check_finite_step(problem.path, step, f"the loss {eq.loss}")
             if step.parameters_after:
                 parameters = {n: v.copy() for n, v in step.parameters_after.items()}
     except EquationError as exc:
         raise SpecError(f"{problem.path}: {getattr(exc, 'where', 'equations')}: {exc.message}") from None
     if graph.loss is not None:
-        trace.checks.append(finite_difference_check(graph, first, trace.steps[0].gradients))
+        trace.checks.append(finite_difference_check(graph, first, trace.steps[0].gradients,
+                                                    max_entries=_finite_difference_entries(graph, trace.steps[0])))
         trace.checks.append(chain_check(trace.steps[0]))
     if exact:
         from .exact import annotate

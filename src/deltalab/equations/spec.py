@@ -76,12 +76,16 @@ def _array(r, value, where):
 
 
 def _names(r, table, where):
-    out = {}
+    out, keys = {}, {}
     for key, value in table.items():
         name = normalize(key)
         problem = check_name(name)
         if problem:
             r.fail(f"{where}.{key}", f"the name {key!r} {problem}")
+        if name in out:  # 'w' and full-width 'ｗ' are one identifier: never merge them silently
+            r.fail(f"{where}.{key}", f"{key!r} and {keys[name]!r} are the same name {name!r} after Unicode "
+                                     "normalisation (NFKC); use one of them")
+        keys[name] = key
         out[name] = _array(r, value, f"{where}.{key}")
     return out
 

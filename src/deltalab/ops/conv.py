@@ -237,11 +237,17 @@ def _image_im2col(flat, geo, cols, first, count):
     cols[...] = geo.image_windows(flat, first, count)  # one copy; runs of Ho*Wc in wide rows
 
 
+# _thrown_away_columns: a wide row's thrown-away columns read real pixels of the next row;
+# their gradient is 0, but 0 · NaN (or inf) is NaN, so with a non-finite input those columns
+# are zeroed before dW = g · colsᵀ, or a NaN would reach weights whose true gradient is finite.
+
+
 def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
+    dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     if want_w:
         flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
@@ -257,6 +263,8 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
         g3 = g[:count].reshape(count, geo.o, geo.per_image)
         if want_w:
             _image_im2col(flat, geo, cols[:count], first, count)
+            if dirty:
+                cols[:count, ..., geo.wo :] = 0
             cols3 = cols[:count].reshape(count, geo.k, geo.per_image)
             np.matmul(g3, cols3.transpose(0, 2, 1), out=gw_parts[:count])
             gw += gw_parts[:count].sum(axis=0)
@@ -302,6 +310,7 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype, geo)
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
+    dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     if want_w:
         flat = _padded_input(x, geo, dtype)
         cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
@@ -317,6 +326,8 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
         g2 = g[:, :count].reshape(geo.o, width)
         if want_w:
             _im2col(flat, geo, cols, first, count)
+            if dirty:
+                cols[:, :width].reshape(geo.k, count, geo.n, geo.wc)[..., geo.wo :] = 0
             # dWᵀ = cols · gᵀ: OpenBLAS runs this orientation ~1.7x faster than g · colsᵀ
             # (conv b, 1 thread: 0.74 ms vs 1.29 ms; per-image batches measured equal)
             np.matmul(cols[:, :width], g2.T, out=gw_part)

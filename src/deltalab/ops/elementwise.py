@@ -160,7 +160,8 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.saved[0]
+        # select, not multiply: where a ≤ 0 the gradient is 0 even if the upstream one is NaN or inf
+        return np.where(ctx.saved[0], grad, np.zeros((), grad.dtype))
 
 
 class Cast(Function):

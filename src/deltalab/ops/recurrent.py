@@ -262,7 +262,7 @@ def _identity_(a, out):
 # name: (f(z) into out, f'(z) for all steps at once from (z, f(z)))
 ACTIVATIONS = {
     "tanh": (tanh_, lambda z, h: 1.0 - h * h),
-    "relu": (_relu_, lambda z, h: (z > 0).astype(z.dtype)),
+    "relu": (_relu_, lambda z, h: (~(z <= 0)).astype(z.dtype)),  # NaN passes its gradient, as torch
     "sigmoid": (sigmoid_, lambda z, h: h * (1.0 - h)),
     "identity": (_identity_, lambda z, h: np.ones_like(z)),
 }
@@ -345,10 +345,13 @@ class ElmanSequence(Function):
             _run_rows(batch, ranges, loop)
         else:
             delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
+            relu = ctx.nonlinearity == "relu"
             incoming = np.empty_like(carry)
             for t in range(steps - 1, -1, -1):
                 np.add(grad[t], carry, out=incoming)
-                delta[t] *= incoming  # δ(t) = f'(z(t)) ∘ (∂E/∂h(t))
+                # δ(t) = f'(z(t)) ∘ (∂E/∂h(t)); ReLU's f' selects (torch's threshold_backward), so
+                # a NaN or inf ∂E/∂h stays out where z ≤ 0
+                np.multiply(delta[t], incoming, out=delta[t], where=delta[t] != 0 if relu else True)
                 np.matmul(delta[t], weight_hh, out=carry)
         ctx.deltas = delta
         flat = delta.reshape(steps * batch, hidden)

@@ -39,10 +39,12 @@ class Mean(Function):
 
 class Max(Function):
     """Maximum over axes; the gradient goes to the *first* maximum of each reduction, as
-    ``torch.max(x, dim)`` and max pooling do (ties after ReLU are common)."""
+    ``torch.max(x, dim)`` and max pooling do (ties after ReLU are common).  The maximum of the
+    whole tensor (``axis=None``) shares it evenly among all maxima, as ``torch.max(x)`` does."""
 
     @staticmethod
     def forward(ctx, a, axis, keepdims):
+        ctx.whole = a if axis is None else None
         axes = normalize_axis(axis, a.ndim)
         kept = tuple(i for i in range(a.ndim) if i not in axes)
         moved = np.transpose(a, kept + axes)
@@ -59,6 +61,10 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         (index,) = ctx.saved
+        if ctx.whole is not None:
+            a, value = ctx.whole, ctx.whole.reshape(-1)[index]
+            ties = np.isnan(a) if np.isnan(value) else a == value
+            return np.where(ties, grad / ties.sum(), 0).astype(grad.dtype, copy=False)  # masked fill, as torch
         if ctx.keepdims:
             grad = np.squeeze(grad, axis=ctx.axes)
         flat = np.zeros(ctx.flat_shape, dtype=grad.dtype)

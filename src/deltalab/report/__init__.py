@@ -31,8 +31,10 @@ def render(trace, fmt: str = "terminal", decimals: int = 4, maths: bool = False)
         raise ValueError(f"render: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 17:
         raise ValueError(f"render: decimals must be an integer from 0 to 17, got {decimals!r}")
+    from ..text import printable
+
     module = importlib.import_module(f".{_MODULES[fmt]}", __name__)
-    return module.render(trace, decimals=decimals)
+    return printable(module.render(trace, decimals=decimals))  # control characters from the file, escaped
 
 
 def print_terminal(trace, decimals: int = 4, console=None) -> None:

@@ -15,9 +15,20 @@ _STEP_SUFFIX = re.compile(r"\((-?\d+)\)\s*$")
 
 # ---------------------------------------------------------------- numbers and arrays
 
+LARGE = 1e15
+"""From here on a number is written in scientific notation (1.2346e+20), not as a 21-digit integer."""
+
+
 def number(value, decimals: int) -> str:
-    """``value`` with ``decimals`` decimals; a value that rounds to zero loses its minus sign."""
-    text = f"{float(value):.{decimals}f}"
+    """``value`` with ``decimals`` decimals; a value that rounds to zero loses its minus sign.
+
+    A value of magnitude LARGE or more is written in scientific notation with ``decimals``
+    decimals in its mantissa (fixed notation would print up to 309 digits).
+    """
+    value = float(value)
+    if abs(value) >= LARGE and np.isfinite(value):
+        return f"{value:.{decimals}e}"
+    text = f"{value:.{decimals}f}"
     if text.startswith("-") and not text.strip("-0."):
         text = text[1:]
     return text

@@ -12,7 +12,7 @@ import unicodedata
 
 from ._common import LATEX_CHARS, SUPERSCRIPTS, as_array, latex
 from .document import build
-from .markdown_math import matrix
+from .markdown_math import equation_lines, matrix
 
 # Larger arrays are named by their shape only (TeX's memory holds a few thousand matrix
 # entries per display, and a matrix has at most MaxMatrixCols columns: a larger count makes
@@ -159,11 +159,7 @@ def render(trace, decimals: int = 4) -> str:
         elif block.kind == "list":
             out += [r"\begin{itemize}"] + [r"\item " + text(line) for line in block.items] + [r"\end{itemize}", ""]
         elif block.kind == "equations":
-            lines = []
-            for equation in block.items:
-                lhs, eq, rhs = equation.partition("=")
-                lines.append(f"{latex(lhs.strip())} &= {latex(rhs.strip())}" if eq else f"&{latex(equation)}")
-            out += _align(lines)
+            out += _align(equation_lines(block.items))
         elif block.kind == "chains":
             lines = []
             for c in block.items:

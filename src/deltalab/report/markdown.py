@@ -40,17 +40,25 @@ def _is_simple(chain) -> bool:
     return not isinstance(content, str) and as_array(content).ndim <= 1
 
 
+def prose_lines(block):
+    """The Markdown lines of a title, heading, text or list block; None for other blocks."""
+    if block.kind == "title":
+        return [f"# {escape(block.text)}", ""]
+    if block.kind == "heading":
+        return ["#" * block.level + " " + escape(block.text), ""]
+    if block.kind == "text":
+        return [escape(block.text), ""]
+    if block.kind == "list":
+        return [f"- {escape(line)}" for line in block.items] + [""]
+    return None
+
+
 def render(trace, decimals: int = 4) -> str:
     out = []
     for block in build(trace, decimals):
-        if block.kind == "title":
-            out += [f"# {escape(block.text)}", ""]
-        elif block.kind == "heading":
-            out += ["#" * (block.level) + " " + escape(block.text), ""]
-        elif block.kind == "text":
-            out += [escape(block.text), ""]
-        elif block.kind == "list":
-            out += [f"- {escape(line)}" for line in block.items] + [""]
+        prose = prose_lines(block)
+        if prose is not None:
+            out += prose
         elif block.kind == "equations":
             out += [f"**{escape(block.text)}**", ""] + [f"- {_code(line)}" for line in block.items] + [""]
         elif block.kind == "chains":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._common import as_array, cells, latex, number, slices
 from .document import build
-from .markdown import escape, table
+from .markdown import prose_lines, table
 
 COLUMN_VECTOR_MAX = 8  # longer vectors are written as a transposed row
 
@@ -55,23 +55,23 @@ def display(lines) -> list:
     return ["$$", r"\begin{aligned}", " \\\\\n".join(lines), r"\end{aligned}", "$$", ""]
 
 
+def equation_lines(equations) -> list:
+    """``lhs &= rhs`` lines of an aligned block for the model's equations."""
+    lines = []
+    for equation in equations:
+        lhs, eq, rhs = equation.partition("=")
+        lines.append(f"{latex(lhs.strip())} &= {latex(rhs.strip())}" if eq else f"&{latex(equation)}")
+    return lines
+
+
 def render(trace, decimals: int = 4) -> str:
     out = []
     for block in build(trace, decimals):
-        if block.kind == "title":
-            out += [f"# {escape(block.text)}", ""]
-        elif block.kind == "heading":
-            out += ["#" * block.level + " " + escape(block.text), ""]
-        elif block.kind == "text":
-            out += [escape(block.text), ""]
-        elif block.kind == "list":
-            out += [f"- {escape(line)}" for line in block.items] + [""]
+        prose = prose_lines(block)
+        if prose is not None:
+            out += prose
         elif block.kind == "equations":
-            lines = []
-            for equation in block.items:
-                lhs, eq, rhs = equation.partition("=")
-                lines.append(f"{latex(lhs.strip())} &= {latex(rhs.strip())}" if eq else f"&{latex(equation)}")
-            out += display(lines)
+            out += display(equation_lines(block.items))
         elif block.kind == "chains":
             lines = []
             for c in block.items:

@@ -5,6 +5,7 @@ one rich ``Text`` so that only ``rich.console`` and ``rich.text`` are imported (
 """
 from __future__ import annotations
 
+from ..text import one_line
 from ._common import chain_lines
 from .document import build
 
@@ -62,7 +63,8 @@ def lines(trace, decimals: int = 4, width: int = 100) -> list:
             blank()
     while out and not out[-1][0]:
         out.pop()
-    return out
+    # a title or name from the file may hold terminal escape sequences: shown escaped, never sent raw
+    return [(one_line(text), style) for text, style in out]
 
 
 def styled_text(trace, decimals: int = 4, width: int = 100):

@@ -1,0 +1,130 @@
+"""Wrong answers the differential fuzzer (tests/fuzz_programs.py) found, each as its minimal
+program against PyTorch.  Every one gave a number with no error before its fix."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import deltalab as dl  # noqa: E402
+import deltalab.functional as F  # noqa: E402
+
+TF = torch.nn.functional
+
+
+def both(array, requires_grad=True):
+    return dl.tensor(np.array(array), requires_grad=requires_grad), torch.tensor(np.array(array), requires_grad=requires_grad)
+
+
+def same(ours, theirs, rtol=1e-12):
+    """Equal values, NaN where torch has NaN."""
+    expected = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=rtol, atol=1e-300, equal_nan=True)
+
+
+@pytest.mark.parametrize("upstream", [np.nan, np.inf])
+def test_relu_gradient_is_zero_where_the_input_is_negative_even_for_a_nan_upstream_gradient(upstream):
+    # relu's gradient selects (torch's threshold_backward): 0 · NaN must not turn a dead unit's 0 into NaN
+    ours, theirs = both([-1.0, 2.0, -3.0])
+    g = np.array([upstream, 1.0, upstream])
+    F.relu(ours).backward(g)
+    TF.relu(theirs).backward(torch.tensor(g))
+    same(ours.grad.numpy(), theirs.grad)
+    assert ours.grad.numpy()[0] == 0.0
+
+
+def test_relu_rnn_passes_the_gradient_of_a_nan_preactivation_and_blocks_it_where_z_is_negative():
+    # fuzz: Cell(kind='rnn', nonlinearity='relu', special='nan' / 'inf'): the fused Elman step took
+    # f'(NaN) = 0 and multiplied f' by the upstream gradient (0 · NaN = NaN at dead units)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 2))
+    x[1, 0, 1] = np.nan
+    x[0, 1, 0] = np.inf
+    w_ih, w_hh, b = rng.standard_normal((3, 2)), rng.standard_normal((3, 3)), rng.standard_normal(3)
+    for inputs in (x, np.where(np.isnan(x), 0.5, x)):
+        ours = dl.nn.RNN(2, 3, nonlinearity="relu")
+        theirs = torch.nn.RNN(2, 3, nonlinearity="relu", dtype=torch.float64)
+        params = dict(ours.named_parameters())
+        names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0") if "weight_ih_l0" in params else ("weight_ih", "weight_hh", "bias")
+        for name, value in zip(names, (w_ih, w_hh, b)):
+            params[name].data = value.copy()
+        if "bias_hh_l0" in params:
+            params["bias_hh_l0"].data = np.zeros(3)
+        with torch.no_grad():
+            theirs.weight_ih_l0.copy_(torch.tensor(w_ih))
+            theirs.weight_hh_l0.copy_(torch.tensor(w_hh))
+            theirs.bias_ih_l0.copy_(torch.tensor(b))
+            theirs.bias_hh_l0.zero_()
+        xo, xt = both(inputs)
+        g = rng.standard_normal((3, 2, 3))
+        with np.errstate(invalid="ignore"):
+            ours(xo)[0].backward(g)
+        theirs(xt)[0].backward(torch.tensor(g))
+        same(xo.grad.numpy(), xt.grad, rtol=1e-10)
+        same(params[names[1]].grad.numpy(), theirs.weight_hh_l0.grad, rtol=1e-10)
+
+
+def test_max_of_the_whole_tensor_shares_the_gradient_among_tied_maxima():
+    # fuzz: Tensor(ops=(('permute', (1, 0)), ('max', None, False))) on tied data: torch.max(x)
+    # (no dim) splits the gradient evenly among all maxima; deltalab gave it all to the first
+    ours, theirs = both([[1.0, 3.0, 3.0], [2.0, 3.0, 0.0]])
+    ours.max().backward()
+    theirs.max().backward()
+    same(ours.grad.numpy(), theirs.grad)
+    same(ours.grad.numpy(), [[0, 1 / 3, 1 / 3], [0, 1 / 3, 0]])
+
+
+def test_max_of_the_whole_tensor_keeps_a_nan_upstream_gradient_off_the_other_entries():
+    ours, theirs = both([1.0, np.inf, 2.0])
+    with np.errstate(invalid="ignore"):
+        (ours.max() * -1.0).log().backward()
+    (theirs.max() * -1.0).log().backward()
+    same(ours.grad.numpy(), theirs.grad)
+
+
+def test_max_with_a_dim_still_sends_the_gradient_to_the_first_maximum():
+    ours, theirs = both([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
+    result = ours.max(1)
+    getattr(result, "values", result).sum().backward()
+    theirs.max(1).values.sum().backward()
+    same(ours.grad.numpy(), theirs.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_cross_entropy_gradient_at_probabilities_of_exactly_0_and_1(dtype, reduction):
+    # fuzz: Loss(loss='binary_cross_entropy', case='extreme'): differentiating the clamped logs gave
+    # 0 or 1 where torch's (p − t) / max(p(1 − p), 1e-12) gives 0 or ±1e12
+    p = np.array([0.0, 0.0, 1.0, 1.0, 0.3, 1e-14], dtype=dtype)
+    t = np.array([0.0, 1.0, 0.0, 1.0, 0.6, 1.0], dtype=dtype)
+    ours, theirs = both(p)
+    ours_t, theirs_t = both(t)
+    loss = F.binary_cross_entropy(ours, ours_t, reduction=reduction)
+    expected = TF.binary_cross_entropy(theirs, theirs_t, reduction=reduction)
+    same(loss.numpy(), expected, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    g = np.linspace(0.5, 1.5, loss.numpy().size).reshape(loss.shape).astype(dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss.backward(g)
+    expected.backward(torch.tensor(g))
+    same(ours.grad.numpy(), theirs.grad, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    same(ours_t.grad.numpy(), theirs_t.grad, rtol=1e-6 if dtype == np.float32 else 1e-12)  # −logit(p), inf at 0 and 1
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_conv2d_weight_gradient_stays_finite_where_a_nan_input_never_meets_that_weight(special):
+    # fuzz: Image(shape=(1, 3, 4, 21), layers=(('conv', 2, 3, (1, 1), (2, 0), ...), ...), special='nan'):
+    # stride 1 in width computes thrown-away columns that read the next row's pixels; their
+    # gradient is 0, but 0 · NaN put NaN into dW entries torch computes finite
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 21))
+    x[0, 2, 1, 0] = special  # the first column: offset (0, 0) of a thrown-away column reads it
+    w = rng.standard_normal((2, 3, 3, 3))
+    for dtype, rtol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+        xo, xt = both(x.astype(dtype))
+        wo, wt = both(w.astype(dtype))
+        g = rng.standard_normal((2, 2, 6, 19)).astype(dtype)
+        with np.errstate(invalid="ignore"):
+            F.conv2d(xo, wo, stride=1, padding=(2, 0)).backward(g)
+        TF.conv2d(xt, wt, stride=1, padding=(2, 0)).backward(torch.tensor(g))
+        assert np.isfinite(wt.grad.numpy()).sum() > 0
+        same(wo.grad.numpy(), wt.grad, rtol=rtol)
+        same(xo.grad.numpy(), xt.grad, rtol=rtol)

@@ -893,3 +893,18 @@ def test_load_state_dict_returns_torchs_incompatible_keys():
     result = ours.load_state_dict({"weight": np.ones((2, 2)), "extra": np.ones(1)}, strict=False)
     expected = theirs.load_state_dict({"weight": torch.ones(2, 2), "extra": torch.ones(1)}, strict=False)
     assert (result.missing_keys, result.unexpected_keys) == (expected.missing_keys, expected.unexpected_keys)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Conv2d(2, 4, 3, dilation=2, groups=2), nn.BatchNorm2d(4), nn.GELU(), nn.Flatten()),
+    lambda: nn.GRU(3, 4, 2, bidirectional=True),
+    lambda: nn.LSTM(3, 4, single_bias=True),
+    lambda: nn.ModuleList([nn.Embedding(6, 2, padding_idx=0), nn.ModuleDict({"out": nn.Linear(2, 3)})]),
+])
+def test_new_layers_save_and_load_as_checkpoints(make, tmp_path):
+    model = make()
+    dl.save(model, tmp_path / "model.npz")
+    again = dl.load(tmp_path / "model.npz")
+    assert repr(again) == repr(model)
+    for (name, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
+        assert a.numpy().tobytes() == b.numpy().tobytes(), name

@@ -459,6 +459,17 @@ def test_augmented_assignment_changes_the_tensor_itself():
         alias -= 0.5
         alias /= 2.0
     assert_same(ours, theirs)  # changed through the alias: += is in place
+    for lib in (dl, torch):
+        mask = lib.tensor([True, False, False])
+        alias = mask
+        alias |= lib.tensor([False, True, False])
+        alias &= lib.tensor([True, True, False])
+        assert mask.tolist() == [True, True, False]
+        n = lib.tensor([7, 8])
+        alias = n
+        alias //= 2
+        alias %= 3
+        assert n.tolist() == [0, 1]
     counts = dl.zeros(3, dtype=dl.int64)
     counts += 2
     assert counts.tolist() == [2, 2, 2] and counts.dtype == np.int64
@@ -659,6 +670,10 @@ def test_enable_grad_and_set_grad_enabled():
         assert not (x * 2).requires_grad
     with dl.set_grad_enabled(False):
         assert not (x * 2).requires_grad
+    with dl.inference_mode():
+        assert not (x * 2).requires_grad
+    with dl.inference_mode(False):
+        assert (x * 2).requires_grad
     assert (x * 2).requires_grad
 
 

@@ -76,7 +76,23 @@ class set_grad_enabled(no_grad):
         return wrapper
 
 
-inference_mode = no_grad
+class inference_mode(no_grad):
+    """``torch.inference_mode(mode=True)``: here the same as ``no_grad`` (or a no-op for False)."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = self._previous and not self.mode
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
 
 
 class Node:

@@ -450,6 +450,21 @@ class Tensor:
     def __ipow__(self, other):
         return self.pow_(other)
 
+    def __ifloordiv__(self, other):
+        return _ops().elementwise.apply_inplace(self, "floor_divide_", Tensor.__floordiv__, other)
+
+    def __imod__(self, other):
+        return _ops().elementwise.apply_inplace(self, "remainder_", Tensor.__mod__, other)
+
+    def __iand__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_and_", Tensor.__and__, other)
+
+    def __ior__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_or_", Tensor.__or__, other)
+
+    def __ixor__(self, other):
+        return _ops().elementwise.apply_inplace(self, "bitwise_xor_", Tensor.__xor__, other)
+
     # comparisons give bool tensors without a graph (masks, accuracy, `where`)
     def _compare(self, other, op):
         if other is None or isinstance(other, (str, bytes, dict)):
@@ -1062,6 +1077,8 @@ def _ops():
 def _to_array(data, dtype):
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and data and _holds_tensors(data):
+        data = _unwrap(data)  # torch.tensor([t1, t2]) of one-element tensors
     if dtype is not None:
         return np.array(data, dtype=dtypes.resolve_any(dtype))
     array = np.array(data)
@@ -1077,6 +1094,23 @@ def _to_array(data, dtype):
     if array.dtype.kind == "c":
         raise NotImplementedError("deltalab has no complex tensors")
     return array
+
+
+def _holds_tensors(data):
+    first = data[0]
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    return isinstance(first, Tensor)
+
+
+def _unwrap(data):
+    if isinstance(data, Tensor):
+        if data.data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return data.item()
+    if isinstance(data, (list, tuple)):
+        return [_unwrap(d) for d in data]
+    return data
 
 
 def _holds_numpy_float64(data):

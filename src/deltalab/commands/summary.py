@@ -35,6 +35,8 @@ def _problem_summary(path, console):
     from ..summary import summary
 
     problem = load_problem(path)
+    if problem.model_type == "equations":
+        return _equations_summary(problem, console)
     model = build_model(problem)
     if problem.model_type in ("rnn", "lstm"):
         input_shape = (problem.inputs.shape[0], problem.input_size)
@@ -42,4 +44,33 @@ def _problem_summary(path, console):
         input_shape = problem.input_shape
     result = summary(model, input_shape, print_table=False)
     console.print(result.table(title=f"{problem.title}  (input {'×'.join(map(str, input_shape))})"))
+    return 0
+
+
+def _equations_summary(problem, console):
+    """An equations problem has no layers: its parameters and the nodes of one step, with shapes."""
+    import numpy as np
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..equations.evaluate import evaluate_graph
+    from ..equations.graph import build
+    from ..text import one_line
+
+    graph = build(problem.equations)
+    shapes = evaluate_graph(graph, "shapes")  # the dry run the loader already made: shapes only
+    table = Table(title=Text(one_line(f"{problem.title}  (equations)")))
+    for column, justify in (("node", "left"), ("kind", "left"), ("shape", "right"), ("parameters", "right")):
+        table.add_column(column, justify=justify)
+    total = 0
+    for key, node in graph.nodes.items():
+        if node.kind not in ("parameter", "equation") or node.step not in (None, 1):
+            continue
+        shape = np.shape(getattr(shapes.get(key), "data", shapes.get(key)))
+        count = int(np.prod(shape)) if node.kind == "parameter" else 0
+        total += count
+        table.add_row(Text(one_line(key)), node.kind, "×".join(map(str, shape)) or "1", f"{count:,}")
+    table.add_section()
+    table.add_row("total", "", "", f"{total:,}")
+    console.print(table)
     return 0

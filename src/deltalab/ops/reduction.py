@@ -86,10 +86,6 @@ def max(a, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.max
 
 
 # ------------------------------------------------------------ torch's reductions
-def _kept(out, axes, keepdims):
-    return np.expand_dims(out, axes) if keepdims else out
-
-
 class AMax(Function):
     """Maximum (or minimum) over axes; ties share the gradient evenly, as ``torch.amax`` and a
     full ``torch.max()`` do."""

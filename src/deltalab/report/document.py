@@ -312,7 +312,7 @@ def _check_blocks(trace) -> list:
     for c in trace.checks:
         if c.atol is not None:
             blocks.append(Block("text", f"{c.method.capitalize()}: {c.entries} gradient entries compared; an entry "
-                                        f"passes when |analytic − numeric| ≤ {c.atol:.0e} + {c.tolerance:.0e}·|numeric|."))
+                                        f"passes when |analytic − numeric| ≤ {c.atol:.0e}·max(1, |E|) + {c.tolerance:.0e}·|numeric|."))
         if c.one_sided:
             shown = ", ".join(c.one_sided[:6]) + (f" and {len(c.one_sided) - 6} more" if len(c.one_sided) > 6 else "")
             blocks.append(Block("text", f"At {shown} an input sits exactly at a kink (such as a ReLU at 0): the "

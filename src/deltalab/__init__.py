@@ -5,6 +5,7 @@ The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files o
 PyTorch's names work the same way here (``dl.zeros``, ``dl.float32``, ``dl.no_grad``, ...); a torch
 name deltalab does not have raises ``NotImplementedError: deltalab has no torch.X``.
 """
+import importlib as _importlib
 import importlib.util as _importlib_util
 import types as _types
 
@@ -44,7 +45,7 @@ cuda = _types.SimpleNamespace(is_available=lambda: False, device_count=lambda: 0
 backends = _types.SimpleNamespace(mps=_types.SimpleNamespace(is_available=lambda: False, is_built=lambda: False))
 
 __all__ = sorted({
-    "CheckpointError", "ConfigurationError", "DeltalabError", "ShapeError", "SpecError", "Size", "Tensor",
+    "CheckpointError", "ConfigurationError", "DeltalabError", "check", "ShapeError", "SpecError", "Size", "Tensor",
     "backends", "bool", "cuda", "device", "double", "enable_grad", "float", "float32", "float64", "functional",
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
@@ -54,6 +55,8 @@ __all__ = sorted({
 
 
 def __getattr__(name):
+    if name == "check":  # grading a hand solution: the package deltalab.check, callable as dl.check(...)
+        return _importlib.import_module(".check", __name__)
     # saving pulls in zipfile and the architecture registry: load it on first use
     if name in ("save", "load"):
         from . import serialization

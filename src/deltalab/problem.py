@@ -30,7 +30,7 @@ OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
 LOSSES = ("half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
 LAYER_TYPES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "flatten")
 
-TOP_KEYS = ("title", "description", "model", "parameters", "data", "training")
+TOP_KEYS = ("title", "description", "model", "parameters", "data", "training", "check")  # check: points (deltalab check)
 RECURRENT_MODEL_KEYS = ("type", "input_size", "hidden_size", "output_size", "hidden_activation",
                         "output_activation", "many_to_one", "loss", "bias")
 LAYERED_MODEL_KEYS = ("type", "input_shape", "layers", "loss")

@@ -14,7 +14,7 @@ import numpy as np
 from .parser import EquationError, check_name, normalize, parse_equation
 
 TOP_KEYS = ("title", "description", "model", "equations", "recurrence", "initial", "parameters", "data",
-            "training")
+            "training", "check")  # check: points per quantity (deltalab check)
 MODEL_KEYS = ("type", "loss", "loss_steps", "time_steps", "outputs")
 TRAINING_KEYS = ("learning_rate", "steps")
 

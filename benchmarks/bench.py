@@ -181,9 +181,10 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
 
         cls = dl.nn.LSTM if kind == "lstm" else dl.nn.RNN
         net = cls(inputs, hidden).float()
-        net.weight_ih.data[...] = w_ih
-        net.weight_hh.data[...] = w_hh
-        net.bias.data[...] = bias
+        net.weight_ih_l0.data[...] = w_ih
+        net.weight_hh_l0.data[...] = w_hh
+        net.bias_ih_l0.data[...] = bias
+        net.bias_hh_l0.data[...] = 0
         xt = dl.tensor(x, requires_grad=True)
         go = dl.tensor(g_out)
 
@@ -192,8 +193,8 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
             xt.grad = None
             out, _ = net(xt)
             (out * go).sum().backward()
-            return [out.data, xt.grad.data, net.weight_ih.grad.data, net.weight_hh.grad.data,
-                    net.bias.grad.data]
+            return [out.data, xt.grad.data, net.weight_ih_l0.grad.data, net.weight_hh_l0.grad.data,
+                    net.bias_ih_l0.grad.data]
 
         return step
 

@@ -201,7 +201,7 @@ def test_float32_tensor_stays_float32_through_ops_with_python_scalars():
         x * 2.5, 2.5 * x, x + 1, 1 - x, x / 3, 3 / (x + 5), x**2, 2.0**x, -x, x @ x, x.T,
         F.relu(x), F.tanh(x), F.sigmoid(x), x.exp(), (x * x + 1).log(), F.softmax(x), F.log_softmax(x),
         x.sum(), x.mean(0), x.max(1).values, x[0], dl.where(x.numpy() > 0, x, 0.0), dl.stack([x, x]),
-        x.reshape(4), F.pad(x, 1),
+        x.reshape(4), F.pad(x, (1, 1, 1, 1)),
     ]
     for i, y in enumerate(steps):
         assert y.dtype == np.float32, f"step {i} promoted to {y.dtype}"

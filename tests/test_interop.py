@@ -23,6 +23,8 @@ CASES = {
         lambda: nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)),
         lambda: torch.nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)), (2, 2, 7, 6),
     ),
+    "Conv2d-dilated-grouped": (lambda: nn.Conv2d(4, 6, 3, padding=2, dilation=(2, 1), groups=2),
+                               lambda: torch.nn.Conv2d(4, 6, 3, padding=2, dilation=(2, 1), groups=2), (2, 4, 7, 6)),
     "Conv2d-no-bias": (lambda: nn.Conv2d(1, 2, 3, bias=False), lambda: torch.nn.Conv2d(1, 2, 3, bias=False), (2, 1, 5, 5)),
     "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), lambda: torch.nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 7)),
     "AvgPool2d": (lambda: nn.AvgPool2d(2, padding=1), lambda: torch.nn.AvgPool2d(2, padding=1), (2, 2, 5, 5)),
@@ -62,6 +64,22 @@ CASES = {
         lambda: torch.nn.RNNCell(3, 4, bias=False, nonlinearity="relu"), (5, 3),
     ),
     "LSTMCell": (lambda: nn.LSTMCell(3, 4), lambda: torch.nn.LSTMCell(3, 4), (5, 3)),
+    "RNN-2-layers-bidirectional": (lambda: nn.RNN(3, 4, 2, bidirectional=True),
+                                   lambda: torch.nn.RNN(3, 4, 2, bidirectional=True), (6, 2, 3)),
+    "RNN-single-bias": (lambda: nn.RNN(3, 4, single_bias=True), lambda: torch.nn.RNN(3, 4), (6, 2, 3)),
+    "LSTM-3-layers-batch-first": (lambda: nn.LSTM(3, 4, 3, batch_first=True),
+                                  lambda: torch.nn.LSTM(3, 4, 3, batch_first=True), (2, 6, 3)),
+    "GRU": (lambda: nn.GRU(3, 4), lambda: torch.nn.GRU(3, 4), (6, 2, 3)),
+    "GRU-2-layers-bidirectional-no-bias": (lambda: nn.GRU(3, 4, 2, bias=False, bidirectional=True),
+                                           lambda: torch.nn.GRU(3, 4, 2, bias=False, bidirectional=True), (5, 2, 3)),
+    "GRUCell": (lambda: nn.GRUCell(3, 4), lambda: torch.nn.GRUCell(3, 4), (5, 3)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(3), lambda: torch.nn.BatchNorm1d(3), (5, 3, 4)),
+    "BatchNorm2d-no-affine": (lambda: nn.BatchNorm2d(2, affine=False), lambda: torch.nn.BatchNorm2d(2, affine=False),
+                              (3, 2, 4, 4)),
+    "ELU": (lambda: nn.ELU(0.5), lambda: torch.nn.ELU(0.5), (3, 4)),
+    "LeakyReLU": (lambda: nn.LeakyReLU(0.2), lambda: torch.nn.LeakyReLU(0.2), (3, 4)),
+    "Softplus": (lambda: nn.Softplus(2.0, 1.0), lambda: torch.nn.Softplus(2.0, 1.0), (3, 4)),
+    "GELU-tanh": (lambda: nn.GELU("tanh"), lambda: torch.nn.GELU("tanh"), (3, 4)),
 }
 
 
@@ -119,26 +137,27 @@ def test_weights_are_copied_exactly_and_not_shared():
     assert not np.allclose(ours.weight.data, theirs.weight.detach().numpy())
 
 
-def test_recurrent_biases_sum_and_split():
+def test_recurrent_biases_copy_by_name_and_the_single_bias_splits():
     torch.manual_seed(1)
     theirs = torch.nn.RNN(2, 3).double()
     ours = from_torch(theirs)
-    expected = (theirs.bias_ih_l0 + theirs.bias_hh_l0).detach().numpy()
-    np.testing.assert_allclose(ours.bias.data, expected, rtol=0, atol=1e-15)
-    back = to_torch(ours)
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        np.testing.assert_array_equal(getattr(ours, name).data, getattr(theirs, name).detach().numpy())
+    single = nn.RNN(2, 3, single_bias=True, dtype="float64")
+    back = to_torch(single)
     np.testing.assert_array_equal(back.bias_hh_l0.detach().numpy(), np.zeros(3))
-    np.testing.assert_array_equal(back.bias_ih_l0.detach().numpy(), ours.bias.data)
+    np.testing.assert_array_equal(back.bias_ih_l0.detach().numpy(), single.bias_l0.data)
 
 
 def test_unsupported_modules_and_options_are_named():
-    with pytest.raises(InteropError, match="Conv2d with dilation"):
-        from_torch(torch.nn.Conv2d(1, 1, 3, dilation=2))
+    with pytest.raises(InteropError, match="padding_mode='reflect'"):
+        from_torch(torch.nn.Conv2d(1, 1, 3, padding_mode="reflect"))
     with pytest.raises(InteropError, match="count_include_pad=False"):
         from_torch(torch.nn.AvgPool2d(2, count_include_pad=False))
     with pytest.raises(InteropError, match="torch.nn.modules.normalization.LayerNorm"):
         from_torch(torch.nn.Sequential(torch.nn.LayerNorm(3)))
-    with pytest.raises(InteropError, match="num_layers=2"):
-        from_torch(torch.nn.LSTM(2, 2, num_layers=2))
+    with pytest.raises(InteropError, match="proj_size"):
+        from_torch(torch.nn.LSTM(2, 2, proj_size=1))
     with pytest.raises(InteropError, match="MSELoss"):
         to_torch(nn.Sequential(nn.MSELoss()))
 

@@ -98,11 +98,10 @@ torch = pytest.importorskip("torch")
 
 
 def copy_weights(ours, theirs, suffix="_l0"):
+    """torch's parameters by name into ours: both have weight_ih, weight_hh, bias_ih, bias_hh."""
     with torch.no_grad():
-        getattr(theirs, "weight_ih" + suffix).copy_(torch.tensor(ours.weight_ih.numpy()))
-        getattr(theirs, "weight_hh" + suffix).copy_(torch.tensor(ours.weight_hh.numpy()))
-        getattr(theirs, "bias_ih" + suffix).copy_(torch.tensor(ours.bias.numpy()))
-        getattr(theirs, "bias_hh" + suffix).zero_()  # torch's two biases sum to our one
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ours, name + suffix).data = getattr(theirs, name + suffix).detach().numpy().copy()
 
 
 def assert_close(ours, theirs):
@@ -130,8 +129,9 @@ def test_rnn_matches_torch(sizes, batch_first, nonlinearity, seed):
     ((tout * torch.tensor(g_out)).sum() + (th_n * torch.tensor(g_h)).sum()).backward()
     assert_close(out, tout)
     assert_close(h_n, th_n)
-    for a, b in [(X.grad, tx.grad), (H0.grad, th0.grad), (ours.weight_ih.grad, theirs.weight_ih_l0.grad),
-                 (ours.weight_hh.grad, theirs.weight_hh_l0.grad), (ours.bias.grad, theirs.bias_hh_l0.grad)]:
+    for a, b in [(X.grad, tx.grad), (H0.grad, th0.grad), (ours.weight_ih_l0.grad, theirs.weight_ih_l0.grad),
+                 (ours.weight_hh_l0.grad, theirs.weight_hh_l0.grad), (ours.bias_ih_l0.grad, theirs.bias_ih_l0.grad),
+                 (ours.bias_hh_l0.grad, theirs.bias_hh_l0.grad)]:
         assert_close(a, b)
 
 
@@ -152,8 +152,8 @@ def test_lstm_matches_torch(sizes, batch_first, seed):
     tout, (th_n, tc_n) = theirs(tx, (th0, tc0))
     ((tout * torch.tensor(g_out)).sum() + (th_n * torch.tensor(g_h)).sum() + (tc_n * torch.tensor(g_c)).sum()).backward()
     for a, b in [(out, tout), (h_n, th_n), (c_n, tc_n), (X.grad, tx.grad), (H0.grad, th0.grad), (C0.grad, tc0.grad),
-                 (ours.weight_ih.grad, theirs.weight_ih_l0.grad), (ours.weight_hh.grad, theirs.weight_hh_l0.grad),
-                 (ours.bias.grad, theirs.bias_hh_l0.grad)]:
+                 (ours.weight_ih_l0.grad, theirs.weight_ih_l0.grad), (ours.weight_hh_l0.grad, theirs.weight_hh_l0.grad),
+                 (ours.bias_ih_l0.grad, theirs.bias_ih_l0.grad), (ours.bias_hh_l0.grad, theirs.bias_hh_l0.grad)]:
         assert_close(a, b)
 
 
@@ -178,6 +178,8 @@ def test_cells_match_torch(kind, rng):
     assert_close(X.grad, tx.grad)
     assert_close(Hs.grad, th.grad)
     assert_close(ours.weight_hh.grad, theirs.weight_hh.grad)
+    assert_close(ours.bias_ih.grad, theirs.bias_ih.grad)
+    assert_close(ours.bias_hh.grad, theirs.bias_hh.grad)
 
 
 # ---------------------------------------------------------------- fused vs unrolled primitives
@@ -259,11 +261,11 @@ def test_truncation_at_least_T_equals_full_bptt(layer, rng):
 def test_truncated_bptt_equals_chunks_with_detached_state(rng):
     x = rng.standard_normal((7, 2, 3))
     dl.manual_seed(5)
-    net = dl.nn.RNN(3, 4, bptt_truncate=3)
+    net = dl.nn.RNN(3, 4, bptt_truncate=3, single_bias=True)
     out, _ = net(dl.tensor(x))
     out.sum().backward()
     # the same by hand: three chunks (3, 3, 1 steps), the state detached between them
-    W, H, b = (dl.tensor(p.numpy(), requires_grad=True) for p in (net.weight_ih, net.weight_hh, net.bias))
+    W, H, b = (dl.tensor(p.numpy(), requires_grad=True) for p in (net.weight_ih_l0, net.weight_hh_l0, net.bias_l0))
     h = dl.zeros(2, 4)
     total = 0
     for start in (0, 3, 6):
@@ -271,8 +273,9 @@ def test_truncated_bptt_equals_chunks_with_detached_state(rng):
         total = total + seq.sum()
         h = seq[-1]
     total.backward()
-    np.testing.assert_allclose(net.weight_hh.grad.numpy(), H.grad.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(net.weight_ih.grad.numpy(), W.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net.weight_hh_l0.grad.numpy(), H.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net.weight_ih_l0.grad.numpy(), W.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net.bias_l0.grad.numpy(), b.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(out.numpy()[-1], h.numpy(), rtol=1e-12)  # values carried across chunks
 
 
@@ -295,7 +298,7 @@ def test_wrong_feature_size_names_layer_and_shape():
 
 
 def test_wrong_hidden_state_shape_is_refused():
-    with pytest.raises(dl.ShapeError, match=r"LSTM.*h0 has shape \(1, 2, 5\).*\(1, 2, 4\)"):
+    with pytest.raises(dl.ShapeError, match=r"LSTM.*\(1, 2, 4\) for h_0, got \(1, 2, 5\)"):
         dl.nn.LSTM(3, 4)(dl.zeros(6, 2, 3), (dl.zeros(1, 2, 5), dl.zeros(1, 2, 4)))
 
 

@@ -143,7 +143,8 @@ register(
     nn.Conv2d,
     lambda m: {
         "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": tuple(m.kernel_size),
-        "stride": tuple(m.stride), "padding": tuple(m.padding), "bias": m.bias is not None,
+        "stride": tuple(m.stride), "padding": tuple(m.padding), "dilation": tuple(m.dilation), "groups": m.groups,
+        "bias": m.bias is not None,
     },
 )
 for _pool in (nn.MaxPool2d, nn.AvgPool2d):
@@ -157,16 +158,42 @@ register(nn.Sequential, lambda m: {"modules": OrderedDict(m._modules)}, build=la
 
 
 # --------------------------------------------------------------- recurrent
-def _recurrent_kwargs(m, *names):
-    kwargs = {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias is not None}
+def _layer_kwargs(m, *names):
+    kwargs = {"input_size": m.input_size, "hidden_size": m.hidden_size, "num_layers": m.num_layers, "bias": m.bias,
+              "batch_first": m.batch_first, "dropout": m.dropout, "bidirectional": m.bidirectional,
+              "bptt_truncate": m.bptt_truncate}
     kwargs.update({name: getattr(m, name) for name in names})
     return kwargs
 
 
-register(nn.RNN, lambda m: _recurrent_kwargs(m, "nonlinearity", "batch_first", "bptt_truncate"))
-register(nn.LSTM, lambda m: _recurrent_kwargs(m, "batch_first", "bptt_truncate"))
-register(nn.RNNCell, lambda m: _recurrent_kwargs(m, "nonlinearity"))
-register(nn.LSTMCell, lambda m: _recurrent_kwargs(m))
+def _legacy_single_bias(cls):
+    """Configs written before torch's two biases (no ``single_bias`` key) had the lecture's one bias."""
+    def build(**kwargs):
+        kwargs.setdefault("single_bias", True)
+        return cls(**kwargs)
+
+    return build
+
+
+register(nn.RNN, lambda m: _layer_kwargs(m, "nonlinearity", "single_bias"), build=_legacy_single_bias(nn.RNN))
+register(nn.LSTM, lambda m: _layer_kwargs(m, "single_bias"), build=_legacy_single_bias(nn.LSTM))
+register(nn.GRU, lambda m: _layer_kwargs(m))
+register(nn.RNNCell, lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias,
+                                "nonlinearity": m.nonlinearity})
+for _cell in (nn.LSTMCell, nn.GRUCell):
+    register(_cell, lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias})
+register(nn.Dropout, lambda m: {"p": m.p})
+for _norm in (nn.BatchNorm1d, nn.BatchNorm2d):
+    register(_norm, lambda m: {"num_features": m.num_features, "eps": m.eps, "momentum": m.momentum,
+                               "affine": m.affine, "track_running_stats": m.track_running_stats})
+register(nn.Embedding, lambda m: {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim,
+                                  "padding_idx": m.padding_idx})
+register(nn.ELU, lambda m: {"alpha": m.alpha})
+register(nn.LeakyReLU, lambda m: {"negative_slope": m.negative_slope})
+register(nn.Softplus, lambda m: {"beta": m.beta, "threshold": m.threshold})
+register(nn.GELU, lambda m: {"approximate": m.approximate})
+register(nn.ModuleList, lambda m: {"modules": list(m)}, build=lambda modules: nn.ModuleList(modules))
+register(nn.ModuleDict, lambda m: {"modules": OrderedDict(m.items())}, build=lambda modules: nn.ModuleDict(modules))
 register(nn.Recurrent, lambda m: {"cell": m.cell, "truncate": m.truncate, "retain_grad": m.retain_grad})
 
 

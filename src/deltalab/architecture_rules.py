@@ -116,13 +116,14 @@ class _Walk:
         if rule is None:
             return self.generic(kwargs, where)
         keywords, count = rule
-        missing = [k for k in keywords if k not in kwargs]
+        needed = [k for k, check_value in keywords.items() if not isinstance(check_value, Optional)]
+        missing = [k for k in needed if k not in kwargs]
         unexpected = [k for k in kwargs if k not in keywords]
         if unexpected:
             _fail(f"{where}.{unexpected[0]}", f"{kind} takes no keyword {unexpected[0]!r}")
         if missing:
-            _fail(f"{where}.{missing[0]}", f"missing (a {kind} needs {', '.join(keywords)})")
-        values = {k: check_value(kwargs[k], f"{where}.{k}") for k, check_value in keywords.items()}
+            _fail(f"{where}.{missing[0]}", f"missing (a {kind} needs {', '.join(needed)})")
+        values = {k: check_value(kwargs[k], f"{where}.{k}") for k, check_value in keywords.items() if k in kwargs}
         return count(self, values, kwargs, where)
 
     def generic(self, value, where, depth=0):
@@ -166,10 +167,34 @@ def _conv(walk, v, kwargs, where):
 
 
 def _recurrent(gates):
+    """Parameters of an RNN/LSTM/GRU layer stack (``num_layers``, ``bidirectional``) or a cell."""
     def count(walk, v, kwargs, where):
-        hidden = v["hidden_size"]
-        return gates * hidden * (v["input_size"] + hidden + 2)
+        hidden, layers = v["hidden_size"], v.get("num_layers", 1)
+        directions = 2 if v.get("bidirectional", False) else 1
+        first = gates * hidden * (v["input_size"] + hidden + 2)
+        later = gates * hidden * (directions * hidden + hidden + 2)
+        return directions * (first + (layers - 1) * later)
     return count
+
+
+def _module_list(walk, v, kwargs, where):
+    items = kwargs["modules"]
+    if not isinstance(items, list):
+        _fail(f"{where}.modules", f"expected a list of modules, got {_show(items)}")
+    total = 0
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and set(item) == {"module"}):
+            _fail(f"{where}.modules[{i}]", f"expected a module, got {_show(item)}")
+        total += walk.module(item["module"], f"{where}.modules[{i}]")
+    return total
+
+
+def _batch_norm(walk, v, kwargs, where):
+    return 4 * v["num_features"] + 1  # weight, bias, running mean and variance, batch count
+
+
+def _embedding(walk, v, kwargs, where):
+    return v["num_embeddings"] * v["embedding_dim"]
 
 
 def _network(gates):
@@ -298,14 +323,51 @@ def _one_of(*choices):
     return lambda value, where: _choice(value, where, choices)
 
 
+class Optional:
+    """A keyword a config may leave out (configs written before it existed)."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, value, where):
+        return self.check(value, where)
+
+
+def _number(low=-1e9, high=1e9):
+    def check(value, where):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            _fail(where, f"expected a number from {low:g} to {high:g}, got {_show(value)}")
+        return value
+    return check
+
+
+def _optional_number(low=-1e9, high=1e9):
+    check = _number(low, high)
+    return lambda value, where: None if value is None else check(value, where)
+
+
+def _optional_index(value, where):
+    return None if value is None else _int(value, where, -MAX_SIZE, MAX_SIZE)
+
+
+_PROBABILITY = _number(0, 1)
+
+
 _POOL = ({"kernel_size": _kernel, "stride": _kernel, "padding": _padding}, _nothing)
+_layers = lambda value, where: _int(value, where, 1, MAX_LAYERS)  # noqa: E731
+# RNN/LSTM keywords added with torch's layer stacks (older configs have a single-bias, one-layer layer)
+_STACKED = {"num_layers": Optional(_layers), "dropout": Optional(_PROBABILITY), "bidirectional": Optional(_bool),
+            "single_bias": Optional(_bool)}
+_BATCH_NORM = ({"num_features": _size, "eps": _number(0, 1), "momentum": _optional_number(0, 1), "affine": _bool,
+                "track_running_stats": _bool}, _batch_norm)
 _NO_ARGUMENTS = ({}, _nothing)
 
 # class name -> ({keyword: check(value, where)}, parameter count(walk, values, kwargs, where))
 RULES = {
     "Linear": ({"in_features": _size, "out_features": _size, "bias": _bool}, _linear),
     "Conv2d": ({"in_channels": _size, "out_channels": _size, "kernel_size": _kernel, "stride": _kernel,
-                "padding": _padding, "bias": _bool}, _conv),
+                "padding": _padding, "dilation": Optional(_kernel), "groups": Optional(_size), "bias": _bool},
+               _conv),
     "MaxPool2d": _POOL,
     "AvgPool2d": _POOL,
     "Flatten": ({"start_dim": _axis, "end_dim": _axis}, _nothing),
@@ -314,13 +376,27 @@ RULES = {
     "LogSoftmax": ({"dim": _axis}, _nothing),
     "Sequential": ({"modules": _any}, _sequential),
     "RNN": ({"input_size": _size, "hidden_size": _size, "bias": _bool,
-             "nonlinearity": _one_of(*RECURRENT_ACTIVATIONS), "batch_first": _bool, "bptt_truncate": _truncate},
-            _recurrent(1)),
+             "nonlinearity": _one_of(*RECURRENT_ACTIVATIONS), "batch_first": _bool, "bptt_truncate": _truncate,
+             **_STACKED}, _recurrent(1)),
     "LSTM": ({"input_size": _size, "hidden_size": _size, "bias": _bool, "batch_first": _bool,
-              "bptt_truncate": _truncate}, _recurrent(4)),
+              "bptt_truncate": _truncate, **_STACKED}, _recurrent(4)),
+    "GRU": ({"input_size": _size, "hidden_size": _size, "bias": _bool, "batch_first": _bool,
+             "bptt_truncate": _truncate, "num_layers": _layers, "dropout": _PROBABILITY, "bidirectional": _bool},
+            _recurrent(3)),
     "RNNCell": ({"input_size": _size, "hidden_size": _size, "bias": _bool,
                  "nonlinearity": _one_of(*RECURRENT_ACTIVATIONS)}, _recurrent(1)),
     "LSTMCell": ({"input_size": _size, "hidden_size": _size, "bias": _bool}, _recurrent(4)),
+    "GRUCell": ({"input_size": _size, "hidden_size": _size, "bias": _bool}, _recurrent(3)),
+    "Dropout": ({"p": _PROBABILITY}, _nothing),
+    "BatchNorm1d": _BATCH_NORM,
+    "BatchNorm2d": _BATCH_NORM,
+    "Embedding": ({"num_embeddings": _size, "embedding_dim": _size, "padding_idx": _optional_index}, _embedding),
+    "ELU": ({"alpha": _number()}, _nothing),
+    "LeakyReLU": ({"negative_slope": _number()}, _nothing),
+    "Softplus": ({"beta": _number(), "threshold": _number()}, _nothing),
+    "GELU": ({"approximate": _one_of("none", "tanh")}, _nothing),
+    "ModuleList": ({"modules": _any}, _module_list),
+    "ModuleDict": ({"modules": _any}, _sequential),
     "Recurrent": ({"cell": _any, "truncate": _truncate, "retain_grad": _bool}, _recurrent_wrapper),
     "ElmanNetwork": ({"input_size": _size, "hidden_size": _size, "output_size": _size,
                       "hidden_activation": _one_of(*RECURRENT_ACTIVATIONS),

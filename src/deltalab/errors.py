@@ -47,3 +47,18 @@ class NonFiniteResult(DeltalabError, ArithmeticError):
     """A valid problem whose run produced inf or nan (an overflow, a diverging step): exit code 1."""
 
     exit_code = 1
+
+
+def missing_torch_names(module_name, torch_name):
+    """A module ``__getattr__`` raising ``MissingTorchFeature`` (a NotImplementedError naming the
+    feature, an AttributeError for ``hasattr``) for public names the module lacks; ``torch_name``
+    is the torch namespace it mirrors, e.g. "torch.nn"."""
+
+    def __getattr__(name):
+        if name.startswith("_"):
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        from .tensor import MissingTorchFeature
+
+        raise MissingTorchFeature(f"deltalab has no {torch_name}.{name}")
+
+    return __getattr__

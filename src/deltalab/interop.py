@@ -1,7 +1,8 @@
 """The way out to PyTorch and back: ``to_torch(model)`` and ``from_torch(module)``.
 
 Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, Tanh, Sigmoid, Identity,
-Softmax, LogSoftmax, (nested) Sequential, RNN and LSTM (one layer), RNNCell, LSTMCell, and the
+Softmax, LogSoftmax, ELU, LeakyReLU, Softplus, GELU, Dropout, BatchNorm1d/2d, Embedding,
+(nested) Sequential, RNN, LSTM and GRU (any layers and directions), RNNCell, LSTMCell, GRUCell, and the
 lecture's ElmanNetwork / LSTMNetwork (as :func:`torch_network_class`, a small torch Module: an
 ``nn.RNN``/``nn.LSTM``, an ``nn.Linear`` and the output activation).  Weights are copied, never
 shared, and keep their dtype (float32 or float64), so both models compute the same function.
@@ -135,26 +136,24 @@ def _linear_from_torch(t, torch):
 # ---------------------------------------------------------------- Conv2d
 def _conv_to_torch(m, torch):
     t = torch.nn.Conv2d(
-        m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-        bias=m.bias is not None, dtype=_torch_dtype(m, torch),
+        m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+        groups=m.groups, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
     )
     pairs = [("weight", m.weight.data)] + ([("bias", m.bias.data)] if m.bias is not None else [])
     return _copy_into_torch(t, pairs, torch)
 
 
 def _conv_from_torch(t, torch):
-    _check(t.groups == 1, f"from_torch: Conv2d with groups={t.groups} is not supported (groups=1 only)")
-    _check(tuple(t.dilation) == (1, 1), f"from_torch: Conv2d with dilation={t.dilation} is not supported")
     _check(t.padding_mode == "zeros", f"from_torch: Conv2d with padding_mode={t.padding_mode!r} is not supported")
     padding = t.padding
     if padding == "valid":
         padding = 0
     elif padding == "same":
-        padding = nn.same_padding(t.kernel_size)  # raises for even kernels, which torch pads asymmetrically
+        padding = nn.same_padding([d * (k - 1) + 1 for k, d in zip(t.kernel_size, t.dilation)])  # odd spans only
     weight = tensor_from_torch(t.weight, "Conv2d.weight")
     m = nn.Conv2d(
         t.in_channels, t.out_channels, tuple(t.kernel_size), stride=tuple(t.stride), padding=padding,
-        bias=t.bias is not None, dtype=weight.dtype,
+        dilation=tuple(t.dilation), groups=t.groups, bias=t.bias is not None, dtype=weight.dtype,
     )
     _set(m.weight, weight)
     if t.bias is not None:
@@ -225,58 +224,118 @@ register(nn.LogSoftmax, "LogSoftmax", lambda m, torch: torch.nn.LogSoftmax(dim=m
 register(nn.Sequential, "Sequential", _sequential_to_torch, _sequential_from_torch)
 
 
-# ----------------------------------------------------------- RNN and LSTM
-LAYERS = ("RNN", "LSTM")  # torch names their parameters weight_ih_l0, ...; the cells weight_ih, ...
+# ------------------------------------------------------- RNN, LSTM, GRU
+LAYERS = ("RNN", "LSTM", "GRU")
 
 
-def _recurrent_to_torch(m, torch, kind):
-    """Layers and cells: deltalab's one bias becomes torch's bias_ih; torch's bias_hh is zero
+def _layer_to_torch(m, torch, kind):
+    """Parameters by torch's names; the lecture's single bias becomes bias_ih with bias_hh zero
     (their sum is what counts)."""
-    suffix = "_l0" if kind in LAYERS else ""
-    extra = {"nonlinearity": m.nonlinearity} if kind in ("RNN", "RNNCell") else {}
-    if kind == "RNNCell":
+    extra = {"nonlinearity": m.nonlinearity} if kind == "RNN" else {}
+    if kind == "RNN":
         _check(m.nonlinearity in ("tanh", "relu"),
-               f"to_torch: torch.nn.RNNCell has no nonlinearity {m.nonlinearity!r} (tanh or relu only)")
-    if kind in LAYERS:
-        extra.update(num_layers=1, batch_first=m.batch_first)
-    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
-                                **extra)
-    pairs = [(f"weight_ih{suffix}", m.weight_ih.data), (f"weight_hh{suffix}", m.weight_hh.data)]
-    if m.bias is not None:
-        pairs += [(f"bias_ih{suffix}", m.bias.data), (f"bias_hh{suffix}", np.zeros_like(m.bias.data))]
+               f"to_torch: torch.nn.RNN has no nonlinearity {m.nonlinearity!r} (tanh or relu only)")
+    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, num_layers=m.num_layers, bias=m.bias,
+                                batch_first=m.batch_first, dropout=m.dropout, bidirectional=m.bidirectional,
+                                dtype=_torch_dtype(m, torch), **extra)
+    pairs = []
+    for name, _ in t.named_parameters():
+        if m.single_bias and name.startswith("bias_"):
+            single = getattr(m, name.replace("bias_ih", "bias").replace("bias_hh", "bias")).data
+            pairs.append((name, single if name.startswith("bias_ih") else np.zeros_like(single)))
+        else:
+            pairs.append((name, getattr(m, name).data))
     return _copy_into_torch(t, pairs, torch)
 
 
-def _recurrent_from_torch(t, torch, kind):
-    """Layers and cells: torch's bias_ih + bias_hh becomes deltalab's one bias."""
-    suffix = "_l0" if kind in LAYERS else ""
-
-    def array(name):
-        return tensor_from_torch(getattr(t, name + suffix), f"{kind}.{name}{suffix}")
-
-    if kind in LAYERS:
-        _check(t.num_layers == 1, f"from_torch: {kind} with num_layers={t.num_layers} is not supported (one layer only)")
-        _check(not t.bidirectional, f"from_torch: bidirectional {kind} is not supported")
-        _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
-        _check(not t.dropout, f"from_torch: {kind} with dropout={t.dropout} is not supported")
-    weight_ih = array("weight_ih")
-    extra = {"nonlinearity": t.nonlinearity} if kind in ("RNN", "RNNCell") else {}
-    if kind in LAYERS:
-        extra["batch_first"] = t.batch_first
-    m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, dtype=weight_ih.dtype, **extra)
-    _set(m.weight_ih, weight_ih)
-    _set(m.weight_hh, array("weight_hh"))
-    if t.bias:
-        _set(m.bias, array("bias_ih") + array("bias_hh"))
+def _layer_from_torch(t, torch, kind):
+    _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
+    extra = {"nonlinearity": t.nonlinearity} if kind == "RNN" else {}
+    first = tensor_from_torch(t.weight_ih_l0, f"{kind}.weight_ih_l0")
+    m = getattr(nn, kind)(t.input_size, t.hidden_size, num_layers=t.num_layers, bias=t.bias,
+                          batch_first=t.batch_first, dropout=t.dropout, bidirectional=t.bidirectional,
+                          dtype=first.dtype, **extra)
+    for name, value in t.named_parameters():
+        _set(getattr(m, name), tensor_from_torch(value, f"{kind}.{name}"))
     return m
 
 
-for _kind in LAYERS + ("RNNCell", "LSTMCell"):
+def _cell_to_torch(m, torch, kind):
+    extra = {"nonlinearity": m.nonlinearity} if kind == "RNNCell" else {}
+    if kind == "RNNCell":
+        _check(m.nonlinearity in ("tanh", "relu"),
+               f"to_torch: torch.nn.RNNCell has no nonlinearity {m.nonlinearity!r} (tanh or relu only)")
+    t = getattr(torch.nn, kind)(m.input_size, m.hidden_size, bias=m.bias, dtype=_torch_dtype(m, torch), **extra)
+    return _copy_into_torch(t, [(name, p.data) for name, p in m.named_parameters()], torch)
+
+
+def _cell_from_torch(t, torch, kind):
+    extra = {"nonlinearity": t.nonlinearity} if kind == "RNNCell" else {}
+    first = tensor_from_torch(t.weight_ih, f"{kind}.weight_ih")
+    m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, dtype=first.dtype, **extra)
+    for name, value in t.named_parameters():
+        _set(getattr(m, name), tensor_from_torch(value, f"{kind}.{name}"))
+    return m
+
+
+for _kind in LAYERS:
     register(
         getattr(nn, _kind), _kind,
-        (lambda kind: lambda m, torch: _recurrent_to_torch(m, torch, kind))(_kind),
-        (lambda kind: lambda t, torch: _recurrent_from_torch(t, torch, kind))(_kind),
+        (lambda kind: lambda m, torch: _layer_to_torch(m, torch, kind))(_kind),
+        (lambda kind: lambda t, torch: _layer_from_torch(t, torch, kind))(_kind),
     )
+for _kind in ("RNNCell", "LSTMCell", "GRUCell"):
+    register(
+        getattr(nn, _kind), _kind,
+        (lambda kind: lambda m, torch: _cell_to_torch(m, torch, kind))(_kind),
+        (lambda kind: lambda t, torch: _cell_from_torch(t, torch, kind))(_kind),
+    )
+
+
+# ------------------------------------------- dropout, normalisation, embedding
+def _batch_norm_to_torch(m, torch):
+    t = getattr(torch.nn, type(m).__name__)(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                                           track_running_stats=m.track_running_stats, dtype=_torch_dtype(m, torch))
+    with torch.no_grad():
+        for name, value in m.state_dict().items():
+            getattr(t, name).copy_(tensor_to_torch(value, torch))
+    return t.train(m.training)
+
+
+def _batch_norm_from_torch(t, torch):
+    m = getattr(nn, type(t).__name__)(t.num_features, eps=t.eps, momentum=t.momentum, affine=t.affine,
+                                      track_running_stats=t.track_running_stats)
+    state = {k: v.detach().cpu().numpy().copy() for k, v in t.state_dict().items()}
+    dtype = next((v.dtype for v in state.values() if v.dtype.kind == "f"), None)
+    if dtype is not None:
+        m.to(dtype)
+    m.load_state_dict(state)
+    return m.train(t.training)
+
+
+def _embedding_to_torch(m, torch):
+    t = torch.nn.Embedding(m.num_embeddings, m.embedding_dim, padding_idx=m.padding_idx, dtype=_torch_dtype(m, torch))
+    return _copy_into_torch(t, [("weight", m.weight.data)], torch)
+
+
+def _embedding_from_torch(t, torch):
+    _check(t.max_norm is None, "from_torch: Embedding with max_norm is not supported")
+    _check(not t.scale_grad_by_freq and not t.sparse, "from_torch: Embedding with scale_grad_by_freq or sparse is "
+                                                       "not supported")
+    weight = tensor_from_torch(t.weight, "Embedding.weight")
+    return nn.Embedding(t.num_embeddings, t.embedding_dim, padding_idx=t.padding_idx, _weight=weight)
+
+
+register(nn.Dropout, "Dropout", lambda m, torch: torch.nn.Dropout(m.p), lambda t, torch: nn.Dropout(t.p))
+for _name in ("BatchNorm1d", "BatchNorm2d"):
+    register(getattr(nn, _name), _name, _batch_norm_to_torch, _batch_norm_from_torch)
+register(nn.Embedding, "Embedding", _embedding_to_torch, _embedding_from_torch)
+register(nn.ELU, "ELU", lambda m, torch: torch.nn.ELU(m.alpha), lambda t, torch: nn.ELU(t.alpha))
+register(nn.LeakyReLU, "LeakyReLU", lambda m, torch: torch.nn.LeakyReLU(m.negative_slope),
+         lambda t, torch: nn.LeakyReLU(t.negative_slope))
+register(nn.Softplus, "Softplus", lambda m, torch: torch.nn.Softplus(m.beta, m.threshold),
+         lambda t, torch: nn.Softplus(t.beta, t.threshold))
+register(nn.GELU, "GELU", lambda m, torch: torch.nn.GELU(m.approximate), lambda t, torch: nn.GELU(t.approximate))
 
 
 # ------------------------------------------------- ElmanNetwork and LSTMNetwork
@@ -351,11 +410,13 @@ def _network_from_torch(t, torch):
 
     recurrent = _from_torch(t.recurrent, torch, "recurrent")
     _check(isinstance(recurrent, (nn.RNN, nn.LSTM)), "from_torch: TorchElmanNetwork.recurrent must be an RNN or LSTM")
+    _check(recurrent.num_layers == 1 and not recurrent.bidirectional,
+           "from_torch: TorchElmanNetwork.recurrent must have one layer and one direction")
     _check(not recurrent.batch_first, "from_torch: TorchElmanNetwork.recurrent with batch_first=True is not supported")
     linear = _from_torch(t.linear, torch, "linear")
     _check(isinstance(linear, nn.Linear) and linear.in_features == recurrent.hidden_size,
            "from_torch: TorchElmanNetwork.linear must be a Linear from the hidden size")
-    bias = recurrent.bias is not None
+    bias = recurrent.bias
     _check(bias == (linear.bias is not None),
            "from_torch: TorchElmanNetwork needs biases in both layers or in neither (deltalab's bias flag is shared)")
     common = dict(output_activation=t.output_activation, many_to_one=t.many_to_one, bias=bias,
@@ -365,11 +426,11 @@ def _network_from_torch(t, torch):
     else:
         m = ElmanNetwork(recurrent.input_size, recurrent.hidden_size, linear.out_features,
                          hidden_activation=recurrent.nonlinearity, **common)
-    _set(m.W1, recurrent.weight_ih.data)
-    _set(m.H1, recurrent.weight_hh.data)
+    _set(m.W1, recurrent.weight_ih_l0.data)
+    _set(m.H1, recurrent.weight_hh_l0.data)
     _set(m.W2, linear.weight.data)
-    if bias:
-        _set(m.b1, recurrent.bias.data)
+    if bias:  # the lecture's one bias is torch's bias_ih + bias_hh
+        _set(m.b1, recurrent.bias_ih_l0.data + recurrent.bias_hh_l0.data)
         _set(m.b2, linear.bias.data)
     return m
 

@@ -111,8 +111,15 @@ def summary(model, input_shape, dtype=None, print_table=True, console=None, batc
     try:
         shape = tuple(input_shape)
         x = Tensor(np.zeros(shape[:batch_axis] + (1,) + shape[batch_axis:], dtype=dtype or model.dtype))
-        with no_grad():
-            model(x)
+        # in eval mode: a one-sample batch through BatchNorm, and no dropout draws or running-statistics updates
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            with no_grad():
+                model(x)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
     finally:
         for name, module in leaves:
             if originals[name] is None:

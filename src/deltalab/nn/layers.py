@@ -6,7 +6,7 @@ from collections import OrderedDict
 from .. import ops
 from ..errors import ConfigurationError, DeltalabError
 from ..ops._util import pair
-from .module import Module, check_input, uniform_
+from .module import Module, check_device, check_input, uniform_
 
 
 class Linear(Module):
@@ -40,37 +40,53 @@ def same_padding(kernel_size):
 
 
 class Conv2d(Module):
-    """2-D convolution layer on NCHW, like ``torch.nn.Conv2d``; ``padding="same"`` for odd kernels."""
+    """2-D convolution layer on NCHW, like ``torch.nn.Conv2d`` (dilation, groups); ``padding="same"``
+    for odd kernels."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", device=None, dtype=None):
         super().__init__()
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"deltalab has no torch.nn.Conv2d padding_mode={padding_mode!r} (zeros only)")
+        if device is not None:
+            check_device(device)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
         self.stride = pair(stride, "stride", "Conv2d")
+        self.dilation = pair(dilation, "dilation", "Conv2d")
+        self.groups = groups
         if padding == "same":
             if self.stride != (1, 1):
                 raise ConfigurationError(f"Conv2d: padding='same' needs stride 1, got stride {self.stride}")
-            padding = same_padding(self.kernel_size)
+            padding = same_padding(tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation)))
         elif padding == "valid":
             padding = 0
         self.padding = pair(padding, "padding", "Conv2d")
-        if min(self.stride) < 1 or min(self.padding) < 0 or min(self.kernel_size) < 1:
+        if min(self.stride) < 1 or min(self.padding) < 0 or min(self.kernel_size) < 1 or min(self.dilation) < 1:
             raise ConfigurationError(
-                f"Conv2d: need kernel_size >= 1, stride >= 1 and padding >= 0, got kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}"
+                f"Conv2d: need kernel_size >= 1, stride >= 1, dilation >= 1 and padding >= 0, got "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding}"
             )
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self.weight = uniform_((out_channels, in_channels) + self.kernel_size, fan_in, dtype)
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = uniform_((out_channels, in_channels // groups) + self.kernel_size, fan_in, dtype)
         self.register_parameter("bias", uniform_((out_channels,), fan_in, dtype) if bias else None)
 
     def forward(self, x):
         check_input(self, x, (3, 4), -3, self.in_channels, "channels")
-        return ops.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
+        extra = "".join(f", {name}={getattr(self, name)}" for name, plain in (("dilation", (1, 1)), ("groups", 1))
+                        if getattr(self, name) != plain)
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, bias={self.bias is not None}"
+            f"padding={self.padding}{extra}, bias={self.bias is not None}"
         )
 
 
@@ -200,3 +216,59 @@ class LogSoftmax(Softmax):
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "identity": Identity, "softmax": Softmax}
+
+
+class ELU(Module):
+    """α(eˣ − 1) for x ≤ 0, x otherwise (``torch.nn.ELU``)."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return ops.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class LeakyReLU(Module):
+    """x for x > 0, negative_slope·x otherwise (``torch.nn.LeakyReLU``)."""
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, x):
+        return ops.leaky_relu(x, self.negative_slope, self.inplace)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softplus(Module):
+    """log(1 + e^(βx))/β, linear where βx > threshold (``torch.nn.Softplus``)."""
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return ops.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class GELU(Module):
+    """x·Φ(x), or its tanh approximation with ``approximate='tanh'`` (``torch.nn.GELU``)."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return ops.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import DeltalabError, ShapeError
-from ..tensor import Tensor
+from ..tensor import MissingTorchFeature, Tensor
 
 
 class Parameter(Tensor):
@@ -30,40 +31,148 @@ def _float_dtype(data):
     return dtypes.get_default_dtype()
 
 
-class Module:
-    """Base class: assign Parameters and Modules as attributes; they are found in that order.
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns, as torch: the names it did not find and did not use."""
 
-    ``parameters()``, ``named_parameters()``, ``state_dict()`` (nested keys "0.weight"),
-    ``load_state_dict()``, ``zero_grad()``, ``float()``/``double()`` -- as in PyTorch.
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+
+class StateDictError(DeltalabError, RuntimeError):
+    """A state_dict with missing or unexpected entries (a RuntimeError, as torch raises)."""
+
+
+class Module:
+    """Base class: assign Parameters, buffers and Modules as attributes; they are found in that order.
+
+    ``parameters()``, ``named_parameters()``, ``buffers()``, ``named_modules()``, ``children()``,
+    ``apply()``, ``register_buffer()``, ``state_dict()`` (nested keys "0.weight", each module's
+    parameters then its persistent buffers, then its children, as torch orders them; the values
+    are NumPy copies), ``load_state_dict()``, ``zero_grad()``, ``train()``/``eval()``,
+    ``float()``/``double()`` -- as in PyTorch.
     """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
+            self._buffers[name] = value  # assigning a tensor to a buffer's name replaces the buffer (torch)
+            object.__setattr__(self, name, value)
+            return
+        if value is None and name in self._parameters:
+            self._parameters[name] = None  # torch keeps the name registered, holding None
+            object.__setattr__(self, name, None)
+            return
+        # a name keeps its place in its registry when reassigned (state_dict order, as torch)
+        if not isinstance(value, Parameter):
+            self._parameters.pop(name, None)
+        if not isinstance(value, Module):
+            self._modules.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent_buffers.discard(name)
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent_buffers.discard(name)
         object.__delattr__(self, name)
 
+    def _check_new_name(self, name, what):
+        if not isinstance(name, str):
+            raise TypeError(f"{what} name should be a string, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{what} name can't contain \".\" or be empty, got {name!r}")
+
     def register_parameter(self, name, value):
+        """Add a Parameter (or None: an absent optional parameter, like a layer without bias)."""
+        self._check_new_name(name, "parameter")
         if value is None:
             self._parameters.pop(name, None)
+            self._buffers.pop(name, None)
             object.__setattr__(self, name, None)
+            self._parameters[name] = None
+        elif not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign {type(value).__name__} object to parameter {name!r} "
+                            "(deltalab.nn.Parameter or None required)")
         else:
             setattr(self, name, value)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A tensor the module keeps and saves but no optimiser updates (BatchNorm's running
+        statistics); ``persistent=False`` leaves it out of ``state_dict``."""
+        self._check_new_name(name, "buffer")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"attribute {name!r} already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign {type(tensor).__name__} object to buffer {name!r} "
+                            "(deltalab Tensor or None required)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def add_module(self, name, module):
+        """Add a child module under ``name`` (``setattr`` with a name check), as torch."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_new_name(name, "module")
+        if module is None:
+            self._modules[name] = None
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, module)
+
+    register_module = add_module
+
+    def __getattr__(self, name):  # only for names the normal lookup did not find
+        if name in TORCH_MODULE_ONLY:
+            raise MissingTorchFeature(f"deltalab has no torch.nn.Module.{name}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def get_submodule(self, target):
+        """The module at a dotted path ("encoder.0"), as torch."""
+        module = self
+        for part in target.split(".") if target else []:
+            if part not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = module._modules[part]
+        return module
+
+    def get_parameter(self, target):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._parameters:
+            raise AttributeError(f"{type(module).__name__} has no parameter `{name}`")
+        return module._parameters[name]
+
+    def get_buffer(self, target):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._buffers:
+            raise AttributeError(f"{type(module).__name__} has no buffer `{name}`")
+        return module._buffers[name]
 
     # ------------------------------------------------------------------ calls
     def forward(self, *args, **kwargs):  # pragma: no cover - interface
@@ -73,34 +182,67 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------- traversal
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for this module and every descendant, depth first; a module reached
+        twice is listed once unless ``remove_duplicate=False`` (as torch)."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            if child is None:
+                continue
+            yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
-        return iter(self._modules.items())
+        seen = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
 
     def children(self):
-        return iter(self._modules.values())
+        for _, child in self.named_children():
+            yield child
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every child (recursively) and then on this module; returns self
+        (for weight initialisation, as ``torch.nn.Module.apply``)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def _named_members(self, members, prefix, recurse):
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in members(module).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
     def named_parameters(self, prefix="", recurse=True):
-        seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
-        for module_prefix, module in modules:
-            for name, p in module._parameters.items():
-                if id(p) in seen:
-                    continue
-                seen.add(id(p))
-                yield (f"{module_prefix}.{name}" if module_prefix else name), p
+        return self._named_members(lambda m: m._parameters, prefix, recurse)
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named_members(lambda m: m._buffers, prefix, recurse)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
 
     def zero_grad(self, set_to_none=True):
         """Clear accumulated gradients (backward adds into .grad)."""
@@ -110,7 +252,14 @@ class Module:
             else:
                 p.grad.data = np.zeros_like(p.grad.data)
 
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
     def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -119,13 +268,27 @@ class Module:
         return self.train(False)
 
     # ----------------------------------------------------------------- state
+    def _state_items(self, prefix=""):
+        """(name, tensor) of every parameter and persistent buffer, torch's state_dict order."""
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, b
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
+
     def state_dict(self):
-        """Name -> copy of each parameter's array, in registration order."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Name -> copy of each parameter's and persistent buffer's array, in torch's order."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays into the parameters; unknown, missing or mis-shaped entries are refused."""
-        own = dict(self.named_parameters())
+        """Copy arrays into the parameters and buffers; unknown, missing or mis-shaped entries are
+        refused (RuntimeError, as torch), and a refused state leaves the module unchanged.
+        Returns torch's ``(missing_keys, unexpected_keys)`` (both empty unless ``strict=False``)."""
+        own = dict(self._state_items())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -134,7 +297,7 @@ class Module:
                 parts.append(f"missing {missing}")
             if unexpected:
                 parts.append(f"unexpected {unexpected}")
-            raise DeltalabError(f"load_state_dict for {type(self).__name__}: " + ", ".join(parts))
+            raise StateDictError(f"load_state_dict for {type(self).__name__}: " + ", ".join(parts))
         arrays = {}
         for name, value in state.items():
             if name not in own:
@@ -149,17 +312,42 @@ class Module:
         # copy only once every entry fits: a refused state leaves the module unchanged
         for name, array in arrays.items():
             own[name].data = array.astype(own[name].dtype, copy=True)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- dtype
-    def to(self, dtype):
-        """Cast every parameter to ``dtype`` in place (float32 for speed, float64 for exactness)."""
+    def to(self, *args, **kwargs):
+        """Cast every parameter and floating buffer to a dtype in place (float32 for speed,
+        float64 for exactness); a device may be given as "cpu" (the only one)."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"Module.to() got unexpected keyword arguments {sorted(kwargs)}")
+        for arg in args:
+            if _is_device(arg):
+                device = arg
+            elif dtype is None:
+                dtype = arg
+            else:
+                raise TypeError("Module.to() takes at most one dtype")
+        if device is not None:
+            check_device(device)
+        if dtype is None:
+            return self
         dtype = dtypes.resolve(dtype)
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             if p.grad is not None:
                 p.grad.data = p.grad.data.astype(dtype)
+        for b in self.buffers():
+            if np.issubdtype(b.data.dtype, np.floating):
+                b.data = b.data.astype(dtype)
         return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
 
     def float(self):
         return self.to(np.float32)
@@ -171,6 +359,9 @@ class Module:
     def dtype(self):
         for p in self.parameters():
             return p.dtype
+        for b in self.buffers():  # a layer without parameters (BatchNorm(affine=False))
+            if np.issubdtype(b.dtype, np.floating):
+                return b.dtype
         return dtypes.get_default_dtype()
 
     # ------------------------------------------------------------------ repr
@@ -185,6 +376,27 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return lines[0] + "\n" + "\n".join(lines[1:]) + "\n)"
         return lines[0] + ")"
+
+
+# torch.nn.Module methods deltalab does not have: asking for one names it
+TORCH_MODULE_ONLY = frozenset({
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_backward_hook",
+    "register_full_backward_pre_hook", "register_state_dict_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "half", "bfloat16", "to_empty", "share_memory", "compile", "ipu", "xpu",
+    "mtia", "type",
+})
+
+
+def _is_device(value):
+    return isinstance(value, str) and value.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu") or (
+        type(value).__name__ == "device")
+
+
+def check_device(device):
+    """deltalab computes on the CPU only: "cpu" is accepted, any other device is refused."""
+    name = str(device)
+    if name not in ("cpu", "cpu:0"):
+        raise RuntimeError(f"deltalab runs on the CPU only; device {name!r} is not available")
 
 
 def uniform_(shape, fan_in, dtype=None):

@@ -27,6 +27,7 @@ from .. import threads
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
 from ._util import operand, pair
+from .conv_general import GroupedConv2d, dilated_extent
 
 
 def output_size(size, kernel_size, stride=1, padding=0):
@@ -439,28 +440,39 @@ class Conv2d(Function):
         return gx, gw, gb, None, None
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Cross-correlate NCHW ``x`` with ``weight`` (out, in, kh, kw), like ``torch.nn.functional.conv2d``.
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Cross-correlate NCHW ``x`` with ``weight`` (out, in/groups, kh, kw), like ``torch.nn.functional.conv2d``.
 
-    ``stride`` and ``padding`` are ints or (height, width) pairs.  A 3-D input (C, H, W) is
+    ``stride``, ``padding`` and ``dilation`` are ints or (height, width) pairs; ``groups``
+    splits the channels into that many independent convolutions.  A 3-D input (C, H, W) is
     treated as a batch of one and returned without the batch axis.
     """
     x = operand(x, weight)
     stride, padding = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d")
+    dilation = pair(dilation, "dilation", "conv2d")
     if weight.ndim != 4:
-        raise ShapeError(f"conv2d: weight must be (out_channels, in_channels, kh, kw), got shape {weight.shape}")
+        raise ShapeError(f"conv2d: weight must be (out_channels, in_channels/groups, kh, kw), got shape {weight.shape}")
     if x.ndim == 3:
-        out = conv2d(x.reshape((1,) + x.shape), weight, bias, stride, padding)
+        out = conv2d(x.reshape((1,) + x.shape), weight, bias, stride, padding, dilation, groups)
         return out.reshape(out.shape[1:])
     if x.ndim != 4:
         raise ShapeError(f"conv2d: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
-    if x.shape[1] != weight.shape[1]:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ConfigurationError(f"conv2d: groups must be a positive integer, got {groups!r}")
+    if min(dilation) < 1:
+        raise ConfigurationError(f"conv2d: dilation must be at least 1, got {dilation}")
+    if weight.shape[0] % groups:
+        raise ShapeError(f"conv2d: weight of shape {weight.shape} has {weight.shape[0]} output channels, which "
+                         f"{groups} groups do not divide")
+    if x.shape[1] != weight.shape[1] * groups:
         raise ShapeError(
             f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but weight expects "
-            f"{weight.shape[1]} (shape {weight.shape})"
+            f"{weight.shape[1] * groups} (shape {weight.shape}" + (f", groups={groups})" if groups > 1 else ")")
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"conv2d: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
+    if dilation != (1, 1) or groups != 1:
+        check_window_config("conv2d", x.shape[2:], dilated_extent(weight.shape[2:], dilation), stride, padding)
+        return GroupedConv2d.apply(x, weight, bias, stride, padding, dilation, int(groups))
     check_window_config("conv2d", x.shape[2:], weight.shape[2:], stride, padding)
     return Conv2d.apply(x, weight, bias, stride, padding)
-

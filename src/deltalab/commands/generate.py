@@ -26,7 +26,7 @@ def register(subparsers):
 
 def run(args):
     from ..errors import DeltalabError
-    from ..generate import generate, template_path
+    from ..exercises import generate, template_path
 
     if not args.out:
         raise DeltalabError("--out: give the folder to write the variants to")
@@ -36,7 +36,7 @@ def run(args):
                       plant_mistake=args.plant_mistake)
     print(f"wrote {len(result.variants)} variants and {len(result.files) - len(result.variants)} more files to {args.out}")
     if result.stress is not None:
-        from ..generate.documents import stress_summary
+        from ..exercises.documents import stress_summary
 
         sys.stdout.write(stress_summary(result.stress))
     return 0

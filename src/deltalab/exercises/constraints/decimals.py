@@ -4,7 +4,7 @@ Or ``exact = true`` with ``max_denominator = N`` (default 16): every value is a 
 denominator at most N, and the key writes fractions.  "Every value of the key" is every
 computed node of the derivation record: forward values, outputs, errors, the loss, deltas,
 local derivatives, per-step contributions, gradients and updated parameters (givens are the
-template's own numbers).  How exactness is judged: :mod:`deltalab.generate.numbers`.
+template's own numbers).  How exactness is judged: :mod:`deltalab.exercises.numbers`.
 
 Example: ``decimals = 2`` rejects a draw whose δ[1] = 0.125 (three decimals).
 """

@@ -3,7 +3,7 @@
 A constraint is a class registered with :func:`register`: its ``name``, the ``[generate]``
 keys it reads (``keys``), ``read(table, fail)`` turning those keys into an instance (None
 when switched off), and ``check(candidate)`` returning None when the variant is good or a
-short reason when it is not.  A candidate (:class:`deltalab.generate.engine.Candidate`)
+short reason when it is not.  A candidate (:class:`deltalab.exercises.engine.Candidate`)
 carries the solved trace and its derivation record; constraints only read it.  Adding a
 constraint is adding one module here; nothing else branches on its name.
 """

@@ -3,7 +3,8 @@
 A draw is an inline table in place of a number (or of a whole array):
 
 - ``{ints = [-2, 2]}``: an integer from -2 to 2 (both included);
-- ``{choices = [0, 0.5, 1]}``: one of the listed numbers;
+- ``{choices = [0, 0.5, 1]}``: one of the listed numbers (or ``{choices = [[1, 0], [0, 1]]}``:
+  one of the listed arrays, e.g. a one-hot target);
 - ``{range = [-1, 1], step = 0.5}``: -1, -0.5, 0, 0.5 or 1 (the grid from the low end);
 
 optionally with ``exclude = [0]`` (values never drawn) and ``shape = [2, 3]`` (an array of
@@ -12,6 +13,7 @@ that shape, every entry drawn alone).  Grid values are computed in decimal arith
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,11 +42,16 @@ class Draw:
     values: tuple  # the numbers it can take, in increasing order (choices: as listed)
     shape: tuple | None  # None: a single number; () or more: an array of the declared shape
 
+    @property
+    def whole(self) -> bool:
+        """Whether the draw chooses among whole arrays (then it never fills a shape)."""
+        return bool(self.values) and isinstance(self.values[0], list)
+
     def sample(self, rng, shape=None):
         """One number, or a nested list of the given ``shape`` (default: the declared one)."""
         shape = self.shape if shape is None else shape
         if shape is None:
-            return self.values[int(rng.integers(len(self.values)))]
+            return copy.deepcopy(self.values[int(rng.integers(len(self.values)))])
         picks = rng.integers(len(self.values), size=shape)
         return np.asarray(self.values, dtype=object)[picks].tolist()
 
@@ -64,8 +71,17 @@ def read_draw(value, where, fail) -> Draw:
             fail(f"{where}.ints", f"at most {MAX_GRID:,} values")
         values = list(range(spec[0], spec[1] + 1))
     elif kind == "choices":
+        arrays = isinstance(spec, list) and spec and all(isinstance(v, list) for v in spec)
+        if arrays:  # whole arrays to choose from (a one-hot target): all of one shape
+            try:
+                shapes = {np.array(v, dtype=np.float64).shape for v in spec}
+            except (ValueError, TypeError):
+                shapes = set()
+            if len(shapes) != 1 or "shape" in value or "exclude" in value:
+                fail(f"{where}.choices", "expected numbers, or arrays of one shape (without shape or exclude)")
+            return Draw(where, tuple(spec), None)
         if not isinstance(spec, list) or not spec or not all(_is_number(v) for v in spec):
-            fail(f"{where}.choices", "expected a non-empty list of numbers")
+            fail(f"{where}.choices", "expected a non-empty list of numbers (or of arrays of one shape)")
         values = list(spec)
     else:
         if not isinstance(spec, list) or len(spec) != 2 or not all(_is_number(v) for v in spec) or spec[0] > spec[1]:

@@ -190,11 +190,12 @@ def parse_ask(text, fail):
 
 def _with_shapes(template, found) -> list:
     """Sites with the shape each draw fills (see the module docstring for the rule)."""
-    needs = [(path, draw) for path, draw in found if draw.shape is None and _array_field(path)]
-    shapes = _inferred_shapes(template, [p for p, _ in needs]) if needs else {}
+    needs = [(path, draw) for path, draw in found if draw.shape is None and not draw.whole and _array_field(path)]
+    paths = [p for p, _ in needs]
+    shapes = _inferred_shapes(template, paths) if needs else {}
     sites = []
     for path, draw in found:
-        shape = draw.shape if draw.shape is not None else shapes.get(path)
+        shape = draw.shape if draw.shape is not None else (shapes[path] if path in paths else None)
         sites.append(Site(path, draw, shape))
     return sites
 

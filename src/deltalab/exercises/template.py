@@ -195,7 +195,7 @@ def _with_shapes(template, found) -> list:
     shapes = _inferred_shapes(template, paths) if needs else {}
     sites = []
     for path, draw in found:
-        shape = draw.shape if draw.shape is not None else (shapes[path] if path in paths else None)
+        shape = draw.shape if draw.shape is not None else (shapes.get(path) if path in paths else None)
         sites.append(Site(path, draw, shape))
     return sites
 

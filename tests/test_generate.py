@@ -77,7 +77,6 @@ def test_relu_exam_network_by_exact_fractions(made):
     result, out = made("relu-exam-network")
     for path in _variants(out):
         p = _toml(path)
-        F = lambda a: np.array(a, dtype=object) if isinstance(a, list) else a  # noqa: E731
         fr = np.vectorize(lambda v: Fraction(str(v)), otypes=[object])
         W1, b1, W2, b2 = (fr(np.array(p["parameters"][k], dtype=float)) for k in ("W1", "b1", "W2", "b2"))
         x, t = fr(np.array(p["data"]["inputs"], dtype=float)), fr(np.array(p["data"]["targets"], dtype=float))
@@ -165,12 +164,12 @@ def test_elman_rnn_templates_by_torch(made, name):
         if name.endswith("softmax"):
             y = torch.softmax(outputs[-1], dim=0)
             loss = -(target * torch.log_softmax(outputs[-1], dim=0)).sum()
-            top = torch.sort(y).values
+            top = torch.sort(y.detach()).values
             assert float(top[-1] - top[-2]) > 1e-9  # no tie in the argmax
         else:
             loss = 0.5 * sum(((o - t) ** 2).sum() for o, t in zip(outputs, target))
         loss.backward()
-        assert max(float(v.abs().max()) for v in hidden) <= 0.9  # no saturation
+        assert max(float(v.detach().abs().max()) for v in hidden) <= 0.9  # no saturation
         for k in ("W1", "H1", "W2"):  # the asked gradients
             assert bool((par[k].grad != 0).all()), (path.name, k)
         key = _answers(out, path)
@@ -191,7 +190,7 @@ def test_sigmoid_skip_network_by_torch(made):
         yhat = torch.sigmoid(w["w2"] * h + w["x"])
         loss = (yhat - y) ** 2
         loss.backward()
-        assert all(0.1 <= float(s) <= 0.9 for s in (h, yhat))
+        assert all(0.1 <= s.item() <= 0.9 for s in (h, yhat))
         assert all(float(v.grad) != 0 for v in w.values())
         key = _answers(out, path)
         _close(key["loss"], loss.item())
@@ -217,10 +216,10 @@ def test_lstm_cell_by_torch(made):
             cells.append(c)
             h = o * torch.tanh(c)
             gates += [i, f, o]
-            assert abs(float(g)) <= 0.9 and abs(float(torch.tanh(c))) <= 0.9
+            assert abs(g.item()) <= 0.9 and abs(torch.tanh(c).item()) <= 0.9
         loss = 0.5 * (h - p["data"]["y"]) ** 2
         loss.backward()
-        assert all(0.1 <= float(s) <= 0.9 for s in gates)
+        assert all(0.1 <= s.item() <= 0.9 for s in gates)
         assert float(w["w_xg"].grad) != 0 and float(w["b_f"].grad) != 0
         key = _answers(out, path)
         _close(key["loss"], loss.item())

@@ -9,9 +9,10 @@ import re
 import numpy as np
 
 from .. import report
-from ..report.json_report import step_dict
+from ..report.latex import PREAMBLE as LATEX_PREAMBLE
+from ..report.latex import text as latex_text
 from .toml_text import dumps
-from .writing import (bracket_text, given_text, html_array, latex_array, latex_text, markdown_math_to_latex)
+from .writing import bracket_text, given_text, html_array, latex_array
 
 GIVEN_KINDS = ("input", "target", "parameter")
 
@@ -99,16 +100,6 @@ def _decimals(generation):
 
 
 # ------------------------------------------------------------------ LaTeX
-LATEX_PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
-\usepackage[utf8]{inputenc}
-\usepackage[T1]{fontenc}
-\usepackage{amsmath,amssymb}
-\usepackage[margin=2cm]{geometry}
-\setcounter{MaxMatrixCols}{40}
-\allowdisplaybreaks
-\setlength{\parindent}{0pt}
-\setlength{\parskip}{0.4em}
-"""
 
 
 def _latex_symbol(symbol: str) -> str:
@@ -152,11 +143,18 @@ def sheet_latex(generation, answers=False) -> str:
             rows = [f"{_latex_symbol(q.symbol)} &= {latex_array(q.value, numbers.text)}" for q in v.quantities]
             out += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
             out.append(r"\subsubsection*{Worked solution}")
-            worked = report.render(v.trace, "latex", decimals=_decimals(generation))
-            worked = "\n".join(line for line in worked.splitlines()[1:])  # the title is the variant's heading
-            out.append(markdown_math_to_latex(worked, level=3))
+            out.append(_latex_body(report.render(v.trace, "latex", decimals=_decimals(generation))))
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
+
+
+def _latex_body(document: str) -> str:
+    """The worked solution's LaTeX document as part of the key: its body, headings one level
+    down, its title dropped (the variant's heading stands for it)."""
+    body = document.split(r"\begin{document}", 1)[1].rsplit(r"\end{document}", 1)[0]
+    body = re.sub(r"^\\section\*\{.*\}$", "", body, count=1, flags=re.M)
+    body = body.replace(r"\subsubsection*{", r"\paragraph*{").replace(r"\subsection*{", r"\subsubsection*{")
+    return body.strip()
 
 
 # ------------------------------------------------------------------ HTML
@@ -347,6 +345,3 @@ def stress_summary(stress) -> str:
 def stress_json(stress) -> str:
     return json.dumps(stress, ensure_ascii=False, indent=2) + "\n"
 
-
-def solution_json(variant) -> dict:
-    return step_dict(variant.trace.steps[0])

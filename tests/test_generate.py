@@ -475,3 +475,11 @@ def test_exact_fractions_are_written_as_fractions():
     assert any(isinstance(v, str) and "/" in v for v in values)
     for v in values:  # each a fraction with denominator ≤ 16
         assert Fraction(v).denominator <= 16
+
+
+def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path):
+    template = tmp_path / "shape.toml"
+    template.write_text(IMPOSSIBLE.replace("W1 = {choices = [-1, -0.5]}", "W1 = {choices = [1], shape = [3, 3]}"))
+    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert f"{template}: parameters.W1: expected shape (2, 2), got (3, 3)" in run.stderr

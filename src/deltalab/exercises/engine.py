@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeltalabError, SpecError
+from ..errors import DeltalabError, NonFiniteResult, SpecError
 from ..report.json_report import step_dict
 from .numbers import RoundedNumbers
 from .toml_text import dumps
@@ -172,17 +172,16 @@ def generate_variants(template, count, seed=0) -> Generation:
                           else RoundedNumbers(template.settings.display_decimals, template.settings.tolerance))
     ask = template.settings.ask
     for number in range(1, count + 1):
-        name = f"variant-{number:02d}.toml"
         rejected = Counter()
         for tries in range(1, template.settings.max_tries + 1):
             data = template.resolve(rng)
             data = {"title": f"{template.title} (variant {number})", **{k: v for k, v in data.items() if k != "title"}}
             text = dumps(data)
-            problem = parse_problem(text, name)
+            problem = parse_problem(text, template.path)  # a mistake is in the template's field
             try:
                 trace = solve_problem(problem, differences=False)
-            except DeltalabError:
-                rejected["solvable"] += 1  # the error became infinite or the step failed for these numbers
+            except NonFiniteResult:
+                rejected["finite"] += 1  # these numbers make the error overflow
                 continue
             asked = ask if ask is not None else default_ask(trace)
             candidate = Candidate(problem, trace, asked, fingerprint(trace), generation, template)

@@ -483,3 +483,19 @@ def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path
     run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert f"{template}: parameters.W1: expected shape (2, 2), got (3, 3)" in run.stderr
+
+
+@pytest.mark.parametrize("name", ["relu-exam-network", "elman-relu-cell", "rnn-many-to-one-softmax", "conv-pool-dense"])
+def test_deltalab_check_gives_each_answers_file_full_marks(made, name):
+    from deltalab.commands import COMMANDS
+
+    if "check" not in COMMANDS:
+        pytest.skip("deltalab check is not in this version yet")
+    import json
+
+    result, out = made(name)
+    path = _variants(out)[0]
+    run = _cli("check", str(path), str(out / "answers" / path.name), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    graded = json.loads(run.stdout)
+    assert graded["score"] == graded["max_score"] == len(result.variants[0].quantities)

@@ -66,6 +66,10 @@ def __getattr__(name):
         from . import checkpoint
 
         return checkpoint.load_into
+    if name == "generate":  # exercise variants (deltalab.exercises): imported on first use
+        from .exercises import generate
+
+        return generate
     if name.startswith("_") or _importlib_util.find_spec(f"{__name__}.{name}") is not None:
         raise AttributeError(f"module 'deltalab' has no attribute {name!r}")
     raise MissingTorchFeature(f"deltalab has no torch.{name}")

@@ -309,8 +309,11 @@ def finite_difference_check(problem, model, gradients, max_entries=4000):
 
 
 # ------------------------------------------------------------------ entry point
-def solve_problem(problem, check_torch=False, exact=False) -> Trace:
+def solve_problem(problem, check_torch=False, exact=False, differences=True) -> Trace:
     """Run ``problem.steps`` SGD steps and return the recorded worked solution.
+
+    ``differences=False`` skips the finite-difference check (``generate`` solves many draws
+    and checks only the variants it keeps).
 
     ``exact`` adds SymPy's exact values and derivatives (equations problems, and small mlp /
     rnn problems translated into equations; see :mod:`deltalab.equations.exact`).
@@ -318,7 +321,7 @@ def solve_problem(problem, check_torch=False, exact=False) -> Trace:
     if problem.model_type == "equations":
         from .equations.solver import solve_equations
 
-        trace = solve_equations(problem, exact=exact, check_torch=check_torch)
+        trace = solve_equations(problem, exact=exact, check_torch=check_torch, differences=differences)
         for step in trace.steps:
             step.derivation = derive_step(problem, step)
         return trace
@@ -341,7 +344,7 @@ def solve_problem(problem, check_torch=False, exact=False) -> Trace:
             trace.steps.append(step)
     except ShapeError as exc:
         raise SpecError(f"{problem.path}: {exc}") from None
-    if problem.targets is not None:
+    if problem.targets is not None and differences:
         checked = build_model(problem)
         for name, p in checked.named_parameters():
             p.data = first_parameters[name].copy()

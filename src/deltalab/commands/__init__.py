@@ -4,4 +4,4 @@ Each module's ``register`` adds its parser and sets ``run=function(args) -> exit
 Heavy imports stay inside the run functions so ``deltalab --help`` starts fast.
 """
 
-COMMANDS = ["summary", "solve", "examples", "train", "check"]
+COMMANDS = ["summary", "solve", "examples", "train", "check", "generate"]

@@ -1,0 +1,212 @@
+"""The draw loop: resolve the template, solve, test the constraints, keep or draw again.
+
+Deterministic: one NumPy generator seeded with the seed draws every number in a fixed order,
+and solving is deterministic, so the same template and seed give the same variants.
+Bounded: after ``max_tries`` draws for one variant the loop stops with the constraint that
+rejected most of them.
+"""
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeltalabError, NonFiniteResult, SpecError
+from ..report.json_report import step_dict
+from .numbers import RoundedNumbers
+from .toml_text import dumps
+
+KEY_SECTIONS = ("forward", "outputs", "errors", "deltas", "gradients", "parameters_after")
+
+
+class GenerationError(DeltalabError):
+    """The constraints could not be met in the allowed number of draws."""
+
+
+@dataclass
+class Quantity:
+    """One asked quantity of a variant: where it is in ``solve --format json`` and its value."""
+
+    section: str  # "loss" or a section of the JSON
+    key: str | None
+    symbol: str
+    value: object  # a float or nested lists of floats, exactly as the JSON writes it
+
+    @property
+    def label(self) -> str:
+        return "loss" if self.section == "loss" else f"{self.section}.{self.key}"
+
+    @property
+    def entries(self) -> list:
+        """(index tuple, number) for every entry (index () for a single number)."""
+        array = np.asarray(self.value, dtype=np.float64)
+        return [(tuple(int(i) for i in index), float(array[index])) for index in np.ndindex(array.shape)]
+
+
+@dataclass
+class Variant:
+    number: int  # 1-based
+    data: dict  # the resolved problem
+    text: str  # the problem file
+    problem: object
+    trace: object
+    quantities: list
+    tries: int
+
+    @property
+    def name(self) -> str:
+        return f"variant-{self.number:02d}"
+
+
+@dataclass
+class Candidate:
+    """One draw, solved: what constraints read."""
+
+    problem: object
+    trace: object
+    ask: list  # [(section, key)]
+    fingerprint: bytes
+    generation: "Generation"
+    template: object
+
+    @property
+    def derivations(self):
+        return [s.derivation for s in self.trace.steps if s.derivation is not None]
+
+    def template_error(self, where, message):
+        return SpecError(f"{self.template.path}: {where}: {message}")
+
+
+@dataclass
+class Generation:
+    template: object
+    seed: int
+    variants: list = field(default_factory=list)
+    rejections: Counter = field(default_factory=Counter)  # constraint name -> draws rejected
+    fingerprints: set = field(default_factory=set)
+    original_fingerprint: bytes | None = None
+    numbers: object = None  # how values are written (numbers.Numbers)
+
+    @property
+    def draws(self) -> int:
+        return sum(v.tries for v in self.variants)
+
+
+def fingerprint(trace) -> bytes:
+    """The givens of step 1 (inputs, targets, parameters) and the learning rate, as bytes."""
+    parts = [repr(trace.learning_rate).encode()]
+    for node in trace.steps[0].derivation:
+        if node.kind in ("input", "target", "parameter"):
+            parts += [node.id.encode(), np.ascontiguousarray(node.value, dtype=np.float64).tobytes()]
+    return b"\0".join(parts)
+
+
+def default_ask(trace) -> list:
+    step = trace.steps[0]
+    if step.loss is None:
+        return [("outputs", v.key) for v in step.outputs]
+    return ([("loss", None)] + [("deltas", v.key) for v in step.deltas] + [("gradients", k) for k in step.gradients]
+            + [("parameters_after", k) for k in step.parameters_after])
+
+
+def quantities(template, trace, ask) -> list:
+    """The asked quantities of a solved variant; an unknown key names the section's keys."""
+    step = trace.steps[0]
+    data = step_dict(step)
+    derivation = step.derivation
+    out = []
+    for section, key in ask:
+        if section == "loss":
+            if data["loss"] is None:
+                template.fail("generate.ask", "\"loss\": this problem has no targets, so no loss")
+            node = next((n for n in derivation if n.kind == "loss"), None)
+            out.append(Quantity("loss", None, node.symbol if node else "E", data["loss"]))
+            continue
+        keys = list(data[section])
+        if key not in data[section]:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            template.fail("generate.ask", f"{section}.{key}: no such key{hint} (the {section} keys are "
+                                          f"{', '.join(keys) or 'none'})")
+        node = derivation.by_key(section, key)
+        symbol = node.symbol if node is not None else key
+        if section == "gradients" and node is None:
+            symbol = f"∂E/∂{key}"
+        if section == "parameters_after" and (node is None or node.symbol == key):
+            symbol = f"{key} after the step"
+        out.append(Quantity(section, key, symbol, data[section][key]))
+    return out
+
+
+def _original_fingerprint(template):
+    from ..examples import example_names, example_path
+    from ..problem import load_problem
+    from ..solve import solve_problem
+
+    name = template.settings.original
+    if name is None:
+        return None
+    path = Path(template.path).parent / name
+    if not path.is_file():
+        if name not in example_names():
+            template.fail("generate.original", f"{name!r} is neither a built-in example nor a file beside the template")
+        path = example_path(name)
+    return fingerprint(solve_problem(load_problem(path)))
+
+
+def generate_variants(template, count, seed=0) -> Generation:
+    """``count`` accepted variants of ``template`` drawn from ``seed``."""
+    from ..problem import parse_problem
+    from ..solve import solve_problem
+
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 999:
+        raise SpecError(f"--variants: expected 1 to 999, got {count!r}")
+    rng = np.random.default_rng(seed)
+    generation = Generation(template, seed)
+    generation.original_fingerprint = _original_fingerprint(template)
+    decimals = next((c for c in template.constraints if c.name == "decimals"), None)
+    generation.numbers = (decimals.numbers(template.settings.tolerance) if decimals is not None
+                          else RoundedNumbers(template.settings.display_decimals, template.settings.tolerance))
+    ask = template.settings.ask
+    for number in range(1, count + 1):
+        rejected = Counter()
+        for tries in range(1, template.settings.max_tries + 1):
+            data = template.resolve(rng)
+            data = {"title": f"{template.title} (variant {number})", **{k: v for k, v in data.items() if k != "title"}}
+            text = dumps(data)
+            problem = parse_problem(text, template.path)  # a mistake is in the template's field
+            try:
+                trace = solve_problem(problem, differences=False)
+            except NonFiniteResult:
+                rejected["finite"] += 1  # these numbers make the error overflow
+                continue
+            asked = ask if ask is not None else default_ask(trace)
+            candidate = Candidate(problem, trace, asked, fingerprint(trace), generation, template)
+            failed = next((c.name for c in template.constraints if c.check(candidate) is not None), None)
+            if failed is not None:
+                rejected[failed] += 1
+                continue
+            trace = solve_problem(problem)  # the kept variant's gradients checked by finite differences
+            if not all(check.passed for check in trace.checks):
+                rejected["finite_differences"] += 1
+                continue
+            generation.fingerprints.add(candidate.fingerprint)
+            generation.variants.append(Variant(number, data, text, problem, trace,
+                                               quantities(template, trace, asked), tries))
+            break
+        else:
+            generation.rejections.update(rejected)
+            worst, n = rejected.most_common(1)[0]
+            others = ", ".join(f"{k} {v}" for k, v in rejected.most_common()[1:])
+            raise GenerationError(
+                f"{template.path}: no variant {number} in {template.settings.max_tries} draws: the constraint "
+                f"{worst} rejected {n} of them" + (f" (also: {others})" if others else "")
+                + "; widen the draws or relax the constraint")
+        generation.rejections.update(rejected)
+    return generation
+
+
+__all__ = ["Candidate", "Generation", "GenerationError", "Quantity", "Variant", "generate_variants"]

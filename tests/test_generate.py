@@ -1,0 +1,501 @@
+"""``deltalab generate``: for every shipped template, variants whose constraints hold by the
+test's own computation (exact fractions or torch, never the generator's predicates), whose
+files solve to their key, whose Moodle quiz matches the key; determinism, bounded draws and
+template errors."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deltalab.exercises import generate, template_names
+from deltalab.problem import load_problem
+from deltalab.report.json_report import step_dict
+from deltalab.solve import solve_problem
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+# variants per template: 50 in all
+COUNTS = {"relu-exam-network": 8, "sigmoid-skip-network": 6, "rnn-many-to-many-identity": 6,
+          "rnn-many-to-one-softmax": 6, "elman-relu-cell": 8, "lstm-cell": 4, "feature-detectors": 6,
+          "conv-pool-dense": 6}
+SEED = 7
+
+
+def test_every_shipped_template_is_tested():
+    assert sorted(COUNTS) == template_names()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Each shipped template generated once, written to its own folder."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            out = tmp_path_factory.mktemp(name)
+            cache[name] = (generate(name, variants=COUNTS[name], seed=SEED, out=out, moodle=True, stress=True), out)
+        return cache[name]
+
+    return get
+
+
+def _toml(path):
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _variants(out):
+    return sorted(out.glob("variant-*.toml"))
+
+
+def _answers(out, variant):
+    return _toml(out / "answers" / variant.name)
+
+
+def _decimals_ok(value, d):
+    v = np.asarray(value, dtype=np.float64).reshape(-1) * 10 ** d
+    return bool(np.all(np.abs(v - np.round(v)) < 1e-6))
+
+
+def _fractions(value):
+    return [Fraction(str(v)) for v in np.asarray(value, dtype=np.float64).reshape(-1)]
+
+
+# ------------------------------------------------------------------ each template, its own maths
+def test_relu_exam_network_by_exact_fractions(made):
+    result, out = made("relu-exam-network")
+    for path in _variants(out):
+        p = _toml(path)
+        fr = np.vectorize(lambda v: Fraction(str(v)), otypes=[object])
+        W1, b1, W2, b2 = (fr(np.array(p["parameters"][k], dtype=float)) for k in ("W1", "b1", "W2", "b2"))
+        x, t = fr(np.array(p["data"]["inputs"], dtype=float)), fr(np.array(p["data"]["targets"], dtype=float))
+        lr = Fraction(str(p["training"]["learning_rate"]))
+        z1 = W1.dot(x) + b1
+        x1 = np.array([max(v, 0) for v in z1], dtype=object)
+        y = W2.dot(x1) + b2
+        d2 = y - t
+        loss = sum(v * v for v in d2) / 2
+        d1 = W2.T.dot(d2) * np.array([1 if v > 0 else 0 for v in z1], dtype=object)
+        gW1, gW2 = np.outer(d1, x), np.outer(d2, x1)
+        b1_after = b1 - lr * d1
+        every = [loss, *z1, *x1, *y, *d2, *d1, *gW1.ravel(), *gW2.ravel(), *(W1 - lr * gW1).ravel(),
+                 *(W2 - lr * gW2).ravel(), *b1_after, *(b2 - lr * d2)]
+        assert all((v * 1000).denominator == 1 for v in every), path.name  # decimals = 3
+        assert all(v > 0 for v in z1)  # no dead ReLU
+        assert all(v != 0 for v in [*gW1.ravel(), *gW2.ravel(), *d1])  # asked gradients (W1, W2, b1) ≠ 0
+        key = _answers(out, path)
+        assert Fraction(str(key["loss"])) == loss
+        assert _fractions(key["deltas"]["z[1]"]) == list(d1) and _fractions(key["deltas"]["z[2]"]) == list(d2)
+        assert _fractions(key["gradients"]["W1"]) == list(gW1.ravel())
+        assert _fractions(key["gradients"]["W2"]) == list(gW2.ravel())
+        assert _fractions(key["parameters_after"]["b1"]) == list(b1_after)
+
+
+def test_elman_relu_cell_by_exact_fractions(made):
+    result, out = made("elman-relu-cell")
+    for path in _variants(out):
+        p = _toml(path)
+        w = {k: Fraction(str(v)) for k, v in p["parameters"].items()}
+        xs = [Fraction(str(v)) for v in p["data"]["x"]]
+        ys = [Fraction(str(v)) for v in p["data"]["y"]]
+        lr = Fraction(str(p["training"]["learning_rate"]))
+        h, pre, out_pre, yhat = [Fraction(0)], [], [], []
+        for x in xs:
+            pre.append(h[-1] * w["w_hh"] + w["w_xh"] * x)
+            h.append(max(pre[-1], 0))
+            out_pre.append(h[-1] * w["w_hy"])
+            yhat.append(max(out_pre[-1], 0))
+        loss = sum((a - b) ** 2 for a, b in zip(yhat, ys))
+        dyhat = [2 * (a - b) for a, b in zip(yhat, ys)]
+        dout = [d * (1 if o > 0 else 0) for d, o in zip(dyhat, out_pre)]
+        dh2 = dout[1] * w["w_hy"]
+        dpre2 = dh2 * (1 if pre[1] > 0 else 0)
+        dh1 = dout[0] * w["w_hy"] + dpre2 * w["w_hh"]
+        dpre1 = dh1 * (1 if pre[0] > 0 else 0)
+        g = {"w_hy": dout[0] * h[1] + dout[1] * h[2], "w_hh": dpre1 * h[0] + dpre2 * h[1],
+             "w_xh": dpre1 * xs[0] + dpre2 * xs[1]}
+        every = [*pre, *h, *out_pre, *yhat, loss, *dyhat, dh2, dh1, *g.values(), *(w[k] - lr * g[k] for k in g)]
+        assert all((v * 100).denominator == 1 for v in every), path.name  # decimals = 2
+        assert all(v > 0 for v in pre + out_pre)  # no dead ReLU
+        assert all(v != 0 for v in g.values())
+        key = _answers(out, path)
+        assert Fraction(str(key["loss"])) == loss
+        assert Fraction(str(key["deltas"]["h(2)"])) == dh2 and Fraction(str(key["deltas"]["h(1)"])) == dh1
+        assert {k: Fraction(str(v)) for k, v in key["gradients"].items()} == g
+        assert Fraction(str(key["forward"]["h(1)"])) == h[1]
+
+
+def _t(value):
+    return torch.tensor(np.asarray(value, dtype=np.float64), dtype=torch.float64, requires_grad=True)
+
+
+def _close(answer, value, rel=1e-9):
+    np.testing.assert_allclose(np.asarray(answer, dtype=float), np.asarray(value, dtype=float), rtol=rel, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rnn-many-to-many-identity", "rnn-many-to-one-softmax"])
+def test_elman_rnn_templates_by_torch(made, name):
+    result, out = made(name)
+    for path in _variants(out):
+        p = _toml(path)
+        par = {k: _t(v) for k, v in p["parameters"].items()}
+        xs = torch.tensor(p["data"]["inputs"], dtype=torch.float64)
+        target = torch.tensor(p["data"]["targets"], dtype=torch.float64)
+        h = torch.tensor(p["data"]["initial_state"], dtype=torch.float64)
+        hidden, pre, outputs = [], [], []
+        for x in xs:
+            z = par["W1"] @ x + par["H1"] @ h + par["b1"]
+            z.retain_grad()
+            pre.append(z)
+            h = torch.tanh(z)
+            hidden.append(h)
+            outputs.append(par["W2"] @ h + par["b2"])
+        if name.endswith("softmax"):
+            y = torch.softmax(outputs[-1], dim=0)
+            loss = -(target * torch.log_softmax(outputs[-1], dim=0)).sum()
+            top = torch.sort(y.detach()).values
+            assert float(top[-1] - top[-2]) > 1e-9  # no tie in the argmax
+        else:
+            loss = 0.5 * sum(((o - t) ** 2).sum() for o, t in zip(outputs, target))
+        loss.backward()
+        assert max(float(v.detach().abs().max()) for v in hidden) <= 0.9  # no saturation
+        for k in ("W1", "H1", "W2"):  # the asked gradients
+            assert bool((par[k].grad != 0).all()), (path.name, k)
+        key = _answers(out, path)
+        _close(key["loss"], loss.item())
+        for k in ("W1", "H1", "W2"):
+            _close(key["gradients"][k], par[k].grad.numpy())
+        _close(key["deltas"]["z[1](1)"], pre[0].grad.numpy())
+        _close(key["deltas"]["z[1](2)"], pre[1].grad.numpy())
+
+
+def test_sigmoid_skip_network_by_torch(made):
+    result, out = made("sigmoid-skip-network")
+    for path in _variants(out):
+        p = _toml(path)
+        w = {k: _t(v) for k, v in p["parameters"].items()}
+        y = p["data"]["y"]
+        h = torch.sigmoid(w["w1"] * w["x"] + w["b1"])
+        yhat = torch.sigmoid(w["w2"] * h + w["x"])
+        loss = (yhat - y) ** 2
+        loss.backward()
+        assert all(0.1 <= s.item() <= 0.9 for s in (h, yhat))
+        assert all(float(v.grad) != 0 for v in w.values())
+        key = _answers(out, path)
+        _close(key["loss"], loss.item())
+        _close(key["forward"]["h"], h.item())
+        _close(key["outputs"]["yhat"], yhat.item())
+        for k in ("w1", "b1", "w2", "x"):
+            _close(key["gradients"][k], w[k].grad.item())
+
+
+def test_lstm_cell_by_torch(made):
+    result, out = made("lstm-cell")
+    for path in _variants(out):
+        p = _toml(path)
+        w = {k: _t(v) for k, v in p["parameters"].items()}
+        h, c, gates, cells = torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64), [], []
+        for x in p["data"]["x"]:
+            i = torch.sigmoid(w["w_xi"] * x + w["w_hi"] * h + w["b_i"])
+            f = torch.sigmoid(w["w_xf"] * x + w["w_hf"] * h + w["b_f"])
+            o = torch.sigmoid(w["w_xo"] * x + w["w_ho"] * h + w["b_o"])
+            g = torch.tanh(w["w_xg"] * x + w["w_hg"] * h + w["b_g"])
+            c = f * c + i * g
+            c.retain_grad()
+            cells.append(c)
+            h = o * torch.tanh(c)
+            gates += [i, f, o]
+            assert abs(g.item()) <= 0.9 and abs(torch.tanh(c).item()) <= 0.9
+        loss = 0.5 * (h - p["data"]["y"]) ** 2
+        loss.backward()
+        assert all(0.1 <= s.item() <= 0.9 for s in gates)
+        assert float(w["w_xg"].grad) != 0 and float(w["b_f"].grad) != 0
+        key = _answers(out, path)
+        _close(key["loss"], loss.item())
+        _close(key["forward"]["C(1)"], cells[0].item())
+        _close(key["deltas"]["C(1)"], cells[0].grad.item())
+        _close(key["gradients"]["w_xg"], w["w_xg"].grad.item())
+        _close(key["gradients"]["b_f"], w["b_f"].grad.item())
+
+
+def _windows_unique(x, k, s):
+    x = np.asarray(x)
+    for c in range(x.shape[0]):
+        for i in range(0, x.shape[1] - k + 1, s):
+            for j in range(0, x.shape[2] - k + 1, s):
+                window = np.sort(x[c, i:i + k, j:j + k].ravel())
+                if window[-1] - window[-2] < 1e-9:
+                    return False
+    return True
+
+
+def test_feature_detectors_by_torch(made):
+    result, out = made("feature-detectors")
+    for path in _variants(out):
+        p = _toml(path)
+        image = torch.tensor([p["data"]["inputs"]], dtype=torch.float64)
+        kernels = torch.tensor(p["parameters"]["W1"], dtype=torch.float64)
+        z = torch.nn.functional.conv2d(image, kernels, padding=1)[0]
+        assert _windows_unique(z.numpy(), 2, 2)
+        y = torch.nn.functional.max_pool2d(z, 2)
+        key = _answers(out, path)
+        np.testing.assert_array_equal(np.asarray(key["forward"]["z[1]"]), z.numpy())
+        np.testing.assert_array_equal(np.asarray(key["outputs"]["y"]), y.numpy())
+
+
+def test_conv_pool_dense_by_torch(made):
+    result, out = made("conv-pool-dense")
+    for path in _variants(out):
+        p = _toml(path)
+        W1, W4, b4 = (_t(p["parameters"][k]) for k in ("W1", "W4", "b4"))
+        image = torch.tensor([p["data"]["inputs"]], dtype=torch.float64)
+        z1 = torch.nn.functional.conv2d(image, W1)
+        z1.retain_grad()
+        x1 = torch.relu(z1)
+        x2 = torch.nn.functional.max_pool2d(x1, 2, stride=1)
+        y = torch.nn.functional.linear(x2.flatten(1), W4, b4)
+        loss = 0.5 * ((y - torch.tensor(p["data"]["targets"], dtype=torch.float64)) ** 2).sum()
+        loss.backward()
+        assert bool((z1 > 0).all())
+        assert _windows_unique(x1[0].detach().numpy(), 2, 1)
+        assert bool((W1.grad != 0).all()) and bool((W4.grad != 0).all())
+        lr = p["training"]["learning_rate"]
+        for value in (z1, x2, y, loss, z1.grad, W1.grad, W4.grad, W1 - lr * W1.grad, W4 - lr * W4.grad, b4 - lr * b4.grad):
+            assert _decimals_ok(value.detach().numpy(), 2)
+        key = _answers(out, path)
+        _close(key["loss"], loss.item())
+        _close(key["gradients"]["W1"], W1.grad.numpy())
+        _close(key["gradients"]["W4"], W4.grad.numpy())
+        _close(key["deltas"]["z[1]"], z1.grad[0].numpy())
+
+
+# ------------------------------------------------------------------ files agree with each other
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_solving_each_variant_file_reproduces_its_key(made, name):
+    result, out = made(name)
+    assert len(_variants(out)) == COUNTS[name]
+    for path in _variants(out):
+        data = step_dict(solve_problem(load_problem(path)).steps[0])
+        key = _answers(out, path)
+        for section, table in key.items():
+            if section == "loss":
+                _close(table, data["loss"], rel=1e-9)
+                continue
+            for k, value in table.items():
+                _close(value, data[section][k], rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_the_moodle_quiz_has_one_cloze_question_per_variant_with_the_keys_numbers(made, name):
+    result, out = made(name)
+    root = ET.parse(out / "quiz.xml").getroot()
+    assert root.tag == "quiz"
+    questions = [q for q in root.findall("question") if q.get("type") == "cloze"]
+    assert len(questions) == COUNTS[name]
+    assert [q.get("type") for q in root.findall("question")].count("category") == 1
+    for question, path in zip(questions, _variants(out)):
+        text = question.find("questiontext/text").text
+        blanks = re.findall(r"\{1:NUMERICAL:=([^:}]+):([^}]+)\}", text)
+        key = _answers(out, path)
+        variant = result.variants[int(path.stem[-2:]) - 1]
+        expected = []  # in the order the question asks, values from the answers file
+        for q in variant.quantities:
+            value = key["loss"] if q.section == "loss" else key[q.section][q.key]
+            expected += np.asarray(value, dtype=float).reshape(-1).tolist()
+        assert len(blanks) == len(expected)
+        tolerance = float(blanks[0][1])
+        assert 0 < tolerance <= 0.5
+        np.testing.assert_allclose([float(v) for v, _ in blanks], expected, atol=tolerance)
+        assert question.find("name/text").text.endswith(f"variant {int(path.stem[-2:])}")
+
+
+def test_sheets_ask_without_answers_and_keys_carry_the_worked_solution(made):
+    result, out = made("relu-exam-network")
+    sheet, key = (out / "sheet.md").read_text(), (out / "key.md").read_text()
+    assert sheet.count("## Variant ") == COUNTS["relu-exam-network"]
+    assert "Answers" not in sheet and "Backward pass" not in sheet
+    assert key.count("### Answers") == COUNTS["relu-exam-network"] and "Backward pass" in key
+    html_sheet = (out / "sheet.html").read_text()
+    assert html_sheet.startswith("<!DOCTYPE html>") and html_sheet.count("<h2 id=\"variant-") == COUNTS["relu-exam-network"]
+    assert "Worked solution" in (out / "key.html").read_text()
+
+
+def test_stress_report_counts_tries_and_ranges(made):
+    result, out = made("conv-pool-dense")
+    import json
+
+    stress = json.loads((out / "stress.json").read_text())
+    assert stress["variants"] == COUNTS["conv-pool-dense"] == len(stress["tries_per_variant"])
+    assert stress["draws"] == sum(stress["tries_per_variant"]) == stress["variants"] + sum(stress["rejected"].values())
+    assert set(stress["constraints"]) == {"decimals", "no_dead_relu", "no_ties", "nonzero_gradients", "distinct"}
+    loss = [_answers(out, p)["loss"] for p in _variants(out)]
+    assert stress["ranges"]["loss"] == {"min": min(loss), "max": max(loss)}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+@pytest.mark.parametrize("name", ["relu-exam-network", "lstm-cell", "rnn-many-to-one-softmax", "conv-pool-dense"])
+def test_the_latex_sheet_and_key_compile_with_pdflatex(made, name):
+    result, out = made(name)
+    for document in ("sheet.tex", "key.tex"):
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document], cwd=out,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-2000:]
+        assert (out / document.replace(".tex", ".pdf")).stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ determinism, limits, errors
+def test_the_same_template_and_seed_give_byte_identical_files(tmp_path):
+    first = generate("relu-exam-network", variants=3, seed=11, out=tmp_path / "a", moodle=True, stress=True)
+    second = generate("relu-exam-network", variants=3, seed=11, out=tmp_path / "b", moodle=True, stress=True)
+    names = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    differing = [n for n in names if n.name != "stress.json"
+                 and (tmp_path / "a" / n).read_bytes() != (tmp_path / "b" / n).read_bytes()]
+    assert differing == []
+    assert first.files["variant-01.toml"] == second.files["variant-01.toml"]
+    other = generate("relu-exam-network", variants=3, seed=12)
+    assert other.files["variant-01.toml"] != first.files["variant-01.toml"]
+
+
+def test_distinct_variants_differ_from_each_other_and_from_the_original(made):
+    result, out = made("elman-relu-cell")
+    texts = [_toml(p) for p in _variants(out)]
+    numbers = [(t["parameters"], t["data"]) for t in texts]
+    assert len({repr(n) for n in numbers}) == len(numbers)
+    original = _toml(Path(__file__).parents[1] / "src/deltalab/examples/eq-elman-relu-cell.toml")
+    assert (original["parameters"], original["data"]) not in numbers
+
+
+IMPOSSIBLE = """
+[model]
+type = "mlp"
+input_shape = [2]
+[[model.layers]]
+type = "dense"
+units = 2
+activation = "relu"
+[parameters]
+W1 = {choices = [-1, -0.5]}
+b1 = [0, 0]
+[data]
+inputs = {ints = [1, 2]}
+targets = [0, 0]
+[training]
+learning_rate = 0.1
+[generate]
+no_dead_relu = true
+max_tries = 30
+"""
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "deltalab.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_constraints_that_cannot_be_met_stop_with_one_line_naming_the_constraint(tmp_path):
+    template = tmp_path / "dead.toml"
+    template.write_text(IMPOSSIBLE)
+    run = _cli("generate", str(template), "--variants", "2", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_dead_relu rejected 30" in lines[0] and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("change, message", [
+    ("max_tries = 30", "generate.max_trys: unknown key; did you mean 'max_tries'?"),
+    ("no_dead_relu = true", "generate.no_dead_relu: expected true or false, got 'yes'"),
+    ("[generate]", "generate: missing table [generate]"),
+])
+def test_template_mistakes_name_the_field(tmp_path, change, message):
+    replacement = {"max_tries = 30": "max_trys = 30", "no_dead_relu = true": 'no_dead_relu = "yes"',
+                   "[generate]": ""}[change]
+    text = IMPOSSIBLE.replace(change, replacement)
+    if change == "[generate]":
+        text = text.replace("no_dead_relu = true\nmax_tries = 30\n", "")
+    template = tmp_path / "bad.toml"
+    template.write_text(text)
+    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_draw_names_its_field(tmp_path):
+    template = tmp_path / "bad.toml"
+    template.write_text(IMPOSSIBLE.replace("inputs = {ints = [1, 2]}", "inputs = [{range = [0, 1]}, 1]"))
+    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and "data.inputs[0].step: a range needs a positive step" in run.stderr
+
+
+def test_the_cli_writes_every_file_and_solve_reads_a_variant(tmp_path):
+    run = _cli("generate", "--example", "sigmoid-skip-network", "--variants", "2", "--seed", "3", "--out",
+               str(tmp_path), "--moodle", "--stress", "--format", "markdown")
+    assert run.returncode == 0, run.stderr
+    names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert names == ["answers/variant-01.toml", "answers/variant-02.toml", "key.md", "quiz.xml", "sheet.md",
+                     "stress.json", "variant-01.toml", "variant-02.toml"]
+    assert "2 variants from" in run.stdout and "rejected" in run.stdout
+    import json
+
+    solved = json.loads(_cli("solve", str(tmp_path / "variant-02.toml"), "--format", "json").stdout)
+    key = _toml(tmp_path / "answers" / "variant-02.toml")
+    _close(key["loss"], solved["loss"])
+    _close(key["gradients"]["w2"], solved["gradients"]["w2"])
+
+
+def test_python_api_is_dl_generate():
+    import deltalab as dl
+
+    result = dl.generate("elman-relu-cell", variants=1, seed=5)
+    assert "variant-01.toml" in result.files and "answers/variant-01.toml" in result.files
+    assert result.files["sheet.md"].startswith("# Elman ReLU cell")
+
+
+def test_exact_fractions_are_written_as_fractions():
+    from deltalab.exercises import parse_template
+
+    text = (Path(__file__).parents[1] / "src/deltalab/examples/templates/elman-relu-cell.toml").read_text()
+    text = text.replace("decimals = 2", "exact = true\nmax_denominator = 16").replace("learning_rate = 0.1",
+                                                                                      "learning_rate = 0.125").replace(
+        '"gradients.w_xh"]', '"gradients.w_xh", "parameters_after.w_xh"]')
+    result = generate(parse_template(text, "fractions.toml"), variants=2, seed=1)
+    key = tomllib.loads(result.files["answers/variant-01.toml"])
+    values = [v for table in key.values() if isinstance(table, dict) for v in table.values()] + [key["loss"]]
+    assert all(isinstance(v, (int, str)) for v in values)
+    assert any(isinstance(v, str) and "/" in v for v in values)
+    for v in values:  # each a fraction with denominator ≤ 16
+        assert Fraction(v).denominator <= 16
+
+
+def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path):
+    template = tmp_path / "shape.toml"
+    template.write_text(IMPOSSIBLE.replace("W1 = {choices = [-1, -0.5]}", "W1 = {choices = [1], shape = [3, 3]}"))
+    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert f"{template}: parameters.W1: expected shape (2, 2), got (3, 3)" in run.stderr
+
+
+@pytest.mark.parametrize("name", ["relu-exam-network", "elman-relu-cell", "rnn-many-to-one-softmax"])
+def test_deltalab_check_gives_each_answers_file_full_marks(made, name):
+    from deltalab.commands import COMMANDS
+
+    if "check" not in COMMANDS:
+        pytest.skip("deltalab check is not in this version yet")
+    import json
+
+    result, out = made(name)
+    path = _variants(out)[0]
+    run = _cli("check", str(path), str(out / "answers" / path.name), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    graded = json.loads(run.stdout)
+    assert graded["score"] == graded["max_score"] == len(result.variants[0].quantities)

@@ -29,6 +29,7 @@ class Application:
 
 class _NotingBackend(EngineBackend):
     def __init__(self):
+        super().__init__()
         self.calls = []
 
     def call(self, name, args):

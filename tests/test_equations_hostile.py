@@ -37,7 +37,7 @@ def problem_text(*lines):
 
 
 def refuse(text, *fragments, exact=False):
-    """Parse (and solve) ``text``: a SpecError containing every fragment, in well under a second."""
+    """Parse (and solve) ``text``: a SpecError containing every fragment, in bounded time."""
     if exact:
         pytest.importorskip("sympy")  # importing SymPy is not part of the refusal's time
     start = time.perf_counter()
@@ -48,7 +48,7 @@ def refuse(text, *fragments, exact=False):
     for fragment in fragments:
         assert fragment in message, message
     assert "\n" not in message
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 5, elapsed  # bounded, not a speed goal: a blow-up takes minutes
     return message
 
 
@@ -81,7 +81,7 @@ def test_a_10_megabyte_expression_is_refused_before_parsing(tmp_path):
     start = time.perf_counter()
     with pytest.raises(SpecError, match="the largest is 1,000,000 bytes"):
         load_problem(path)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # refused from its size, before parsing
     # a long equation inside a small file: its own limit
     refuse(problem_text('L = "' + "w+" * 3000 + 'w"'), "equations.L", "at most 4,000 are allowed")
 
@@ -115,7 +115,7 @@ def test_the_command_line_exits_2_with_one_line(tmp_path):
         assert result.returncode == 2, (name, result.stderr)
         assert fragment in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-        assert elapsed < 3.0, (name, elapsed)  # process start included; the refusal itself is < 0.5 s above
+        assert elapsed < 20, (name, elapsed)  # process start included: bounded, not a speed goal
     assert not (tmp_path / "pwned").exists()
 
 

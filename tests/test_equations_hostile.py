@@ -337,3 +337,16 @@ def test_exact_gradients_are_expanded_only_while_short():
     assert expanded_terms((a + b) ** 2) == 3 == len(sp.expand((a + b) ** 2).args)
     assert expanded_terms((a + b) * (a + c) + a) == 5 >= len(sp.expand((a + b) * (a + c) + a).args)
     assert expanded_terms((a + b + c + d) ** 40) > MAX_EXPANDED_TERMS  # 12,341 terms: kept as it is
+
+
+def test_a_huge_number_of_paths_is_written_in_scientific_notation():
+    """60 diamonds: 2⁶⁰ ≈ 1.15e18 paths from L to w, counted (linearly), never written as 19 digits."""
+    lines = ['h0 = "w * x"']
+    for i in range(1, 61):
+        lines += [f'a{i} = "tanh(h{i - 1})"', f'b{i} = "sigmoid(h{i - 1})"', f'h{i} = "a{i} + b{i}"']
+    lines.append('L = "h60 * h60"')
+    from deltalab import report
+
+    text = report.render(solve_problem(parse_problem(problem_text(*lines), "diamonds.toml")), "markdown")
+    assert "1.153e+18" in text
+    assert str(2**60) not in text and "1,152,921,504,606,846,976" not in text

@@ -180,6 +180,12 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     return blocks
 
 
+def count(n: int) -> str:
+    """A count as a person reads it: 1,234,567; from 10¹⁵ on in scientific notation (a lattice
+    of 1,000 diamonds has a 302-digit number of paths)."""
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3e}" if n < 10**308 else f"about 10^{len(str(n)) - 1}"
+
+
 def derived_chain(node, derivation) -> Chain:
     """symbol = formula = the formula with its numbers = value."""
     formula = node.formula.text()
@@ -255,11 +261,11 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
                 if len(shown) > 1:
                     rows.append([_signed_term(i, np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)])
                 if path_sum.total > len(shown):
-                    rows[0].append(Term("+", f"… ({path_sum.total - len(shown)} more paths)"))
+                    rows[0].append(Term("+", f"… ({count(path_sum.total - len(shown))} more paths)"))
             rows.append([Term("", np.asarray(path_sum.value, dtype=float))])
             chains.append(Chain(f"∂{symbol}/∂{name}", rows))
             if path_sum.total > len(shown):
-                notes.append(f"{name}: {path_sum.total} paths, {len(shown)} shown; the value is the {path_sum.method}")
+                notes.append(f"{name}: {count(path_sum.total)} paths, {len(shown)} shown; the value is the {path_sum.method}")
         blocks.append(Block("chains", items=chains))
         if notes:
             blocks.append(Block("list", items=notes))

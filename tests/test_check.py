@@ -397,27 +397,7 @@ def test_a_gradient_written_transposed_is_judged_and_named():
     assert q.verdict == "wrong" and "transposed" in [d.mistake for d in q.diagnoses]
 
 
-ELMAN_UNKNOWN_LABELS = """
-title = "Elman ReLU cell, labels unknown"
-[model]
-type = "equations"
-loss = "L"
-[recurrence]
-h = "relu(h[t-1]*w_hh + w_xh*x[t])"
-yhat = "relu(h*w_hy)"
-L = "(yhat - y[t])**2"
-[initial]
-h = 0
-[parameters]
-w_xh = 2.0
-w_hh = 1.0
-w_hy = 0.5
-[data]
-x = [2, -1]
-y = ["y1", "y2"]
-[training]
-learning_rate = 0.1
-"""
+from test_equations_exact import ELMAN_WITH_UNKNOWN_LABELS as ELMAN_UNKNOWN_LABELS  # noqa: E402
 
 
 def test_expressions_in_unknown_labels_are_compared_exactly(tmp_path):

@@ -18,7 +18,7 @@ def generator() -> np.random.Generator:
 
 
 def seed() -> int:
-    """Reseed from fresh entropy and return the seed (like ``torch.seed``)."""
+    """Reseed from fresh entropy and return the new seed value (like ``torch.seed``)."""
     fresh = int(np.random.SeedSequence().entropy % (2**63))
     manual_seed(fresh)
     return fresh

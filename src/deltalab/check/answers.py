@@ -224,6 +224,34 @@ _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.S
             ast.USub, ast.UAdd)
 
 
+def arithmetic(tree, constant, divide, power, name=None):
+    """The value of a checked tree of + − * / ** and parentheses over constants (and names):
+    ``constant``, ``divide``, ``power`` and ``name`` build the values (Fractions, SymPy) and
+    refuse what they cannot take."""
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Name):
+            return name(node.id)
+        if isinstance(node, ast.Constant):
+            return constant(node.value)
+        if isinstance(node, ast.UnaryOp):
+            return -walk(node.operand) if isinstance(node.op, ast.USub) else walk(node.operand)
+        a, b = walk(node.left), walk(node.right)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.Div):
+            return divide(a, b)
+        return power(a, b)
+
+    return walk(tree)
+
+
 def exact_number(text: str, where="answer", path="<answers>") -> Fraction:
     """A string answer as an exact number: numbers, + − * / ** and parentheses only."""
     if len(text) > MAX_EXPRESSION:
@@ -236,37 +264,28 @@ def exact_number(text: str, where="answer", path="<answers>") -> Fraction:
         _fail(path, where, f"cannot read {text!r} as a number: write a number, a fraction such as \"1/8\" or "
                            "arithmetic on numbers (expressions in unknown symbols are not supported)")
 
-    def value(node):
-        if isinstance(node, ast.Expression):
-            return value(node.body)
-        if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                _fail(path, where, f"cannot read {text!r} as a number")
-            return Fraction(str(node.value)) if isinstance(node.value, float) else Fraction(node.value)
-        if isinstance(node, ast.UnaryOp):
-            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
-        a, b = value(node.left), value(node.right)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        if isinstance(node.op, ast.Div):
-            if b == 0:
-                _fail(path, where, f"{text!r} divides by zero")
-            return a / b
+    def constant(number):
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            _fail(path, where, f"cannot read {text!r} as a number")
+        return Fraction(str(number)) if isinstance(number, float) else Fraction(number)
+
+    def divide(a, b):
+        if b == 0:
+            _fail(path, where, f"{text!r} divides by zero")
+        return a / b
+
+    def power(a, b):
         if b.denominator != 1 or abs(b) > 64 or (a == 0 and b < 0) or (
                 max(a.numerator.bit_length(), a.denominator.bit_length()) * abs(int(b)) > 4096):
             _fail(path, where, f"{text!r}: only small integer powers of small numbers are supported")
         return a ** int(b)
 
     try:
-        number = value(tree)
+        number = arithmetic(tree, constant, divide, power)
         float(number)
     except (RecursionError, OverflowError):
         _fail(path, where, f"{text!r} is too large or too deeply nested")
     return number
 
 
-__all__ = ["Answer", "Answers", "AnswersError", "SECTIONS", "exact_number", "read_answers", "written_tolerance"]
+__all__ = ["Answer", "Answers", "AnswersError", "SECTIONS", "arithmetic", "exact_number", "read_answers", "written_tolerance"]

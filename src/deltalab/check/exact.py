@@ -13,7 +13,7 @@ import ast
 
 import numpy as np
 
-from .answers import MAX_EXPRESSION, AnswersError
+from .answers import MAX_EXPRESSION, AnswersError, arithmetic
 from .grading import Quantity
 
 _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load, ast.Add, ast.Sub, ast.Mult,
@@ -36,34 +36,23 @@ def expression(text, symbols, where, path):
     if tree is None or not all(isinstance(n, _ALLOWED) for n in ast.walk(tree)):
         fail(f"cannot read {text!r}: write numbers, the unknowns ({', '.join(symbols)}), + − * / ** and parentheses")
 
-    def build(node):
-        if isinstance(node, ast.Expression):
-            return build(node.body)
-        if isinstance(node, ast.Name):
-            if node.id not in symbols:
-                fail(f"{node.id!r} is not an unknown of this problem ({', '.join(symbols)})")
-            return symbols[node.id]
-        if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                fail(f"cannot read {text!r}")
-            return sympy.Rational(str(node.value))
-        if isinstance(node, ast.UnaryOp):
-            return -build(node.operand) if isinstance(node.op, ast.USub) else build(node.operand)
-        a, b = build(node.left), build(node.right)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        if isinstance(node.op, ast.Div):
-            return a / b
+    def name(identifier):
+        if identifier not in symbols:
+            fail(f"{identifier!r} is not an unknown of this problem ({', '.join(symbols)})")
+        return symbols[identifier]
+
+    def constant(number):
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            fail(f"cannot read {text!r}")
+        return sympy.Rational(str(number))
+
+    def power(a, b):
         if not (b.is_Integer and abs(int(b)) <= 16):
             fail(f"{text!r}: only small integer powers are supported")
         return a ** b
 
     try:
-        return build(tree)
+        return arithmetic(tree, constant, lambda a, b: a / b, power, name)
     except RecursionError:
         fail(f"{text!r} is nested too deeply")
 

@@ -35,7 +35,7 @@ def register(subparsers):
 
 
 def check_ranges(args):
-    """Upper bounds of the numeric options, and the seed's range, before anything starts."""
+    """Upper bounds of the numeric options, and the range of --seed, before anything starts."""
     from .. import limits
     from ..errors import ConfigurationError
 

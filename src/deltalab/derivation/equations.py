@@ -11,7 +11,7 @@ import numpy as np
 from ..equations.evaluate import EngineBackend, evaluate
 from ..equations.graph import build
 from ..tensor import Tensor
-from .expressions import ATOM, SUM, Const, Expr, Ref, op, total
+from .expressions import SUM, Const, Expr, op, total
 from .layered import add_updates
 from .record import Derivation
 
@@ -123,4 +123,4 @@ def _share(d, edge, delta_refs, loss_key, symbol):
     return op("vjp", jacobian, delta_refs[edge.output])
 
 
-__all__ = ["ATOM", "EquationExpr", "Ref", "derive_equations"]
+__all__ = ["EquationExpr", "derive_equations"]

@@ -11,7 +11,7 @@ from .losses import loss_formulas
 from .record import Derivation
 
 
-def activation_derivative(function, z, x, axis):
+def activation_derivative(function, z, x):
     """f′(z[l]) written over the recorded values: the lecture's 1 − x², x ⊙ (1 − x), relu′(z)."""
     if function == "tanh":
         return 1 - op("square", x)
@@ -28,7 +28,7 @@ def through_activation(function, upstream, z, x, axis):
         return upstream
     if function == "softmax":
         return op("softmax_backward", x, upstream, axis=axis)
-    return upstream * activation_derivative(function, z, x, axis)
+    return upstream * activation_derivative(function, z, x)
 
 
 def derive_layered(problem, model, step, batched) -> Derivation:

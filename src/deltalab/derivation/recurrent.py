@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .expressions import Const, op, total
-from .layered import activation_derivative, add_updates, through_activation
+from .layered import add_updates, through_activation
 from .losses import loss_formulas
 from .record import Derivation
 
@@ -145,4 +145,4 @@ def derive_recurrent(problem, step) -> Derivation:
     return d
 
 
-__all__ = ["activation_derivative", "derive_recurrent"]
+__all__ = ["derive_recurrent"]

@@ -1,6 +1,6 @@
 """The draw loop: resolve the template, solve, test the constraints, keep or draw again.
 
-Deterministic: one NumPy generator seeded with the seed draws every number in a fixed order,
+Deterministic: one NumPy generator seeded with --seed draws every number in a fixed order,
 and solving is deterministic, so the same template and seed give the same variants.
 Bounded: after ``max_tries`` draws for one variant the loop stops with the constraint that
 rejected most of them.

@@ -37,10 +37,17 @@ def _rate(variant):
 
 def _question(q) -> str:
     if q.section == "loss":
-        return "the loss " + q.symbol
-    if q.section == "parameters_after":
-        return f"{q.symbol} ({q.key} after the SGD step)"
-    return q.symbol
+        text = "the loss " + q.symbol
+    elif q.section == "parameters_after":
+        text = f"{q.symbol} ({q.key} after the SGD step)"
+    else:
+        text = q.symbol
+    return text + _step_note(q)
+
+
+def _step_note(q) -> str:
+    """Which training step a quantity belongs to, for problems of more than one step."""
+    return f" in training step {q.step}" if q.step > 1 else ""
 
 
 # ------------------------------------------------------------------ markdown
@@ -136,11 +143,12 @@ def sheet_latex(generation, answers=False) -> str:
         out.append("Compute:")
         out.append(r"\begin{enumerate}")
         out += [r"\item " + (r"the loss " if q.section == "loss" else "") + f"${_latex_symbol(q.symbol)}$"
-                for q in v.quantities]
+                + latex_text(_step_note(q)) for q in v.quantities]
         out.append(r"\end{enumerate}")
         if answers:
             out.append(r"\subsubsection*{Answers}")
-            rows = [f"{_latex_symbol(q.symbol)} &= {latex_array(q.value, numbers.text)}" for q in v.quantities]
+            rows = [f"{_latex_symbol(q.symbol)} &= {latex_array(q.value, numbers.text)}"
+                    + (r" && \text{" + latex_text(f"(step {q.step})") + "}" if q.step > 1 else "") for q in v.quantities]
             out += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
             out.append(r"\subsubsection*{Worked solution}")
             out.append(_latex_body(report.render(v.trace, "latex", decimals=_decimals(generation))))
@@ -225,16 +233,31 @@ def answers_toml(generation, variant) -> str:
     """The key in ``deltalab check``'s answers format: top-level ``loss``, tables keyed as in
     ``deltalab solve --format json``."""
     numbers = generation.numbers
-    data = {}
-    for q in variant.quantities:
-        value = _nested(q.value, numbers.answer)
-        if q.section == "loss":
+    return (f"# the key of {variant.name}.toml (deltalab generate)\n"
+            + answers_text([(q.step, q.section, q.key, _nested(q.value, numbers.answer)) for q in variant.quantities]))
+
+
+def answers_text(entries) -> str:
+    """(step, section, key, value) as an answers file: step 1 at the top (``loss``,
+    ``[deltas]``, …), later steps in ``[steps.N.…]`` tables."""
+    steps = {}
+    for step, section, key, value in entries:
+        data = steps.setdefault(step, {})
+        if section == "loss":
             data["loss"] = value
         else:
-            data.setdefault(q.section, {})[q.key] = value
-    ordered = {k: data[k] for k in data if not isinstance(data[k], dict)}
-    ordered.update({k: data[k] for k in data if isinstance(data[k], dict)})
-    return f"# the key of {variant.name}.toml (deltalab generate)\n" + dumps(ordered)
+            data.setdefault(section, {})[key] = value
+    ordered = {}
+    for step, data in sorted(steps.items()):
+        table = {k: data[k] for k in data if not isinstance(data[k], dict)}
+        table.update({k: data[k] for k in data if isinstance(data[k], dict)})
+        if step == 1:
+            ordered.update(table)
+        else:
+            ordered.setdefault("steps", {})[str(step)] = table
+    if "steps" in ordered:  # after step 1's tables
+        ordered["steps"] = ordered.pop("steps")
+    return dumps(ordered)
 
 
 def _nested(value, convert):

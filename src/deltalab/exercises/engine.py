@@ -34,10 +34,13 @@ class Quantity:
     key: str | None
     symbol: str
     value: object  # a float or nested lists of floats, exactly as the JSON writes it
+    step: int = 1  # the training step (1-based)
 
     @property
     def label(self) -> str:
-        return "loss" if self.section == "loss" else f"{self.section}.{self.key}"
+        """As ``ask`` and the answers file write it: "gradients.W1", "steps.2.loss"."""
+        prefix = "" if self.step == 1 else f"steps.{self.step}."
+        return prefix + ("loss" if self.section == "loss" else f"{self.section}.{self.key}")
 
     @property
     def entries(self) -> list:
@@ -67,7 +70,7 @@ class Candidate:
 
     problem: object
     trace: object
-    ask: list  # [(section, key)]
+    ask: list  # [(step, section, key)], every step spelt out
     fingerprint: bytes
     generation: "Generation"
     template: object
@@ -105,31 +108,53 @@ def fingerprint(trace) -> bytes:
 
 
 def default_ask(trace) -> list:
-    step = trace.steps[0]
-    if step.loss is None:
-        return [("outputs", v.key) for v in step.outputs]
-    return ([("loss", None)] + [("deltas", v.key) for v in step.deltas] + [("gradients", k) for k in step.gradients]
-            + [("parameters_after", k) for k in step.parameters_after])
+    """Without ``ask``: the loss, every delta, gradient and update of every training step (the
+    outputs when there are no targets)."""
+    asked = []
+    for index, step in enumerate(trace.steps, start=1):
+        if step.loss is None:
+            asked += [(index, "outputs", v.key) for v in step.outputs]
+            continue
+        asked += ([(index, "loss", None)] + [(index, "deltas", v.key) for v in step.deltas]
+                  + [(index, "gradients", k) for k in step.gradients]
+                  + [(index, "parameters_after", k) for k in step.parameters_after])
+    return asked
+
+
+def spelt_out(template, trace, ask) -> list:
+    """``ask`` with every step written: an entry without ``steps.N.`` is asked at every
+    training step; the quantities of step 1 first, then step 2's, each in ``ask``'s order."""
+    steps = len(trace.steps)
+    out = []
+    for step, section, key in ask:
+        if step is not None and step > steps:
+            label = f"steps.{step}." + ("loss" if section == "loss" else f"{section}.{key}")
+            template.fail("generate.ask", f"{label}: the problem has {steps} training step{'s' if steps != 1 else ''} "
+                                          "([training] steps)")
+        out += [(s, section, key) for s in ([step] if step is not None else range(1, steps + 1))]
+    return sorted(dict.fromkeys(out), key=lambda entry: entry[0])
 
 
 def quantities(template, trace, ask) -> list:
     """The asked quantities of a solved variant; an unknown key names the section's keys."""
-    step = trace.steps[0]
-    data = step_dict(step)
-    derivation = step.derivation
     out = []
-    for section, key in ask:
+    dicts = {}
+    for index, section, key in ask:
+        step = trace.steps[index - 1]
+        data = dicts[index] = dicts.get(index) or step_dict(step)
+        derivation = step.derivation
+        prefix = "" if index == 1 else f"steps.{index}."
         if section == "loss":
             if data["loss"] is None:
-                template.fail("generate.ask", "\"loss\": this problem has no targets, so no loss")
+                template.fail("generate.ask", f"\"{prefix}loss\": this problem has no targets, so no loss")
             node = next((n for n in derivation if n.kind == "loss"), None)
-            out.append(Quantity("loss", None, node.symbol if node else "E", data["loss"]))
+            out.append(Quantity("loss", None, node.symbol if node else "E", data["loss"], index))
             continue
         keys = list(data[section])
         if key not in data[section]:
             close = difflib.get_close_matches(key, keys, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            template.fail("generate.ask", f"{section}.{key}: no such key{hint} (the {section} keys are "
+            template.fail("generate.ask", f"{prefix}{section}.{key}: no such key{hint} (the {section} keys are "
                                           f"{', '.join(keys) or 'none'})")
         node = derivation.by_key(section, key)
         symbol = node.symbol if node is not None else key
@@ -137,7 +162,7 @@ def quantities(template, trace, ask) -> list:
             symbol = f"∂E/∂{key}"
         if section == "parameters_after" and (node is None or node.symbol == key):
             symbol = f"{key} after the step"
-        out.append(Quantity(section, key, symbol, data[section][key]))
+        out.append(Quantity(section, key, symbol, data[section][key], index))
     return out
 
 
@@ -183,7 +208,7 @@ def generate_variants(template, count, seed=0) -> Generation:
             except NonFiniteResult:
                 rejected["finite"] += 1  # these numbers make the error overflow
                 continue
-            asked = ask if ask is not None else default_ask(trace)
+            asked = spelt_out(template, trace, ask) if ask is not None else default_ask(trace)
             candidate = Candidate(problem, trace, asked, fingerprint(trace), generation, template)
             failed = next((c.name for c in template.constraints if c.check(candidate) is not None), None)
             if failed is not None:

@@ -49,7 +49,7 @@ class Site:
 class Settings:
     """The ``[generate]`` table (constraints are read by their own modules)."""
 
-    ask: list | None = None  # [(section, key)], ("loss", None) for the loss; None: the default set
+    ask: list | None = None  # [(step, section, key)]: step None = every step, ("loss", None); None: default
     original: str | None = None
     max_tries: int = DEFAULT_MAX_TRIES
     tolerance: float | None = None
@@ -177,15 +177,22 @@ def _settings(table, template) -> Settings:
 
 
 def parse_ask(text, fail):
-    """ "loss" → ("loss", None); "deltas.z[1](2)" → ("deltas", "z[1](2)")."""
+    """ "loss" → (None, "loss", None); "deltas.z[1](2)" → (None, "deltas", "z[1](2)");
+    "steps.2.gradients.W1" → (2, "gradients", "W1").  Step None: every training step."""
+    step = None
+    match = re.match(r"steps\.([^.]*)\.(.*)$", text, re.S)
+    if match:
+        if not (match.group(1).isdigit() and int(match.group(1)) >= 1):
+            fail("generate.ask", f"{text!r}: expected steps.N.SECTION.KEY with N a training step (1, 2, …)")
+        step, text = int(match.group(1)), match.group(2)
     if text == "loss":
-        return ("loss", None)
+        return (step, "loss", None)
     section, dot, key = text.partition(".")
     sections = ("forward", "outputs", "errors", "deltas", "gradients", "parameters_after")
     if not dot or section not in sections or not key:
         fail("generate.ask", f"{text!r}: expected \"loss\" or SECTION.KEY with SECTION one of {', '.join(sections)} "
-                             "(keys as in `deltalab solve --format json`)")
-    return (section, key)
+                             "(keys as in `deltalab solve --format json`; steps.N.… for training step N only)")
+    return (step, section, key)
 
 
 def _with_shapes(template, found) -> list:

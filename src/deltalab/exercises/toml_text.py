@@ -68,7 +68,8 @@ def _table(table, path, lines):
     for key, value in table.items():
         name = path + (key,)
         if isinstance(value, dict):
-            lines += ["", "[" + ".".join(key_text(k) for k in name) + "]"]
+            if not value or any(not isinstance(v, dict) and not _is_table_list(v) for v in value.values()):
+                lines += ["", "[" + ".".join(key_text(k) for k in name) + "]"]  # else [a.b] headers say it
             _table(value, name, lines)
         elif _is_table_list(value):
             for item in value:

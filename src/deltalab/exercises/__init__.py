@@ -69,13 +69,18 @@ def generate(template, variants=10, seed=0, out=None, formats=tuple(FORMATS), mo
 
     Files: ``variant-01.toml`` …, ``sheet.md|tex|html`` and ``key.md|tex|html`` (``formats``),
     ``answers/variant-01.toml`` …, with ``moodle`` ``quiz.xml``, with ``stress``
-    ``stress.json``.  The same template and seed give byte-identical files.
+    ``stress.json``; with ``plant_mistake`` (an id of ``deltalab check``'s mistake library) the
+    sheets show each variant's worked solution with that mistake planted ("find the error"),
+    the keys say where it is and correct it, and ``planted/variant-01.toml`` … hold those
+    solutions as answers files.  The same template and seed give byte-identical files.
     """
     from . import documents
 
+    mistake = None
     if plant_mistake is not None:
-        raise SpecError("--plant-mistake: planted mistakes need `deltalab check`'s mistake library, "
-                        "which this version does not have yet")
+        from .planting import mistake_named
+
+        mistake = mistake_named(plant_mistake)
     if not isinstance(template, Template):
         path = Path(template)
         template = load_template(path if path.suffix == ".toml" or path.exists() else template_path(str(template)))
@@ -84,7 +89,7 @@ def generate(template, variants=10, seed=0, out=None, formats=tuple(FORMATS), mo
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise SpecError(f"--format: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    generation = generate_variants(template, variants, seed)
+    generation = generate_variants(template, variants, seed, mistake)
     result = Exercises(generation)
     files = result.files
     for v in generation.variants:
@@ -97,6 +102,9 @@ def generate(template, variants=10, seed=0, out=None, formats=tuple(FORMATS), mo
         files[f"key.{ext}"] = writer(generation, answers=True)
     for v in generation.variants:
         files[f"answers/{v.name}.toml"] = documents.answers_toml(generation, v)
+    for v in generation.variants:
+        if v.planted is not None:
+            files[f"planted/{v.name}.toml"] = v.planted.text
     if moodle:
         files["quiz.xml"] = documents.moodle_xml(generation)
     if stress:

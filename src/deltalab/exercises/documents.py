@@ -61,13 +61,17 @@ def sheet_markdown(generation, answers=False) -> str:
     for v in generation.variants:
         out += [f"## Variant {v.number}", ""]
         out += _markdown_question(v)
+        if v.planted is not None:
+            out += _markdown_planted(v, generation, answers)
         if answers:
             out += ["### Answers", ""]
             out += [f"{i}. {_question(q)} = {bracket_text(q.value, numbers.text)}" for i, q in enumerate(v.quantities, 1)]
-            out += ["", "### Worked solution", ""]
-            worked = report.render(v.trace, "markdown", decimals=_decimals(generation))
-            out += [re.sub(r"^(#+)", r"##\1", line) for line in worked.splitlines()]
             out.append("")
+            if v.planted is None:
+                out += ["### Worked solution", ""]
+                worked = report.render(v.trace, "markdown", decimals=_decimals(generation))
+                out += [re.sub(r"^(#+)", r"##\1", line) for line in worked.splitlines()]
+                out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -100,10 +104,9 @@ def _hint(generation) -> str:
 
 
 def _decimals(generation):
-    from .numbers import DecimalNumbers
+    from .numbers import shown_decimals
 
-    n = generation.numbers
-    return max(4, n.decimals) if isinstance(n, DecimalNumbers) else getattr(n, "decimals", 4)
+    return shown_decimals(generation.numbers)
 
 
 # ------------------------------------------------------------------ LaTeX
@@ -145,13 +148,16 @@ def sheet_latex(generation, answers=False) -> str:
         out += [r"\item " + (r"the loss " if q.section == "loss" else "") + f"${_latex_symbol(q.symbol)}$"
                 + latex_text(_step_note(q)) for q in v.quantities]
         out.append(r"\end{enumerate}")
+        if v.planted is not None:
+            out += _latex_planted(v, generation, answers)
         if answers:
             out.append(r"\subsubsection*{Answers}")
             rows = [f"{_latex_symbol(q.symbol)} &= {latex_array(q.value, numbers.text)}"
                     + (r" && \text{" + latex_text(f"(step {q.step})") + "}" if q.step > 1 else "") for q in v.quantities]
             out += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
-            out.append(r"\subsubsection*{Worked solution}")
-            out.append(_latex_body(report.render(v.trace, "latex", decimals=_decimals(generation))))
+            if v.planted is None:
+                out.append(r"\subsubsection*{Worked solution}")
+                out.append(_latex_body(report.render(v.trace, "latex", decimals=_decimals(generation))))
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
@@ -192,10 +198,13 @@ def sheet_html(generation, answers=False) -> str:
     for v in generation.variants:
         body.append(f'<h2 id="{v.name}">Variant {v.number}</h2>')
         body.append(html_question(v))
+        if v.planted is not None:
+            body.append(_html_planted(v, generation, answers))
         if answers:
             body.append("<h3>Answers</h3><ol>" + "".join(
                 f"<li>{html.escape(_question(q))} = {html_array(q.value, numbers.text)}</li>" for q in v.quantities)
                 + "</ol>")
+        if answers and v.planted is None:
             page = report.render(v.trace, "html", decimals=_decimals(generation))
             style = re.search(r"<style>(.*?)</style>", page, re.S)
             if style and style.group(1) not in styles:
@@ -225,6 +234,106 @@ def html_question(v, blanks=None) -> str:
     else:
         out.append("<p>Compute:</p><ol>" + "".join(f"<li>{html.escape(_question(q))} = {blanks(q)}</li>"
                                                    for q in v.quantities) + "</ol>")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ planted mistakes
+PLANTED_KINDS = ("forward", "output", "error", "loss", "local", "delta", "contribution", "gradient", "update")
+PLANTED_HEADING = "Worked solution (it contains one mistake: find it and correct it)"
+
+
+def planted_solution(v):
+    """[(step, [(symbol, formula text or None, value)])]: the worked solution with the planted
+    mistake, every computed quantity in reading order (a rewritten part of the planted
+    formula, such as one BPTT contribution of a gradient, shown on its own line)."""
+    planted = v.planted
+    out = []
+    for index, (step, values) in enumerate(zip(v.trace.steps, planted.values), start=1):
+        parts = {}
+        if index == planted.step:
+            parts = {node.id: (formula, value) for node, formula, value in planted.rewritten_parts(step.derivation)}
+            parts.setdefault(planted.node.id, (planted.formula, values[planted.node.id]))
+        rows = []
+        for node in step.derivation:
+            if node.kind not in PLANTED_KINDS or node.formula is None:
+                continue
+            formula, value = parts.get(node.id, (node.formula, values[node.id]))
+            text = formula.text()
+            rows.append((node.symbol, None if text == node.symbol else text, value))
+        out.append((index, rows))
+    return out
+
+
+def _shown(generation):
+    from .numbers import DecimalNumbers
+
+    return DecimalNumbers(_decimals(generation)).text
+
+
+def mistake_statement(v) -> tuple:
+    """(where, what, correction, right value): the answer to "find the error", as plain text
+    (the value an array)."""
+    planted, node = v.planted, v.planted.node
+    derivation = v.trace.steps[planted.step - 1].derivation
+    step = f" in training step {planted.step}" if len(v.trace.steps) > 1 else ""
+    parts = planted.rewritten_parts(derivation)
+    place = f"{parts[-1][0].symbol}, part of {node.symbol}" if parts else node.symbol
+    where = f"The mistake is in {place}{step} ({planted.where}): {planted.explanation}."
+    what = f"Mistake {planted.id}: {planted.mistake.summary}."
+    rights = [f"{part.symbol} = {part.formula.text()}" for part, _, _ in parts] + [f"{node.symbol} = {node.formula.text()}"]
+    correction = (f"Right: {'; '.join(rights)}. The quantities after it are computed from the wrong value, so only "
+                  f"this one is wrong. The right value of {node.symbol}:")
+    return where, what, correction, node.value
+
+
+def _markdown_planted(v, generation, answers) -> list:
+    number = _shown(generation)
+    out = [f"### {PLANTED_HEADING}", ""]
+    steps = planted_solution(v)
+    for index, rows in steps:
+        if len(steps) > 1:
+            out += [f"Training step {index}:", ""]
+        out += [f"- {symbol}" + (f" = {formula}" if formula else "") + f" = {bracket_text(value, number)}"
+                for symbol, formula, value in rows]
+        out.append("")
+    if answers:
+        where, what, correction, right = mistake_statement(v)
+        out += ["### The mistake", "", where, "", what, "", f"{correction} {bracket_text(right, number)}.", ""]
+    return out
+
+
+def _latex_planted(v, generation, answers) -> list:
+    number = _shown(generation)
+    out = [r"\subsubsection*{" + latex_text(PLANTED_HEADING) + "}"]
+    steps = planted_solution(v)
+    for index, rows in steps:
+        if len(steps) > 1:
+            out.append(latex_text(f"Training step {index}:"))
+        out.append(r"\begin{itemize}")
+        out += [r"\item " + latex_text(symbol + (f" = {formula}" if formula else "") + " = ")
+                + f"${latex_array(value, number)}$" for symbol, formula, value in rows]
+        out.append(r"\end{itemize}")
+    if answers:
+        where, what, correction, right = mistake_statement(v)
+        out += [r"\subsubsection*{The mistake}", latex_text(where), "", latex_text(what), "",
+                latex_text(correction) + f" ${latex_array(right, number)}$."]
+    return out
+
+
+def _html_planted(v, generation, answers) -> str:
+    number = _shown(generation)
+    out = [f"<h3>{html.escape(PLANTED_HEADING)}</h3>"]
+    steps = planted_solution(v)
+    for index, rows in steps:
+        if len(steps) > 1:
+            out.append(f"<p>Training step {index}:</p>")
+        out.append('<ul class="planted">' + "".join(
+            f"<li>{html.escape(symbol + (f' = {formula}' if formula else ''))} = {html_array(value, number)}</li>"
+            for symbol, formula, value in rows) + "</ul>")
+    if answers:
+        where, what, correction, right = mistake_statement(v)
+        out += ["<h3>The mistake</h3>", f"<p>{html.escape(where)}</p>", f"<p>{html.escape(what)}</p>",
+                f"<p>{html.escape(correction)} {html_array(right, number)}.</p>"]
     return "\n".join(out)
 
 
@@ -347,6 +456,7 @@ def stress_report(generation) -> dict:
         "tries_per_variant": tries,
         "mean_tries": sum(tries) / len(tries),
         "constraints": {c.name: c.setting() for c in generation.template.constraints},
+        "plant_mistake": None if generation.mistake is None else generation.mistake.id,
         "rejected": dict(sorted(generation.rejections.items())),
         "ranges": {label: {"min": low, "max": high} for label, (low, high) in ranges.items()},
     }

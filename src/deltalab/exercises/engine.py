@@ -58,6 +58,7 @@ class Variant:
     trace: object
     quantities: list
     tries: int
+    planted: object = None  # planting.Planted with --plant-mistake
 
     @property
     def name(self) -> str:
@@ -92,6 +93,7 @@ class Generation:
     fingerprints: set = field(default_factory=set)
     original_fingerprint: bytes | None = None
     numbers: object = None  # how values are written (numbers.Numbers)
+    mistake: object = None  # the planted mistake (check's library), with --plant-mistake
 
     @property
     def draws(self) -> int:
@@ -182,20 +184,28 @@ def _original_fingerprint(template):
     return fingerprint(solve_problem(load_problem(path)))
 
 
-def generate_variants(template, count, seed=0) -> Generation:
-    """``count`` accepted variants of ``template`` drawn from ``seed``."""
+PLANT_TRIES = 25  # draws that meet every constraint but host no planted mistake before giving up
+
+
+def generate_variants(template, count, seed=0, mistake=None) -> Generation:
+    """``count`` accepted variants of ``template`` drawn from ``seed``; with ``mistake`` (a
+    mistake of check's library) each has it planted (:mod:`.planting`)."""
     from ..problem import parse_problem
     from ..solve import solve_problem
+    from . import planting
+    from .numbers import shown_decimals
 
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 999:
         raise SpecError(f"--variants: expected 1 to 999, got {count!r}")
     rng = np.random.default_rng(seed)
-    generation = Generation(template, seed)
+    generation = Generation(template, seed, mistake=mistake)
     generation.original_fingerprint = _original_fingerprint(template)
     decimals = next((c for c in template.constraints if c.name == "decimals"), None)
     generation.numbers = (decimals.numbers(template.settings.tolerance) if decimals is not None
                           else RoundedNumbers(template.settings.display_decimals, template.settings.tolerance))
     ask = template.settings.ask
+    shown = shown_decimals(generation.numbers)
+    unplanted = 0  # draws in a row that met the constraints but could not host the mistake
     for number in range(1, count + 1):
         rejected = Counter()
         for tries in range(1, template.settings.max_tries + 1):
@@ -218,9 +228,19 @@ def generate_variants(template, count, seed=0) -> Generation:
             if not all(check.passed for check in trace.checks):
                 rejected["finite_differences"] += 1
                 continue
+            variant = Variant(number, data, text, problem, trace, quantities(template, trace, asked), tries)
+            if mistake is not None:
+                if not generation.variants and unplanted == 0 and not planting.has_place(trace, problem, mistake):
+                    raise planting.not_applicable(template, mistake, variant, shown)
+                variant.planted = planting.plant(variant, mistake, shown)
+                if variant.planted is None:
+                    rejected["plant_mistake"] += 1
+                    unplanted += 1
+                    if not generation.variants and unplanted >= PLANT_TRIES:
+                        raise planting.not_applicable(template, mistake, variant, shown)
+                    continue
             generation.fingerprints.add(candidate.fingerprint)
-            generation.variants.append(Variant(number, data, text, problem, trace,
-                                               quantities(template, trace, asked), tries))
+            generation.variants.append(variant)
             break
         else:
             generation.rejections.update(rejected)

@@ -102,8 +102,15 @@ class RoundedNumbers(Numbers):
         return f"{0.0 if v == 0 else v:.{self.decimals}f}".replace("-", "−")
 
 
+def shown_decimals(numbers) -> int:
+    """Decimals a key's worked solution shows: at least 4, all of an exact key's."""
+    if isinstance(numbers, DecimalNumbers):
+        return max(4, numbers.decimals)
+    return getattr(numbers, "decimals", 4)
+
+
 def flat(value):
     return np.asarray(value, dtype=np.float64).reshape(-1)
 
 
-__all__ = ["DecimalNumbers", "FractionNumbers", "MARGIN", "Numbers", "RoundedNumbers", "as_fraction", "is_decimal"]
+__all__ = ["DecimalNumbers", "FractionNumbers", "MARGIN", "Numbers", "RoundedNumbers", "as_fraction", "is_decimal", "shown_decimals"]

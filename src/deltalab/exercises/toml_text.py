@@ -11,6 +11,10 @@ import re
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+class Written(str):
+    """A number already written as TOML text (e.g. with trailing zeros): written as it is."""
+
+
 def key_text(key: str) -> str:
     return key if _BARE.fullmatch(key) else string_text(key)
 
@@ -37,6 +41,8 @@ def number_text(value) -> str:
 
 
 def value_text(value) -> str:
+    if isinstance(value, Written):
+        return str(value)
     if isinstance(value, str):
         return string_text(value)
     if isinstance(value, (bool, int, float)):

@@ -51,6 +51,21 @@ def made(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="module")
+def made_for_latex(tmp_path_factory):
+    """Two variants of a template, LaTeX only: compiling is what is tested, not the count."""
+    cache = {}
+
+    def get(name, mistake=None):
+        if (name, mistake) not in cache:
+            out = tmp_path_factory.mktemp(f"{name}-latex")
+            cache[name, mistake] = generate(name, variants=2, seed=SEED, out=out, formats=("latex",),
+                                            plant_mistake=mistake), out
+        return cache[name, mistake]
+
+    return get
+
+
 def _toml(path):
     return tomllib.loads(Path(path).read_text(encoding="utf-8"))
 
@@ -249,6 +264,7 @@ def test_feature_detectors_by_torch(made):
         z = torch.nn.functional.conv2d(image, kernels, padding=1)[0]
         assert _windows_unique(z.numpy(), 2, 2)
         y = torch.nn.functional.max_pool2d(z, 2)
+        assert _decimals_ok(z.numpy(), 0) and _decimals_ok(y.numpy(), 0)  # decimals = 0
         key = _answers(out, path)
         np.testing.assert_array_equal(np.asarray(key["forward"]["z[1]"]), z.numpy())
         np.testing.assert_array_equal(np.asarray(key["outputs"]["y"]), y.numpy())
@@ -344,9 +360,12 @@ def test_stress_report_counts_tries_and_ranges(made):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-@pytest.mark.parametrize("name", ["relu-exam-network", "lstm-cell", "rnn-many-to-one-softmax", "conv-pool-dense"])
-def test_the_latex_sheet_and_key_compile_with_pdflatex(made, name):
-    result, out = made(name)
+@pytest.mark.parametrize("name, mistake", [("relu-exam-network", None), ("lstm-cell", None),
+                                           ("rnn-many-to-one-softmax", None), ("conv-pool-dense", None),
+                                           ("rnn-many-to-many-identity", "sum_over_time_missing")])
+def test_the_latex_sheet_and_key_compile_with_pdflatex(made_for_latex, name, mistake):
+    result, out = made_for_latex(name, mistake)
+    assert (out / "key.tex").read_text().count(r"\subsection*{Variant") == 2
     for document in ("sheet.tex", "key.tex"):
         run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document], cwd=out,
                              capture_output=True, text=True, timeout=120)
@@ -360,21 +379,35 @@ def test_the_same_template_and_seed_give_byte_identical_files(tmp_path):
     second = generate("relu-exam-network", variants=3, seed=11, out=tmp_path / "b", moodle=True, stress=True)
     names = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    differing = [n for n in names if n.name != "stress.json"
-                 and (tmp_path / "a" / n).read_bytes() != (tmp_path / "b" / n).read_bytes()]
+    differing = [n for n in names if (tmp_path / "a" / n).read_bytes() != (tmp_path / "b" / n).read_bytes()]
     assert differing == []
     assert first.files["variant-01.toml"] == second.files["variant-01.toml"]
     other = generate("relu-exam-network", variants=3, seed=12)
     assert other.files["variant-01.toml"] != first.files["variant-01.toml"]
 
 
-def test_distinct_variants_differ_from_each_other_and_from_the_original(made):
-    result, out = made("elman-relu-cell")
-    texts = [_toml(p) for p in _variants(out)]
-    numbers = [(t["parameters"], t["data"]) for t in texts]
-    assert len({repr(n) for n in numbers}) == len(numbers)
-    original = _toml(Path(__file__).parents[1] / "src/deltalab/examples/eq-elman-relu-cell.toml")
-    assert (original["parameters"], original["data"]) not in numbers
+def _givens(data):
+    """A problem file's numbers (parameters and data) as floats, however they were spelt."""
+    def canonical(value):
+        if isinstance(value, dict):
+            return {k: canonical(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [canonical(v) for v in value]
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    return repr(canonical({"parameters": data.get("parameters", {}), "data": data.get("data", {})}))
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_distinct_variants_differ_from_each_other_and_from_the_original(made, name):
+    result, out = made(name)
+    numbers = [_givens(_toml(p)) for p in _variants(out)]
+    assert len(set(numbers)) == len(numbers) == COUNTS[name]
+    template = _toml(Path(__file__).parents[1] / f"src/deltalab/examples/templates/{name}.toml")
+    assert template["generate"]["distinct"] is True
+    original = template["generate"].get("original")
+    if original is not None:
+        assert _givens(_toml(Path(__file__).parents[1] / f"src/deltalab/examples/{original}.toml")) not in numbers
 
 
 IMPOSSIBLE = """
@@ -403,6 +436,17 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "deltalab.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+def _main(capsys, *args):
+    """The command line in this process (the refusals' wording and exit code, without a
+    process start each): (exit code, stdout, stderr)."""
+    from deltalab.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 def test_constraints_that_cannot_be_met_stop_with_one_line_naming_the_constraint(tmp_path):
     template = tmp_path / "dead.toml"
     template.write_text(IMPOSSIBLE)
@@ -418,7 +462,7 @@ def test_constraints_that_cannot_be_met_stop_with_one_line_naming_the_constraint
     ("no_dead_relu = true", "generate.no_dead_relu: expected true or false, got 'yes'"),
     ("[generate]", "generate: missing table [generate]"),
 ])
-def test_template_mistakes_name_the_field(tmp_path, change, message):
+def test_template_mistakes_name_the_field(tmp_path, capsys, change, message):
     replacement = {"max_tries = 30": "max_trys = 30", "no_dead_relu = true": 'no_dead_relu = "yes"',
                    "[generate]": ""}[change]
     text = IMPOSSIBLE.replace(change, replacement)
@@ -426,18 +470,18 @@ def test_template_mistakes_name_the_field(tmp_path, change, message):
         text = text.replace("no_dead_relu = true\nmax_tries = 30\n", "")
     template = tmp_path / "bad.toml"
     template.write_text(text)
-    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    run = _main(capsys, "generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
     assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-def test_a_bad_draw_names_its_field(tmp_path):
+def test_a_bad_draw_names_its_field(tmp_path, capsys):
     template = tmp_path / "bad.toml"
     template.write_text(IMPOSSIBLE.replace("inputs = {ints = [1, 2]}", "inputs = [{range = [0, 1]}, 1]"))
-    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    run = _main(capsys, "generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
     assert run.returncode == 2 and "data.inputs[0].step: a range needs a positive step" in run.stderr
 
 
-def test_the_cli_writes_every_file_and_solve_reads_a_variant(tmp_path):
+def test_the_cli_writes_every_file_and_solve_reads_a_variant(tmp_path, capsys):
     run = _cli("generate", "--example", "sigmoid-skip-network", "--variants", "2", "--seed", "3", "--out",
                str(tmp_path), "--moodle", "--stress", "--format", "markdown")
     assert run.returncode == 0, run.stderr
@@ -445,9 +489,12 @@ def test_the_cli_writes_every_file_and_solve_reads_a_variant(tmp_path):
     assert names == ["answers/variant-01.toml", "answers/variant-02.toml", "key.md", "quiz.xml", "sheet.md",
                      "stress.json", "variant-01.toml", "variant-02.toml"]
     assert "2 variants from" in run.stdout and "rejected" in run.stdout
+    here = generate("sigmoid-skip-network", variants=2, seed=3, moodle=True, stress=True, formats=("markdown",))
+    assert sorted(here.files) == names  # and byte for byte what another process (other hash seed) wrote
+    assert all((tmp_path / name).read_text(encoding="utf-8") == text for name, text in here.files.items())
     import json
 
-    solved = json.loads(_cli("solve", str(tmp_path / "variant-02.toml"), "--format", "json").stdout)
+    solved = json.loads(_main(capsys, "solve", str(tmp_path / "variant-02.toml"), "--format", "json").stdout)
     key = _toml(tmp_path / "answers" / "variant-02.toml")
     _close(key["loss"], solved["loss"])
     _close(key["gradients"]["w2"], solved["gradients"]["w2"])
@@ -477,23 +524,29 @@ def test_exact_fractions_are_written_as_fractions():
         assert Fraction(v).denominator <= 16
 
 
-def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path):
+def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path, capsys):
     template = tmp_path / "shape.toml"
     template.write_text(IMPOSSIBLE.replace("W1 = {choices = [-1, -0.5]}", "W1 = {choices = [1], shape = [3, 3]}"))
-    run = _cli("generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
+    run = _main(capsys, "generate", str(template), "--variants", "1", "--out", str(tmp_path / "out"))
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert f"{template}: parameters.W1: expected shape (2, 2), got (3, 3)" in run.stderr
 
 
-@pytest.mark.parametrize("name", ["relu-exam-network", "elman-relu-cell", "rnn-many-to-one-softmax"])
+@pytest.mark.parametrize("name", sorted(COUNTS))
 def test_deltalab_check_gives_each_answers_file_full_marks(made, name):
-    from deltalab.commands import COMMANDS
-
-    if "check" not in COMMANDS:
-        pytest.skip("deltalab check is not in this version yet")
-    import json
+    from deltalab.check import check
 
     result, out = made(name)
+    for path, variant in zip(_variants(out), result.variants):
+        graded = check(path, out / "answers" / path.name)
+        assert [q.verdict for q in graded.quantities] == ["right"] * len(variant.quantities), path.name
+        assert graded.score == graded.max_score == len(variant.quantities)
+
+
+def test_deltalab_check_from_the_command_line_gives_the_key_full_marks(made):
+    import json
+
+    result, out = made("rnn-many-to-one-softmax")
     path = _variants(out)[0]
     run = _cli("check", str(path), str(out / "answers" / path.name), "--format", "json")
     assert run.returncode == 0, run.stderr

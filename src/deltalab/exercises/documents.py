@@ -159,7 +159,31 @@ def sheet_latex(generation, answers=False) -> str:
                 out.append(r"\subsubsection*{Worked solution}")
                 out.append(_latex_body(report.render(v.trace, "latex", decimals=_decimals(generation))))
     out.append(r"\end{document}")
-    return "\n".join(out) + "\n"
+    document = "\n".join(out) + "\n"
+    return document.replace(LATEX_PREAMBLE, LATEX_PREAMBLE + "\\setcounter{MaxMatrixCols}{"
+                            + str(widest_matrix(document)) + "}\n", 1)
+
+
+_MATRIX_TOKEN = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\end\{[pbvBV]?matrix\}|\\\\|&")
+
+
+def widest_matrix(document: str) -> int:
+    """The most columns of any matrix in ``document`` (at least amsmath's 10).  pdflatex spends
+    time on every column a matrix may have, so the worked solution's allowance of 200 made a
+    key of two variants take seconds; the documents allow just what they use."""
+    widest, stack = 10, []  # stack: columns of the current row of each open matrix
+    for token in _MATRIX_TOKEN.findall(document):
+        if token.startswith("\\begin"):
+            stack.append(1)
+        elif token.startswith("\\end"):
+            if stack:
+                widest = max(widest, stack.pop())
+        elif stack and token == "&":
+            stack[-1] += 1
+            widest = max(widest, stack[-1])
+        elif stack:  # a new row
+            stack[-1] = 1
+    return widest
 
 
 def _latex_body(document: str) -> str:

@@ -552,3 +552,263 @@ def test_deltalab_check_from_the_command_line_gives_the_key_full_marks(made):
     assert run.returncode == 0, run.stderr
     graded = json.loads(run.stdout)
     assert graded["score"] == graded["max_score"] == len(result.variants[0].quantities)
+
+
+# ------------------------------------------------------------------ planted mistakes
+# The mistakes each template must be able to host, by its structure (the library may find
+# more): a ReLU net whose units are all active has relu′ = 1, so omitting it changes nothing;
+# learning rate 1 (the RNN templates) makes θ − g the right update; the feature detectors'
+# ring and centre kernels are symmetric (a flipped kernel is the same) and nothing is trained.
+MUST_HOST = {
+    "relu-exam-network": {"factor_dropped", "transposed", "update_sign", "learning_rate_missing", "loss_scale",
+                          "stale_weights"},
+    "sigmoid-skip-network": {"path_dropped", "factor_dropped", "derivative_omitted", "derivative_at_wrong_point",
+                             "update_sign", "learning_rate_missing", "loss_scale"},
+    "rnn-many-to-many-identity": {"path_dropped", "derivative_omitted", "derivative_at_wrong_point", "transposed",
+                                  "update_sign", "loss_scale", "time_index_shifted", "sum_over_time_missing",
+                                  "stale_weights"},
+    "rnn-many-to-one-softmax": {"path_dropped", "derivative_omitted", "transposed", "update_sign", "cross_entropy_sign",
+                                "time_index_shifted", "sum_over_time_missing", "stale_weights"},
+    "elman-relu-cell": {"path_dropped", "factor_dropped", "update_sign", "learning_rate_missing", "loss_scale",
+                        "time_index_shifted", "sum_over_time_missing"},
+    "lstm-cell": {"path_dropped", "factor_dropped", "update_sign", "learning_rate_missing", "time_index_shifted",
+                  "sum_over_time_missing"},
+    "feature-detectors": set(),
+    "conv-pool-dense": {"factor_dropped", "update_sign", "learning_rate_missing", "loss_scale", "conv_flip",
+                        "pool_routing", "stale_weights"},
+}
+NEVER_HOST = {"relu-exam-network": {"derivative_omitted", "conv_flip", "pool_routing", "time_index_shifted",
+                                    "softmax_diagonal"},
+              "rnn-many-to-many-identity": {"learning_rate_missing", "conv_flip", "cross_entropy_sign"}}
+
+
+def test_every_shipped_template_is_listed_for_planting():
+    assert sorted(MUST_HOST) == template_names()
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_check_names_exactly_the_planted_mistake_for_every_mistake_a_template_hosts(made, name, tmp_path):
+    from deltalab.check import check
+    from deltalab.check.mistakes import IDS, load_mistakes
+    from deltalab.exercises.planting import plant
+
+    result, out = made(name)
+    hosted = {}
+    for mistake in load_mistakes().values():
+        for variant in result.variants[:3]:
+            planted = plant(variant, mistake)
+            if planted is not None:
+                hosted[mistake.id] = (variant, planted)
+                break
+    assert MUST_HOST[name] <= set(hosted), MUST_HOST[name] - set(hosted)
+    assert not NEVER_HOST.get(name, set()) & set(hosted)
+    for id, (variant, planted) in hosted.items():
+        answers = tmp_path / f"{id}-{variant.name}.toml"
+        answers.write_text(planted.text, encoding="utf-8")
+        graded = check(out / f"{variant.name}.toml", answers)
+        assert graded.mistake_ids == [id], (id, graded.mistake_ids)
+        wrong = [q for q in graded.quantities if q.verdict == "wrong"]
+        assert [q.where for q in wrong] == [planted.where]
+        assert all(q.verdict in ("right", "consistent") for q in graded.quantities if q.verdict != "wrong")
+        # the wrong value is visibly wrong: off the true value (solved afresh) in the 4 decimals the key shows
+        true = graded.quantities[graded.quantities.index(wrong[0])].true
+        assert np.max(np.abs(np.asarray(wrong[0].answer) - true)) >= 1e-4
+        before = graded.quantities[:graded.quantities.index(wrong[0])]
+        assert all(q.verdict == "right" for q in before)  # nothing before the mistake is touched
+    assert set(hosted) <= set(IDS)
+
+
+def test_a_planted_sign_flip_is_the_uphill_update_by_exact_fractions(made):
+    from deltalab.check.mistakes import load_mistakes
+    from deltalab.exercises.planting import plant
+
+    result, out = made("relu-exam-network")
+    variant = result.variants[0]
+    planted = plant(variant, load_mistakes()["update_sign"])
+    assert planted.where.startswith("parameters_after.")
+    name = planted.where.split(".")[1]
+    p = _toml(out / f"{variant.name}.toml")
+    fr = np.vectorize(lambda v: Fraction(str(v)), otypes=[object])
+    W1, b1, W2, b2 = (fr(np.array(p["parameters"][k], dtype=float)) for k in ("W1", "b1", "W2", "b2"))
+    x, t = fr(np.array(p["data"]["inputs"], dtype=float)), fr(np.array(p["data"]["targets"], dtype=float))
+    lr = Fraction(str(p["training"]["learning_rate"]))
+    z1 = W1.dot(x) + b1
+    x1 = np.array([max(v, 0) for v in z1], dtype=object)
+    d2 = W2.dot(x1) + b2 - t
+    d1 = W2.T.dot(d2) * np.array([1 if v > 0 else 0 for v in z1], dtype=object)
+    uphill = {"W1": W1 + lr * np.outer(d1, x), "b1": b1 + lr * d1, "W2": W2 + lr * np.outer(d2, x1),
+              "b2": b2 + lr * d2}[name]
+    written = tomllib.loads(planted.text)["parameters_after"][name]
+    assert _fractions(written) == list(np.asarray(uphill).ravel())
+
+
+def test_the_cli_plants_a_mistake_that_check_names(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "find-the-error"
+    run = _main(capsys, "generate", "--example", "elman-relu-cell", "--variants", "2", "--seed", "4", "--out", str(out),
+                "--plant-mistake", "sum_over_time_missing", "--format", "markdown", "--stress")
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (out / "planted").iterdir()) == ["variant-01.toml", "variant-02.toml"]
+    sheet, key = (out / "sheet.md").read_text(), (out / "key.md").read_text()
+    assert sheet.count("it contains one mistake: find it") == 2 and "The mistake" not in sheet
+    assert key.count("### The mistake") == 2 and key.count("Mistake sum_over_time_missing") == 2
+    assert json.loads((out / "stress.json").read_text())["plant_mistake"] == "sum_over_time_missing"
+    for variant in ("variant-01", "variant-02"):
+        graded = json.loads(_cli("check", str(out / f"{variant}.toml"), str(out / "planted" / f"{variant}.toml"),
+                                 "--format", "json").stdout) if variant == "variant-01" else json.loads(
+            _main(capsys, "check", str(out / f"{variant}.toml"), str(out / "planted" / f"{variant}.toml"),
+                  "--format", "json").stdout)
+        named = [d["mistake"] for q in graded["quantities"] for d in q["diagnoses"]]
+        assert named == ["sum_over_time_missing"]
+        assert [q["verdict"] for q in graded["quantities"]].count("wrong") == 1
+    # the keys' right answers are the unplanted ones
+    plain = generate("elman-relu-cell", variants=2, seed=4)
+    assert (out / "answers" / "variant-01.toml").read_text() == plain.files["answers/variant-01.toml"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--example", "relu-exam-network", "--plant-mistake", "factr_dropped"],
+     "--plant-mistake: unknown mistake 'factr_dropped'; did you mean 'factor_dropped'? (the mistakes: path_dropped,"),
+    (["--example", "relu-exam-network", "--plant-mistake", "conv_flip"],
+     "--plant-mistake: the mistake conv_flip (the kernel flipped) does not apply to "),
+    (["--example", "feature-detectors", "--plant-mistake", "update_sign"],
+     "feature-detectors.toml; no mistake of the library applies to it"),
+])
+def test_a_mistake_that_cannot_be_planted_is_one_line_naming_it(tmp_path, capsys, args, message):
+    run = _main(capsys, "generate", *args, "--variants", "2", "--out", str(tmp_path / "out"))
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert message in run.stderr
+    assert not (tmp_path / "out").exists()
+    if "conv_flip" in args:  # the ones that do apply are listed
+        assert "mistakes that do: " in run.stderr and "update_sign" in run.stderr and "factor_dropped" in run.stderr
+
+
+# ------------------------------------------------------------------ several training steps
+TWO_STEPS = """
+title = "Two SGD steps of a 2-2-1 ReLU network"
+[model]
+type = "mlp"
+input_shape = [2]
+loss = "half_squared_error"
+[[model.layers]]
+type = "dense"
+units = 2
+activation = "relu"
+[[model.layers]]
+type = "dense"
+units = 1
+activation = "identity"
+[parameters]
+W1 = {choices = [0.5, 1]}
+b1 = [0.5, 0.5]
+W2 = {choices = [-0.5, 0.5]}
+b2 = {choices = [0, 0.5]}
+[data]
+inputs = {ints = [1, 2]}
+targets = {choices = [-1, 0, 1]}
+[training]
+learning_rate = 0.25
+steps = 2
+[generate]
+decimals = 5
+no_dead_relu = true
+nonzero_gradients = true
+distinct = true
+ask = ["loss", "gradients.W1", "steps.2.parameters_after.W2", "steps.2.deltas.z[1]"]
+"""
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    from deltalab.exercises import parse_template
+
+    out = tmp_path_factory.mktemp("two-steps")
+    return generate(parse_template(TWO_STEPS, str(out / "two-steps.toml")), variants=3, seed=2, out=out,
+                    moodle=True), out
+
+
+def test_several_training_steps_are_asked_and_keyed_per_step_by_torch(two_steps):
+    result, out = two_steps
+    for path in _variants(out):
+        p = _toml(path)
+        w = {k: _t(v) for k, v in p["parameters"].items()}
+        x = torch.tensor(p["data"]["inputs"], dtype=torch.float64)
+        t = torch.tensor(p["data"]["targets"], dtype=torch.float64)
+        lr = p["training"]["learning_rate"]
+        seen = []
+        for step in (1, 2):
+            z1 = w["W1"] @ x + w["b1"]
+            z1.retain_grad()
+            loss = 0.5 * ((w["W2"] @ torch.relu(z1) + w["b2"] - t) ** 2).sum()
+            loss.backward()
+            assert bool((z1 > 0).all())
+            seen.append({"loss": loss.item(), "W1": w["W1"].grad.numpy().copy(), "z1": z1.grad.numpy().copy()})
+            with torch.no_grad():
+                w = {k: (v - lr * v.grad).requires_grad_() for k, v in w.items()}
+            seen[-1]["W2 after"] = w["W2"].detach().numpy()
+        key = _answers(out, path)
+        assert set(key) == {"loss", "gradients", "steps"} and set(key["steps"]) == {"2"}
+        _close(key["loss"], seen[0]["loss"])
+        _close(key["gradients"]["W1"], seen[0]["W1"])
+        step2 = key["steps"]["2"]
+        _close(step2["loss"], seen[1]["loss"])
+        _close(step2["gradients"]["W1"], seen[1]["W1"])
+        _close(step2["deltas"]["z[1]"], seen[1]["z1"])
+        _close(step2["parameters_after"]["W2"], seen[1]["W2 after"])
+        for value in (step2["loss"], step2["gradients"]["W1"], step2["parameters_after"]["W2"]):
+            assert _decimals_ok(value, 5)
+    sheet = (out / "sheet.md").read_text()
+    assert "4. ∂E/∂W1 in training step 2" in sheet and "the loss E in training step 2" in sheet
+    assert "training step 3" not in sheet
+
+
+def test_check_grades_a_key_of_several_steps_and_carries_a_slip_into_the_next_step(two_steps, tmp_path):
+    from deltalab.check import check
+    from deltalab.check.mistakes import load_mistakes
+    from deltalab.exercises.planting import plant
+
+    result, out = two_steps
+    path = _variants(out)[0]
+    graded = check(path, out / "answers" / path.name)
+    assert graded.score == graded.max_score == 6 and {q.step for q in graded.quantities} == {1, 2}
+    for variant in result.variants:  # a sign slip in step 1 is carried into step 2 (consistent there)
+        planted = plant(variant, load_mistakes()["update_sign"])
+        if planted is not None and planted.step == 1:
+            break
+    assert planted is not None and planted.step == 1
+    answers = tmp_path / "slip.toml"
+    answers.write_text(planted.text)
+    graded = check(out / f"{variant.name}.toml", answers)
+    assert graded.mistake_ids == ["update_sign"]
+    assert {q.verdict for q in graded.quantities if q.step == 2} == {"consistent"}
+
+
+def test_the_moodle_quiz_asks_every_step(two_steps):
+    result, out = two_steps
+    root = ET.parse(out / "quiz.xml").getroot()
+    questions = [q for q in root.findall("question") if q.get("type") == "cloze"]
+    assert len(questions) == 3
+    text = questions[0].find("questiontext/text").text
+    blanks = re.findall(r"\{1:NUMERICAL:=([^:}]+):([^}]+)\}", text)
+    assert len(blanks) == 1 + 4 + 1 + 4 + 2 + 2  # loss, W1, step 2: loss, W1, W2′, δ[1]
+    assert "in training step 2" in text
+
+
+def test_an_ask_for_a_step_the_problem_does_not_have_names_it():
+    from deltalab.errors import SpecError
+    from deltalab.exercises import parse_template
+
+    with pytest.raises(SpecError, match=r"generate\.ask: steps\.3\.loss: the problem has 2 training steps"):
+        generate(parse_template(TWO_STEPS.replace('"loss", ', '"steps.3.loss", '), "t.toml"), variants=1)
+    with pytest.raises(SpecError, match=r"expected steps\.N\.SECTION\.KEY"):
+        parse_template(TWO_STEPS.replace('"loss", ', '"steps.x.loss", '), "t.toml")
+
+
+def test_the_latex_matrix_allowance_is_the_widest_matrix():
+    from deltalab.exercises.documents import widest_matrix
+
+    row = " & ".join(["1"] * 12)
+    assert widest_matrix(r"$\begin{bmatrix}1 & 2 \\ 3 & 4\end{bmatrix}$") == 10  # amsmath's default at least
+    assert widest_matrix(r"\begin{bmatrix}" + row + r"\\ 1\end{bmatrix}") == 12
+    assert widest_matrix(r"\begin{pmatrix}\begin{bmatrix}1\end{bmatrix} & " + row + r"\end{pmatrix}") == 13

@@ -111,7 +111,7 @@ def _places(trace, problem, mistake, shown_decimals):
             continue
         nodes = quantity_nodes(derivation)
         answered = {n.id for n in nodes.values()}
-        values = dict(derivation.values())
+        values = _as_checked(derivation)
         evaluator = Evaluator(values)
         for node in nodes.values():
             context = Context(node, expand(node.formula, derivation, answered), derivation, values,
@@ -156,15 +156,35 @@ def has_place(trace, problem, mistake) -> bool:
     return False
 
 
+def _answered(derivation) -> list:
+    """The ids of the quantities ``check`` grades, in reading order."""
+    from ..check.grading import quantity_nodes
+
+    return [n.id for n in quantity_nodes(derivation).values()]
+
+
+def _as_checked(derivation) -> dict:
+    """The step's values as ``check`` computes them from an answers file holding every true
+    value: the answered quantities as recorded, the rest (local derivatives, BPTT
+    contributions) recomputed from them."""
+    return derivation.replay({id: derivation[id].value for id in _answered(derivation)})
+
+
 def carried_values(trace, step_index, node_id, value) -> list:
-    """Every step's values with ``node_id`` of step ``step_index`` set to ``value`` and
-    everything after it recomputed (as ``check`` carries a student's numbers forward)."""
+    """Every step's values with ``node_id`` of step ``step_index`` set to ``value`` and every
+    quantity after it recomputed (later steps start from the updated parameters so
+    computed), as ``check`` carries a student's numbers forward.  Quantities before it keep
+    their recorded values exactly."""
     out, carried = [], {}
     for index, step in enumerate(trace.steps, start=1):
         derivation = step.derivation
         overrides = {f"parameters_before:{name}": v for name, v in carried.items()
                      if f"parameters_before:{name}" in derivation.nodes}
-        if index == step_index:
+        if index < step_index:
+            overrides.update({id: derivation[id].value for id in _answered(derivation)})
+        elif index == step_index:
+            answered = _answered(derivation)
+            overrides.update({id: derivation[id].value for id in answered[:answered.index(node_id)]})
             overrides[node_id] = value
         values = derivation.replay(overrides)
         carried = {n.key: values[n.id] for n in derivation if n.kind == "update"}
@@ -173,10 +193,11 @@ def carried_values(trace, step_index, node_id, value) -> list:
 
 
 def written_number(value) -> Written:
-    """A number to 12 significant digits (0.15000000000000002 as 0.15), written with at least
-    MIN_DECIMALS decimals: ``check`` reads its tolerance from the decimals written, so a
-    wrong 1 written as "1" would pass for 1.5."""
-    v = float(f"{float(value):.12g}")
+    """A number with every digit it needs to read back as the same float (so ``check``
+    recomputes exactly the values written), and at least MIN_DECIMALS decimals: ``check``
+    reads its tolerance from the decimals written, so a wrong 1 written as "1" would pass
+    for 1.5."""
+    v = float(value)
     v = 0.0 if v == 0 else v
     return Written(np.format_float_positional(v, unique=True, trim="k", min_digits=MIN_DECIMALS))
 

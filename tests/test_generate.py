@@ -319,6 +319,11 @@ def test_the_moodle_quiz_has_one_cloze_question_per_variant_with_the_keys_number
     assert root.tag == "quiz"
     questions = [q for q in root.findall("question") if q.get("type") == "cloze"]
     assert len(questions) == COUNTS[name]
+    raw = (out / "quiz.xml").read_text(encoding="utf-8")
+    assert raw.count('<questiontext format="html">\n      <text><![CDATA[') == COUNTS[name]  # HTML kept verbatim
+    settings = _toml(Path(__file__).parents[1] / f"src/deltalab/examples/templates/{name}.toml")["generate"]
+    # half a unit of the last decimal of an exact key, else one unit of the 4th shown decimal
+    wanted = 0.5 * 10.0 ** -settings["decimals"] if "decimals" in settings else 1e-4
     assert [q.get("type") for q in root.findall("question")].count("category") == 1
     for question, path in zip(questions, _variants(out)):
         text = question.find("questiontext/text").text
@@ -331,7 +336,7 @@ def test_the_moodle_quiz_has_one_cloze_question_per_variant_with_the_keys_number
             expected += np.asarray(value, dtype=float).reshape(-1).tolist()
         assert len(blanks) == len(expected)
         tolerance = float(blanks[0][1])
-        assert 0 < tolerance <= 0.5
+        assert {float(t) for _, t in blanks} == {tolerance} == {wanted}
         np.testing.assert_allclose([float(v) for v, _ in blanks], expected, atol=tolerance)
         assert question.find("name/text").text.endswith(f"variant {int(path.stem[-2:])}")
 

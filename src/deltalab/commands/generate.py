@@ -21,7 +21,9 @@ def register(subparsers):
     p.add_argument("--stress", action="store_true",
                    help="also write stress.json and print a summary (tries, rejections, ranges)")
     p.add_argument("--list", action="store_true", help="list the built-in templates and exit")
-    p.add_argument("--plant-mistake", metavar="ID", help="show each key's worked solution with this mistake planted")
+    p.add_argument("--plant-mistake", metavar="ID",
+                   help="'find the error': each variant's worked solution with this mistake of `deltalab check`'s "
+                        "library planted (sheets show it, keys correct it, planted/ holds it as answers files)")
     p.set_defaults(run=run)
 
 

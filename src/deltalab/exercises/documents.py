@@ -278,11 +278,14 @@ def planted_solution(v):
             parts = {node.id: (formula, value) for node, formula, value in planted.rewritten_parts(step.derivation)}
             parts.setdefault(planted.node.id, (planted.formula, values[planted.node.id]))
         rows = []
+        named = {n.symbol for n in step.derivation if n.kind != "local"}
         for node in step.derivation:
-            if node.kind not in PLANTED_KINDS or node.formula is None:
-                continue
+            if node.kind not in PLANTED_KINDS or (node.formula is None and node.kind != "local"):
+                continue  # givens are in the question; an equations problem's local derivatives are numbers
+            if node.kind == "local" and node.symbol in named:
+                continue  # ∂L/∂ŷ as a local derivative and as the delta: once
             formula, value = parts.get(node.id, (node.formula, values[node.id]))
-            text = formula.text()
+            text = None if formula is None else formula.text()
             rows.append((node.symbol, None if text == node.symbol else text, value))
         out.append((index, rows))
     return out

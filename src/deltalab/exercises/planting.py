@@ -96,15 +96,13 @@ def _loss_name(problem):
     return problem.loss if problem.model_type != "equations" else "equations"
 
 
-def _places(trace, problem, mistake, shown_decimals):
-    """[(step, node, [(formula, explanation, value)])]: every quantity where ``mistake``'s
-    rule gives a visibly different value of the right shape, in reading order."""
-    from ..check.formulas import Evaluator, expand
+def _contexts(trace, problem):
+    """(step, node, values, context) for every quantity ``check`` grades, as check sees it
+    when every quantity is answered (so a rule rewrites the quantity's own formula)."""
+    from ..check.formulas import expand
     from ..check.grading import quantity_nodes
     from ..check.mistakes import Context
 
-    visible = 10.0 ** -shown_decimals
-    places = []
     for index, step in enumerate(trace.steps, start=1):
         derivation = step.derivation
         if derivation is None:
@@ -112,48 +110,42 @@ def _places(trace, problem, mistake, shown_decimals):
         nodes = quantity_nodes(derivation)
         answered = {n.id for n in nodes.values()}
         values = _as_checked(derivation)
-        evaluator = Evaluator(values)
         for node in nodes.values():
-            context = Context(node, expand(node.formula, derivation, answered), derivation, values,
-                              _loss_name(problem), answered)
-            found = []
-            for variant in mistake.variants(context):
-                evaluate = evaluator if variant.values is None else Evaluator(variant.values)
-                try:
-                    with np.errstate(all="ignore"):
-                        value = evaluate(variant.formula)
-                except (ValueError, IndexError, TypeError, KeyError):
-                    continue
-                true = np.asarray(node.value, dtype=np.float64)
-                if value.shape != true.shape or not np.all(np.isfinite(value)):
-                    continue
-                if np.max(np.abs(value - true), initial=0.0) < visible:
-                    continue
+            yield index, node, values, Context(node, expand(node.formula, derivation, answered), derivation, values,
+                                               _loss_name(problem), answered)
+
+
+def _places(trace, problem, mistake, shown_decimals):
+    """[(step, node, [(formula, explanation, value)])]: every quantity where ``mistake``'s
+    rule gives a visibly different value of the right shape, in reading order."""
+    from ..check.formulas import Evaluator
+
+    visible = 10.0 ** -shown_decimals
+    places, evaluators = [], {}
+    for index, node, values, context in _contexts(trace, problem):
+        evaluator = evaluators.setdefault(index, Evaluator(values))
+        true = np.asarray(node.value, dtype=np.float64)
+        found = []
+        for variant in mistake.variants(context):
+            evaluate = evaluator if variant.values is None else Evaluator(variant.values)
+            try:
+                with np.errstate(all="ignore"):
+                    value = evaluate(variant.formula)
+            except (ValueError, IndexError, TypeError, KeyError):
+                continue
+            if value.shape != true.shape or not np.all(np.isfinite(value)):
+                continue
+            if np.max(np.abs(value - true), initial=0.0) >= visible:
                 found.append((variant.formula, variant.explanation, value))
-            if found:
-                places.append((index, node, found))
+        if found:
+            places.append((index, node, found))
     return places
 
 
 def has_place(trace, problem, mistake) -> bool:
     """Whether ``mistake``'s rule rewrites any formula of the problem at all (whatever the numbers)."""
-    from ..check.formulas import expand
-    from ..check.grading import quantity_nodes
-    from ..check.mistakes import Context
-
-    for step in trace.steps:
-        derivation = step.derivation
-        if derivation is None:
-            continue
-        nodes = quantity_nodes(derivation)
-        answered = {n.id for n in nodes.values()}
-        values = dict(derivation.values())
-        for node in nodes.values():
-            context = Context(node, expand(node.formula, derivation, answered), derivation, values,
-                              _loss_name(problem), answered)
-            if next(iter(mistake.variants(context)), None) is not None:
-                return True
-    return False
+    return any(next(iter(mistake.variants(context)), None) is not None
+               for _, _, _, context in _contexts(trace, problem))
 
 
 def _answered(derivation) -> list:
@@ -218,8 +210,8 @@ def solution_text(trace, values, name, mistake_id) -> str:
     for index, (step, step_values) in enumerate(zip(trace.steps, values), start=1):
         for (section, key), node in quantity_nodes(step.derivation).items():
             entries.append((index, section, None if section == "loss" else key, _nested(step_values[node.id])))
-    return (f"# {name}: a worked solution with the mistake {mistake_id} planted (deltalab generate); "
-            f"`deltalab check {name}.toml` of it names the mistake\n" + answers_text(entries))
+    return (f"# the worked solution of {name}.toml with the mistake {mistake_id} planted (deltalab generate "
+            f"--plant-mistake): `deltalab check {name}.toml planted/{name}.toml` names it\n" + answers_text(entries))
 
 
 def plant(variant, mistake, shown_decimals=4, name=None):

@@ -4,7 +4,8 @@ A template (:mod:`.template`) is a problem file whose numbers may be draws, plus
 ``[generate]`` table of constraints (:mod:`.constraints`) and the quantities to ask.  Each
 draw is resolved into a plain problem file, solved, and kept only if every constraint holds
 on its derivation record (:mod:`.engine`); the kept variants are written as problem files,
-sheets, keys, answers files, a Moodle quiz and a stress report (:mod:`.documents`).
+sheets, keys, answers files, a Moodle quiz and a stress report (:mod:`.documents`); with a
+mistake of ``deltalab check``'s library planted, as "find the error" solutions (:mod:`.planting`).
 """
 from __future__ import annotations
 

@@ -205,7 +205,7 @@ def generate_variants(template, count, seed=0, mistake=None) -> Generation:
                           else RoundedNumbers(template.settings.display_decimals, template.settings.tolerance))
     ask = template.settings.ask
     shown = shown_decimals(generation.numbers)
-    unplanted = 0  # draws in a row that met the constraints but could not host the mistake
+    unplanted = 0  # draws that met the constraints but could not host the mistake
     for number in range(1, count + 1):
         rejected = Counter()
         for tries in range(1, template.settings.max_tries + 1):

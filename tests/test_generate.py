@@ -360,6 +360,7 @@ def test_stress_report_counts_tries_and_ranges(made):
     assert stress["variants"] == COUNTS["conv-pool-dense"] == len(stress["tries_per_variant"])
     assert stress["draws"] == sum(stress["tries_per_variant"]) == stress["variants"] + sum(stress["rejected"].values())
     assert set(stress["constraints"]) == {"decimals", "no_dead_relu", "no_ties", "nonzero_gradients", "distinct"}
+    assert stress["plant_mistake"] is None
     loss = [_answers(out, p)["loss"] for p in _variants(out)]
     assert stress["ranges"]["loss"] == {"min": min(loss), "max": max(loss)}
 
@@ -817,3 +818,18 @@ def test_the_latex_matrix_allowance_is_the_widest_matrix():
     assert widest_matrix(r"$\begin{bmatrix}1 & 2 \\ 3 & 4\end{bmatrix}$") == 10  # amsmath's default at least
     assert widest_matrix(r"\begin{bmatrix}" + row + r"\\ 1\end{bmatrix}") == 12
     assert widest_matrix(r"\begin{pmatrix}\begin{bmatrix}1\end{bmatrix} & " + row + r"\end{pmatrix}") == 13
+
+
+def test_a_planted_key_of_exact_fractions_writes_the_right_value_as_a_fraction():
+    from deltalab.check import check
+    from deltalab.exercises import parse_template
+
+    text = (Path(__file__).parents[1] / "src/deltalab/examples/templates/elman-relu-cell.toml").read_text()
+    text = text.replace("decimals = 2", "exact = true\nmax_denominator = 16").replace("learning_rate = 0.1",
+                                                                                      "learning_rate = 0.125")
+    result = generate(parse_template(text, "fractions.toml"), variants=1, seed=1, plant_mistake="update_sign")
+    planted = result.variants[0].planted
+    right = re.search(r"The right value of \S+: (\S+)\.\n", result.files["key.md"]).group(1)
+    true = result.variants[0].trace.steps[0].derivation[planted.node.id].value
+    assert Fraction(right.replace("−", "-")) == Fraction(float(true)).limit_denominator(16) == Fraction(float(true))
+    assert check(result.variants[0].problem, planted.text).mistake_ids == ["update_sign"]

@@ -299,7 +299,7 @@ def _shown(generation):
 
 def mistake_statement(v) -> tuple:
     """(where, what, correction, right value): the answer to "find the error", as plain text
-    (the value an array)."""
+    (the right value an array, written as the key writes values)."""
     planted, node = v.planted, v.planted.node
     derivation = v.trace.steps[planted.step - 1].derivation
     step = f" in training step {planted.step}" if len(v.trace.steps) > 1 else ""
@@ -325,7 +325,7 @@ def _markdown_planted(v, generation, answers) -> list:
         out.append("")
     if answers:
         where, what, correction, right = mistake_statement(v)
-        out += ["### The mistake", "", where, "", what, "", f"{correction} {bracket_text(right, number)}.", ""]
+        out += ["### The mistake", "", where, "", what, "", f"{correction} {bracket_text(right, generation.numbers.text)}.", ""]
     return out
 
 
@@ -343,7 +343,7 @@ def _latex_planted(v, generation, answers) -> list:
     if answers:
         where, what, correction, right = mistake_statement(v)
         out += [r"\subsubsection*{The mistake}", latex_text(where), "", latex_text(what), "",
-                latex_text(correction) + f" ${latex_array(right, number)}$."]
+                latex_text(correction) + f" ${latex_array(right, generation.numbers.text)}$."]
     return out
 
 
@@ -360,7 +360,7 @@ def _html_planted(v, generation, answers) -> str:
     if answers:
         where, what, correction, right = mistake_statement(v)
         out += ["<h3>The mistake</h3>", f"<p>{html.escape(where)}</p>", f"<p>{html.escape(what)}</p>",
-                f"<p>{html.escape(correction)} {html_array(right, number)}.</p>"]
+                f"<p>{html.escape(correction)} {html_array(right, generation.numbers.text)}.</p>"]
     return "\n".join(out)
 
 

@@ -1,7 +1,11 @@
 """``deltalab generate``: for every shipped template, variants whose constraints hold by the
 test's own computation (exact fractions or torch, never the generator's predicates), whose
-files solve to their key, whose Moodle quiz matches the key; determinism, bounded draws and
-template errors."""
+files solve to their key, whose answers files check gives full marks, whose Moodle quiz
+matches the key; planted mistakes that check names alone; keys of several training steps
+(torch); determinism, bounded draws and template errors.
+
+Generated folders are shared per module (fixtures); where the count of variants does not
+matter (pdflatex) two are made."""
 from __future__ import annotations
 
 import re
@@ -622,6 +626,15 @@ def test_check_names_exactly_the_planted_mistake_for_every_mistake_a_template_ho
         before = graded.quantities[:graded.quantities.index(wrong[0])]
         assert all(q.verdict == "right" for q in before)  # nothing before the mistake is touched
     assert set(hosted) <= set(IDS)
+    # and every variant of the 50 hosts one of them (taken in turn), named alone by check
+    must = sorted(MUST_HOST[name])
+    for number, variant in enumerate(result.variants):
+        if not must:
+            break
+        turn = must[number % len(must):] + must[:number % len(must)]
+        planted = next(p for p in (plant(variant, load_mistakes()[id]) for id in turn) if p is not None)
+        graded = check(variant.problem, planted.text, trace=variant.trace)  # the variant solved once above
+        assert graded.mistake_ids == [planted.id], variant.name
 
 
 def test_a_planted_sign_flip_is_the_uphill_update_by_exact_fractions(made):

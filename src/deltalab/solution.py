@@ -112,7 +112,9 @@ def solve(problem, check_torch=False, exact=False) -> Solution:
     from .solve import solve_problem
 
     problem = _problem(problem)
-    return Solution(problem, solve_problem(problem, check_torch=check_torch, exact=exact))
+    trace = solve_problem(problem, check_torch=check_torch, exact=exact)
+    trace.statement = problem.description  # the problem as its author states it, shown first
+    return Solution(problem, trace)
 
 
 __all__ = ["Solution", "load_example", "scoped_css", "solve"]

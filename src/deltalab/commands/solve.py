@@ -45,6 +45,7 @@ def run(args):
         check_output_path(args.output)  # before the work: a refused -o costs nothing
     problem = load_problem(problem_path(args))
     trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
+    trace.statement = problem.description  # the problem as its author states it, shown first
     from .. import report
 
     if args.format == "terminal" and not args.output:

@@ -16,9 +16,8 @@ from ..trace import ChainPath, LocalDerivative, PathSum
 from .evaluate import EngineBackend, evaluate
 
 JACOBIAN_LIMIT = 4096  # entries of a local Jacobian kept (output size × input size)
-PATHS_SHOWN = 6  # paths per parameter written out in the report
+PATHS_SHOWN = 6  # largest paths per parameter kept and written out in the report
 SHOWN_PATH_EDGES = 100  # a longer path is counted and summed but not written out
-SHOWN_FACTORS = 20_000  # local derivatives multiplied for the written-out paths of all parameters
 
 
 def _local_graph(graph, node, values):
@@ -89,55 +88,77 @@ def local_derivatives(graph, values, loss_key):
     return edges, delta
 
 
-def path_sums(graph, edges, delta, loss_key, loss_ndim=0):
+def path_sums(graph, edges, delta, loss_key, loss_ndim=0):  # noqa: ARG001 (loss_ndim: the loss's shape is delta's)
     """parameter -> PathSum: the number of paths from the loss to the parameter, their sum, and
-    the first :data:`PATHS_SHOWN` of them written out.
+    the :data:`PATHS_SHOWN` largest of them (by |contribution|) written out, largest first.
 
     Linear in the graph size, however many paths there are: the count and the sum are formed by
     dynamic programming over the graph in backward order — the sum at a node is Σ over its
     consumers n of (sum at n) · ∂n/∂node, which by distributivity *is* the sum over every path
-    of the product of its local Jacobians — and only the shown paths are listed one by one."""
+    of the product of its local Jacobians.  The largest paths come from the same sweep: each
+    node keeps its :data:`PATHS_SHOWN` largest partial products from the loss, and a node's
+    largest paths are among its consumers' largest ones times the edge's derivative (exact for
+    scalar nodes, where |a·b| = |a|·|b|; for tensor nodes the partial products are ranked by
+    the sum of their absolute entries, a close guide)."""
     jacobian = {(e.output, e.input): e.value for e in edges}
-    consumers = {}
-    for e in edges:
-        consumers.setdefault(e.input, []).append(e.output)
     count = {loss_key: 1}
-    summed = {loss_key: np.ones(np.shape(delta[loss_key]))}  # None: a Jacobian on the way is too large
-    distance = {loss_key: 0}  # edges of the shortest path up to the loss
+    start = np.ones(np.shape(delta[loss_key]))
+    summed = {loss_key: start}  # None: a Jacobian on the way is too large
+    best = {loss_key: [(start, (loss_key, None), 0)]}  # (partial product, path link, edges)
+    parameters = set(graph.parameters)
     for key in reversed(list(graph.nodes)):
         if key not in count:
             continue
+        partial = best.get(key, []) if key in parameters else best.pop(key, [])
         for k in graph.nodes[key].operands:
             if (key, k) not in jacobian:
                 continue
             count[k] = count.get(k, 0) + count[key]
-            distance[k] = min(distance.get(k, distance[key] + 1), distance[key] + 1)
             factor, above = jacobian[(key, k)], summed[key]
+            if factor is not None and partial:
+                candidates = best.get(k, []) + [(_contract(vector, factor), (k, link), depth + 1)
+                                                for vector, link, depth in partial
+                                                if depth < SHOWN_PATH_EDGES]
+                best[k] = _largest(candidates, PATHS_SHOWN)
             if factor is None or above is None or summed.get(k, 0) is None:
                 summed[k] = None
                 continue
             share = _contract(above, factor)
             summed[k] = share if k not in summed else summed[k] + share
-    out, factors_left = {}, SHOWN_FACTORS
+    out = {}
     for name in graph.parameters:
         total = count.get(name, 0)
         if total == 0:
             out[name] = PathSum(name, 0, [], np.zeros(np.shape(graph.nodes[name].value)), "no path: the gradient is 0")
             continue
-        paths = []
-        if distance[name] <= SHOWN_PATH_EDGES and factors_left > 0:
-            paths = _first_paths(name, loss_key, consumers, distance, PATHS_SHOWN)
-            factors_left -= sum(len(p) - 1 for p in paths)
-        products = [_product(p, jacobian, loss_ndim) for p in paths]
+        shown = []
+        for vector, link, _ in best.get(name, []):
+            path = _unlink(link)
+            shown.append(ChainPath(path, [jacobian[(a, b)] for a, b in zip(path, path[1:])], vector))
         if summed[name] is not None:
             value = summed[name]
             method = f"sum over all {_count(total)} paths" if total > 1 else "the one path"
         else:
             value = delta[name]
             method = "backward accumulation (Σ over consumers of local derivative × delta)"
-        shown = [ChainPath(p, factors, v) for p, (factors, v) in zip(paths, products) if v is not None]
         out[name] = PathSum(name, total, shown, np.asarray(value, dtype=np.float64), method)
     return out
+
+
+def _largest(candidates, limit):
+    """The ``limit`` partial products of largest magnitude, in a stable order."""
+    ranked = sorted(candidates, key=lambda c: -float(np.abs(np.asarray(c[0])).sum()))
+    return ranked[:limit]
+
+
+def _unlink(link):
+    """A path kept as links (node, link towards the loss) as the list [loss, …, node]: a path
+    costs one link per edge while the sweep runs, not a copied list."""
+    path = []
+    while link is not None:
+        path.append(link[0])
+        link = link[1]
+    return path[::-1]
 
 
 def _count(total):
@@ -150,41 +171,6 @@ def _count(total):
     if mantissa >= 10:
         mantissa, exponent = mantissa / 10, exponent + 1
     return f"{mantissa:.1f}e+{exponent}"
-
-
-def _first_paths(parameter, loss_key, consumers, distance, limit):
-    """The first ``limit`` paths [loss, …, parameter] of at most :data:`SHOWN_PATH_EDGES` edges,
-    depth first from the parameter upwards.
-
-    Only consumers that can still reach the loss within that length are followed (``distance``:
-    their shortest way up), and a path is a chain of links, not a copied list, so each path
-    found costs about its length, however large the graph."""
-    paths, stack = [], [(parameter, None, 0)]
-    while stack and len(paths) < limit:
-        node, link, depth = stack.pop()
-        link = (node, link)
-        if node == loss_key:
-            path = []
-            while link is not None:
-                path.append(link[0])
-                link = link[1]
-            paths.append(path)
-            continue
-        for consumer in reversed(consumers.get(node, [])):
-            if consumer in distance and depth + 1 + distance[consumer] <= SHOWN_PATH_EDGES:
-                stack.append((consumer, link, depth + 1))
-    return paths
-
-
-def _product(path, jacobian, loss_ndim):
-    """(factors, product) of the local Jacobians along ``path``; (factors, None) if one is missing."""
-    factors = [jacobian.get((a, b)) for a, b in zip(path, path[1:])]
-    if any(f is None for f in factors):
-        return factors, None
-    vector = factors[0].reshape(factors[0].shape[loss_ndim:])  # the loss is one number
-    for factor in factors[1:]:
-        vector = _contract(vector, factor)
-    return factors, vector
 
 
 def _contract(vector, factor):
@@ -210,4 +196,4 @@ def contributions(graph, edges, formula):
     return out
 
 
-__all__ = ["JACOBIAN_LIMIT", "PATHS_SHOWN", "SHOWN_FACTORS", "SHOWN_PATH_EDGES", "contributions", "local_derivatives", "path_sums"]
+__all__ = ["JACOBIAN_LIMIT", "PATHS_SHOWN", "SHOWN_PATH_EDGES", "contributions", "local_derivatives", "path_sums"]

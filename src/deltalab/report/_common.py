@@ -60,17 +60,18 @@ def integral(array: np.ndarray) -> bool:
         and bool(np.all(array == np.round(array)))
 
 
-def cells(array: np.ndarray, decimals: int) -> list:
+def cells(array: np.ndarray, decimals: int, keep_decimals: bool = False) -> list:
     """Rows of formatted numbers of an array of ≤ 2 dimensions (a vector is one row).
 
-    An array of whole numbers (an image, a one-hot target) is written without decimals.
+    An array of whole numbers (an image, a one-hot target) is written without decimals,
+    unless ``keep_decimals`` (it stands beside arrays with decimals).
     """
     array = np.atleast_2d(array)
-    places = 0 if integral(array) else decimals
+    places = 0 if integral(array) and not keep_decimals else decimals
     return [[number(v, places) for v in row] for row in array]
 
 
-def text_block(value, decimals: int) -> list:
+def text_block(value, decimals: int, keep_decimals: bool = False) -> list:
     """Lines of a readable matrix: ``[a  b]`` for a vector, ⎡⎢⎣ brackets for rows aligned by column."""
     array = as_array(value)
     if array.ndim == 0:
@@ -78,14 +79,14 @@ def text_block(value, decimals: int) -> list:
     if array.ndim > 2:
         lines = Stacked()
         for i, (label, part) in enumerate(slices(array)):
-            block = text_block(part, decimals)
+            block = text_block(part, decimals, keep_decimals)
             if i == 0:
                 lines.anchor = (len(block) - 1) // 2
             elif len(block) > 1 or len(lines[-1]) > 1:
                 lines.append("")
             lines.extend(hcat([f"{label}: ", block]))
         return lines
-    rows = cells(array, decimals)
+    rows = cells(array, decimals, keep_decimals)
     if not rows or not rows[0]:
         return ["[]"]
     widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
@@ -252,7 +253,7 @@ _TOKEN = re.compile(
     r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
     r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
     r"|(?P<power>\^[0-9]+)"
-    r"|(?P<word>[A-Za-z]{2,})"
+    r"|(?P<word>[A-Za-z]{2,}(?:_[A-Za-z0-9]+)*)"
     r"|(?P<char>.)",
     re.S,
 )
@@ -266,32 +267,42 @@ def _latex_name(name: str) -> str:
     return r"\mathrm{" + name + "}"
 
 
-def latex(text: str) -> str:
+def layer_notation(trace) -> bool:
+    """Whether ``W1``, ``b1``, ``H1`` name layer 1's parameters (written W^[1]): in the layered
+    models, where the number is the layer; an equations problem's names (``w1``, ``b1``) are
+    the student's own and are written as typed."""
+    return getattr(trace, "model_type", "") != "equations"
+
+
+def latex(text: str, layers: bool = True) -> str:
     """Plain-text lecture notation (``δ[1](t) · x[1](t−1)ᵀ``, ``W1``, ``½ Σ_t``) as KaTeX-safe LaTeX.
 
-    Nodes become ``{\\delta^{[1]}}(t)``, parameters ``{W^{[1]}}``; unknown characters go in
-    ``\\text{}``; every macro is followed by a space so it never runs into the next letter.
+    Nodes become ``{\\delta^{[1]}}(t)``, parameters ``{W^{[1]}}`` (``layers``: else as typed);
+    ``w_xi`` is w with the subscript xi, a longer name with underscores (``loss_steps``) is text;
+    unknown characters go in ``\\text{}``; every macro is followed by a space so it never runs
+    into the next letter.
     """
     out = []
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if m.group("deriv"):
-            out.append(r"\frac{\partial " + latex(m.group("of")) + r"}{\partial " + latex(m.group("by")) + "}")
+            out.append(r"\frac{\partial " + latex(m.group("of"), layers) + r"}{\partial "
+                       + latex(m.group("by"), layers) + "}")
         elif kind in ("node", "name", "layer", "step"):
-            base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer")) + "]}}"
+            base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer"), layers) + "]}}"
             if m.group("step") is not None:
-                base += "(" + latex(m.group("step")) + ")"
+                base += "(" + latex(m.group("step"), layers) + ")"
             out.append(base)
         elif kind == "func":
             out.append(r"\operatorname{" + m.group().replace("_", r"\_") + "}")
         elif kind == "param":
             p = m.group()
-            out.append("{" + p[0] + "^{[" + p[1:] + "]}}")
+            out.append("{" + p[0] + "^{[" + p[1:] + "]}}" if layers else p)
         elif kind == "sub":
             body = m.group()[1:]
             if body.startswith("{"):
                 body = body[1:-1]
-            out.append("_{" + latex(body) + "}")
+            out.append("_{" + latex(body, layers) + "}")
         elif kind == "sup":
             out.append("^{" + " ".join(_SUPERSCRIPTS[c] for c in m.group()) + "}")
         elif kind == "subs":
@@ -299,7 +310,7 @@ def latex(text: str) -> str:
         elif kind == "power":
             out.append("^{" + m.group()[1:] + "}")
         elif kind == "word":
-            out.append(r"\text{" + m.group() + "}")
+            out.append(r"\text{" + m.group().replace("_", r"\_") + "}")
         else:
             c = m.group()
             if unicodedata.combining(c):
@@ -316,25 +327,46 @@ def latex(text: str) -> str:
     return "".join(out)
 
 
-def html_symbol(text: str) -> str:
-    """Plain-text notation as escaped HTML with ``z<sup>[1]</sup>(2)`` and ``W<sup>[1]</sup>``."""
+_HTML_NOTATION = re.compile(
+    r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]"
+    r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
+    r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-z][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
+    r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
+    r"|(?P<power>\^(?P<exponent>[0-9]+))")
+_HTML_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[,=]))-(?=[0-9.])| - ")
+
+
+def html_minus(text: str) -> str:
+    """ASCII hyphens that are minus signs (-0.5, a - b) as U+2212, as maths is typeset."""
+    return _HTML_MINUS.sub(lambda m: " − " if m.group() == " - " else "−", text)
+
+
+def html_symbol(text: str, layers: bool = True) -> str:
+    """Plain-text notation as escaped HTML with ``z<sup>[1]</sup>(2)`` and ``W<sup>[1]</sup>``
+    (``layers``: else W1 as typed); ``w_xi`` as w<sub>xi</sub>, a longer name with underscores
+    (``half_squared_error``) as typed; minus signs as U+2212."""
     from html import escape
+
+    def plain(part):
+        return escape(html_minus(part))
 
     out = []
     pos = 0
-    pattern = re.compile(r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
-                         r"|_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)")
-    for m in pattern.finditer(text):
-        out.append(escape(text[pos:m.start()]))
+    for m in _HTML_NOTATION.finditer(text):
+        out.append(plain(text[pos:m.start()]))
         if m.group("name"):
             out.append(f"{escape(m.group('name'))}<sup>[{escape(m.group('layer'))}]</sup>")
         elif m.group("param"):
             p = m.group("param")
-            out.append(f"{p[0]}<sup>[{p[1:]}]</sup>")
+            out.append(f"{p[0]}<sup>[{p[1:]}]</sup>" if layers else p)
+        elif m.group("base"):
+            out.append(f"{escape(m.group('base'))}<sub>{plain(m.group('sub').strip('{}'))}</sub>")
+        elif m.group("word"):
+            out.append(escape(m.group("word")))
         else:
-            out.append(f"<sub>{escape(m.group('sub').strip('{}'))}</sub>")
+            out.append(f"<sup>{m.group('exponent')}</sup>")
         pos = m.end()
-    out.append(escape(text[pos:]))
+    out.append(plain(text[pos:]))
     return "".join(out)
 
 
@@ -343,7 +375,7 @@ def html_symbol(text: str) -> str:
 def term_block(term, decimals: int) -> list:
     if isinstance(term.content, str):
         return [term.content]
-    return text_block(term.content, decimals)
+    return text_block(term.content, decimals, term.keep_decimals)
 
 
 def _row_parts(row, decimals, first_symbol):
@@ -357,7 +389,9 @@ def _row_parts(row, decimals, first_symbol):
 
 
 def chain_lines(chain, decimals: int, width: int) -> list:
-    """``lhs = row₁ = row₂`` on one line if it fits in ``width``; else a row per line, else a term per line."""
+    """``lhs = row₁ = row₂`` on one line if it fits in ``width``; else a row per line, a row too
+    wide filled line by line with whole terms (a number or matrix is never split; a long product
+    of factors is broken before a ``·``). Only a single term wider than ``width`` overflows."""
     parts = [chain.lhs]
     for row in chain.rows:
         parts += _row_parts(row, decimals, " = ")
@@ -369,21 +403,60 @@ def chain_lines(chain, decimals: int, width: int) -> list:
     for i, row in enumerate(chain.rows):
         head = chain.lhs if i == 0 else indent
         lines = hcat([head] + _row_parts(row, decimals, " = "))
-        if width_of(lines) <= width or len(row) == 1:
+        if width_of(lines) <= width or len(row) == 1 and not _breakable(row[0], width - len(head) - 3):
             out += lines
             continue
-        # one term per line; a short notation term (a factor like η) stays with the next term
-        pieces, pending = [], []
-        for j, term in enumerate(row):
-            symbol = " = " if j == 0 else f" {term.op} "
-            if pending:
-                symbol = " " + symbol.strip() + " " if symbol.strip() else " "
-            pending += [symbol, term_block(term, decimals)]
-            if not (isinstance(term.content, str) and len(term.content) <= 8 and j < len(row) - 1):
-                pieces.append(pending)
-                pending = []
-        for j, piece in enumerate(pieces):
-            out += hcat([head if j == 0 else indent] + piece)
+        out += _filled(row, decimals, head, indent, width)
+    return out
+
+
+def _breakable(term, room) -> bool:
+    return isinstance(term.content, str) and len(term.content) > room and "·" in term.content
+
+
+def _pieces(row, room, decimals):
+    """(operator, block, kind) for each term of a row, kind "term", "first factor" or "factor":
+    a notation term longer than ``room`` (a product of many factors) comes as several pieces,
+    broken before each ``·``; a term without an operator (a label such as "(4 more paths)", a
+    number in a substituted formula) stays with the one before it unless it starts with + or −."""
+    pieces = []  # [op, [blocks], kind]
+    for j, term in enumerate(row):
+        op = "=" if j == 0 else term.op
+        content = term.content
+        if isinstance(content, str) and len(content) > room and "·" in content:
+            factors = content.split(" · ") if " · " in content else content.split("·")
+            for k, factor in enumerate(factors):
+                pieces.append([op if k == 0 else "·", [factor.strip()], "factor" if k else "first factor"])
+        elif not op and pieces and isinstance(content, str) and content.strip()[:1] in ("+", "−"):
+            pieces.append([content.strip()[0], [content.strip()[1:].strip()] if content.strip()[1:].strip() else [],
+                           "term"])
+        elif not op and pieces:
+            blocks = pieces[-1][1]
+            if blocks and not (isinstance(content, str) and content.startswith((" ", ")"))):
+                blocks.append(" " if not isinstance(content, str) else "")
+            blocks.append(term_block(term, decimals))
+        else:
+            pieces.append([op, [term_block(term, decimals)], "term"])
+    return [(op, hcat(blocks) if blocks else [""], kind) for op, blocks, kind in pieces]
+
+
+def _filled(row, decimals, head, indent, width) -> list:
+    """A row too wide for one line, filled greedily: each line starts with an operator; a term
+    written as several lines of factors starts and ends its own lines."""
+    out, current, in_factors = [], None, False
+    for op, block, kind in _pieces(row, width - len(indent) - 3, decimals):
+        if current is not None:
+            fresh = kind == "first factor" or (in_factors and kind == "term")
+            candidate = current + [f" {op} ", block]
+            if not fresh and width_of(hcat(candidate)) <= width:
+                current = candidate
+                continue
+            out += hcat(current)
+        lead = head if current is None and not out else indent
+        current = [lead + ("   " if kind == "factor" else "") + f" {op} ", block]
+        in_factors = kind != "term"
+    if current is not None:
+        out += hcat(current)
     return out
 
 

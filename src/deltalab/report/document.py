@@ -6,12 +6,13 @@ either notation (plain text, ``δ[1](1) · x[1](0)ᵀ``) or a recorded array.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .derived import substituted
-from ._common import delta_groups, general_formula, number, parameter_names, time_groups
+from ._common import delta_groups, general_formula, integral, number, parameter_names, time_groups
 
 LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
 JACOBIAN_SHOWN = 16  # entries of a tensor edge's Jacobian written out (larger: its shape only)
@@ -22,6 +23,7 @@ EXPRESSION_SHOWN = 600  # characters of an exact expression in text reports (all
 class Term:
     op: str  # "" for the first term of a row, else "+", "−", "·"
     content: object  # str (notation) or np.ndarray (a value)
+    keep_decimals: bool = False  # a whole-number array beside decimal ones: written with decimals too
 
 
 @dataclass
@@ -39,6 +41,25 @@ class Block:
     headers: list = field(default_factory=list)
 
 
+_MATHS = [(re.compile(r"\*\*"), "^"), (re.compile(r"\s*@\s*"), " "), (re.compile(r"\s*%\s*"), " mod "),
+          (re.compile(r"\s*==\s*"), " = "), (re.compile(r"\s*!=\s*"), " ≠ "), (re.compile(r"\s*<=\s*"), " ≤ "),
+          (re.compile(r"\s*>=\s*"), " ≥ "), (re.compile(r"(?<=[\w)\]]) - (?=[\w(\[])"), " − ")]
+_SUPERSCRIPT_DIGITS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def maths_notation(equation: str) -> str:
+    """An equation as written in a problem file, in maths notation: ``(h - y)^2`` → ``(h − y)²``,
+    ``W @ x`` → ``W x`` (a matrix product, as the lecture writes it), ``t % 2 == 0`` → ``t mod 2 = 0``."""
+    for pattern, replacement in _MATHS:
+        equation = pattern.sub(replacement, equation)
+    return re.sub(r"\^([0-9]+)(?![0-9.])", lambda m: m.group(1).translate(_SUPERSCRIPT_DIGITS), equation)
+
+
+def loss_name(name: str) -> str:
+    """``half_squared_error`` as words: half squared error."""
+    return name.replace("_", " ") if re.fullmatch(r"[a-z]+(?:_[a-z]+)+", name) else name
+
+
 def value_chain(label: str, array) -> Chain:
     return Chain(label, [[Term("", np.asarray(array, dtype=float))]])
 
@@ -51,13 +72,16 @@ def build(trace, decimals: int = 4) -> list:
     """The blocks of the worked solution of ``trace``, in reading order."""
     blocks = [Block("title", trace.title)]
     blocks.append(Block("heading", "Problem"))
+    statement = getattr(trace, "statement", "")  # the problem file's description, set by the caller
+    for paragraph in re.split(r"\n\s*\n", statement.strip()) if statement.strip() else []:
+        blocks.append(Block("text", " ".join(paragraph.split())))
     if trace.description:
         blocks.append(Block("list", items=list(trace.description)))
     equations = list(trace.equations) + ([trace.loss_formula] if trace.loss_formula else [])
     if equations:
-        blocks.append(Block("equations", "Equations", items=equations))
+        blocks.append(Block("equations", "Equations", items=[maths_notation(e) for e in equations]))
     training = f" Learning rate: η = {_lr(trace)}." if trace.learning_rate is not None else ""
-    blocks.append(Block("text", f"Loss function: {trace.loss_name}.{training}"))
+    blocks.append(Block("text", f"Loss function: {loss_name(trace.loss_name)}.{training}"))
     if trace.steps:
         first = trace.steps[0]
         blocks.append(Block("heading", "Parameters before", level=3))
@@ -68,7 +92,63 @@ def build(trace, decimals: int = 4) -> list:
         blocks += _step_blocks(trace, step, f"Step {step.index}: " if many else "", decimals, many)
     if trace.checks:
         blocks += _check_blocks(trace)
+    for block in blocks:
+        if block.kind == "chains":
+            _tidy(block.items, decimals)
     return blocks
+
+
+IMAGE_ENTRIES = 16  # a whole-number array with more entries (an image) keeps its integers in a list of values
+_OPERATOR_END = ("·", "×", "*", "/", "⊙", "(", "=")
+
+
+def _tidy(chains, decimals) -> None:
+    """Signs and decimals as the lecture writes a sum: "+ -0.0018" becomes "− 0.0018",
+    "0.5 · -0.0216" becomes "0.5 · (-0.0216)", and a whole-number array next to decimal ones
+    (in one chain, or in one list of values) is written with the same decimals."""
+    def arrays(chain):
+        return [t for row in chain.rows for t in row if not isinstance(t.content, str)]
+
+    def decimal(term):
+        return not integral(np.asarray(term.content, dtype=float))
+
+    listed = all(len(c.rows) == 1 and len(c.rows[0]) == 1 for c in chains)
+    if listed and any(decimal(t) for c in chains for t in arrays(c)):
+        for c in chains:
+            for t in arrays(c):
+                t.keep_decimals = t.keep_decimals or np.size(t.content) <= IMAGE_ENTRIES
+    for chain in chains:
+        terms = arrays(chain)
+        if any(decimal(t) for t in terms):
+            for t in terms:
+                t.keep_decimals = True
+        chain.rows = [_signed_row(row, decimals) for row in chain.rows]
+
+
+def _signed_row(row, decimals) -> list:
+    out = []
+    for term in row:
+        value = term.content
+        negative = not isinstance(value, str) and np.ndim(value) == 0 and number(value, decimals).startswith("-")
+        if not negative:
+            out.append(term)
+            continue
+        value = np.asarray(value, dtype=float)
+        previous = out[-1].content if out and isinstance(out[-1].content, str) and not term.op else None
+        if term.op == "+":
+            out.append(Term("−", -value, term.keep_decimals))
+        elif term.op in ("−", "·"):
+            out.append(Term(term.op, f"({number(value, decimals)})"))
+        elif previous is not None and previous.rstrip().endswith(("+", "−")):
+            stripped = previous.rstrip()
+            flipped = "−" if stripped.endswith("+") else "+"
+            out[-1] = Term(out[-1].op, stripped[:-1] + flipped + previous[len(stripped):], out[-1].keep_decimals)
+            out.append(Term(term.op, -value, term.keep_decimals))
+        elif previous is not None and previous.rstrip().endswith(_OPERATOR_END):
+            out.append(Term(term.op, f"({number(value, decimals)})"))
+        else:
+            out.append(term)
+    return out
 
 
 def _step_blocks(trace, step, prefix, decimals, many) -> list:
@@ -250,33 +330,41 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
                                        "derivatives", level=3))
         chains, notes = [], []
         for name, path_sum in step.paths.items():
-            rows = []
-            shown = path_sum.paths
-            if shown:
-                rows.append([Term("" if i == 0 else "+", " · ".join(f"∂{a}/∂{b}" for a, b in zip(p.nodes, p.nodes[1:])))
-                             for i, p in enumerate(shown)])
-                if all(np.size(f) == 1 for p in shown for f in p.factors):
-                    rows.append([Term("" if i == 0 else "+", "·".join(f"({number(np.asarray(f).reshape(-1)[0], decimals)})"
-                                                                   for f in p.factors)) for i, p in enumerate(shown)])
-                if len(shown) > 1:
-                    rows.append([_signed_term(i, np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)])
-                if path_sum.total > len(shown):
-                    rows[0].append(Term("+", f"… ({count(path_sum.total - len(shown))} more paths)"))
-            rows.append([Term("", np.asarray(path_sum.value, dtype=float))])
-            chains.append(Chain(f"∂{symbol}/∂{name}", rows))
-            if path_sum.total > len(shown):
-                notes.append(f"{name}: {count(path_sum.total)} paths, {len(shown)} shown; the value is the {path_sum.method}")
+            chains.append(Chain(f"∂{symbol}/∂{name}", _path_rows(path_sum, decimals)))
+            if path_sum.total > len(path_sum.paths):
+                notes.append(f"{name}: {count(path_sum.total)} paths, the {len(path_sum.paths)} largest shown; "
+                             f"the value is the {path_sum.method}")
         blocks.append(Block("chains", items=chains))
         if notes:
             blocks.append(Block("list", items=notes))
     return blocks
 
 
-def _signed_term(index, value):
-    """A sum's term: a negative scalar after the first reads "− 0.25", not "+ -0.25"."""
-    if index and value.size == 1 and value.reshape(-1)[0] < 0:
-        return Term("−", -value)
-    return Term("" if index == 0 else "+", value)
+def _path_rows(path_sum, decimals) -> list:
+    """The largest paths (by |contribution|) term by term, then the rest as one term, so the
+    terms on screen add up to the total: ``−0.0148 − 0.0046 + … − 0.0001 (24 more paths)``."""
+    shown = path_sum.paths
+    value = np.asarray(path_sum.value, dtype=float)
+    hidden = path_sum.total - len(shown)
+    rows = []
+    more = f"({count(hidden)} more path{'s' if hidden != 1 else ''})"
+    if shown:
+        rows.append([Term("" if i == 0 else "+", " · ".join(f"∂{a}/∂{b}" for a, b in zip(p.nodes, p.nodes[1:])))
+                     for i, p in enumerate(shown)])
+        if all(np.size(f) == 1 for p in shown for f in p.factors):
+            rows.append([Term("" if i == 0 else "+", "·".join(f"({number(np.asarray(f).reshape(-1)[0], decimals)})"
+                                                           for f in p.factors)) for i, p in enumerate(shown)])
+        if hidden > 0:
+            for row in rows:
+                row.append(Term("+", more))
+        if len(shown) > 1 or hidden > 0:
+            terms = [Term("" if i == 0 else "+", np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)]
+            if hidden > 0:
+                rest = value - sum((np.asarray(p.value, dtype=float) for p in shown), np.zeros_like(value))
+                terms += [Term("+", rest), Term("", more)]
+            rows.append(terms)
+    rows.append([Term("", value)])
+    return rows
 
 
 def _exact_blocks(step, prefix) -> list:

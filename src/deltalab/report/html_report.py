@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ._common import as_array, cells, html_symbol, number, slices
+from ._common import as_array, cells, html_minus, html_symbol, layer_notation, number, slices
 from .document import build
 
 STYLE = """
@@ -48,26 +48,26 @@ table.grid td { text-align: right; } table.grid td:first-child { text-align: lef
 """.strip()
 
 
-def matrix(value, decimals: int) -> str:
+def matrix(value, decimals: int, keep_decimals: bool = False) -> str:
     array = as_array(value)
     if array.ndim == 0:
-        return f'<span class="num">{number(array, decimals)}</span>'
+        return f'<span class="num">{html_minus(number(array, decimals))}</span>'
     if array.ndim <= 2:
-        rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                       for row in cells(array, decimals))
+        rows = "".join("<tr>" + "".join(f"<td>{html_minus(c)}</td>" for c in row) + "</tr>"
+                       for row in cells(array, decimals, keep_decimals))
         return f'<table class="m">{rows}</table>'
-    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals)}</span>'
+    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals, keep_decimals)}</span>'
                    for label, part in slices(array))
 
 
-def _term(term, decimals, first=False) -> str:
+def _term(term, decimals, layers=True) -> str:
     """One term with its operator, kept together when a row wraps on a narrow screen (so a
     wrapped sum of two matrices never reads as one taller matrix); a matrix wider than the
     screen scrolls inside its own box."""
     if isinstance(term.content, str):
-        body = html_symbol(term.content)
+        body = html_symbol(term.content, layers)
     else:
-        body = f'<span class="wide">{matrix(term.content, decimals)}</span>'
+        body = f'<span class="wide">{matrix(term.content, decimals, term.keep_decimals)}</span>'
     op = f"<span>{escape(_html_op(term.op))}</span>" if term.op else ""
     return f'<span class="term">{op}{body}</span>'
 
@@ -76,16 +76,17 @@ def _html_op(op: str) -> str:
     return "−" if op == "-" else op
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, layers=True) -> str:
     if text == "✓":
         return '<span class="ok">✓</span>'
     if text == "✗":
         return '<span class="bad">✗</span>'
-    return html_symbol(text)
+    return html_symbol(text, layers)
 
 
 def render(trace, decimals: int = 4) -> str:
     body = []
+    layers = layer_notation(trace)
     for block in build(trace, decimals):
         if block.kind == "title":
             body.append(f"<h1>{escape(block.text)}</h1>")
@@ -93,23 +94,23 @@ def render(trace, decimals: int = 4) -> str:
             level = min(max(block.level, 2), 4)
             body.append(f"<h{level}>{escape(block.text)}</h{level}>")
         elif block.kind == "text":
-            body.append(f"<p>{html_symbol(block.text)}</p>")
+            body.append(f"<p>{html_symbol(block.text, layers)}</p>")
         elif block.kind == "list":
-            body.append("<ul>" + "".join(f"<li>{html_symbol(line)}</li>" for line in block.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{html_symbol(line, layers)}</li>" for line in block.items) + "</ul>")
         elif block.kind == "equations":
             body.append(f"<h3>{escape(block.text)}</h3>")
-            body += [f'<div class="eq">{html_symbol(line)}</div>' for line in block.items]
+            body += [f'<div class="eq">{html_symbol(line, layers)}</div>' for line in block.items]
         elif block.kind == "chains":
             for chain in block.items:
                 rows = []
                 for i, row in enumerate(chain.rows):
-                    head = f'<span class="lhs">{html_symbol(chain.lhs)}</span> ' if i == 0 else ""
-                    terms = "".join(_term(t, decimals, first=j == 0) for j, t in enumerate(row))
+                    head = f'<span class="lhs">{html_symbol(chain.lhs, layers)}</span> ' if i == 0 else ""
+                    terms = "".join(_term(t, decimals, layers) for t in row)
                     rows.append(f'<div class="row{"" if i == 0 else " rest"}">{head}<span>=</span>{terms}</div>')
                 body.append('<div class="chain">' + "".join(rows) + "</div>")
         elif block.kind == "table":
             head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in block.items)
+            rows = "".join("<tr>" + "".join(f"<td>{_cell(c, layers)}</td>" for c in row) + "</tr>" for row in block.items)
             body.append(f'<div class="grid-box"><table class="grid"><tr>{head}</tr>{rows}</table></div>')
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

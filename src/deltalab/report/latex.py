@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from ._common import LATEX_CHARS, SUPERSCRIPTS, as_array, latex
+from ._common import LATEX_CHARS, SUPERSCRIPTS, as_array, latex, layer_notation
 from .document import build
 from .markdown_math import equation_lines, matrix
 
@@ -78,21 +78,21 @@ def _width(content) -> int:
     if array.ndim == 0:
         return 7
     if array.ndim == 1:
-        return 9 if array.size <= 8 else 8 * array.size
+        return 8 * array.size + 2  # a row, as in the other formats
     columns = array.shape[-1]
     slices = 1 if array.ndim == 2 else int(array.size // (array.shape[-2] * columns))
     return (8 * columns + 2) * slices
 
 
-def _term(term, decimals):
+def _term(term, decimals, layers=True):
     content = term.content
     if isinstance(content, str):
-        body = latex(content)
+        body = latex(content, layers)
     elif _too_large(content):
         shape = "×".join(str(n) for n in as_array(content).shape)
         body = r"\text{(" + shape + r" values: every one is in the JSON output)}"
     else:
-        body = matrix(content, decimals).replace(r" \\ ", " \\\\\n")  # a matrix row per source line
+        body = matrix(content, decimals, term.keep_decimals).replace(r" \\ ", " \\\\\n")  # a matrix row per source line
         if _width(content) > LINE_CHARACTERS:
             body = r"\resizebox{0.95\linewidth}{!}{$\displaystyle " + body + "$}"
     op = {"": "", "+": "+", "−": "-", "·": r"\cdot"}.get(term.op, latex(term.op))
@@ -114,12 +114,12 @@ def _split_long_notation(row):
     return out
 
 
-def chain_lines(chain, decimals) -> list:
+def chain_lines(chain, decimals, layers=True) -> list:
     """``lhs &= row`` lines of an align* block, long rows broken before a term."""
     lines = []
     for i, row in enumerate(chain.rows):
         row = _split_long_notation(row)
-        head = latex(chain.lhs) if i == 0 else ""
+        head = latex(chain.lhs, layers) if i == 0 else ""
         parts, width = [], 0
         current = f"{head} &= "
         for term in row:
@@ -127,7 +127,7 @@ def chain_lines(chain, decimals) -> list:
             if parts and width + w > LINE_CHARACTERS and term.op:
                 lines.append(current + " ".join(parts))
                 current, parts, width = r"&\quad ", [], 0
-            parts.append(_term(term, decimals))
+            parts.append(_term(term, decimals, layers))
             width += w
         lines.append(current + " ".join(parts))
     return lines
@@ -148,6 +148,7 @@ def _table(headers, rows) -> list:
 
 def render(trace, decimals: int = 4) -> str:
     out = [PREAMBLE, r"\begin{document}", ""]
+    layers = layer_notation(trace)
     for block in build(trace, decimals):
         if block.kind == "title":
             out += [r"\section*{" + text(block.text) + "}", ""]
@@ -159,11 +160,11 @@ def render(trace, decimals: int = 4) -> str:
         elif block.kind == "list":
             out += [r"\begin{itemize}"] + [r"\item " + text(line) for line in block.items] + [r"\end{itemize}", ""]
         elif block.kind == "equations":
-            out += _align(equation_lines(block.items))
+            out += _align(equation_lines(block.items, layers))
         elif block.kind == "chains":
             lines = []
             for c in block.items:
-                lines += chain_lines(c, decimals)
+                lines += chain_lines(c, decimals, layers)
             out += _align(lines)
         elif block.kind == "table":
             out += _table(block.headers, block.items)

@@ -8,45 +8,37 @@ Notation: ``z^{[1]}(t)``, ``x^{[0]}(t)``, ``\\delta^{[1]}(2)``, parameters ``W^{
 """
 from __future__ import annotations
 
-from ._common import as_array, cells, latex, number, slices
+from ._common import as_array, cells, latex, layer_notation, number, slices
 from .document import build
 from .markdown import prose_lines, table
 
-COLUMN_VECTOR_MAX = 8  # longer vectors are written as a transposed row
-
-
-def matrix(value, decimals: int) -> str:
+def matrix(value, decimals: int, keep_decimals: bool = False) -> str:
+    """An array as ``bmatrix``: a vector as one row, as the terminal and HTML pages write it."""
     array = as_array(value)
     if array.ndim == 0:
         return number(array, decimals)
-    if array.ndim == 1:
-        if array.size == 0:
-            return r"\begin{bmatrix}\end{bmatrix}"
-        entries = [number(v, decimals) for v in array]
-        if array.size <= COLUMN_VECTOR_MAX:
-            return r"\begin{bmatrix}" + r" \\ ".join(entries) + r"\end{bmatrix}"
-        return r"\begin{bmatrix}" + " & ".join(entries) + r"\end{bmatrix}^{\top}"
-    if array.ndim == 2:
-        rows = cells(array, decimals)
+    if array.ndim <= 2:
+        rows = cells(array, decimals, keep_decimals) if array.size else []
         return r"\begin{bmatrix}" + r" \\ ".join(" & ".join(r) for r in rows) + r"\end{bmatrix}"
-    parts = [r"\underset{\text{" + label + "}}{" + matrix(part, decimals) + "}" for label, part in slices(array)]
+    parts = [r"\underset{\text{" + label + "}}{" + matrix(part, decimals, keep_decimals) + "}"
+             for label, part in slices(array)]
     return r",\;".join(parts)
 
 
-def _term(term, decimals):
+def _term(term, decimals, layers=True):
     if isinstance(term.content, str):
-        body = latex(term.content)
+        body = latex(term.content, layers)
     else:
-        body = matrix(term.content, decimals)
+        body = matrix(term.content, decimals, term.keep_decimals)
     op = {"": "", "+": "+", "−": "-", "·": r"\cdot"}.get(term.op, latex(term.op))
     return body if not op else f"{op} {body}"
 
 
-def chain(c, decimals) -> list:
+def chain(c, decimals, layers=True) -> list:
     lines = []
     for i, row in enumerate(c.rows):
-        head = latex(c.lhs) if i == 0 else ""
-        body = " ".join(_term(t, decimals) for t in row)
+        head = latex(c.lhs, layers) if i == 0 else ""
+        body = " ".join(_term(t, decimals, layers) for t in row)
         lines.append(f"{head} &= {body}")
     return lines
 
@@ -55,27 +47,29 @@ def display(lines) -> list:
     return ["$$", r"\begin{aligned}", " \\\\\n".join(lines), r"\end{aligned}", "$$", ""]
 
 
-def equation_lines(equations) -> list:
+def equation_lines(equations, layers=True) -> list:
     """``lhs &= rhs`` lines of an aligned block for the model's equations."""
     lines = []
     for equation in equations:
         lhs, eq, rhs = equation.partition("=")
-        lines.append(f"{latex(lhs.strip())} &= {latex(rhs.strip())}" if eq else f"&{latex(equation)}")
+        lines.append(f"{latex(lhs.strip(), layers)} &= {latex(rhs.strip(), layers)}" if eq
+                     else f"&{latex(equation, layers)}")
     return lines
 
 
 def render(trace, decimals: int = 4) -> str:
     out = []
+    layers = layer_notation(trace)
     for block in build(trace, decimals):
         prose = prose_lines(block)
         if prose is not None:
             out += prose
         elif block.kind == "equations":
-            out += display(equation_lines(block.items))
+            out += display(equation_lines(block.items, layers))
         elif block.kind == "chains":
             lines = []
             for c in block.items:
-                lines += chain(c, decimals)
+                lines += chain(c, decimals, layers)
             out += display(lines)
         elif block.kind == "table":
             out += table(block.headers, block.items) + [""]

@@ -5,6 +5,8 @@ one rich ``Text`` so that only ``rich.console`` and ``rich.text`` are imported (
 """
 from __future__ import annotations
 
+import textwrap
+
 from ..text import one_line
 from ._common import chain_lines
 from .document import build
@@ -24,8 +26,16 @@ def _table_lines(headers, rows) -> list:
     return [line(headers), "  ".join("─" * w for w in widths)] + [line(r) for r in rows]
 
 
-def lines(trace, decimals: int = 4, width: int = 100) -> list:
-    """(text, style) lines of the solution; style is None or a rich style for the whole line."""
+def wrapped(text: str, width: int, first: str = "", rest: str = "") -> list:
+    """``text`` in lines of at most ``width`` characters, broken at spaces only (a number or a
+    name is never split; one longer than the line stays whole)."""
+    return textwrap.wrap(text, width=max(width, 20), initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
+def lines(trace, decimals: int = 4, width: int = 80) -> list:
+    """(text, style) lines of the solution, ``width`` columns wide (only a single number, matrix
+    or name wider than that overflows); style is None or a rich style for the whole line."""
     out = []
 
     def blank():
@@ -34,20 +44,24 @@ def lines(trace, decimals: int = 4, width: int = 100) -> list:
 
     for block in build(trace, decimals):
         if block.kind == "title":
-            out.append((block.text, "bold underline"))
+            out += [(line, "bold underline") for line in wrapped(block.text, width)]
         elif block.kind == "heading":
             if block.level <= 2:
                 blank()
-                out.append((block.text + " " + "─" * max(3, width - len(block.text) - 1), "bold"))
+                heading = wrapped(block.text, width - 4)
+                out += [(line, "bold") for line in heading[:-1]]
+                out.append((heading[-1] + " " + "─" * max(3, width - len(heading[-1]) - 1), "bold"))
             else:
-                out.append((block.text, "bold"))
+                out += [(line, "bold") for line in wrapped(block.text, width)]
         elif block.kind == "text":
-            out.append((block.text, None))
+            out += [(line, None) for line in wrapped(block.text, width)]
         elif block.kind == "list":
-            out += [(f"  • {line}", None) for line in block.items]
+            for item in block.items:
+                out += [(line, None) for line in wrapped(item, width, "  • ", "    ")]
         elif block.kind == "equations":
             out.append((block.text, "bold"))
-            out += [(f"  {line}", None) for line in block.items]
+            for equation in block.items:
+                out += [(line, None) for line in wrapped(equation, width, "  ", "      ")]
         elif block.kind == "chains":
             for chain in block.items:
                 chain_text = chain_lines(chain, decimals, width - 2)
@@ -67,7 +81,7 @@ def lines(trace, decimals: int = 4, width: int = 100) -> list:
     return [(one_line(text), style) for text, style in out]
 
 
-def styled_text(trace, decimals: int = 4, width: int = 100):
+def styled_text(trace, decimals: int = 4, width: int = 80):
     """The whole solution as one rich Text (one print call: fast)."""
     from rich.text import Text
 
@@ -101,6 +115,6 @@ def print_terminal(trace, decimals: int = 4, console=None) -> None:
                   overflow="ignore", crop=False, soft_wrap=True, end="")
 
 
-def render(trace, decimals: int = 4, width: int = 100) -> str:
+def render(trace, decimals: int = 4, width: int = 80) -> str:
     """The terminal output as plain text (no colour), ``width`` columns."""
     return "\n".join(line for line, _ in lines(trace, decimals, width)) + "\n"

@@ -7,6 +7,8 @@ from ..errors import DeltalabError
 def register(subparsers):
     p = subparsers.add_parser("summary", help="layer/shape/parameter table of a problem file or a lecture CNN")
     p.add_argument("name", nargs="?", help="a problem file (.toml), a built-in lecture CNN (default: all of them)")
+    p.add_argument("--example", metavar="NAME", help="a built-in example problem (see `deltalab examples`), "
+                                                     "as in `deltalab solve --example`")
     p.set_defaults(run=run)
 
 
@@ -17,6 +19,12 @@ def run(args):
     from ..summary import summary
 
     console = Console()
+    if args.example:
+        if args.name:
+            raise DeltalabError("summary: give a NAME or --example NAME, not both")
+        from ..examples import example_path
+
+        return _problem_summary(example_path(args.example), console)
     if args.name and (args.name.endswith(".toml") or "/" in args.name):
         return _problem_summary(args.name, console)
     names = [args.name] if args.name else list(LECTURE_CNNS)

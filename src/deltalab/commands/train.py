@@ -1,7 +1,9 @@
 """``deltalab train TASK``: train a built-in task with a progress bar, checkpoints and plots."""
 from __future__ import annotations
 
+import shutil
 import sys
+import textwrap
 
 
 def register(subparsers):
@@ -61,6 +63,20 @@ def run(args):
     except TrainingDiverged as exc:
         print(f"deltalab: error: {exc}", file=sys.stderr)
         return 1
-    print(result.metrics_line())
-    print(f"wrote {', '.join(result.files)}")
+    width = shutil.get_terminal_size((80, 24)).columns  # COLUMNS when set; 80 when piped
+    print("\n".join(fitted(result.metrics_line(), width)))
+    print("\n".join(textwrap.wrap(f"wrote {', '.join(result.files)}", width, subsequent_indent="  ",
+                                   break_long_words=False, break_on_hyphens=False)))
     return 0
+
+
+def fitted(line: str, width: int) -> list:
+    """A summary line of fields separated by two spaces ("epoch 3/3  test accuracy 97.0 %  …")
+    as lines of at most ``width`` characters, broken between fields, never inside one."""
+    out = []
+    for field in line.split("  "):
+        if out and len(out[-1]) + 2 + len(field) <= width:
+            out[-1] += "  " + field
+        else:
+            out.append(field if not out else "  " + field)
+    return out

@@ -253,7 +253,7 @@ _TOKEN = re.compile(
     r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
     r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
     r"|(?P<power>\^[0-9]+)"
-    r"|(?P<word>[A-Za-z]{2,}(?:_[A-Za-z0-9]+)*)"
+    r"|(?P<word>[A-Za-z]{2,}(?:_[A-Za-z0-9]+)*(?: +[A-Za-z]{2,}\b(?![(_\[]))*)"
     r"|(?P<char>.)",
     re.S,
 )

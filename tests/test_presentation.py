@@ -199,3 +199,29 @@ def test_train_summary_lines_are_split_between_fields():
     lines = fitted(line, 80)
     assert all(len(part) <= 80 for part in lines) and len(lines) == 2
     assert " ".join(" ".join(lines).split()) == " ".join(line.split())
+
+
+def test_a_last_step_loss_says_which_step_it_is(lstm):
+    text = " ".join(render(lstm, "terminal").split())
+    assert "L = L(3) = 0.0456" in text
+    assert "Only the last step's loss counts: L = L(3), so ∂L/∂L(1) = ∂L/∂L(2) = 0." in text
+    summed = render(solve_problem(load_problem(example_path("eq-alarmwork-net"))), "terminal")
+    assert "E = E(1) + E(2) + E(3) + E(4) = 1.0550" in summed and "Only the last step" not in summed
+
+
+def test_exact_mode_writes_a_plain_number_once():
+    from deltalab.problem import load_problem as load
+
+    trace = solve_problem(load(example_path("eq-sigmoid-skip-network")), exact=True)
+    text = render(trace, "terminal")
+    exact = text[text.index("Exact values"):text.index("Backward pass")]
+    # ∂a2/∂h = w2 = −2 (w2 = −2 in the file); σ′(0) = 1/4
+    assert "∂a2/∂h = w2 = −2\n" in exact and "= −2 = -2.0000" not in exact
+    assert "∂h/∂a1 = (1 − sigmoid(a1))·sigmoid(a1) = 0.25\n" in exact
+    assert "unknown symbols)" not in exact
+
+
+def test_a_jacobian_with_three_axes_says_how_it_is_written():
+    text = " ".join(render(solve_problem(load_problem(example_path("eq-alarmwork-net"))), "terminal").split())
+    assert "∂z1(1)/∂w_in1 = Jacobian 2×2×2, written 2×4" in text
+    assert "a row per output entry and a column per input entry" in text

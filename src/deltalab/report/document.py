@@ -171,14 +171,21 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             blocks.append(Block("chains", items=chains))
     totals = [value_chain(name, value) for name, value in loose]
     symbol = loss_symbol(trace)
+    last_only = None
     if step.loss is not None:
         names = [name for name, _ in step.errors.items()]
-        rows = [[Term("", " + ".join(names))]] if len(names) > 1 else []
+        last_only = _last_step_loss(step, symbol)
+        rows = [[Term("", " + ".join(names))]] if len(names) > 1 else [[Term("", last_only)]] if last_only else []
         rows.append([Term("", np.asarray(step.loss, dtype=float))])
         totals.append(Chain(symbol, rows))
     if totals:
         blocks.append(Block("heading", "Total error", level=3))
         blocks.append(Block("chains", items=totals))
+    if last_only:
+        earlier = [v.key for v in step.forward if v.key != last_only and re.fullmatch(rf"{re.escape(symbol)}\(\d+\)", v.key)]
+        zeros = " = ".join(f"∂{symbol}/∂{k}" for k in earlier)
+        blocks.append(Block("text", f"Only the last step's loss counts: {symbol} = {last_only}"
+                                    + (f", so {zeros} = 0." if earlier else ".")))
     if getattr(step, "exact", None):
         blocks += _exact_blocks(step, prefix)
     if step.loss is None:
@@ -260,6 +267,16 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     return blocks
 
 
+def _last_step_loss(step, symbol):
+    """``L(3)`` when the loss is one step's ``L(t)`` while other steps have their own ``L(t)``
+    (an equations problem with loss_steps = "last"), so the solution can say L = L(3); else None."""
+    names = list(step.errors)
+    pattern = rf"{re.escape(symbol)}\(\d+\)"
+    if len(names) != 1 or not re.fullmatch(pattern, names[0]):
+        return None
+    return names[0] if any(re.fullmatch(pattern, v.key) for v in step.forward) else None
+
+
 def count(n: int) -> str:
     """A count as a person reads it: 1,234,567; from 10¹⁵ on in scientific notation (a lattice
     of 1,000 diamonds has a 302-digit number of paths)."""
@@ -309,11 +326,15 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
                 rows.append([Term("", value.reshape(()))])
                 chains.append(Chain(lhs, rows))
                 continue
-            rows.append([Term("", f"Jacobian {_shape(edge.shape)}")])
             if value is not None and value.size <= JACOBIAN_SHOWN:
                 out_size = int(np.prod(edge.shape[:len(edge.shape) - np.ndim(edge.backprop)])) \
                     if edge.backprop is not None else value.shape[0]
-                rows.append([Term("", value.reshape(out_size, -1))])
+                matrix = value.reshape(out_size, -1)
+                how = "" if value.ndim <= 2 else f", written {matrix.shape[0]}×{matrix.shape[1]}"
+                rows.append([Term("", f"Jacobian {_shape(edge.shape)}{how}")])
+                rows.append([Term("", matrix)])
+            else:
+                rows.append([Term("", f"Jacobian {_shape(edge.shape)}")])
             chains.append(Chain(lhs, rows))
             if edge.backprop is not None:
                 chains.append(Chain(f"(∂{edge.output}/∂{edge.input})ᵀ · ∂{symbol}/∂{edge.output}",
@@ -322,8 +343,12 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
         if len(edges) > LOCAL_SHOWN:
             blocks.append(Block("text", f"{LOCAL_SHOWN} of {len(edges)} local derivatives shown; all are in the JSON output."))
         if any(int(np.prod(e.shape)) != 1 for e in edges):
+            reshaped = any(e.value is not None and np.ndim(e.value) > 2 for e in edges[:LOCAL_SHOWN])
             blocks.append(Block("text", "For a tensor node the Jacobian has the shape (output entries × input entries); "
-                                        "the line below it is its vector-Jacobian product, this edge's share of "
+                                        + ("one with more than two axes (2×2×2) is written as a matrix with a row per "
+                                           "output entry and a column per input entry, the entries of each taken row "
+                                           "by row; " if reshaped else "")
+                                        + "the line below it is its vector-Jacobian product, this edge's share of "
                                         f"∂{symbol}/∂input."))
     if step.paths:
         blocks.append(Block("heading", f"Sum over paths: ∂{symbol}/∂θ = Σ over paths of the product of local "
@@ -382,11 +407,21 @@ def _exact_blocks(step, prefix) -> list:
             if len(text) > EXPRESSION_SHOWN:
                 text = f"(an exact expression of {len(text):,} characters; see the JSON output)"
             rows = [[Term("", text)]]
-            rows.append([Term("", np.asarray(e.value, dtype=float))] if e.value is not None
-                        else [Term("", "(an expression in the unknown symbols)")])
+            if e.value is not None and not _plain_number(text, e.value):  # "1/3 = 0.3333"; "0.5" once
+                rows.append([Term("", np.asarray(e.value, dtype=float))])
             chains.append(Chain(e.key, rows))
         blocks.append(Block("chains", items=chains))
     return blocks
+
+
+def _plain_number(text, value) -> bool:
+    """Whether an exact expression is just a decimal number equal to its value (0.5, −2): the
+    decimal beside it would say the same thing twice."""
+    last = text.rsplit("=", 1)[-1].strip()  # "w1 = 0.5": the exact value is its last part
+    if not re.fullmatch(r"[−-]?\d+(?:\.\d+)?", last):
+        return False
+    value = np.asarray(value, dtype=float)
+    return value.size == 1 and float(last.replace("−", "-")) == float(value.reshape(-1)[0])
 
 
 def _check_blocks(trace) -> list:

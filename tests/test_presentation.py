@@ -225,3 +225,19 @@ def test_a_jacobian_with_three_axes_says_how_it_is_written():
     text = " ".join(render(solve_problem(load_problem(example_path("eq-alarmwork-net"))), "terminal").split())
     assert "∂z1(1)/∂w_in1 = Jacobian 2×2×2, written 2×4" in text
     assert "a row per output entry and a column per input entry" in text
+
+
+def test_every_built_in_example_fits_80_columns():
+    from deltalab.examples import example_names
+
+    for name in example_names():
+        text = terminal(solve_problem(load_problem(example_path(name))), width=80)
+        assert max(len(line) for line in text.splitlines()) <= 80, name
+
+
+def test_a_wide_matrix_is_written_in_blocks_of_columns_with_every_entry():
+    trace = solve_problem(load_problem(example_path("cnn-conv-10x10-to-10x10x5")))
+    narrow, wide = terminal(trace, width=80), terminal(trace, width=2000)
+    assert "z[1] = channel 1: columns 1–7" in narrow and "columns 8–10" in narrow
+    assert "columns" not in wide
+    assert sorted(NUMBER.findall(narrow)) == sorted(NUMBER.findall(wide))

@@ -71,17 +71,20 @@ def cells(array: np.ndarray, decimals: int, keep_decimals: bool = False) -> list
     return [[number(v, places) for v in row] for row in array]
 
 
-def text_block(value, decimals: int, keep_decimals: bool = False) -> list:
-    """Lines of a readable matrix: ``[a  b]`` for a vector, ⎡⎢⎣ brackets for rows aligned by column."""
+def text_block(value, decimals: int, keep_decimals: bool = False, width: int | None = None) -> list:
+    """Lines of a readable matrix: ``[a  b]`` for a vector, ⎡⎢⎣ brackets for rows aligned by column.
+
+    ``width``: a matrix wider than that is written in blocks of columns, one under the other,
+    each headed "columns 1–8" (as NumPy prints a wide array), so no line is longer."""
     array = as_array(value)
     if array.ndim == 0:
         return [number(array, decimals)]
     if array.ndim > 2:
         lines = Stacked()
         for i, (label, part) in enumerate(slices(array)):
-            block = text_block(part, decimals, keep_decimals)
+            block = text_block(part, decimals, keep_decimals, None if width is None else width - len(label) - 2)
             if i == 0:
-                lines.anchor = (len(block) - 1) // 2
+                lines.anchor = getattr(block, "anchor", (len(block) - 1) // 2)
             elif len(block) > 1 or len(lines[-1]) > 1:
                 lines.append("")
             lines.extend(hcat([f"{label}: ", block]))
@@ -90,6 +93,16 @@ def text_block(value, decimals: int, keep_decimals: bool = False) -> list:
     if not rows or not rows[0]:
         return ["[]"]
     widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
+    groups = _column_groups(widths, width)
+    if len(groups) > 1:
+        lines = Stacked()
+        for k, (start, stop) in enumerate(groups):
+            part = array[..., start:stop]
+            kind = "entries" if array.ndim == 1 else "columns"
+            lines.append(f"{kind} {start + 1}–{stop}" if stop - start > 1 else f"{kind[:-1] if kind == 'columns' else 'entry'} {start + 1}")
+            lines.extend(text_block(part, decimals, keep_decimals or not integral(array) and integral(part)))
+        lines.anchor = 0
+        return lines
     bodies = ["  ".join(cell.rjust(widths[j]) for j, cell in enumerate(row)) for row in rows]
     if len(bodies) == 1 and array.ndim == 1:
         return ["[" + bodies[0] + "]"]
@@ -100,6 +113,20 @@ def text_block(value, decimals: int, keep_decimals: bool = False) -> list:
         left, right = ("⎡", "⎤") if i == 0 else ("⎣", "⎦") if i == len(bodies) - 1 else ("⎢", "⎥")
         lines.append(f"{left} {body} {right}")
     return lines
+
+
+def _column_groups(widths, width) -> list:
+    """[(start, stop)] column ranges whose bracketed rows fit in ``width`` (one group: no limit)."""
+    if width is None or sum(widths) + 2 * len(widths) + 2 <= width:
+        return [(0, len(widths))]
+    groups, start, used = [], 0, 4  # "⎡ " and " ⎤"
+    for j, w in enumerate(widths):
+        if j > start and used + w > width:
+            groups.append((start, j))
+            start, used = j, 4
+        used += w + 2
+    groups.append((start, len(widths)))
+    return groups
 
 
 class Stacked(list):
@@ -396,13 +423,21 @@ def chain_lines(chain, decimals: int, width: int) -> list:
     for row in chain.rows:
         parts += _row_parts(row, decimals, " = ")
     lines = hcat(parts)
-    if width_of(lines) <= width or (len(chain.rows) == 1 and len(chain.rows[0]) == 1):
+    if width_of(lines) <= width:
         return lines
+    if len(chain.rows) == 1 and len(chain.rows[0]) == 1:
+        term = chain.rows[0][0]
+        if isinstance(term.content, str):
+            return lines
+        return hcat([chain.lhs, " = ", text_block(term.content, decimals, term.keep_decimals, width - len(chain.lhs) - 3)])
     indent = " " * len(chain.lhs)
     out = []
     for i, row in enumerate(chain.rows):
         head = chain.lhs if i == 0 else indent
         lines = hcat([head] + _row_parts(row, decimals, " = "))
+        if width_of(lines) > width and len(row) == 1 and not isinstance(row[0].content, str):
+            lines = hcat([head, " = ", text_block(row[0].content, decimals, row[0].keep_decimals,
+                                                  width - len(head) - 3)])
         if width_of(lines) <= width or len(row) == 1 and not _breakable(row[0], width - len(head) - 3):
             out += lines
             continue

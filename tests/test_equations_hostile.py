@@ -170,7 +170,8 @@ learning_rate = 0.1
 def test_bad_names_and_tables():
     refuse(problem_text('relu = "w"', 'L = "relu"'), "equations.relu: the name 'relu' is the name of a function")
     refuse(problem_text('w = "x"', 'L = "w"'), "equations.w: 'w' is already defined in [parameters]")
-    refuse(problem_text('L = "t * w"'), "equations.L (column 1): the step index t exists only in [recurrence]")
+    # without a [recurrence] there is no step index: t is an ordinary name, here an undefined one
+    refuse(problem_text('L = "t * w"'), "equations.L (column 1): unknown name 't' (define it in [data]")
     refuse(problem_text('L = "w"').replace('loss = "L"', 'loss = "l"'), "model.loss", "did you mean 'L'?")
     refuse(problem_text('L = "w"').replace("[data]", "[dataa]"), "dataa: unknown key; did you mean 'data'?")
 

@@ -241,3 +241,36 @@ def test_a_wide_matrix_is_written_in_blocks_of_columns_with_every_entry():
     assert "z[1] = channel 1: columns 1–7" in narrow and "columns 8–10" in narrow
     assert "columns" not in wide
     assert sorted(NUMBER.findall(narrow)) == sorted(NUMBER.findall(wide))
+
+
+TARGET_T = """title = "A target named t, as the lecture writes it"
+[model]
+type = "equations"
+loss = "L"
+[equations]
+y = "w * x"
+L = "0.5 * (t - y)**2"
+[parameters]
+w = 0.5
+[data]
+x = 2.0
+t = 3.0
+[training]
+learning_rate = 0.1
+"""
+
+
+def test_t_is_a_name_where_there_is_no_step_index(tmp_path, capsys):
+    path = tmp_path / "target.toml"
+    path.write_text(TARGET_T)
+    out = tmp_path / "sol.json"
+    assert main(["solve", str(path), "--format", "json", "-o", str(out)]) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    # y = 0.5·2 = 1, L = ½(3 − 1)² = 2, ∂L/∂w = −(t − y)·x = −4
+    assert data["loss"] == 2.0 and data["gradients"]["w"] == -4.0
+    recurrent = TARGET_T.replace("[equations]", '[recurrence]\nh = "w * h[t-1] + x"\n[initial]\nh = 0.0\n[equations]')
+    path.write_text(recurrent)
+    assert main(["solve", str(path)]) == 2
+    assert "the name 't' is reserved for the step index t" in capsys.readouterr().err

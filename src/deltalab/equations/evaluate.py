@@ -128,7 +128,7 @@ def evaluate(node, values, backend, condition_values=None):
             if isinstance(tree, ast.Constant):
                 return backend.const(tree.value)
             if isinstance(tree, ast.Name):
-                if tree.id == STEP:
+                if tree.id == STEP and node.step is not None:  # else t is a name (no recurrence)
                     return backend.const(node.step)
                 return lookup(tree.id, "plain", values)
             if isinstance(tree, ast.Subscript):
@@ -160,7 +160,7 @@ def evaluate(node, values, backend, condition_values=None):
         try:
             if isinstance(tree, ast.Constant):
                 return np.float64(tree.value)
-            if isinstance(tree, ast.Name) and tree.id == STEP:
+            if isinstance(tree, ast.Name) and tree.id == STEP and node.step is not None:
                 return np.float64(node.step)
             if isinstance(tree, ast.Name):
                 return backend.number(lookup(tree.id, "plain", condition_values))

@@ -71,15 +71,16 @@ def normalize(name: str) -> str:
     return unicodedata.normalize("NFKC", name)
 
 
-def check_name(name: str) -> str | None:
-    """Why ``name`` cannot name a node (None if it can)."""
+def check_name(name: str, step_index: bool = True) -> str | None:
+    """Why ``name`` cannot name a node (None if it can); ``t`` is taken only where there is a step
+    index (``step_index``: the problem has a [recurrence]), else it may name a target, as in the lecture."""
     if not name.isidentifier() or keyword.iskeyword(name):
         return "is not a valid name (letters, digits and _, not starting with a digit)"
     if name.startswith("_"):
         return "may not start with an underscore"
     if name in FUNCTIONS:
         return f"is the name of a function ({name}(…))"
-    if name == STEP:
+    if name == STEP and step_index:
         return "is reserved for the step index t"
     return None
 
@@ -112,8 +113,9 @@ def _tree_size(tree):
     return deepest, count
 
 
-def parse_equation(name: str, text: str, recurrent: bool = False) -> Equation:
-    """Parse and whitelist ``text``; raises :class:`EquationError` with a column."""
+def parse_equation(name: str, text: str, recurrent: bool = False, step_index: bool = True) -> Equation:
+    """Parse and whitelist ``text``; raises :class:`EquationError` with a column. ``step_index``
+    False (a problem without a [recurrence]): ``t`` is an ordinary name."""
     if not isinstance(text, str):
         raise EquationError("expected the equation as a string, e.g. \"h1 * w31 + b3\"")
     text = normalize(text)
@@ -132,13 +134,14 @@ def parse_equation(name: str, text: str, recurrent: bool = False) -> Equation:
         raise EquationError(f"the expression is too large (more than {MAX_DEPTH} levels or {MAX_NODES} parts)")
     offset = len(text) - len(text.lstrip())
     equation = Equation(name, text.strip(), module.body)
-    _Checker(equation, recurrent, offset).check(module.body, condition=False)
+    _Checker(equation, recurrent, offset, step_index or recurrent).check(module.body, condition=False)
     return equation
 
 
 class _Checker:
-    def __init__(self, equation, recurrent, offset):
+    def __init__(self, equation, recurrent, offset, step_index=True):
         self.equation, self.recurrent, self.offset = equation, recurrent, offset
+        self.step_index = step_index
 
     def fail(self, node, message):
         raise EquationError(message, getattr(node, "col_offset", -1) + 1 + self.offset)
@@ -154,7 +157,7 @@ class _Checker:
             if not math.isfinite(value):
                 self.fail(node, "the number is not finite")
         elif isinstance(node, ast.Name):
-            if node.id == STEP:
+            if node.id == STEP and self.step_index:
                 if not self.recurrent:
                     self.fail(node, "the step index t exists only in [recurrence]")
                 self.equation.uses_step = True

@@ -76,11 +76,11 @@ def _array(r, value, where):
     return array
 
 
-def _names(r, table, where):
+def _names(r, table, where, step_index=True):
     out, keys = {}, {}
     for key, value in table.items():
         name = normalize(key)
-        problem = check_name(name)
+        problem = check_name(name, step_index)
         if problem:
             r.fail(f"{where}.{key}", f"the name {key!r} {problem}")
         if name in out:  # 'w' and full-width 'ｗ' are one identifier: never merge them silently
@@ -102,12 +102,13 @@ def read(data, r, path):
     recurrence_table = r.table(data, "recurrence", "recurrence", required=False)
     if not equations_table and not recurrence_table:
         r.fail("equations", "missing: give the model as [equations] (and/or [recurrence])")
-    parameters = _names(r, r.table(data, "parameters", "parameters", required=False), "parameters")
+    step_index = bool(recurrence_table)  # t is the step index only where there is a recurrence
+    parameters = _names(r, r.table(data, "parameters", "parameters", required=False), "parameters", step_index)
     for name, value in parameters.items():
         if value.dtype == object:
             r.fail(f"parameters.{name}", "a parameter needs numbers (symbols are for [data])")
-    values = _names(r, r.table(data, "data", "data", required=False), "data")
-    initial = _names(r, r.table(data, "initial", "initial", required=False), "initial")
+    values = _names(r, r.table(data, "data", "data", required=False), "data", step_index)
+    initial = _names(r, r.table(data, "initial", "initial", required=False), "initial", step_index)
     seen = {}
     for table, names in (("parameters", parameters), ("data", values)):
         for name in names:
@@ -119,14 +120,14 @@ def read(data, r, path):
         parsed[table] = []
         for key, text in source.items():
             name = normalize(key)
-            problem = check_name(name)
+            problem = check_name(name, step_index)
             if problem:
                 r.fail(f"{table}.{key}", f"the name {key!r} {problem}")
             if name in seen:
                 r.fail(f"{table}.{key}", f"{name!r} is already defined in [{seen[name]}]")
             seen[name] = table
             try:
-                parsed[table].append(parse_equation(name, text, recurrent))
+                parsed[table].append(parse_equation(name, text, recurrent, step_index))
             except EquationError as exc:
                 r.fail(_where(table, name, exc.column), exc.message)
     equations, recurrence = parsed["equations"], parsed["recurrence"]
@@ -205,6 +206,8 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
     def unknown(table, equation, ref):
         close = difflib.get_close_matches(ref.name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if ref.name == "t" and not recurrence:
+            hint = " (define it in [data], e.g. as the target; it is the step index only in a [recurrence])"
         r.fail(_where(table, equation.name, ref.column), f"unknown name {ref.name!r}{hint}")
 
     def reaches(start, target, names):

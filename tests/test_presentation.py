@@ -274,3 +274,12 @@ def test_t_is_a_name_where_there_is_no_step_index(tmp_path, capsys):
     path.write_text(recurrent)
     assert main(["solve", str(path)]) == 2
     assert "the name 't' is reserved for the step index t" in capsys.readouterr().err
+
+
+def test_a_cnn_without_targets_names_every_symbol_and_no_loss():
+    text = render(solve_problem(load_problem(example_path("cnn-feature-detectors"))), "terminal")
+    equations = text[text.index("Equations"):text.index("Parameters before")]
+    # layer 1 has no activation: x[1] = z[1] before max_pool2d reads it
+    assert equations.index("z[1] = W1 ⋆ x[0]") < equations.index("x[1] = z[1]") < equations.index("max_pool2d(x[1])")
+    assert "E = ½" not in equations and "Loss function" not in text
+    assert "No targets: forward pass only." in text

@@ -55,6 +55,24 @@ def maths_notation(equation: str) -> str:
     return re.sub(r"\^([0-9]+)(?![0-9.])", lambda m: m.group(1).translate(_SUPERSCRIPT_DIGITS), equation)
 
 
+def _with_identity_activations(equations) -> list:
+    """``x[1] = z[1]`` after ``z[1] = …`` when a later equation reads x[1] that none defines (a
+    layer without an activation function), so no symbol appears from nowhere."""
+    defined = {e.partition("=")[0].strip() for e in equations if "=" in e}
+    out = []
+    for equation in equations:
+        out.append(equation)
+        lhs = equation.partition("=")[0].strip()
+        match = re.fullmatch(r"z\[(\d+)\](\(t\))?", lhs)
+        if not match:
+            continue
+        activation = f"x[{match.group(1)}]{match.group(2) or ''}"
+        if activation not in defined and any(activation in e.partition("=")[2] for e in equations):
+            out.append(f"{activation} = {lhs}  (no activation function)")
+            defined.add(activation)
+    return out
+
+
 def loss_name(name: str) -> str:
     """``half_squared_error`` as words: half squared error."""
     return name.replace("_", " ") if re.fullmatch(r"[a-z]+(?:_[a-z]+)+", name) else name
@@ -77,11 +95,14 @@ def build(trace, decimals: int = 4) -> list:
         blocks.append(Block("text", " ".join(paragraph.split())))
     if trace.description:
         blocks.append(Block("list", items=list(trace.description)))
-    equations = list(trace.equations) + ([trace.loss_formula] if trace.loss_formula else [])
+    has_loss = any(step.loss is not None for step in trace.steps) or not trace.steps
+    equations = _with_identity_activations(list(trace.equations))
+    equations += [trace.loss_formula] if trace.loss_formula and has_loss else []
     if equations:
         blocks.append(Block("equations", "Equations", items=[maths_notation(e) for e in equations]))
     training = f" Learning rate: η = {_lr(trace)}." if trace.learning_rate is not None else ""
-    blocks.append(Block("text", f"Loss function: {loss_name(trace.loss_name)}.{training}"))
+    if has_loss:  # without targets there is no loss to name
+        blocks.append(Block("text", f"Loss function: {loss_name(trace.loss_name)}.{training}"))
     if trace.steps:
         first = trace.steps[0]
         blocks.append(Block("heading", "Parameters before", level=3))

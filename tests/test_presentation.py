@@ -283,3 +283,14 @@ def test_a_cnn_without_targets_names_every_symbol_and_no_loss():
     assert equations.index("z[1] = W1 ⋆ x[0]") < equations.index("x[1] = z[1]") < equations.index("max_pool2d(x[1])")
     assert "E = ½" not in equations and "Loss function" not in text
     assert "No targets: forward pass only." in text
+
+
+def test_training_report_lists_only_the_settings_a_run_used():
+    from deltalab.train_report import settings
+    from deltalab.training import TrainConfig
+
+    adam = dict(settings(TrainConfig("digits-cnn", 2, 32, 0.01, "adam", "constant")))
+    assert "momentum" not in adam and "limit" not in adam and "problem" not in adam
+    assert adam["optimizer"] == "adam" and adam["epochs"] == 2
+    sgd = dict(settings(TrainConfig("digits-cnn", 2, 32, 0.01, "sgd", "constant", momentum=0.5, limit=160)))
+    assert sgd["momentum"] == 0.5 and sgd["limit"] == 160

@@ -41,13 +41,20 @@ def _save(fig, path):
 
 
 # ----------------------------------------------------------------- curves
-def plot_curves(history, path, title="Training curves"):
-    """Loss (left) and accuracy (right) per epoch, training and test."""
+MARKED_EPOCHS = 30  # more epochs: lines without a marker per epoch
+
+
+def plot_curves(history, path, title="Training curves", held_out=True):
+    """Loss (left) and accuracy (right) per epoch, training and test (``held_out`` False: the
+    second curve is the training set again, evaluated after the epoch, and is labelled so)."""
     plt = require_matplotlib()
     epochs = [r.epoch for r in history]
+    marks = ("o-", "s-") if len(epochs) <= MARKED_EPOCHS else ("-", "--")
+    second = "test" if held_out else "training set, after the epoch"
     fig, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.plot(epochs, [r.train_loss for r in history], "o-", label="training (mean over the epoch)")
-    loss_axis.plot(epochs, [r.test_loss for r in history], "s-", label="test (after the epoch)")
+    loss_axis.plot(epochs, [r.train_loss for r in history], marks[0], label="training (mean over the epoch)")
+    loss_axis.plot(epochs, [r.test_loss for r in history], marks[1],
+                   label="test (after the epoch)" if held_out else second)
     loss_axis.set_yscale("log")
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="loss (log scale)")
     if all(r.train_accuracy is None for r in history):
@@ -56,8 +63,8 @@ def plot_curves(history, path, title="Training curves"):
         accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
         axes = (loss_axis,)
     else:
-        accuracy_axis.plot(epochs, [100 * r.train_accuracy for r in history], "o-", label="training")
-        accuracy_axis.plot(epochs, [100 * r.test_accuracy for r in history], "s-", label="test")
+        accuracy_axis.plot(epochs, [100 * r.train_accuracy for r in history], marks[0], label="training")
+        accuracy_axis.plot(epochs, [100 * r.test_accuracy for r in history], marks[1], label=second)
         accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
         axes = (loss_axis, accuracy_axis)
     for axis in axes:
@@ -203,7 +210,8 @@ def training_plots(result, task, data):
 
     out = result.out_dir
     images = {"Loss and accuracy": plot_curves(result.history, os.path.join(out, "curves.png"),
-                                                 title=f"{result.config.task}: training curves")}
+                                                 title=f"{result.config.task}: training curves",
+                                                 held_out=task.held_out)}
     if task.hidden_states is not None:
         panels = task.hidden_states(result.model, data)
         images["Hidden state over time"] = plot_hidden_states(

@@ -56,6 +56,17 @@ def html_page(title, body):
     )
 
 
+def settings(config) -> list:
+    """[setting, value] rows of a run: only the settings it used (no "limit None", no momentum
+    under Adam, which has none)."""
+    rows = []
+    for key, value in asdict(config).items():
+        if value is None or (key == "momentum" and config.optimizer != "sgd"):
+            continue
+        rows.append([key, value])
+    return rows
+
+
 def render_train_report(result, input_shape, images):
     from .summary import summary
 
@@ -78,13 +89,18 @@ def render_train_report(result, input_shape, images):
         ["time (this run)", f"{result.seconds:.1f} s"],
     ]))
     parts.append("<h2>Settings</h2>")
-    parts.append(_table(["setting", "value"], [[k, v] for k, v in asdict(config).items()]))
+    parts.append(_table(["setting", "value"], settings(config)))
     parts.append("<h2>Model</h2>")
     try:
         table = str(summary(result.model, input_shape, print_table=False))
     except Exception:  # noqa: BLE001 - a model the summary cannot run (a custom cell) is shown as its repr
         table = repr(result.model)
     parts.append(f"<pre>{html.escape(table)}</pre>")
+    if images:  # the pictures first, the table of every epoch after them
+        parts.append("<h2>Plots</h2>")
+        parts += [embedded_image(path, caption) for caption, path in images.items()]
+    else:
+        parts.append("<p>No plots: run with <code>--plots</code> to draw them.</p>")
     parts.append("<h2>Per epoch</h2>")
     after = "test" if held_out else "after"
     samples = result.task is not None and result.task.sample_name
@@ -95,11 +111,6 @@ def render_train_report(result, input_shape, images):
           percent(r.test_accuracy)] + ([f"{r.test_samples_right}/{r.test_samples}"] if samples else [])
          + [f"{r.seconds:.2f}"] for r in result.history],
     ))
-    if images:
-        parts.append("<h2>Plots</h2>")
-        parts += [embedded_image(path, caption) for caption, path in images.items()]
-    else:
-        parts.append("<p>No plots: run with <code>--plots</code> to draw them.</p>")
     return html_page(f"deltalab train {config.task}", "\n".join(parts))
 
 

@@ -294,3 +294,22 @@ def test_training_report_lists_only_the_settings_a_run_used():
     assert adam["optimizer"] == "adam" and adam["epochs"] == 2
     sgd = dict(settings(TrainConfig("digits-cnn", 2, 32, 0.01, "sgd", "constant", momentum=0.5, limit=160)))
     assert sgd["momentum"] == 0.5 and sgd["limit"] == 160
+
+
+def test_graph_svg_draws_every_node_with_its_value_and_delta(tmp_path, capsys):
+    pytest.importorskip("networkx")
+    pytest.importorskip("matplotlib")
+    import xml.etree.ElementTree as ElementTree
+
+    svg = tmp_path / "lstm.svg"
+    assert main(["solve", "--example", "eq-lstm-cell", "--graph", str(svg), "-o", str(tmp_path / "sol.txt")]) == 0
+    root = ElementTree.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    for node in ("h(3)", "C(1)", "w_xi", "L(3)"):
+        assert node in text, node
+    total, _ = lstm_by_hand()
+    assert f"δ {total:.3f}" in text                       # the gradient of w_xi, −0.022
+    # a layered problem has no recorded graph: one line, exit 2, nothing written
+    assert main(["solve", "--example", "mlp-relu-exam-network", "--graph", str(tmp_path / "m.svg")]) == 2
+    assert "drawn for equations problems" in capsys.readouterr().err and not (tmp_path / "m.svg").exists()

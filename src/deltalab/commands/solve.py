@@ -23,6 +23,9 @@ def register(subparsers):
                    help="also evaluate exactly with SymPy: exact values and every derivative as an expression "
                         "(equations problems; small mlp/rnn problems)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--graph", metavar="FILE.svg",
+                   help="also draw the computation graph (equations problems) with every node's value and delta "
+                        "and each edge's local derivative, as SVG (needs networkx and matplotlib)")
     p.set_defaults(run=run)
 
 
@@ -43,9 +46,18 @@ def run(args):
         from ..files import check_output_path
 
         check_output_path(args.output)  # before the work: a refused -o costs nothing
+    if args.graph is not None:
+        from ..files import check_output_path
+
+        check_output_path(args.graph)
     problem = load_problem(problem_path(args))
     trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
     trace.statement = problem.description  # the problem as its author states it, shown first
+    if args.graph is not None:  # drawn first: a graph that cannot be drawn stops before any output
+        from ..files import write_bytes_atomic
+        from ..report.graph_svg import render_svg
+
+        write_bytes_atomic(args.graph, render_svg(trace))
     from .. import report
 
     if args.format == "terminal" and not args.output:

@@ -102,6 +102,7 @@ def test_html_minus_signs_subscripts_and_layer_indices():
     assert "half squared error" in mlp and "<sub>squared" not in mlp
     lstm = render(solve_problem(load_problem(example_path("eq-lstm-cell"))), "html")
     assert "w<sub>xi</sub>" in lstm and "(h − y)²" in lstm and "^2" not in lstm
+    assert "Σ<sub>t</sub> ∂L/∂i(t)" in lstm and "Σ_t" not in lstm
     cells = re.findall(r"<td>([^<]*)</td>", mlp) + re.findall(r'<span class="num">([^<]*)</span>', mlp)
     assert cells and not [c for c in cells if re.match(r"-\d", c)]
     assert any(c.startswith("−") for c in cells)

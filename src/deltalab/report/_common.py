@@ -357,7 +357,7 @@ def latex(text: str, layers: bool = True) -> str:
 _HTML_NOTATION = re.compile(
     r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]"
     r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
-    r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-z][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
+    r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-zΣΠ][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
     r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
     r"|(?P<power>\^(?P<exponent>[0-9]+))")
 _HTML_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[,=]))-(?=[0-9.])| - ")

@@ -408,7 +408,7 @@ def term_block(term, decimals: int) -> list:
 def _row_parts(row, decimals, first_symbol):
     parts = []
     for i, term in enumerate(row):
-        symbol = first_symbol if i == 0 else f" {term.op} "
+        symbol = first_symbol if i == 0 else f" {term.op} " if term.op else " "  # "(−0.5)" after "·": one space
         if i == 0 and term.op:
             symbol = f"{first_symbol}{term.op} "
         parts += [symbol, term_block(term, decimals)]

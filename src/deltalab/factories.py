@@ -12,7 +12,7 @@ import numpy as np
 
 from . import dtypes
 from .random import generator as _generator
-from .tensor import Tensor, _shape_args, check_device, ones, tensor, zeros
+from .tensor import Tensor, check_device, checked_dim, from_array, ones, shape_from_args, tensor, zeros
 
 
 def _float_dtype(dtype):
@@ -40,7 +40,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
             dtype = dtypes.bool
         elif isinstance(fill_value, (builtins.int, np.integer)):
             dtype = dtypes.int64
-    array = np.full(_shape_args((size,)), fill_value, dtype=_float_dtype(dtype))
+    array = np.full(shape_from_args((size,)), fill_value, dtype=_float_dtype(dtype))
     return _make(array, requires_grad, device)
 
 
@@ -66,13 +66,13 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform on [0, 1), like ``torch.rand`` (deltalab's generator, not torch's values)."""
-    array = _random_generator(generator).random(_shape_args(size)).astype(_float_dtype(dtype))
+    array = _random_generator(generator).random(shape_from_args(size)).astype(_float_dtype(dtype))
     return _make(array, requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal, like ``torch.randn`` (deltalab's generator, not torch's values)."""
-    array = _random_generator(generator).standard_normal(_shape_args(size)).astype(_float_dtype(dtype))
+    array = _random_generator(generator).standard_normal(shape_from_args(size)).astype(_float_dtype(dtype))
     return _make(array, requires_grad, device)
 
 
@@ -84,7 +84,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
         low, high, size = 0, low, high
     elif high is None:
         low, high = 0, low
-    array = _random_generator(generator).integers(low, high, _shape_args((size,)))
+    array = _random_generator(generator).integers(low, high, shape_from_args((size,)))
     return _make(array.astype(dtypes.resolve_any(dtype) if dtype is not None else np.int64), requires_grad, device)
 
 
@@ -104,7 +104,7 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False):
 def normal(mean, std, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     mean_array = mean.data if isinstance(mean, Tensor) else mean
     std_array = std.data if isinstance(std, Tensor) else std
-    shape = _shape_args((size,)) if size is not None else np.broadcast_shapes(np.shape(mean_array), np.shape(std_array))
+    shape = shape_from_args((size,)) if size is not None else np.broadcast_shapes(np.shape(mean_array), np.shape(std_array))
     array = _random_generator(generator).normal(mean_array, std_array, shape)
     if dtype is None:
         dtype = mean.dtype if isinstance(mean, Tensor) else std.dtype if isinstance(std, Tensor) else None
@@ -145,7 +145,7 @@ def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     dtypes.resolve_any(ndarray.dtype)
-    return Tensor._from_array(ndarray)
+    return from_array(ndarray)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -243,7 +243,7 @@ def cat(tensors, dim=0, *, axis=None):
     from .ops import concatenate
 
     tensors = [_tensor(t) for t in tensors]
-    return concatenate(tensors, _checked_dim(dim if axis is None else axis, tensors[0].ndim if tensors else 1))
+    return concatenate(tensors, checked_dim(dim if axis is None else axis, tensors[0].ndim if tensors else 1))
 
 
 concatenate = concat = cat
@@ -253,13 +253,7 @@ def stack(tensors, dim=0, *, axis=None):
     from .ops import stack as stack_op
 
     tensors = [_tensor(t) for t in tensors]
-    return stack_op(tensors, _checked_dim(dim if axis is None else axis, (tensors[0].ndim if tensors else 0) + 1))
-
-
-def _checked_dim(dim, ndim):
-    from .tensor import _dim
-
-    return _dim(dim, ndim)
+    return stack_op(tensors, checked_dim(dim if axis is None else axis, (tensors[0].ndim if tensors else 0) + 1))
 
 
 def clone(input):  # noqa: A002

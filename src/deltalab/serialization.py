@@ -22,7 +22,7 @@ import numpy as np
 
 from . import checkpoint, files
 from .errors import CheckpointError
-from .tensor import Tensor
+from .tensor import Tensor, from_array
 
 FORMAT = "deltalab-tensors"
 VERSION = 1
@@ -158,7 +158,7 @@ def _decode(node, arrays, name):
         array = np.array(arrays[key], copy=True)
         if "__array__" in node:
             return array
-        out = Tensor._from_array(array)
+        out = from_array(array)
         out.requires_grad = bool(node.get("requires_grad")) and array.dtype.kind == "f"
         return out
     if "__float__" in node:

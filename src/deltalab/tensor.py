@@ -41,7 +41,7 @@ class _SizeAccessor(builtins.int):
     def __call__(self, dim=None):
         if dim is None:
             return Size(self.shape)
-        return self.shape[_dim(dim, len(self.shape))]
+        return self.shape[checked_dim(dim, len(self.shape))]
 
 
 class device:  # noqa: N801 - mirrors torch.device
@@ -108,20 +108,6 @@ class Tensor:
         self._version = autograd.Version()
         self._base = None
         self._view_index = None
-
-    @classmethod
-    def _from_array(cls, array):
-        t = cls.__new__(cls)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
-        t.grad = None
-        t.requires_grad = False
-        t.grad_fn = None
-        t._output_index = 0
-        t.name = None
-        t._version = autograd.Version()
-        t._base = None
-        t._view_index = None
-        return t
 
     # ----------------------------------------------------------------- basics
     @property
@@ -266,7 +252,7 @@ class Tensor:
 
     def detach(self):
         """The same values (the same buffer and version counter, as torch), cut from the graph."""
-        out = Tensor._from_array(self.data)
+        out = from_array(self.data)
         out.name = self.name
         out._version = self._version
         return out
@@ -334,7 +320,7 @@ class Tensor:
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         check_device(device)
-        array = np.full(_shape_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtypes.resolve_any(dtype))
+        array = np.full(shape_from_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtypes.resolve_any(dtype))
         return Tensor(array, requires_grad=requires_grad)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
@@ -471,7 +457,7 @@ class Tensor:
             return NotImplemented
         other = other.data if isinstance(other, Tensor) else other
         _ops().elementwise.check_broadcast(op.__name__, self.data, other)
-        return Tensor._from_array(np.asarray(op(self.data, other)))
+        return from_array(np.asarray(op(self.data, other)))
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -499,7 +485,7 @@ class Tensor:
 
     def _logical(self, other, op):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._from_array(np.asarray(op(self.data, other)))
+        return from_array(np.asarray(op(self.data, other)))
 
     def __and__(self, other):
         return self._logical(other, np.bitwise_and)
@@ -519,10 +505,10 @@ class Tensor:
     def __invert__(self):
         if self.data.dtype.kind == "f":
             raise TypeError("~ (bitwise not) is only supported for integer and bool tensors")
-        return Tensor._from_array(np.invert(self.data))
+        return from_array(np.invert(self.data))
 
     def logical_not(self):
-        return Tensor._from_array(np.logical_not(self.data))
+        return from_array(np.logical_not(self.data))
 
     def logical_and(self, other):
         return self._logical(other, np.logical_and)
@@ -538,18 +524,18 @@ class Tensor:
         return builtins.bool(np.allclose(self.data, getattr(other, "data", other), rtol, atol, equal_nan))
 
     def isnan(self):
-        return Tensor._from_array(np.isnan(self.data))
+        return from_array(np.isnan(self.data))
 
     def isinf(self):
-        return Tensor._from_array(np.isinf(self.data))
+        return from_array(np.isinf(self.data))
 
     def isfinite(self):
-        return Tensor._from_array(np.isfinite(self.data))
+        return from_array(np.isfinite(self.data))
 
     def nonzero(self, as_tuple=False):
         if as_tuple:
-            return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(self.data))
-        return Tensor._from_array(np.argwhere(self.data).astype(np.int64))
+            return tuple(from_array(i.astype(np.int64)) for i in np.nonzero(self.data))
+        return from_array(np.argwhere(self.data).astype(np.int64))
 
     # --------------------------------------------------------- elementwise
     def add(self, other, alpha=1):
@@ -762,7 +748,7 @@ class Tensor:
     def index_fill_(self, dim, index, value):
         index_array = np.asarray(getattr(index, "data", index))
         selector = [slice(None)] * self.ndim
-        selector[_dim(dim, self.ndim)] = index_array
+        selector[checked_dim(dim, self.ndim)] = index_array
         _ops().shape.setitem_(self, tuple(selector), value, op_name="index_fill_")
         return self
 
@@ -786,7 +772,7 @@ class Tensor:
 
     def prod(self, dim=None, keepdim=False, dtype=None):
         source = self if dtype is None else self.to(dtype)
-        return _ops().reduction.prod(source, None if dim is None else _dim(dim, self.ndim), keepdim)
+        return _ops().reduction.prod(source, None if dim is None else checked_dim(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The maximum (gradient shared by ties, as torch); with ``dim``: ``(values, indices)``; with a
@@ -798,7 +784,7 @@ class Tensor:
             return _ops().reduction.amax(self, None, keepdim)
         if isinstance(dim, (tuple, list)):  # deltalab's extension: the gradient goes to the first maximum
             return _ops().max(self, _dims(dim, self.ndim), keepdim)
-        return MaxResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmax))
+        return MaxResult(*_ops().reduction.max_along(self, checked_dim(dim, self.ndim), keepdim, np.argmax))
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         if isinstance(dim, Tensor):
@@ -806,7 +792,7 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
             return _ops().reduction.amin(self, None, keepdim)
-        return MinResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmin))
+        return MinResult(*_ops().reduction.max_along(self, checked_dim(dim, self.ndim), keepdim, np.argmin))
 
     def amax(self, dim=(), keepdim=False):
         return _ops().reduction.amax(self, _dims(dim if dim != () else None, self.ndim), keepdim)
@@ -840,35 +826,35 @@ class Tensor:
 
     def all(self, dim=None, keepdim=False):
         axes = None if dim is None else _dims(dim, self.ndim)
-        return Tensor._from_array(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
+        return from_array(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
 
     def any(self, dim=None, keepdim=False):
         axes = None if dim is None else _dims(dim, self.ndim)
-        return Tensor._from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
+        return from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
 
     def cumsum(self, dim, dtype=None):
-        return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+        return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
 
     def softmax(self, dim=-1, dtype=None, *, axis=None):
         dim = axis if axis is not None else dim
-        return _ops().softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+        return _ops().softmax(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
 
     def log_softmax(self, dim=-1, dtype=None, *, axis=None):
         dim = axis if axis is not None else dim
-        return _ops().log_softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
+        return _ops().log_softmax(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
 
     def sort(self, dim=-1, descending=False, stable=False):
-        return SortResult(*_ops().shape.sort(self, _dim(dim, self.ndim), descending))
+        return SortResult(*_ops().shape.sort(self, checked_dim(dim, self.ndim), descending))
 
     def argsort(self, dim=-1, descending=False, stable=False):
         return self.sort(dim, descending).indices
 
     def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - torch's argument name
-        return TopkResult(*_ops().shape.topk(self, k, _dim(dim, self.ndim), largest))
+        return TopkResult(*_ops().shape.topk(self, k, checked_dim(dim, self.ndim), largest))
 
     # ---------------------------------------------------------------- shape
     def reshape(self, *shape):
-        return _ops().reshape(self, _shape_args(shape))
+        return _ops().reshape(self, shape_from_args(shape))
 
     def view(self, *shape):
         """Like reshape, but only when no copy is needed (torch's rule for non-contiguous tensors)."""
@@ -876,7 +862,7 @@ class Tensor:
             if isinstance(shape[0], Tensor):
                 return self.view(*shape[0].shape)
             raise NotImplementedError("deltalab has no torch.Tensor.view(dtype): use .to(dtype)")
-        shape = _shape_args(shape)
+        shape = shape_from_args(shape)
         try:
             np.reshape(self.data, shape, copy=False)
         except ValueError as exc:
@@ -897,7 +883,7 @@ class Tensor:
         return _ops().flatten(self, start_dim, end_dim)
 
     def unflatten(self, dim, sizes):
-        dim = _dim(dim, self.ndim)
+        dim = checked_dim(dim, self.ndim)
         return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
 
     def transpose(self, *dims):
@@ -906,7 +892,7 @@ class Tensor:
             dims = tuple(dims[0])
         if len(dims) == 2 and self.ndim != 2 or len(dims) == 2 and sorted(d % 2 for d in dims) != [0, 1]:
             order = list(range(self.ndim))
-            a, b = _dim(dims[0], self.ndim), _dim(dims[1], self.ndim)
+            a, b = checked_dim(dims[0], self.ndim), checked_dim(dims[1], self.ndim)
             order[a], order[b] = order[b], order[a]
             dims = tuple(order)
         return _ops().transpose(self, dims or None)
@@ -927,17 +913,17 @@ class Tensor:
                 f"the desired ordering of dimensions i.e. input.dim() = {self.ndim} is not equal to "
                 f"len(dims) = {len(dims)}"
             )
-        return _ops().transpose(self, tuple(_dim(d, self.ndim) for d in dims))
+        return _ops().transpose(self, tuple(checked_dim(d, self.ndim) for d in dims))
 
     def squeeze(self, dim=None, *, axis=None):
         dim = axis if axis is not None else dim
         return _ops().squeeze(self, None if dim is None else _dims(dim, self.ndim))
 
     def unsqueeze(self, dim):
-        return _ops().unsqueeze(self, _dim(dim, self.ndim + 1))
+        return _ops().unsqueeze(self, checked_dim(dim, self.ndim + 1))
 
     def expand(self, *sizes):
-        return _ops().shape.expand(self, _shape_args(sizes))
+        return _ops().shape.expand(self, shape_from_args(sizes))
 
     def expand_as(self, other):
         return self.expand(*other.shape)
@@ -946,68 +932,84 @@ class Tensor:
         return self.expand(*shape)
 
     def repeat(self, *sizes):
-        return _ops().shape.repeat(self, _shape_args(sizes))
+        return _ops().shape.repeat(self, shape_from_args(sizes))
 
     def chunk(self, chunks, dim=0):
-        return _ops().shape.chunk(self, chunks, _dim(dim, self.ndim))
+        return _ops().shape.chunk(self, chunks, checked_dim(dim, self.ndim))
 
     def split(self, split_size_or_sections, dim=0):
-        return _ops().shape.split(self, split_size_or_sections, _dim(dim, self.ndim))
+        return _ops().shape.split(self, split_size_or_sections, checked_dim(dim, self.ndim))
 
     def unbind(self, dim=0):
-        dim = _dim(dim, self.ndim)
+        dim = checked_dim(dim, self.ndim)
         return tuple(self.select(dim, i) for i in range(self.shape[dim]))
 
     def select(self, dim, index):
         selector = [slice(None)] * self.ndim
-        selector[_dim(dim, self.ndim)] = index
+        selector[checked_dim(dim, self.ndim)] = index
         return self[tuple(selector)]
 
     def narrow(self, dim, start, length):
         selector = [slice(None)] * self.ndim
-        selector[_dim(dim, self.ndim)] = slice(start, start + length)
+        selector[checked_dim(dim, self.ndim)] = slice(start, start + length)
         return self[tuple(selector)]
 
     def flip(self, dims):
         dims = (dims,) if isinstance(dims, (builtins.int, np.integer)) else dims
         selector = [slice(None)] * self.ndim
         for d in dims:
-            selector[_dim(d, self.ndim)] = slice(None, None, -1)
+            selector[checked_dim(d, self.ndim)] = slice(None, None, -1)
         return self[tuple(selector)]
 
     def gather(self, dim, index):
-        return _ops().shape.gather(self, _dim(dim, self.ndim), index)
+        return _ops().shape.gather(self, checked_dim(dim, self.ndim), index)
 
     def scatter(self, dim, index, src=None, value=None, reduce=None):
         if src is None and value is None:
             raise TypeError("scatter() needs src or value")
         if reduce is not None:
             raise NotImplementedError("deltalab has no torch.Tensor.scatter(reduce=...): use scatter_add")
-        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src if src is not None else value)
+        return _ops().shape.scatter(self, checked_dim(dim, self.ndim), index, src if src is not None else value)
 
     def scatter_add(self, dim, index, src):
-        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src, add=True)
+        return _ops().shape.scatter(self, checked_dim(dim, self.ndim), index, src, add=True)
 
     def index_select(self, dim, index):
         selector = [slice(None)] * self.ndim
-        selector[_dim(dim, self.ndim)] = np.asarray(getattr(index, "data", index)).astype(np.int64)
+        selector[checked_dim(dim, self.ndim)] = np.asarray(getattr(index, "data", index)).astype(np.int64)
         return self[tuple(selector)]
 
     def masked_select(self, mask):
         mask = np.broadcast_to(np.asarray(getattr(mask, "data", mask), dtype=bool), self.shape)
-        return self[Tensor._from_array(mask)]
+        return self[from_array(mask)]
 
     def tril(self, diagonal=0):
-        return self.masked_fill(Tensor._from_array(~np.tri(*self.shape[-2:], diagonal, dtype=bool)), 0)
+        return self.masked_fill(from_array(~np.tri(*self.shape[-2:], diagonal, dtype=bool)), 0)
 
     def triu(self, diagonal=0):
-        return self.masked_fill(Tensor._from_array(np.tri(*self.shape[-2:], diagonal - 1, dtype=bool)), 0)
+        return self.masked_fill(from_array(np.tri(*self.shape[-2:], diagonal - 1, dtype=bool)), 0)
 
     def __getattr__(self, name):
         # only called for names Tensor does not have: name the torch feature instead of AttributeError
         if name.startswith("_") or name in _PLAIN_ATTRIBUTE_ERRORS:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         raise MissingTorchFeature(f"deltalab has no torch.Tensor.{name}")
+
+
+def from_array(array) -> Tensor:
+    """A tensor wrapping ``array`` itself: no copy, no dtype change, no gradient, a fresh version
+    counter.  The engine's results are made this way, and ``from_numpy`` (memory shared, as torch)."""
+    t = Tensor.__new__(Tensor)
+    t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._output_index = 0
+    t.name = None
+    t._version = autograd.Version()
+    t._base = None
+    t._view_index = None
+    return t
 
 
 class MissingTorchFeature(NotImplementedError, AttributeError):
@@ -1017,7 +1019,7 @@ class MissingTorchFeature(NotImplementedError, AttributeError):
 _PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})
 
 
-def _dim(dim, ndim):
+def checked_dim(dim, ndim):
     """One dim in ``range(ndim)``; torch's IndexError for one out of range (0-d accepts -1 and 0)."""
     size = builtins.max(ndim, 1)
     if not isinstance(dim, (builtins.int, np.integer)):
@@ -1032,11 +1034,11 @@ def _dims(dim, ndim):
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        dims = tuple(_dim(d, ndim) for d in dim)
+        dims = tuple(checked_dim(d, ndim) for d in dim)
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if dims else None
-    return (_dim(dim, ndim),)
+    return (checked_dim(dim, ndim),)
 
 
 def _dim_args(dim, keepdim, axis, keepdims):
@@ -1054,7 +1056,7 @@ def _correction(unbiased, correction):
     return 0 if unbiased is False else 1
 
 
-def _shape_args(shape):
+def shape_from_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
         shape = tuple(shape[0])
     return tuple(builtins.int(s) for s in shape)
@@ -1133,7 +1135,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False,
 
 def _filled(fill, shape, dtype, requires_grad, name, device=None):
     check_device(device)
-    shape = _shape_args(shape)
+    shape = shape_from_args(shape)
     array = fill(shape, dtype=dtypes.resolve_any(dtype) if dtype is not None else dtypes.get_default_dtype())
     return Tensor(array, requires_grad=requires_grad, name=name)
 

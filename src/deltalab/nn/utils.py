@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..errors import missing_torch_names
-from ..tensor import Tensor
+from ..tensor import Tensor, from_array
 
 
 def _gradients(parameters):
@@ -36,7 +36,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coefficient = np.minimum(np.asarray(max_norm, total.dtype) / (total + np.asarray(1e-6, total.dtype)), 1.0)
     for g in grads:
         g.data = g.data * coefficient.astype(g.data.dtype)
-    return Tensor._from_array(total)
+    return from_array(total)
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigurationError, missing_torch_names
-from ..tensor import Tensor
+from ..tensor import Tensor, from_array
 
 
 class Optimizer:
@@ -166,7 +166,7 @@ class Optimizer:
 def _state_tensor(name, value):
     if name == "step":
         return Tensor(np.array(float(value), dtype=np.float32))
-    return Tensor._from_array(np.array(value, copy=True))
+    return from_array(np.array(value, copy=True))
 
 
 class SGD(Optimizer):

@@ -539,6 +539,86 @@ def test_register_buffer_and_parameter_errors_are_torchs():
             module.register_parameter("w", np.ones(2) if isinstance(module, nn.Module) else torch.ones(2))
 
 
+
+def torch_message_in_deltalab_names(message):
+    return message.replace("torch.nn.modules.linear.", "deltalab.nn.layers.").replace("torch.", "deltalab.")
+
+
+@pytest.mark.parametrize("name, value", [
+    ("weight", lambda lib: lib.ones(2, 3)), ("weight", lambda lib: lib.ones(2, 3, dtype=lib.float64)),
+    ("weight", lambda lib: lib.ones(2, dtype=lib.int64)), ("bias", lambda lib: 3),
+    ("weight", lambda lib: lib.nn.Linear(1, 1)),
+], ids=["float", "double", "long", "int", "module"])
+def test_assigning_a_non_parameter_to_a_parameter_name_is_torchs_type_error(name, value):
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with pytest.raises(TypeError) as expected:
+        setattr(theirs, name, value(torch))
+    with pytest.raises(TypeError) as raised:
+        setattr(ours, name, value(dl))
+    assert str(raised.value) == torch_message_in_deltalab_names(str(expected.value))
+    assert isinstance(getattr(ours, name), nn.Parameter) and name in dict(ours.named_parameters())
+
+
+def test_assignments_register_as_torchs():
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(3, 2)
+        layer.bias = None  # the name stays registered, holding None
+        assert layer.bias is None and list(layer._parameters) == ["weight", "bias"]
+        layer.bias = lib.nn.Parameter(lib.zeros(2))
+        layer.register_buffer("running", lib.zeros(2))
+        layer.running = lib.ones(2)  # a tensor replaces a buffer
+        assert [n for n, _ in layer.named_buffers()] == ["running"] and layer.running.tolist() == [1.0, 1.0]
+        with pytest.raises(TypeError, match="as buffer 'running'"):
+            layer.running = 3
+        layer.running = lib.nn.Parameter(lib.zeros(2))  # a Parameter moves the name to the parameters
+        assert [n for n, _ in layer.named_parameters()] == ["weight", "bias", "running"]
+        assert not list(layer.named_buffers())
+        outer = lib.nn.Sequential(layer)
+        with pytest.raises(TypeError, match="as child module '0'"):
+            setattr(outer, "0", lib.ones(1))
+        setattr(outer, "0", None)
+        assert len(list(outer.children())) == 0
+
+        class Early(lib.nn.Module):
+            def __init__(self):
+                self.plain = 3  # plain attributes before Module.__init__ are fine, as torch
+                with pytest.raises(AttributeError, match="cannot assign parameters before Module.__init__"):
+                    self.w = lib.nn.Parameter(lib.zeros(1))
+                super().__init__()
+
+        assert Early().plain == 3
+
+
+def test_functional_call_computes_with_other_tensors_and_leaves_the_module_as_torch():
+    from torch.func import functional_call as torch_functional_call
+
+    from deltalab.func import functional_call
+
+    ours, theirs = small_twins()
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    w = np.random.default_rng(3).standard_normal((5, 4))
+    mine_w, their_w = dl.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    before = ours[0].weight
+    mine = functional_call(ours, {"0.weight": mine_w}, dl.tensor(x))
+    expected = torch_functional_call(theirs, {"0.weight": their_w}, torch.tensor(x))
+    close(mine, expected, "float64")
+    mine.sum().backward()
+    expected.sum().backward()
+    close(mine_w.grad, their_w.grad, "float64")
+    assert ours[0].weight is before and ours[0].weight.grad is None and theirs[0].weight.grad is None
+    close(ours(dl.tensor(x)), theirs(torch.tensor(x)), "float64")  # the module's own weights are back
+    # tied weights are swapped together; strict names what is missing, as torch
+    square = np.random.default_rng(4).standard_normal((4, 4))
+    for lib, call in ((dl, functional_call), (torch, torch_functional_call)):
+        first = lib.nn.Linear(4, 4).to(lib.float64)
+        two = lib.nn.Sequential(first, first)
+        out = call(two, {"0.weight": lib.tensor(square)}, lib.tensor(x))
+        bias = first.bias.detach().numpy()
+        close(out.detach(), (x @ square.T + bias) @ square.T + bias, "float64")
+        with pytest.raises(RuntimeError, match="Missing key"):
+            call(two, {"0.weight": lib.tensor(square)}, lib.tensor(x), strict=True)
+
+
 def test_state_dict_errors_are_runtime_errors_as_torch():
     with pytest.raises(RuntimeError, match="missing"):
         nn.Linear(2, 2).load_state_dict({"weight": np.zeros((2, 2))})

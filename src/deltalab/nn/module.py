@@ -1,6 +1,7 @@
 """Module and Parameter: the PyTorch-shaped container for layers and their weights."""
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -65,30 +66,45 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
-            self._buffers[name] = value  # assigning a tensor to a buffer's name replaces the buffer (torch)
+        """torch's rules: a Parameter registers itself, a Module becomes a child, a tensor given to a
+        buffer's name replaces the buffer; a name registered as a parameter (or child module) takes
+        only another Parameter (Module) or None -- anything else is torch's TypeError, not a silent swap
+        (change a parameter's values with ``copy_`` under ``no_grad``, or use ``functional_call``)."""
+        if "_parameters" not in self.__dict__:  # before Module.__init__: plain attributes only, as torch
+            if isinstance(value, (Parameter, Module)):
+                what = "parameters" if isinstance(value, Parameter) else "module"
+                raise AttributeError(f"cannot assign {what} before Module.__init__() call")
             object.__setattr__(self, name, value)
             return
-        if value is None and name in self._parameters:
-            self._parameters[name] = None  # torch keeps the name registered, holding None
-            object.__setattr__(self, name, None)
-            return
-        # a name keeps its place in its registry when reassigned (state_dict order, as torch)
-        if not isinstance(value, Parameter):
-            self._parameters.pop(name, None)
-        if not isinstance(value, Module):
-            self._modules.pop(name, None)
-        self._buffers.pop(name, None)
-        self._non_persistent_buffers.discard(name)
         if isinstance(value, Parameter):
-            self._modules.pop(name, None)
+            self._forget(name, self._buffers, self._modules, self._non_persistent_buffers)
             self._parameters[name] = value
+        elif name in self._parameters:
+            if value is not None:
+                raise TypeError(f"cannot assign '{typename(value)}' as parameter '{name}' "
+                                "(deltalab.nn.Parameter or None expected)")
+            self._parameters[name] = None  # torch keeps the name registered, holding None
         elif isinstance(value, Module):
-            self._parameters.pop(name, None)
+            self._forget(name, self._parameters, self._buffers, self._non_persistent_buffers)
             self._modules[name] = value
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{typename(value)}' as child module '{name}' "
+                                "(deltalab.nn.Module or None expected)")
+            self._modules[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{typename(value)}' as buffer '{name}' "
+                                "(deltalab.Tensor or None expected)")
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
+
+    def _forget(self, name, *registries):
+        for registry in registries:
+            if isinstance(registry, set):
+                registry.discard(name)
+            else:
+                registry.pop(name, None)
 
     def __delattr__(self, name):
         self._parameters.pop(name, None)
@@ -376,6 +392,92 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return lines[0] + "\n" + "\n".join(lines[1:]) + "\n)"
         return lines[0] + ")"
+
+
+def functional_call(module, parameters_and_buffers, args=None, kwargs=None, *, tie_weights=True, strict=False):
+    """``module(*args, **kwargs)`` computed with the given tensors in place of the parameters and
+    buffers of those (dotted) names, as ``torch.func.functional_call``: the module is unchanged
+    afterwards, and gradients flow to the given tensors (a gradient check of a module's weights)."""
+    if isinstance(parameters_and_buffers, (list, tuple)):
+        merged = {}
+        for mapping in parameters_and_buffers:
+            repeated = sorted(set(merged) & set(mapping))
+            if repeated:
+                raise ValueError(f"{repeated} appeared in multiple dictionaries; behavior of functional call is "
+                                 "ambiguous")
+            merged.update(mapping)
+        parameters_and_buffers = merged
+    if args is None:
+        args = ()
+    elif not isinstance(args, tuple):
+        args = (args,)
+    with swapped_tensors(module, parameters_and_buffers, tie_weights=tie_weights, strict=strict):
+        return module(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def swapped_tensors(module, tensors, *, tie_weights=True, strict=False):
+    """Within the block, the parameters and buffers named in ``tensors`` ("0.weight") are those
+    tensors (plain tensors are fine: nothing is registered); the originals come back afterwards.
+    ``tie_weights``: a parameter shared under several names is swapped under all of them (torch's
+    default).  ``strict``: every parameter and buffer must be given, and nothing else (RuntimeError)."""
+    slots = {}  # full name -> (owning module, registry name or None, short name)
+    by_identity = {}
+    for prefix, owner in module.named_modules(remove_duplicate=False):
+        for registry in ("_parameters", "_buffers"):
+            for short, value in getattr(owner, registry).items():
+                full = f"{prefix}.{short}" if prefix else short
+                slots[full] = (owner, registry, short)
+                if value is not None:
+                    by_identity.setdefault(id(value), []).append(full)
+    if strict:
+        missing = [name for name in slots if name not in tensors]
+        unexpected = [name for name in tensors if name not in slots]
+        if missing or unexpected:
+            parts = ([f"Missing key(s): {', '.join(repr(k) for k in missing)}."] if missing else []) + (
+                [f"Unexpected key(s): {', '.join(repr(k) for k in unexpected)}."] if unexpected else [])
+            raise StateDictError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t" + "\n\t".join(parts))
+    targets = dict(tensors)
+    for name, value in tensors.items():
+        original = getattr(slots[name][0], slots[name][1])[slots[name][2]] if name in slots else None
+        if tie_weights and original is not None:
+            for tied in by_identity[id(original)]:
+                targets.setdefault(tied, value)
+    saved = []
+    try:
+        for name, value in targets.items():
+            if name in slots:
+                owner, registry, short = slots[name]
+                saved.append((owner, registry, short, getattr(owner, registry)[short]))
+                getattr(owner, registry)[short] = value
+            else:  # an unknown name becomes a plain attribute for the call, as torch
+                path, _, short = name.rpartition(".")
+                owner = module.get_submodule(path)
+                saved.append((owner, None, short, owner.__dict__.get(short, _ABSENT)))
+            object.__setattr__(owner, short, value)
+        yield
+    finally:
+        for owner, registry, short, original in reversed(saved):
+            if registry is not None:
+                getattr(owner, registry)[short] = original
+            if original is _ABSENT:
+                object.__delattr__(owner, short)
+            else:
+                object.__setattr__(owner, short, original)
+
+
+_ABSENT = object()
+
+
+def typename(value):
+    """A value's type as torch.typename spells it, with deltalab's names ('deltalab.FloatTensor',
+    'int', 'deltalab.nn.layers.Linear') -- for error messages."""
+    if isinstance(value, Tensor):
+        return f"deltalab.{dtypes.torch_name(value.dtype)}Tensor"
+    kind = type(value)
+    if kind.__module__ in ("builtins", "__builtin__"):
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 # torch.nn.Module methods deltalab does not have: asking for one names it

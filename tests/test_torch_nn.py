@@ -834,6 +834,122 @@ def test_optimizer_state_dict_is_torchs_and_loads_torchs(kind, options):
         close(p, reference[name], "float64")
 
 
+
+# every option, alone and together: the same gradients fed to both for 20 steps isolate the update rule
+UPDATE_RULES = [
+    ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)), ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("SGD", dict(lr=0.1, weight_decay=0.05)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
+    ("Adam", dict()), ("Adam", dict(lr=0.01, amsgrad=True)), ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, betas=(0.3, 0.6))), ("Adam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, maximize=True, amsgrad=True, weight_decay=0.01)),
+    ("AdamW", dict()), ("AdamW", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01, weight_decay=0.3, betas=(0.4, 0.7))),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+    ("RMSprop", dict()), ("RMSprop", dict(lr=0.01, centered=True)), ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.5, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, options", UPDATE_RULES)
+def test_update_rules_follow_torchs_over_twenty_steps(kind, options, dtype):
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4), (4,))]
+    ours = [nn.Parameter(dl.tensor(a.copy())) for a in start]
+    theirs = [torch.nn.Parameter(torch.tensor(a.copy())) for a in start]
+    ours_opt, theirs_opt = getattr(dl.optim, kind)(ours, **options), getattr(torch.optim, kind)(theirs, **options)
+    for _ in range(20):
+        for p, q in zip(ours, theirs):
+            g = rng.standard_normal(p.shape).astype(dtype)
+            p.grad, q.grad = dl.tensor(g.copy()), torch.tensor(g.copy())
+        ours_opt.step()
+        theirs_opt.step()
+        for p, q in zip(ours, theirs):
+            close(p, q, dtype)
+
+
+@pytest.mark.parametrize("kind, options", [("SGD", dict(lr=0.1, momentum=0.9)), ("AdamW", dict(lr=0.1)),
+                                           ("RMSprop", dict(centered=True))])
+def test_a_step_changes_the_parameters_in_place_as_torch(kind, options):
+    for lib in (dl, torch):
+        p = lib.nn.Parameter(lib.ones(3))
+        view, alias = p[1:], p.data
+        optimizer = getattr(lib.optim, kind)([p], **options)
+        p.grad = lib.ones(3)
+        y = (p * p).sum()  # saves p for its backward
+        optimizer.step()
+        after = p.detach().numpy().copy()
+        assert (after < 1).all()
+        np.testing.assert_array_equal(view.detach().numpy(), after[1:])  # a view sees the update
+        np.testing.assert_array_equal(np.asarray(alias), after)  # and so does p.data taken before
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # the version moved
+            y.backward()
+
+
+def test_zero_grad_sets_none_by_default_or_zeros_in_place_as_torch():
+    for lib in (dl, torch):
+        model = lib.nn.Linear(2, 1)
+        optimizer = lib.optim.SGD(model.parameters(), lr=0.1)
+        model(lib.ones(1, 2)).sum().backward()
+        grad = model.weight.grad
+        optimizer.zero_grad(set_to_none=False)
+        assert model.weight.grad is grad and grad.tolist() == [[0.0, 0.0]]
+        model(lib.ones(1, 2)).sum().backward()
+        model.zero_grad(set_to_none=False)
+        assert model.weight.grad is grad and grad.tolist() == [[0.0, 0.0]]
+        optimizer.zero_grad()
+        assert model.weight.grad is None
+        model(lib.ones(1, 2)).sum().backward()
+        model.zero_grad()
+        assert model.weight.grad is None
+
+
+@pytest.mark.parametrize("kind, options", OPTIMIZERS)
+def test_optimizer_state_dict_round_trip_continues_the_same_way(kind, options):
+    ours, theirs = small_twins()
+    optimizer = getattr(dl.optim, kind)(ours.parameters(), **options)
+    theirs_opt = getattr(torch.optim, kind)(theirs.parameters(), **options)
+    train(ours, optimizer, dl, 3)
+    train(theirs, theirs_opt, torch, 3)
+    saved = optimizer.state_dict()
+    again = getattr(dl.optim, kind)(ours.parameters(), **options)
+    again.load_state_dict(saved)
+    train(ours, again, dl, 3, seed=1)  # the restored optimiser goes on as torch's own
+    train(theirs, theirs_opt, torch, 3, seed=1)
+    reference = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        close(p, reference[name], "float64")
+    assert again.state_dict()["param_groups"] == theirs_opt.state_dict()["param_groups"]
+
+
+def test_clipping_changes_the_gradients_in_place_as_torch():
+    for lib in (dl, torch):
+        p = lib.nn.Parameter(lib.ones(3))
+        p.grad = lib.tensor([3.0, -4.0, 0.0])
+        grad = p.grad
+        lib.nn.utils.clip_grad_norm_([p], 1.0)
+        assert p.grad is grad
+        np.testing.assert_allclose(np.asarray(grad.tolist()), [0.6, -0.8, 0.0], rtol=1e-5)
+        lib.nn.utils.clip_grad_value_([p], 0.7)
+        assert p.grad is grad
+        np.testing.assert_allclose(np.asarray(grad.tolist()), [0.6, -0.7, 0.0], rtol=1e-5)
+
+
+def test_load_state_dict_copies_into_the_same_tensors_as_torch():
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(2, 2)
+        weight = layer.weight
+        optimizer = lib.optim.SGD(layer.parameters(), lr=0.1)
+        y = (weight * weight).sum()
+        layer.load_state_dict({"weight": np.full((2, 2), 0.5, np.float32) if lib is dl else lib.full((2, 2), 0.5),
+                               "bias": np.zeros(2, np.float32) if lib is dl else lib.zeros(2)})
+        assert layer.weight is weight and optimizer.param_groups[0]["params"][0] is weight
+        assert weight.tolist() == [[0.5, 0.5], [0.5, 0.5]]
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # the version moved
+            y.backward()
+
+
 def test_parameter_groups_have_their_own_options_as_torch():
     ours, theirs = small_twins()
     ours_opt = dl.optim.SGD([{"params": ours[0].parameters(), "lr": 0.5}, {"params": ours[2].parameters()}],

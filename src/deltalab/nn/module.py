@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import dtypes
+from ..autograd import no_grad
 from ..errors import DeltalabError, ShapeError
 from ..tensor import MissingTorchFeature, Tensor
 
@@ -261,12 +262,14 @@ class Module:
             yield b
 
     def zero_grad(self, set_to_none=True):
-        """Clear accumulated gradients (backward adds into .grad)."""
+        """Clear accumulated gradients (backward adds into .grad): None by default, as torch, or
+        zeros in place with ``set_to_none=False``."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            else:
-                p.grad.data = np.zeros_like(p.grad.data)
+            else:  # zeroed in place, as torch: a reference to p.grad sees it
+                with no_grad():
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -325,9 +328,11 @@ class Module:
                     f"{own[name].shape}, the state holds {array.shape}"
                 )
             arrays[name] = array
-        # copy only once every entry fits: a refused state leaves the module unchanged
-        for name, array in arrays.items():
-            own[name].data = array.astype(own[name].dtype, copy=True)
+        # copy only once every entry fits: a refused state leaves the module unchanged; in place, as
+        # torch's copy_ (an optimiser or a view holding a parameter sees the loaded values)
+        with no_grad():
+            for name, array in arrays.items():
+                own[name].copy_(array.astype(own[name].dtype, copy=False))
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- dtype

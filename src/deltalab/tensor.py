@@ -80,6 +80,24 @@ def check_device(value):
         device(value)
 
 
+
+class TorchConstant:
+    """A torch layout or memory format deltalab has (the only ones its NumPy arrays know), so that
+    ``layout=dl.strided`` or ``memory_format=dl.contiguous_format`` read as in torch."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"deltalab.{self.name}"
+
+
+strided = TorchConstant("strided")
+contiguous_format = TorchConstant("contiguous_format")
+preserve_format = TorchConstant("preserve_format")
+
 # (values, indices) of max/min/sort/topk along a dim, like torch.return_types
 MaxResult = collections.namedtuple("max", ["values", "indices"])
 MinResult = collections.namedtuple("min", ["values", "indices"])
@@ -1133,16 +1151,64 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False,
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
 
 
-def _filled(fill, shape, dtype, requires_grad, name, device=None):
+def factory_shape(function, size, keywords):
+    """The shape a factory is asked for, in torch's forms: ``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])``,
+    ``f(size=(2, 3))``.  A size that is not an integer is torch's TypeError, a negative one its
+    RuntimeError; an unknown keyword is a TypeError (never silently ignored)."""
+    unknown = sorted(set(keywords) - {"size"})
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if "size" in keywords:
+        if size:
+            raise TypeError(f"{function}() got multiple values for argument 'size'")
+        if not isinstance(keywords["size"], (tuple, list)):
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, not {type(keywords['size']).__name__}")
+        size = (keywords["size"],)
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    shape = []
+    for length in size:
+        if isinstance(length, (builtins.bool, np.bool_)) or not hasattr(length, "__index__"):
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, but found element of type "
+                            f"{type(length).__name__}")
+        try:
+            shape.append(length.__index__())
+        except TypeError:
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, but found a "
+                            f"{type(length).__name__} that is not one integer") from None
+    if any(length < 0 for length in shape):
+        raise RuntimeError(f"{function}: Dimension size must be non-negative (got size {tuple(shape)})")
+    return tuple(shape)
+
+
+def check_factory_options(function, out=None, layout=None, pin_memory=False, memory_format=None):
+    """torch's factory keywords deltalab cannot honour are refused by name, never ignored."""
+    if out is not None:
+        raise NotImplementedError(f"deltalab has no out= for torch.{function}: use the tensor it returns "
+                                  "(or out.copy_(...))")
+    if layout is not None and layout is not strided:
+        raise NotImplementedError(f"deltalab has no torch.{function}(layout={layout}): only the strided layout")
+    if pin_memory:
+        raise RuntimeError(f"{function}: pin_memory=True needs an accelerator; deltalab runs on the CPU only")
+    if memory_format is not None and memory_format not in (contiguous_format, preserve_format):
+        raise NotImplementedError(f"deltalab has no torch.{function}(memory_format={memory_format})")
+
+
+def _filled(function, fill, size, keywords, dtype, requires_grad, name, device, out, layout, pin_memory):
     check_device(device)
-    shape = shape_from_args(shape)
+    check_factory_options(function, out, layout, pin_memory)
+    shape = factory_shape(function, size, keywords)
     array = fill(shape, dtype=dtypes.resolve_any(dtype) if dtype is not None else dtypes.get_default_dtype())
     return Tensor(array, requires_grad=requires_grad, name=name)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
-    return _filled(np.zeros, size, dtype, requires_grad, name, device)
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, name=None,
+          **size_keyword) -> Tensor:
+    """Zeros of the given size (``zeros(2, 3)``, ``zeros((2, 3))``, ``zeros(size=(2, 3))``), as torch."""
+    return _filled("zeros", np.zeros, size, size_keyword, dtype, requires_grad, name, device, out, layout, pin_memory)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
-    return _filled(np.ones, size, dtype, requires_grad, name, device)
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, name=None,
+         **size_keyword) -> Tensor:
+    """Ones of the given size, in torch's forms (see :func:`zeros`)."""
+    return _filled("ones", np.ones, size, size_keyword, dtype, requires_grad, name, device, out, layout, pin_memory)

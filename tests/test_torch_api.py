@@ -602,6 +602,24 @@ def test_detach_requires_grad_and_clone():
     assert dl.zeros(2).requires_grad_().requires_grad
 
 
+@pytest.mark.parametrize("call", [
+    lambda lib, a, mask: a.permute(dims=(1, 0)), lambda lib, a, mask: a.transpose(dim0=1, dim1=0),
+    lambda lib, a, mask: a.split(split_size=2, dim=1), lambda lib, a, mask: lib.split(a, split_size_or_sections=[1, 3], dim=1),
+    lambda lib, a, mask: lib.where(mask, 1.0, 0.0), lambda lib, a, mask: lib.where(mask, 1, 0),
+    lambda lib, a, mask: lib.where(mask, 1, 0.5), lambda lib, a, mask: lib.where(mask, a, 0.0),
+])
+def test_keyword_spellings_and_scalar_where_are_torchs(call):
+    a, mask = rand(3, 4), rand(3, 4, seed=2) > 0
+    assert_same(call(dl, dl.tensor(a), dl.tensor(mask)), call(torch, torch.tensor(a), torch.tensor(mask)))
+
+
+def test_python_scalar_conversions_and_bad_rounding_mode_raise_torchs_errors():
+    for call in (lambda lib: float(lib.ones(2)), lambda lib: int(lib.ones(2, 2)), lambda lib: float(lib.ones(0)),
+                 lambda lib: lib.ones(2).item(), lambda lib: lib.ones(2).div(2, rounding_mode="round"),
+                 lambda lib: lib.ones(2).permute(0, dims=(0,)), lambda lib: lib.ones(2, 2).transpose(dim0=0)):
+        same_error(lambda: call(dl), lambda: call(torch))
+
+
 # ------------------------------------------------------------------ factories
 def test_factories_dtypes_and_shapes_match_torch():
     cases = [

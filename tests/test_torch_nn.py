@@ -529,6 +529,35 @@ def test_module_list_and_dict_behave_like_torchs():
     assert list(heads.keys()) == ["y"]
 
 
+def test_sequential_edits_renumber_as_torch():
+    def edits(lib):
+        s = lib.nn.Sequential(lib.nn.Linear(1, 1), lib.nn.ReLU(), lib.nn.Tanh())
+        s.insert(-1, lib.nn.Sigmoid())
+        s.insert(0, lib.nn.Identity())
+        s.extend([lib.nn.ReLU()])
+        popped = s.pop(1)
+        del s[0]
+        s[1] = lib.nn.Tanh()
+        return [type(m).__name__ for m in s], list(s._modules), type(popped).__name__, hasattr(s, "5")
+
+    assert edits(dl) == edits(torch)
+    for lib in (dl, torch):
+        with pytest.raises(IndexError):
+            lib.nn.Sequential(lib.nn.ReLU()).insert(3, lib.nn.ReLU())
+
+
+def test_named_parameters_and_state_dict_options_are_torchs():
+    def names(lib):
+        shared = lib.nn.Linear(2, 2)
+        model = lib.nn.Sequential(shared, lib.nn.ReLU(), shared)
+        state = model.state_dict(prefix="net.", keep_vars=True)
+        return ([n for n, _ in model.named_parameters(remove_duplicate=False)],
+                [n for n, _ in model.named_parameters()], list(state),
+                state["net.0.weight"] is shared.weight, isinstance(state["net.0.weight"], lib.nn.Parameter))
+
+    assert names(dl) == names(torch)
+
+
 def test_register_buffer_and_parameter_errors_are_torchs():
     for module in (nn.Module(), torch.nn.Module()):
         with pytest.raises(KeyError):

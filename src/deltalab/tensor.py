@@ -209,10 +209,15 @@ class Tensor:
         return builtins.bool(self.data.reshape(-1)[0])
 
     def __float__(self):
-        return builtins.float(self.item())
+        return builtins.float(self._one_scalar())
 
     def __int__(self):
-        return builtins.int(self.item())
+        return builtins.int(self._one_scalar())
+
+    def _one_scalar(self):
+        if self.data.size != 1:  # float(t) / int(t): torch's ValueError (t.item() raises RuntimeError)
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
 
     def __index__(self):
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
@@ -904,8 +909,9 @@ class Tensor:
         dim = checked_dim(dim, self.ndim)
         return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
 
-    def transpose(self, *dims):
-        """``transpose(dim0, dim1)`` swaps two dims (torch); a full permutation is accepted too."""
+    def transpose(self, *dims, **dim_keywords):
+        """``transpose(dim0, dim1)`` swaps two dims (torch, also as keywords); a full permutation is accepted too."""
+        dims = _keyword_dims("transpose", dims, dim_keywords, ("dim0", "dim1"))
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) == 2 and self.ndim != 2 or len(dims) == 2 and sorted(d % 2 for d in dims) != [0, 1]:
@@ -922,7 +928,8 @@ class Tensor:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
         return self if self.ndim < 2 else _ops().transpose(self, (1, 0))
 
-    def permute(self, *dims):
+    def permute(self, *dims, **dim_keywords):
+        dims = _keyword_dims("permute", dims, dim_keywords, ("dims",))
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) != self.ndim:
@@ -955,8 +962,12 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return _ops().shape.chunk(self, chunks, checked_dim(dim, self.ndim))
 
-    def split(self, split_size_or_sections, dim=0):
-        return _ops().shape.split(self, split_size_or_sections, checked_dim(dim, self.ndim))
+    def split(self, split_size=None, dim=0, *, split_size_or_sections=None):
+        """``split(split_size, dim)`` (torch.Tensor's name; torch.split's ``split_size_or_sections`` too)."""
+        if (split_size is None) == (split_size_or_sections is None):
+            raise TypeError("split() takes one of split_size or split_size_or_sections")
+        size = split_size if split_size is not None else split_size_or_sections
+        return _ops().shape.split(self, size, checked_dim(dim, self.ndim))
 
     def unbind(self, dim=0):
         dim = checked_dim(dim, self.ndim)
@@ -1035,6 +1046,23 @@ class MissingTorchFeature(NotImplementedError, AttributeError):
 
 
 _PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})
+
+
+def _keyword_dims(function, dims, keywords, names):
+    """Positional dims, or torch's keywords for them (``transpose(dim0=0, dim1=1)``, ``permute(dims=...)``)."""
+    unknown = sorted(set(keywords) - set(names))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if not keywords:
+        return dims
+    if dims:
+        raise TypeError(f"{function}() got multiple values for argument {names[0]!r}")
+    if names == ("dims",):
+        return tuple(keywords["dims"])
+    missing = [n for n in names if n not in keywords]
+    if missing:
+        raise TypeError(f"{function}() missing required argument {missing[0]!r}")
+    return tuple(keywords[n] for n in names)
 
 
 def checked_dim(dim, ndim):

@@ -114,6 +114,15 @@ class Module:
         self._non_persistent_buffers.discard(name)
         object.__delattr__(self, name)
 
+    def _renumber_children(self, modules):
+        """Hold exactly ``modules`` under the keys "0", "1", ... (Sequential and ModuleList after an
+        insert or a delete, as torch renumbers them)."""
+        for key in list(self._modules):
+            self.__dict__.pop(key, None)
+        self._modules.clear()
+        for index, module in enumerate(modules):
+            setattr(self, str(index), module)
+
     def _check_new_name(self, name, what):
         if not isinstance(name, str):
             raise TypeError(f"{what} name should be a string, got {type(name).__name__}")
@@ -237,25 +246,27 @@ class Module:
         fn(self)
         return self
 
-    def _named_members(self, members, prefix, recurse):
+    def _named_members(self, members, prefix, recurse, remove_duplicate=True):
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
             for name, value in members(module).items():
-                if value is None or id(value) in seen:
+                if value is None or remove_duplicate and id(value) in seen:
                     continue
                 seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True):
-        return self._named_members(lambda m: m._parameters, prefix, recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, parameter) pairs; a parameter shared by two modules is listed once unless
+        ``remove_duplicate=False`` (as torch)."""
+        return self._named_members(lambda m: m._parameters, prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
-        return self._named_members(lambda m: m._buffers, prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members(lambda m: m._buffers, prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         for _, b in self.named_buffers(recurse=recurse):
@@ -299,9 +310,13 @@ class Module:
             if child is not None:
                 yield from child._state_items(f"{prefix}{name}.")
 
-    def state_dict(self):
-        """Name -> copy of each parameter's and persistent buffer's array, in torch's order."""
-        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
+    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
+        """Name -> copy of each parameter's and persistent buffer's array, in torch's order (with
+        ``keep_vars=True`` the tensors themselves, as torch; ``prefix`` goes before every name)."""
+        destination = OrderedDict() if destination is None else destination
+        for name, t in self._state_items(prefix):
+            destination[name] = t if keep_vars else t.data.copy()
+        return destination
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers; unknown, missing or mis-shaped entries are

@@ -253,9 +253,15 @@ def where(condition, a, b):
     from ..tensor import Tensor
 
     condition = condition.data if isinstance(condition, Tensor) else condition
+    if _python_number(a) and _python_number(b):  # where(mask, 1.0, 0.0): the default dtype, as torch
+        a, b = Tensor(a), Tensor(b)
     a, b = binary_operands(a, b)
     check_broadcast("where", a, b)
     return Where.apply(condition, a, b)
+
+
+def _python_number(x):
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
 
 
 # ------------------------------------------------------------------ more unary ops
@@ -509,7 +515,7 @@ def rounded_divide(a, b, mode):
     from ..tensor import from_array
 
     if mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
     a, b = binary_operands(a, b)
     if np.result_type(_plain(a), _plain(b)).kind in "biu":
         quotient = np.floor_divide(_plain(a), _plain(b))

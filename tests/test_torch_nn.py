@@ -384,6 +384,21 @@ def test_batch_norm_trains_and_evaluates_like_torch(kind, options, shape, dtype)
     twin(ours, theirs, [rng.standard_normal(shape)], dtype)
 
 
+def test_batch_norm_updates_its_buffers_in_place_as_torch():
+    x = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    for lib in (dl, torch):
+        norm = lib.nn.BatchNorm1d(3)
+        mean, var, count = norm.running_mean, norm.running_var, norm.num_batches_tracked
+        alias = mean.numpy()
+        norm(lib.tensor(x))
+        assert norm.running_mean is mean and norm.running_var is var and norm.num_batches_tracked is count
+        np.testing.assert_allclose(alias, 0.1 * x.mean(0), rtol=1e-5)  # the array taken before sees it
+        assert int(count) == 1
+        norm.reset_parameters()
+        assert norm.running_mean is mean and mean.tolist() == [0.0] * 3 and var.tolist() == [1.0] * 3
+        assert int(count) == 0
+
+
 def test_batch_norm_gradients_equal_finite_differences():
     rng = np.random.default_rng(5)  # not gradcheck's seed 0: its projection weights would equal x
     x = dl.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)

@@ -553,7 +553,7 @@ def test_sequential_edits_renumber_as_torch():
         popped = s.pop(1)
         del s[0]
         s[1] = lib.nn.Tanh()
-        return [type(m).__name__ for m in s], list(s._modules), type(popped).__name__, hasattr(s, "5")
+        return [type(m).__name__ for m in s], [n for n, _ in s.named_children()], type(popped).__name__, hasattr(s, "5")
 
     assert edits(dl) == edits(torch)
     for lib in (dl, torch):
@@ -606,8 +606,10 @@ def test_assigning_a_non_parameter_to_a_parameter_name_is_torchs_type_error(name
 def test_assignments_register_as_torchs():
     for lib in (dl, torch):
         layer = lib.nn.Linear(3, 2)
-        layer.bias = None  # the name stays registered, holding None
-        assert layer.bias is None and list(layer._parameters) == ["weight", "bias"]
+        layer.bias = None  # the name stays registered as a parameter, holding None
+        assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
+        with pytest.raises(TypeError, match="as parameter 'bias'"):
+            layer.bias = lib.zeros(2)
         layer.bias = lib.nn.Parameter(lib.zeros(2))
         layer.register_buffer("running", lib.zeros(2))
         layer.running = lib.ones(2)  # a tensor replaces a buffer

@@ -692,7 +692,7 @@ FACTORY_ERRORS = [
     "randint(5)", "randint(5, 2, (3,))", "randint(0, 5.5, (3,))", "randint(0, 5, (3,), requires_grad=True)",
     "arange(5, 1)", "arange(0, 1, 0)", "arange(5, requires_grad=True)", "linspace(0, 1, -1)", "linspace(0, 1)",
     "eye(-1)", "eye(2, -1)", "eye(2.0)", "randperm(-1)", "normal(0.0, 1.0)", "empty(2, pin_memory=True)",
-    "rand(2, generator=3)",
+    "rand(2, generator=3)", "tensor([1.0], pin_memory=True)",
 ]
 
 

@@ -1041,6 +1041,16 @@ def from_array(array) -> Tensor:
     return t
 
 
+def write_in_place(target, values):
+    """Write ``values`` into ``target``'s own buffer outside the graph (views and aliases of the
+    array see it) and count the change in its version, as torch's in-place ops under no_grad: what
+    an optimiser's step does to a parameter, at the cost of one copy."""
+    if not target.data.flags.writeable:
+        raise RuntimeError("the tensor's values are read-only (a read-only NumPy array): clone() it first")
+    np.copyto(target.data, values, casting="unsafe")
+    target._version.value += 1
+
+
 class MissingTorchFeature(NotImplementedError, AttributeError):
     """A torch name deltalab does not have; an AttributeError too, so ``hasattr`` stays False."""
 
@@ -1176,6 +1186,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False,
     """Make a tensor (a copy of ``data``), like ``torch.tensor``.  Python floats become the default dtype,
     NumPy arrays keep theirs, integers stay integers (class indices), bools stay bools (masks)."""
     check_device(device)
+    check_factory_options("tensor", pin_memory=pin_memory)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..errors import ConfigurationError, missing_torch_names
-from ..tensor import Tensor, from_array
+from ..tensor import Tensor, from_array, write_in_place
 
 
 class Optimizer:
@@ -102,9 +102,8 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 grad = -p.grad.data if group.get("maximize") else p.grad.data
-                new_value = self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group)
-                with no_grad():  # in place, as torch's p.add_: aliases and views see it, the version moves
-                    p.copy_(new_value)
+                # in place, as torch's p.add_: views and aliases see the step, the version moves
+                write_in_place(p, self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group))
         return loss
 
     def _update(self, value, grad, state, group):  # pragma: no cover - interface

@@ -41,7 +41,7 @@ class _SizeAccessor(builtins.int):
     def __call__(self, dim=None):
         if dim is None:
             return Size(self.shape)
-        return self.shape[checked_dim(dim, len(self.shape))]
+        return self.shape[_dim(dim, len(self.shape))]
 
 
 class device:  # noqa: N801 - mirrors torch.device
@@ -343,7 +343,7 @@ class Tensor:
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         check_device(device)
-        array = np.full(shape_from_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtypes.resolve_any(dtype))
+        array = np.full(_shape_args((size,)), fill_value, dtype=self.dtype if dtype is None else dtypes.resolve_any(dtype))
         return Tensor(array, requires_grad=requires_grad)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
@@ -771,7 +771,7 @@ class Tensor:
     def index_fill_(self, dim, index, value):
         index_array = np.asarray(getattr(index, "data", index))
         selector = [slice(None)] * self.ndim
-        selector[checked_dim(dim, self.ndim)] = index_array
+        selector[_dim(dim, self.ndim)] = index_array
         _ops().shape.setitem_(self, tuple(selector), value, op_name="index_fill_")
         return self
 
@@ -795,7 +795,7 @@ class Tensor:
 
     def prod(self, dim=None, keepdim=False, dtype=None):
         source = self if dtype is None else self.to(dtype)
-        return _ops().reduction.prod(source, None if dim is None else checked_dim(dim, self.ndim), keepdim)
+        return _ops().reduction.prod(source, None if dim is None else _dim(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The maximum (gradient shared by ties, as torch); with ``dim``: ``(values, indices)``; with a
@@ -807,7 +807,7 @@ class Tensor:
             return _ops().reduction.amax(self, None, keepdim)
         if isinstance(dim, (tuple, list)):  # deltalab's extension: the gradient goes to the first maximum
             return _ops().max(self, _dims(dim, self.ndim), keepdim)
-        return MaxResult(*_ops().reduction.max_along(self, checked_dim(dim, self.ndim), keepdim, np.argmax))
+        return MaxResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmax))
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         if isinstance(dim, Tensor):
@@ -815,7 +815,7 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
             return _ops().reduction.amin(self, None, keepdim)
-        return MinResult(*_ops().reduction.max_along(self, checked_dim(dim, self.ndim), keepdim, np.argmin))
+        return MinResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmin))
 
     def amax(self, dim=(), keepdim=False):
         return _ops().reduction.amax(self, _dims(dim if dim != () else None, self.ndim), keepdim)
@@ -856,28 +856,28 @@ class Tensor:
         return from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
 
     def cumsum(self, dim, dtype=None):
-        return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
+        return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
     def softmax(self, dim=-1, dtype=None, *, axis=None):
         dim = axis if axis is not None else dim
-        return _ops().softmax(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
+        return _ops().softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
     def log_softmax(self, dim=-1, dtype=None, *, axis=None):
         dim = axis if axis is not None else dim
-        return _ops().log_softmax(self if dtype is None else self.to(dtype), checked_dim(dim, self.ndim))
+        return _ops().log_softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
     def sort(self, dim=-1, descending=False, stable=False):
-        return SortResult(*_ops().shape.sort(self, checked_dim(dim, self.ndim), descending))
+        return SortResult(*_ops().shape.sort(self, _dim(dim, self.ndim), descending))
 
     def argsort(self, dim=-1, descending=False, stable=False):
         return self.sort(dim, descending).indices
 
     def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - torch's argument name
-        return TopkResult(*_ops().shape.topk(self, k, checked_dim(dim, self.ndim), largest))
+        return TopkResult(*_ops().shape.topk(self, k, _dim(dim, self.ndim), largest))
 
     # ---------------------------------------------------------------- shape
     def reshape(self, *shape):
-        return _ops().reshape(self, shape_from_args(shape))
+        return _ops().reshape(self, _shape_args(shape))
 
     def view(self, *shape):
         """Like reshape, but only when no copy is needed (torch's rule for non-contiguous tensors)."""
@@ -885,7 +885,7 @@ class Tensor:
             if isinstance(shape[0], Tensor):
                 return self.view(*shape[0].shape)
             raise NotImplementedError("deltalab has no torch.Tensor.view(dtype): use .to(dtype)")
-        shape = shape_from_args(shape)
+        shape = _shape_args(shape)
         try:
             np.reshape(self.data, shape, copy=False)
         except ValueError as exc:
@@ -906,7 +906,7 @@ class Tensor:
         return _ops().flatten(self, start_dim, end_dim)
 
     def unflatten(self, dim, sizes):
-        dim = checked_dim(dim, self.ndim)
+        dim = _dim(dim, self.ndim)
         return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
 
     def transpose(self, *dims, **dim_keywords):
@@ -916,7 +916,7 @@ class Tensor:
             dims = tuple(dims[0])
         if len(dims) == 2 and self.ndim != 2 or len(dims) == 2 and sorted(d % 2 for d in dims) != [0, 1]:
             order = list(range(self.ndim))
-            a, b = checked_dim(dims[0], self.ndim), checked_dim(dims[1], self.ndim)
+            a, b = _dim(dims[0], self.ndim), _dim(dims[1], self.ndim)
             order[a], order[b] = order[b], order[a]
             dims = tuple(order)
         return _ops().transpose(self, dims or None)
@@ -938,17 +938,17 @@ class Tensor:
                 f"the desired ordering of dimensions i.e. input.dim() = {self.ndim} is not equal to "
                 f"len(dims) = {len(dims)}"
             )
-        return _ops().transpose(self, tuple(checked_dim(d, self.ndim) for d in dims))
+        return _ops().transpose(self, tuple(_dim(d, self.ndim) for d in dims))
 
     def squeeze(self, dim=None, *, axis=None):
         dim = axis if axis is not None else dim
         return _ops().squeeze(self, None if dim is None else _dims(dim, self.ndim))
 
     def unsqueeze(self, dim):
-        return _ops().unsqueeze(self, checked_dim(dim, self.ndim + 1))
+        return _ops().unsqueeze(self, _dim(dim, self.ndim + 1))
 
     def expand(self, *sizes):
-        return _ops().shape.expand(self, shape_from_args(sizes))
+        return _ops().shape.expand(self, _shape_args(sizes))
 
     def expand_as(self, other):
         return self.expand(*other.shape)
@@ -957,55 +957,55 @@ class Tensor:
         return self.expand(*shape)
 
     def repeat(self, *sizes):
-        return _ops().shape.repeat(self, shape_from_args(sizes))
+        return _ops().shape.repeat(self, _shape_args(sizes))
 
     def chunk(self, chunks, dim=0):
-        return _ops().shape.chunk(self, chunks, checked_dim(dim, self.ndim))
+        return _ops().shape.chunk(self, chunks, _dim(dim, self.ndim))
 
     def split(self, split_size=None, dim=0, *, split_size_or_sections=None):
         """``split(split_size, dim)`` (torch.Tensor's name; torch.split's ``split_size_or_sections`` too)."""
         if (split_size is None) == (split_size_or_sections is None):
             raise TypeError("split() takes one of split_size or split_size_or_sections")
         size = split_size if split_size is not None else split_size_or_sections
-        return _ops().shape.split(self, size, checked_dim(dim, self.ndim))
+        return _ops().shape.split(self, size, _dim(dim, self.ndim))
 
     def unbind(self, dim=0):
-        dim = checked_dim(dim, self.ndim)
+        dim = _dim(dim, self.ndim)
         return tuple(self.select(dim, i) for i in range(self.shape[dim]))
 
     def select(self, dim, index):
         selector = [slice(None)] * self.ndim
-        selector[checked_dim(dim, self.ndim)] = index
+        selector[_dim(dim, self.ndim)] = index
         return self[tuple(selector)]
 
     def narrow(self, dim, start, length):
         selector = [slice(None)] * self.ndim
-        selector[checked_dim(dim, self.ndim)] = slice(start, start + length)
+        selector[_dim(dim, self.ndim)] = slice(start, start + length)
         return self[tuple(selector)]
 
     def flip(self, dims):
         dims = (dims,) if isinstance(dims, (builtins.int, np.integer)) else dims
         selector = [slice(None)] * self.ndim
         for d in dims:
-            selector[checked_dim(d, self.ndim)] = slice(None, None, -1)
+            selector[_dim(d, self.ndim)] = slice(None, None, -1)
         return self[tuple(selector)]
 
     def gather(self, dim, index):
-        return _ops().shape.gather(self, checked_dim(dim, self.ndim), index)
+        return _ops().shape.gather(self, _dim(dim, self.ndim), index)
 
     def scatter(self, dim, index, src=None, value=None, reduce=None):
         if src is None and value is None:
             raise TypeError("scatter() needs src or value")
         if reduce is not None:
             raise NotImplementedError("deltalab has no torch.Tensor.scatter(reduce=...): use scatter_add")
-        return _ops().shape.scatter(self, checked_dim(dim, self.ndim), index, src if src is not None else value)
+        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src if src is not None else value)
 
     def scatter_add(self, dim, index, src):
-        return _ops().shape.scatter(self, checked_dim(dim, self.ndim), index, src, add=True)
+        return _ops().shape.scatter(self, _dim(dim, self.ndim), index, src, add=True)
 
     def index_select(self, dim, index):
         selector = [slice(None)] * self.ndim
-        selector[checked_dim(dim, self.ndim)] = np.asarray(getattr(index, "data", index)).astype(np.int64)
+        selector[_dim(dim, self.ndim)] = np.asarray(getattr(index, "data", index)).astype(np.int64)
         return self[tuple(selector)]
 
     def masked_select(self, mask):
@@ -1075,7 +1075,7 @@ def _keyword_dims(function, dims, keywords, names):
     return tuple(keywords[n] for n in names)
 
 
-def checked_dim(dim, ndim):
+def _dim(dim, ndim):
     """One dim in ``range(ndim)``; torch's IndexError for one out of range (0-d accepts -1 and 0)."""
     size = builtins.max(ndim, 1)
     if not isinstance(dim, (builtins.int, np.integer)):
@@ -1085,16 +1085,19 @@ def checked_dim(dim, ndim):
     return builtins.int(dim) % size
 
 
+checked_dim = _dim  # the public name, for the modules that normalise dims as tensors do
+
+
 def _dims(dim, ndim):
     """None (every dim), or a sorted tuple of dims (from an int or a tuple)."""
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        dims = tuple(checked_dim(d, ndim) for d in dim)
+        dims = tuple(_dim(d, ndim) for d in dim)
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if dims else None
-    return (checked_dim(dim, ndim),)
+    return (_dim(dim, ndim),)
 
 
 def _dim_args(dim, keepdim, axis, keepdims):
@@ -1112,7 +1115,7 @@ def _correction(unbiased, correction):
     return 0 if unbiased is False else 1
 
 
-def shape_from_args(shape):
+def _shape_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
         shape = tuple(shape[0])
     return tuple(builtins.int(s) for s in shape)

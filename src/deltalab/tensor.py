@@ -80,7 +80,6 @@ def check_device(value):
         device(value)
 
 
-
 class TorchConstant:
     """A torch layout or memory format deltalab has (the only ones its NumPy arrays know), so that
     ``layout=dl.strided`` or ``memory_format=dl.contiguous_format`` read as in torch."""
@@ -97,6 +96,33 @@ class TorchConstant:
 strided = TorchConstant("strided")
 contiguous_format = TorchConstant("contiguous_format")
 preserve_format = TorchConstant("preserve_format")
+
+
+def from_array(array) -> Tensor:
+    """A tensor wrapping ``array`` itself: no copy, no dtype change, no gradient, a fresh version
+    counter.  The engine's results are made this way, and ``from_numpy`` (memory shared, as torch)."""
+    t = Tensor.__new__(Tensor)
+    t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._output_index = 0
+    t.name = None
+    t._version = autograd.Version()
+    t._base = None
+    t._view_index = None
+    return t
+
+
+def write_in_place(target, values):
+    """Write ``values`` into ``target``'s own buffer outside the graph (views and aliases of the
+    array see it) and count the change in its version, as torch's in-place ops under no_grad: what
+    an optimiser's step does to a parameter, at the cost of one copy."""
+    if not target.data.flags.writeable:
+        raise RuntimeError("the tensor's values are read-only (a read-only NumPy array): clone() it first")
+    np.copyto(target.data, values, casting="unsafe")
+    target._version.value += 1
+
 
 # (values, indices) of max/min/sort/topk along a dim, like torch.return_types
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -1025,54 +1051,11 @@ class Tensor:
         raise MissingTorchFeature(f"deltalab has no torch.Tensor.{name}")
 
 
-def from_array(array) -> Tensor:
-    """A tensor wrapping ``array`` itself: no copy, no dtype change, no gradient, a fresh version
-    counter.  The engine's results are made this way, and ``from_numpy`` (memory shared, as torch)."""
-    t = Tensor.__new__(Tensor)
-    t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
-    t.grad = None
-    t.requires_grad = False
-    t.grad_fn = None
-    t._output_index = 0
-    t.name = None
-    t._version = autograd.Version()
-    t._base = None
-    t._view_index = None
-    return t
-
-
-def write_in_place(target, values):
-    """Write ``values`` into ``target``'s own buffer outside the graph (views and aliases of the
-    array see it) and count the change in its version, as torch's in-place ops under no_grad: what
-    an optimiser's step does to a parameter, at the cost of one copy."""
-    if not target.data.flags.writeable:
-        raise RuntimeError("the tensor's values are read-only (a read-only NumPy array): clone() it first")
-    np.copyto(target.data, values, casting="unsafe")
-    target._version.value += 1
-
-
 class MissingTorchFeature(NotImplementedError, AttributeError):
     """A torch name deltalab does not have; an AttributeError too, so ``hasattr`` stays False."""
 
 
 _PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})
-
-
-def _keyword_dims(function, dims, keywords, names):
-    """Positional dims, or torch's keywords for them (``transpose(dim0=0, dim1=1)``, ``permute(dims=...)``)."""
-    unknown = sorted(set(keywords) - set(names))
-    if unknown:
-        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
-    if not keywords:
-        return dims
-    if dims:
-        raise TypeError(f"{function}() got multiple values for argument {names[0]!r}")
-    if names == ("dims",):
-        return tuple(keywords["dims"])
-    missing = [n for n in names if n not in keywords]
-    if missing:
-        raise TypeError(f"{function}() missing required argument {missing[0]!r}")
-    return tuple(keywords[n] for n in names)
 
 
 def _dim(dim, ndim):
@@ -1113,6 +1096,23 @@ def _correction(unbiased, correction):
     if correction is not None:
         return correction
     return 0 if unbiased is False else 1
+
+
+def _keyword_dims(function, dims, keywords, names):
+    """Positional dims, or torch's keywords for them (``transpose(dim0=0, dim1=1)``, ``permute(dims=...)``)."""
+    unknown = sorted(set(keywords) - set(names))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if not keywords:
+        return dims
+    if dims:
+        raise TypeError(f"{function}() got multiple values for argument {names[0]!r}")
+    if names == ("dims",):
+        return tuple(keywords["dims"])
+    missing = [n for n in names if n not in keywords]
+    if missing:
+        raise TypeError(f"{function}() missing required argument {missing[0]!r}")
+    return tuple(keywords[n] for n in names)
 
 
 def _shape_args(shape):

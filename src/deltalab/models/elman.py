@@ -13,7 +13,7 @@ from typing import NamedTuple
 from .. import ops
 from ..errors import ConfigurationError
 from ..nn.module import Module, uniform_
-from ..nn.recurrent import initial_state, run_elman, sequence_input
+from ..nn.recurrent import initial_state, sequence_input, run_elman
 from ..ops.recurrent import ACTIVATIONS
 
 OUTPUT_ACTIVATIONS = {

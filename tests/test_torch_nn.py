@@ -585,7 +585,8 @@ def test_register_buffer_and_parameter_errors_are_torchs():
 
 
 def torch_message_in_deltalab_names(message):
-    return message.replace("torch.nn.modules.linear.", "deltalab.nn.layers.").replace("torch.", "deltalab.")
+    return (message.replace("torch.nn.modules.linear.", "deltalab.nn.layers.").replace("torch.", "deltalab.")
+            .replace("torch Tensor", "deltalab Tensor"))
 
 
 @pytest.mark.parametrize("name, value", [
@@ -601,6 +602,16 @@ def test_assigning_a_non_parameter_to_a_parameter_name_is_torchs_type_error(name
         setattr(ours, name, value(dl))
     assert str(raised.value) == torch_message_in_deltalab_names(str(expected.value))
     assert isinstance(getattr(ours, name), nn.Parameter) and name in dict(ours.named_parameters())
+
+
+@pytest.mark.parametrize("register", [lambda lib, m: m.register_parameter("w", lib.ones(2)),
+                                      lambda lib, m: m.register_buffer("b", 3)], ids=["parameter", "buffer"])
+def test_register_type_errors_say_what_torch_says(register):
+    with pytest.raises(TypeError) as expected:
+        register(torch, torch.nn.Module())
+    with pytest.raises(TypeError) as raised:
+        register(dl, nn.Module())
+    assert str(raised.value) == torch_message_in_deltalab_names(str(expected.value))
 
 
 def test_assignments_register_as_torchs():

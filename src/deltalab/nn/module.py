@@ -138,7 +138,7 @@ class Module:
             object.__setattr__(self, name, None)
             self._parameters[name] = None
         elif not isinstance(value, Parameter):
-            raise TypeError(f"cannot assign {type(value).__name__} object to parameter {name!r} "
+            raise TypeError(f"cannot assign '{typename(value)}' object to parameter '{name}' "
                             "(deltalab.nn.Parameter or None required)")
         else:
             setattr(self, name, value)
@@ -150,7 +150,7 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute {name!r} already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign {type(tensor).__name__} object to buffer {name!r} "
+            raise TypeError(f"cannot assign '{typename(tensor)}' object to buffer '{name}' "
                             "(deltalab Tensor or None required)")
         self._buffers[name] = tensor
         if persistent:

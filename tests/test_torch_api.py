@@ -620,6 +620,21 @@ def test_python_scalar_conversions_and_bad_rounding_mode_raise_torchs_errors():
         same_error(lambda: call(dl), lambda: call(torch))
 
 
+def test_assigning_a_tensor_to_data_gives_its_values_as_torch():
+    w = rand(3, 2, seed=4).astype(np.float32)
+    x = rand(1, 2, seed=5).astype(np.float32)
+    outputs = []
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(2, 3)
+        new = lib.tensor(w)
+        layer.weight.data = new  # the tutorials' weight initialisation
+        layer.bias.data = lib.zeros(3)
+        outputs.append(layer(lib.tensor(x)).detach().numpy())
+        new.add_(1)  # the memory is shared, as torch's
+        assert np.allclose(np.asarray(layer.weight.detach().numpy()), w + 1)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6)
+
+
 # ------------------------------------------------------------------ factories
 def test_factories_dtypes_and_shapes_match_torch():
     cases = [

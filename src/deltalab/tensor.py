@@ -102,7 +102,7 @@ def from_array(array) -> Tensor:
     """A tensor wrapping ``array`` itself: no copy, no dtype change, no gradient, a fresh version
     counter.  The engine's results are made this way, and ``from_numpy`` (memory shared, as torch)."""
     t = Tensor.__new__(Tensor)
-    t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
     t.grad = None
     t.requires_grad = False
     t.grad_fn = None
@@ -132,7 +132,7 @@ TopkResult = collections.namedtuple("topk", ["values", "indices"])
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "_version", "_base",
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "_version", "_base",
                  "_view_index", "__weakref__")
     __array_priority__ = 1000  # so `ndarray * tensor` defers to Tensor.__rmul__
 
@@ -154,6 +154,17 @@ class Tensor:
         self._view_index = None
 
     # ----------------------------------------------------------------- basics
+    @property
+    def data(self):
+        """The values: the NumPy array itself (torch's ``.data`` is a Tensor sharing them)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        # torch's `p.data = other_tensor` gives p the other tensor's values (their memory, too)
+        self._data = value._data if isinstance(value, Tensor) else value if isinstance(value, np.ndarray) else (
+            np.asarray(value))
+
     @property
     def shape(self):
         return self.data.shape

@@ -3,7 +3,9 @@ SGD (momentum, dampening, Nesterov, weight decay), Adam / AdamW (amsgrad), RMSpr
 (momentum, centered); ``optim.lr_scheduler`` has StepLR and CosineAnnealingLR.
 
 ``optimizer.param_groups`` is torch's list of dicts (a scheduler changes ``group["lr"]``);
-``optimizer.state`` holds one dict of NumPy arrays per parameter, in parameter order.
+``optimizer.state`` holds one dict of NumPy arrays per parameter, in parameter order.  A step
+changes each parameter in place, as torch's ``p.add_``: views and references see it, and a graph
+that saved the parameter before the step refuses ``backward()`` (the version counter).
 """
 from __future__ import annotations
 

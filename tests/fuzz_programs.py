@@ -37,6 +37,13 @@ few ulps routes the gradient differently in each engine).  The steps:
   arithmetic with tensors and scalars, powers, reductions, matmul, softmax and friends;
 - ``Loss``: cross_entropy / nll_loss / binary_cross_entropy (F. and nn.) with every reduction
   on corner inputs (-inf logits, log of one-hot probabilities, probabilities of exactly 0 and 1);
+- ``BatchNorm``: nn.BatchNorm1d/2d (or F.batch_norm) called several times in training and then
+  eval mode (momentum incl. None, affine, track_running_stats): outputs, gradients and the
+  running statistics afterwards;
+- ``Dropout``: nn.Dropout / F.dropout in training (p = 0, 1, or in between on the mask deltalab
+  draws, see the step) and eval mode;
+- ``Embedding``: nn.Embedding / F.embedding / from_pretrained with repeated indices and
+  ``padding_idx`` (its row gets no gradient), an index out of range now and then;
 - ``Threads``: ``deltalab.set_num_threads(n)`` between steps.
 
 Every step ends in a *head*: a random upstream gradient, or a loss (any of them, any
@@ -128,6 +135,10 @@ class Deltalab:
     def set_threads(self, n):
         dl.set_num_threads(n)
 
+    def dropout(self, t, p, training, module, seed):
+        with deltalab_seeded(seed):  # the mask the torch engines rebuild (see the Dropout step)
+            return self.nn.Dropout(p).train(training)(t) if module else self.F.dropout(t, p, training)
+
     def set_param(self, module, name, array):
         getattr(module, name).data = np.array(array)
 
@@ -183,6 +194,13 @@ class Torch(Deltalab):
 
     def set_threads(self, n):
         pass
+
+    def dropout(self, t, p, training, module, seed):
+        if training and 0 < p < 1:  # torch's formula on the mask deltalab draws (see the Dropout step)
+            dtype = np.float64 if t.dtype == torch.float64 else np.float32
+            noise = deltalab_dropout_mask(tuple(t.shape), p, seed).astype(dtype) / np.asarray(1 - p, dtype=dtype)
+            return t * torch.tensor(noise)
+        return self.nn.Dropout(p).train(training)(t) if module else self.F.dropout(t, p, training)
 
     def set_param(self, module, name, array):
         with torch.no_grad():
@@ -805,6 +823,159 @@ class Loss:
         return {"loss": E.numpy(loss)}, {name: E.grad(t) for name, t in leaves}
 
 
+# ---------------------------------------------------------------- layers with state or randomness
+@dataclass(frozen=True)
+class BatchNorm:
+    """nn.BatchNorm1d ((N, C) or (N, C, L)) / nn.BatchNorm2d ((N, C, H, W)), or F.batch_norm, called
+    ``train_calls`` times in training mode and then ``eval_calls`` times in eval mode, each call on a
+    fresh x; every call's output, every x's gradient, weight/bias gradients and the running
+    statistics after the last call (from random starting values) must agree."""
+
+    seed: int
+    dtype: str
+    shape: tuple
+    momentum: float | None = 0.1
+    eps: float = 1e-5
+    affine: bool = True
+    track_running_stats: bool = True
+    train_calls: int = 1
+    eval_calls: int = 0
+    module: bool = True
+    head: Head = Head()
+    special: str = "none"
+
+    def run(self, E):
+        rng = np.random.default_rng(self.seed)
+        channels = self.shape[1]
+        weight, bias = values(rng, (channels,), self.dtype), values(rng, (channels,), self.dtype)
+        mean, var = values(rng, (channels,), self.dtype), values(rng, (channels,), self.dtype, "positive")
+        leaves = []
+        if self.module:
+            layer = getattr(E.nn, "BatchNorm2d" if len(self.shape) == 4 else "BatchNorm1d")(
+                channels, eps=self.eps, momentum=self.momentum, affine=self.affine,
+                track_running_stats=self.track_running_stats, dtype=E.dtype(self.dtype))
+            if self.affine:
+                E.set_param(layer, "weight", weight)
+                E.set_param(layer, "bias", bias)
+                leaves += [("weight", layer.weight), ("bias", layer.bias)]
+            if self.track_running_stats:
+                E.set_param(layer, "running_mean", mean)
+                E.set_param(layer, "running_var", var)
+            stats = (layer.running_mean, layer.running_var) if self.track_running_stats else None
+        else:  # F.batch_norm with its own running tensors (momentum=None is the module's alone)
+            w = E.tensor(weight, grad=True) if self.affine else None
+            b = E.tensor(bias, grad=True) if self.affine else None
+            leaves += [("weight", w), ("bias", b)] if self.affine else []
+            stats = (E.tensor(mean), E.tensor(var)) if self.track_running_stats else None
+        outputs = []
+        for call in range(self.train_calls + self.eval_calls):
+            training = call < self.train_calls
+            x = E.tensor(inject(rng, values(rng, self.shape, self.dtype), self.special if call == 0 else "none"),
+                         grad=True)
+            leaves.append((f"x{call}", x))
+            if self.module:
+                layer.train(training)
+                outputs.append(layer(x))
+            else:
+                running = stats if stats is not None else (None, None)
+                outputs.append(E.F.batch_norm(x, running[0], running[1], w, b, training=training or stats is None,
+                                              momentum=self.momentum, eps=self.eps))
+        extra = {f"y{call}": y for call, y in enumerate(outputs[:-1])}
+        if stats is not None:
+            extra.update(running_mean=stats[0], running_var=stats[1])
+            if self.module:
+                extra["num_batches_tracked"] = layer.num_batches_tracked
+        return finish(E, self, outputs[-1], rng, leaves, extra)
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """x through ``calls`` dropouts (nn.Dropout or F.dropout) in training or eval mode.  The same
+    mask in both engines: p = 0 and eval are the identity and p = 1 all zeros in torch's own
+    dropout; for 0 < p < 1 deltalab draws its mask from ``manual_seed(seed + call)`` and torch
+    computes its dropout formula x · (mask / (1 − p)) with the mask deltalab draws for that seed
+    (deltalab's generator, saved and restored around each draw, so the program is not disturbed)."""
+
+    seed: int
+    dtype: str
+    shape: tuple
+    p: float
+    training: bool = True
+    module: bool = True
+    calls: int = 1
+    activation: str = "identity"
+    head: Head = Head()
+    special: str = "none"
+
+    def run(self, E):
+        rng = np.random.default_rng(self.seed)
+        x = E.tensor(inject(rng, values(rng, self.shape, self.dtype), self.special), grad=True)
+        y = activation(E, self.activation, x, -1)
+        for call in range(self.calls):
+            y = E.dropout(y, self.p, self.training, self.module, self.seed + call)
+        return finish(E, self, y, rng, [("x", x)])
+
+
+def deltalab_dropout_mask(shape, p, seed):
+    """The keep-mask deltalab's dropout draws after ``manual_seed(seed)`` (the generator is restored)."""
+    with deltalab_seeded(seed):
+        return dl.nn.Dropout(p)(dl.ones(shape, dtype=dl.float64)).numpy() != 0
+
+
+class deltalab_seeded:  # noqa: N801 - used as a context manager
+    """``dl.manual_seed(seed)`` for a block; deltalab's generator continues afterwards as before."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __enter__(self):
+        self.saved = dl.random.generator().bit_generator.state
+        dl.manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        dl.random.generator().bit_generator.state = self.saved
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Integer indices of ``index_shape`` (repeats, the padding row, a negative ``padding_idx``)
+    into a (num, dim) table: nn.Embedding, F.embedding or Embedding.from_pretrained(freeze=False);
+    ``bad_index`` puts an index out of range (both engines must refuse)."""
+
+    seed: int
+    dtype: str
+    num: int
+    dim: int
+    index_shape: tuple
+    padding_idx: int | None = None
+    make: str = "module"  # "module" | "functional" | "pretrained"
+    bad_index: bool = False
+    head: Head = Head()
+    special: str = "none"
+
+    def run(self, E):
+        rng = np.random.default_rng(self.seed)
+        weight = inject(rng, values(rng, (self.num, self.dim), self.dtype), self.special)
+        indices = rng.integers(0, self.num, size=self.index_shape)
+        if self.padding_idx is not None and indices.size:
+            indices.flat[int(rng.integers(0, indices.size))] = self.padding_idx % self.num
+        if self.bad_index and indices.size:
+            indices.flat[0] = self.num
+        idx = E.tensor(indices.astype(np.int64))
+        if self.make == "module":
+            table = E.nn.Embedding(self.num, self.dim, padding_idx=self.padding_idx, dtype=E.dtype(self.dtype))
+            E.set_param(table, "weight", weight)
+            w = table.weight
+            y = table(idx)
+        elif self.make == "pretrained":
+            table = E.nn.Embedding.from_pretrained(E.tensor(weight), freeze=False, padding_idx=self.padding_idx)
+            w = table.weight
+            y = table(idx)
+        else:
+            w = E.tensor(weight, grad=True)
+            y = E.F.embedding(idx, w, padding_idx=self.padding_idx)
+        return finish(E, self, y, rng, [("weight", w)])
+
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -1310,8 +1481,55 @@ def draw_loss(ch, dtype):
                 case=ch.choice(case), module=ch.chance(0.3))
 
 
-def draw_program(ch, max_steps=6, big_chance=0.03):
-    """A random program: a list of steps (see the module docstring)."""
+def draw_batch_norm(ch, dtype):
+    batch, channels = ch.integer(1, 4), ch.integer(1, 4)
+    form = ch.choice(("2d", "1d", "1d-length"))
+    if form == "2d":
+        shape = (batch, channels, ch.integer(1, 4), ch.integer(1, 4))
+    elif form == "1d":
+        shape = (batch, channels)
+    else:
+        shape = (batch, channels, ch.integer(1, 5))
+    module = ch.chance(0.75)
+    track = ch.chance(0.8)
+    momentum = ch.choice((0.1, 0.1, 0.3, 1.0, None)) if module else ch.choice((0.1, 0.5))
+    train_calls = ch.integer(0 if track else 1, 3)
+    eval_calls = ch.integer(0 if train_calls else 1, 2)
+    return BatchNorm(seed=ch.integer(0, 2**31 - 1), dtype=dtype, shape=shape, momentum=momentum,
+                     eps=ch.choice((1e-5, 1e-5, 1e-3)), affine=ch.chance(0.8), track_running_stats=track,
+                     train_calls=train_calls, eval_calls=eval_calls, module=module,
+                     head=draw_head(ch, len(shape), spatial_ok=True), special=draw_special(ch))
+
+
+def draw_dropout(ch, dtype):
+    shape = tuple(ch.integer(1, 4) for _ in range(ch.integer(1, 4)))
+    return Dropout(seed=ch.integer(0, 2**31 - 1), dtype=dtype, shape=shape, p=ch.choice((0.0, 0.2, 0.5, 0.9, 1.0)),
+                   training=ch.chance(0.75), module=ch.chance(0.6), calls=ch.integer(1, 2),
+                   activation=ch.choice(("identity", "tanh", "relu")), head=draw_head(ch, len(shape)),
+                   special=draw_special(ch))
+
+
+def draw_embedding(ch, dtype):
+    num, dim = ch.integer(1, 6), ch.integer(1, 4)
+    rank = ch.integer(0, 2)
+    index_shape = tuple(ch.integer(1, 4) for _ in range(rank))
+    padding_idx = ch.integer(-num, num - 1) if ch.chance(0.4) else None
+    return Embedding(seed=ch.integer(0, 2**31 - 1), dtype=dtype, num=num, dim=dim, index_shape=index_shape,
+                     padding_idx=padding_idx, make=ch.choice(("module", "functional", "pretrained")),
+                     bad_index=ch.chance(0.05), head=draw_head(ch, rank + 1), special=draw_special(ch))
+
+
+def draw_layer(ch, dtype):
+    """A BatchNorm, Dropout or Embedding step."""
+    return ch.choice((draw_batch_norm, draw_dropout, draw_embedding))(ch, dtype)
+
+
+LAYER_STEPS = (BatchNorm, Dropout, Embedding)
+
+
+def draw_program(ch, max_steps=6, big_chance=0.03, focus_layers=False):
+    """A random program: a list of steps (see the module docstring); ``focus_layers``: one with a
+    BatchNorm, Dropout or Embedding step at least (one is put in at a random place if none was drawn)."""
     program = []
     for _ in range(ch.integer(1, max_steps)):
         roll = ch.integer(0, 99)
@@ -1331,16 +1549,20 @@ def draw_program(ch, max_steps=6, big_chance=0.03):
                 else:
                     program.append(previous)  # the very same call again
                 continue
-        if roll < 44:
+        if roll < 40:
             program.append(draw_image(ch, dtype, big=big))
         elif roll < 60:
             program.append(draw_recurrent(ch, dtype, big=big))
         elif roll < 68:
             program.append(draw_cell(ch, dtype))
-        elif roll < 90:
+        elif roll < 86:
             program.append(draw_tensor(ch, dtype))
-        else:
+        elif roll < 94:
             program.append(draw_loss(ch, dtype))
+        else:
+            program.append(draw_layer(ch, dtype))
+    if focus_layers and not any(isinstance(step, LAYER_STEPS) for step in program):
+        program.insert(ch.integer(0, len(program)), draw_layer(ch, ch.choice(("float64", "float32"))))
     return program
 
 
@@ -1367,14 +1589,14 @@ def minimise(program):
     return program
 
 
-def soak(programs, seed, max_steps=6, stop_after=5, out=sys.stdout):
+def soak(programs, seed, max_steps=6, stop_after=5, out=sys.stdout, focus_layers=False):
     """Run ``programs`` random programs from ``seed``; returns the disagreements found."""
     start = time.perf_counter()
     found = []
     steps = 0
     for number in range(programs):
         program = draw_program(RandomChooser(seed * 1_000_003 + number),
-                               max_steps=max_steps)
+                               max_steps=max_steps, focus_layers=focus_layers)
         steps += len(program)
         problem = fails(program)
         if problem:
@@ -1396,8 +1618,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the first program (default 0)")
     parser.add_argument("--max-steps", type=int, default=6, help="steps per program at most (default 6)")
     parser.add_argument("--stop-after", type=int, default=5, help="stop after this many disagreements (default 5)")
+    parser.add_argument("--focus-layers", action="store_true",
+                        help="every program has a BatchNorm, Dropout or Embedding step")
     args = parser.parse_args(argv)
-    found = soak(args.programs, args.seed, args.max_steps, args.stop_after)
+    found = soak(args.programs, args.seed, args.max_steps, args.stop_after, focus_layers=args.focus_layers)
     return 1 if found else 0
 
 

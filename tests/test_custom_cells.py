@@ -13,6 +13,7 @@ import deltalab.functional as F
 from deltalab import ShapeError
 from deltalab.models import AdditiveCell, ElmanReLUCell, GateLSTMCell, ModifiedCell
 from deltalab.nn import Module, Parameter, Recurrent
+from deltalab.nn.module import swapped_tensors
 
 # these tests compare at float64 precision (the default dtype is float32, as torch's)
 pytestmark = pytest.mark.usefixtures("float64_default")
@@ -24,9 +25,8 @@ def unroll_with(cell, names):
 
     def fn(*args):
         *weights, x, h0 = args
-        for name, w in zip(names, weights):
-            setattr(cell, name, w)
-        return Recurrent(cell)(x, h0)[0]
+        with swapped_tensors(cell, dict(zip(names, weights))):
+            return Recurrent(cell)(x, h0)[0]
 
     return fn
 
@@ -173,8 +173,8 @@ def test_gate_lstm_cell_gradients_equal_finite_differences():
     x = dl.tensor(np.random.default_rng(0).standard_normal((4, 2)), requires_grad=True)
 
     def fn(w_ih, w_hh, b, x):
-        cell.weight_ih, cell.weight_hh, cell.bias = w_ih, w_hh, b
-        return Recurrent(cell)(x)[0]
+        with swapped_tensors(cell, {"weight_ih": w_ih, "weight_hh": w_hh, "bias": b}):
+            return Recurrent(cell)(x)[0]
 
     result = dl.gradcheck(fn, *weights, x)
     assert result.passed, result.errors

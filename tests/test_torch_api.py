@@ -602,6 +602,39 @@ def test_detach_requires_grad_and_clone():
     assert dl.zeros(2).requires_grad_().requires_grad
 
 
+@pytest.mark.parametrize("call", [
+    lambda lib, a, mask: a.permute(dims=(1, 0)), lambda lib, a, mask: a.transpose(dim0=1, dim1=0),
+    lambda lib, a, mask: a.split(split_size=2, dim=1), lambda lib, a, mask: lib.split(a, split_size_or_sections=[1, 3], dim=1),
+    lambda lib, a, mask: lib.where(mask, 1.0, 0.0), lambda lib, a, mask: lib.where(mask, 1, 0),
+    lambda lib, a, mask: lib.where(mask, 1, 0.5), lambda lib, a, mask: lib.where(mask, a, 0.0),
+])
+def test_keyword_spellings_and_scalar_where_are_torchs(call):
+    a, mask = rand(3, 4), rand(3, 4, seed=2) > 0
+    assert_same(call(dl, dl.tensor(a), dl.tensor(mask)), call(torch, torch.tensor(a), torch.tensor(mask)))
+
+
+def test_python_scalar_conversions_and_bad_rounding_mode_raise_torchs_errors():
+    for call in (lambda lib: float(lib.ones(2)), lambda lib: int(lib.ones(2, 2)), lambda lib: float(lib.ones(0)),
+                 lambda lib: lib.ones(2).item(), lambda lib: lib.ones(2).div(2, rounding_mode="round"),
+                 lambda lib: lib.ones(2).permute(0, dims=(0,)), lambda lib: lib.ones(2, 2).transpose(dim0=0)):
+        same_error(lambda: call(dl), lambda: call(torch))
+
+
+def test_assigning_a_tensor_to_data_gives_its_values_as_torch():
+    w = rand(3, 2, seed=4).astype(np.float32)
+    x = rand(1, 2, seed=5).astype(np.float32)
+    outputs = []
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(2, 3)
+        new = lib.tensor(w)
+        layer.weight.data = new  # the tutorials' weight initialisation
+        layer.bias.data = lib.zeros(3)
+        outputs.append(layer(lib.tensor(x)).detach().numpy())
+        new.add_(1)  # the memory is shared, as torch's
+        assert np.allclose(np.asarray(layer.weight.detach().numpy()), w + 1)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6)
+
+
 # ------------------------------------------------------------------ factories
 def test_factories_dtypes_and_shapes_match_torch():
     cases = [
@@ -626,6 +659,100 @@ def test_factories_dtypes_and_shapes_match_torch():
         ours, theirs = make(dl), make(torch)
         assert ours.dtype.name == torch_dtype_name(theirs) and tuple(ours.shape) == tuple(theirs.shape)
     assert str(torch.get_default_dtype()) == f"torch.{dl.get_default_dtype()}"
+
+
+
+def deterministic(t):
+    """What a factory gives apart from its random values: shape, dtype, requires_grad."""
+    return tuple(t.shape), torch_dtype_name(t) if isinstance(t, torch.Tensor) else t.dtype.name, t.requires_grad
+
+
+FACTORY_FORMS = [
+    "zeros(size=(2, 3))", "zeros(size=[2])", "ones(size=(2,), dtype=lib.float64)", "zeros(lib.Size([2, 3]))",
+    "zeros(np.int64(3))", "zeros(lib.tensor(3))", "zeros(())", "zeros(2, 0)", "empty(size=(2, 3))",
+    "empty(2, layout=lib.strided)", "empty(2, memory_format=lib.contiguous_format)", "empty(2, pin_memory=False)",
+    "zeros(2, dtype=lib.float64, requires_grad=True)", "ones(2, 2, dtype=lib.bool)",
+    "full(size=(2,), fill_value=1.5)", "full([2, 2], 2, dtype=lib.float64)", "full((2,), lib.tensor(3.0))",
+    "full((2,), 1.0, requires_grad=True)", "full((2,), 3, dtype=None)",
+    "rand(size=(2, 3))", "rand(2, 3, dtype=lib.float64, requires_grad=True)", "randn(size=(4,))",
+    "randn((2, 3), requires_grad=True)", "randint(5, (3,))", "randint(2, 5, (3,))", "randint(5, size=(3,))",
+    "randint(low=2, high=5, size=(3,))", "randint(high=5, size=(3,))", "randint(0, 5, size=(3,), dtype=lib.float32)",
+    "randint_like(lib.ones(2), 5)", "randint_like(lib.ones(2, dtype=lib.int64), 2, 5)",
+    "rand_like(lib.ones(2), dtype=lib.float64)", "zeros_like(lib.ones(2), requires_grad=True)",
+    "zeros_like(lib.ones(2), memory_format=lib.preserve_format)", "ones_like(lib.ones(2), dtype=lib.int64)",
+    "empty_like(lib.ones(2, 3))", "full_like(lib.ones(2, dtype=lib.int64), 2.7)", "randperm(4, dtype=lib.float64)",
+    "arange(end=5)", "arange(start=1, end=5)", "arange(1, 5, step=2)", "arange(5.0, requires_grad=True)",
+    "arange(lib.tensor(3))", "arange(5, 1, -1)", "linspace(0, 1, steps=3, dtype=lib.float64)",
+    "linspace(0, 10, 4, requires_grad=True)", "linspace(0, 1, 0)", "linspace(0, 1, 1)",
+    "linspace(-5.36, 3.6, 24, dtype=lib.int64)", "linspace(lib.tensor(0.0), 1, 3)", "logspace(0, 2, 3)",
+    "eye(n=2, m=3)", "eye(3, dtype=lib.int64)", "eye(2, requires_grad=True)", "normal(0.0, 1.0, size=(2,))",
+    "normal(lib.zeros(2), 1.0)", "normal(0.0, lib.ones(3, dtype=lib.float64))",
+    "normal(0.0, 1.0, (2,), dtype=lib.float64)",
+]
+
+
+@pytest.mark.parametrize("form", FACTORY_FORMS)
+def test_factory_signatures_are_torchs(form):
+    ours, theirs = (eval(f"lib.{form}", {"lib": lib, "np": np}) for lib in (dl, torch))  # noqa: S307
+    assert deterministic(ours) == deterministic(theirs)
+    if not form.startswith(("rand", "normal", "empty")):
+        assert_same(ours.detach(), theirs.detach())
+
+
+FACTORY_ERRORS = [
+    "zeros(2, size=(3,))", "zeros(size=3)", "zeros(-1)", "zeros((2, -3))", "zeros(2.0)", "zeros(2, 3.5)",
+    "zeros(True)", "zeros(lib.tensor([2, 3]))", "zeros(2, bogus=1)", "empty(2, bogus=1)",
+    "zeros_like(lib.ones(2), bogus=1)", "zeros(2, dtype=lib.int64, requires_grad=True)", "full(2, 1.0)",
+    "full((2,), 1, requires_grad=True)", "rand(2, dtype=lib.int64)", "randn_like(lib.ones(2, dtype=lib.int64))",
+    "randint(5)", "randint(5, 2, (3,))", "randint(0, 5.5, (3,))", "randint(0, 5, (3,), requires_grad=True)",
+    "arange(5, 1)", "arange(0, 1, 0)", "arange(5, requires_grad=True)", "linspace(0, 1, -1)", "linspace(0, 1)",
+    "eye(-1)", "eye(2, -1)", "eye(2.0)", "randperm(-1)", "normal(0.0, 1.0)", "empty(2, pin_memory=True)",
+    "rand(2, generator=3)", "tensor([1.0], pin_memory=True)",
+]
+
+
+@pytest.mark.parametrize("form", FACTORY_ERRORS)
+def test_factory_errors_are_torchs(form):
+    same_error(lambda: eval(f"lib.{form}", {"lib": dl, "np": np}),  # noqa: S307
+               lambda: eval(f"lib.{form}", {"lib": torch, "np": np}))  # noqa: S307
+
+
+@pytest.mark.parametrize("form", ["zeros(2, out=lib.empty(2))", "ones((2,), out=lib.empty(2))",
+                                  "empty(2, out=lib.empty(2))", "full((2,), 1.0, out=lib.empty(2))",
+                                  "rand(2, out=lib.empty(2))", "randn(2, out=lib.empty(2))",
+                                  "randint(3, (2,), out=lib.empty(2))", "arange(2, out=lib.empty(2))",
+                                  "linspace(0, 1, 2, out=lib.empty(2))", "eye(2, out=lib.empty(2, 2))",
+                                  "randperm(2, out=lib.empty(2))"])
+def test_factory_out_is_refused_by_name(form):
+    eval(f"lib.{form}", {"lib": torch})  # noqa: S307 - torch has it
+    with pytest.raises(NotImplementedError, match="deltalab has no out= for torch"):
+        eval(f"lib.{form}", {"lib": dl})  # noqa: S307
+
+
+def test_linspace_rounds_within_an_ulp_of_torchs():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        start, end = rng.standard_normal(2) * 100
+        steps = int(rng.integers(2, 40))
+        for dtype in ("float32", "float64"):
+            ours = dl.linspace(start, end, steps, dtype=getattr(dl, dtype)).numpy()
+            theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype)).numpy()
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=4 * np.finfo(dtype).eps * max(abs(start), abs(end)))
+        # integers: torch's vectorised kernel truncates values computed in chunks of its SIMD width, so a
+        # value within rounding of an integer may come out one lower or higher (the README says so)
+        ints = dl.linspace(start, end, steps, dtype=dl.int64).numpy()
+        np.testing.assert_allclose(ints, torch.linspace(start, end, steps, dtype=torch.int64).numpy(), rtol=0, atol=1)
+
+
+def test_from_numpy_shares_memory_both_ways_as_torch():
+    for lib in (dl, torch):
+        array = np.arange(3.0)
+        t = lib.from_numpy(array)
+        array[0] = 9.0
+        t.add_(1)
+        assert t.tolist() == [10.0, 2.0, 3.0] and array.tolist() == [10.0, 2.0, 3.0]
+        assert lib.from_numpy(np.arange(3, dtype=np.int32)).dtype == lib.int32
+    same_error(lambda: dl.from_numpy([1, 2]), lambda: torch.from_numpy([1, 2]), "expected np.ndarray")
 
 
 def test_from_numpy_shares_memory_and_manual_seed_repeats_draws():

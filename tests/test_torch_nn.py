@@ -384,6 +384,21 @@ def test_batch_norm_trains_and_evaluates_like_torch(kind, options, shape, dtype)
     twin(ours, theirs, [rng.standard_normal(shape)], dtype)
 
 
+def test_batch_norm_updates_its_buffers_in_place_as_torch():
+    x = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    for lib in (dl, torch):
+        norm = lib.nn.BatchNorm1d(3)
+        mean, var, count = norm.running_mean, norm.running_var, norm.num_batches_tracked
+        alias = mean.numpy()
+        norm(lib.tensor(x))
+        assert norm.running_mean is mean and norm.running_var is var and norm.num_batches_tracked is count
+        np.testing.assert_allclose(alias, 0.1 * x.mean(0), rtol=1e-5)  # the array taken before sees it
+        assert int(count) == 1
+        norm.reset_parameters()
+        assert norm.running_mean is mean and mean.tolist() == [0.0] * 3 and var.tolist() == [1.0] * 3
+        assert int(count) == 0
+
+
 def test_batch_norm_gradients_equal_finite_differences():
     rng = np.random.default_rng(5)  # not gradcheck's seed 0: its projection weights would equal x
     x = dl.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)
@@ -529,6 +544,35 @@ def test_module_list_and_dict_behave_like_torchs():
     assert list(heads.keys()) == ["y"]
 
 
+def test_sequential_edits_renumber_as_torch():
+    def edits(lib):
+        s = lib.nn.Sequential(lib.nn.Linear(1, 1), lib.nn.ReLU(), lib.nn.Tanh())
+        s.insert(-1, lib.nn.Sigmoid())
+        s.insert(0, lib.nn.Identity())
+        s.extend([lib.nn.ReLU()])
+        popped = s.pop(1)
+        del s[0]
+        s[1] = lib.nn.Tanh()
+        return [type(m).__name__ for m in s], [n for n, _ in s.named_children()], type(popped).__name__, hasattr(s, "5")
+
+    assert edits(dl) == edits(torch)
+    for lib in (dl, torch):
+        with pytest.raises(IndexError):
+            lib.nn.Sequential(lib.nn.ReLU()).insert(3, lib.nn.ReLU())
+
+
+def test_named_parameters_and_state_dict_options_are_torchs():
+    def names(lib):
+        shared = lib.nn.Linear(2, 2)
+        model = lib.nn.Sequential(shared, lib.nn.ReLU(), shared)
+        state = model.state_dict(prefix="net.", keep_vars=True)
+        return ([n for n, _ in model.named_parameters(remove_duplicate=False)],
+                [n for n, _ in model.named_parameters()], list(state),
+                state["net.0.weight"] is shared.weight, isinstance(state["net.0.weight"], lib.nn.Parameter))
+
+    assert names(dl) == names(torch)
+
+
 def test_register_buffer_and_parameter_errors_are_torchs():
     for module in (nn.Module(), torch.nn.Module()):
         with pytest.raises(KeyError):
@@ -537,6 +581,99 @@ def test_register_buffer_and_parameter_errors_are_torchs():
             module.register_buffer("x", 3)
         with pytest.raises(TypeError):
             module.register_parameter("w", np.ones(2) if isinstance(module, nn.Module) else torch.ones(2))
+
+
+
+def torch_message_in_deltalab_names(message):
+    return (message.replace("torch.nn.modules.linear.", "deltalab.nn.layers.").replace("torch.", "deltalab.")
+            .replace("torch Tensor", "deltalab Tensor"))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("weight", lambda lib: lib.ones(2, 3)), ("weight", lambda lib: lib.ones(2, 3, dtype=lib.float64)),
+    ("weight", lambda lib: lib.ones(2, dtype=lib.int64)), ("bias", lambda lib: 3),
+    ("weight", lambda lib: lib.nn.Linear(1, 1)),
+], ids=["float", "double", "long", "int", "module"])
+def test_assigning_a_non_parameter_to_a_parameter_name_is_torchs_type_error(name, value):
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with pytest.raises(TypeError) as expected:
+        setattr(theirs, name, value(torch))
+    with pytest.raises(TypeError) as raised:
+        setattr(ours, name, value(dl))
+    assert str(raised.value) == torch_message_in_deltalab_names(str(expected.value))
+    assert isinstance(getattr(ours, name), nn.Parameter) and name in dict(ours.named_parameters())
+
+
+@pytest.mark.parametrize("register", [lambda lib, m: m.register_parameter("w", lib.ones(2)),
+                                      lambda lib, m: m.register_buffer("b", 3)], ids=["parameter", "buffer"])
+def test_register_type_errors_say_what_torch_says(register):
+    with pytest.raises(TypeError) as expected:
+        register(torch, torch.nn.Module())
+    with pytest.raises(TypeError) as raised:
+        register(dl, nn.Module())
+    assert str(raised.value) == torch_message_in_deltalab_names(str(expected.value))
+
+
+def test_assignments_register_as_torchs():
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(3, 2)
+        layer.bias = None  # the name stays registered as a parameter, holding None
+        assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
+        with pytest.raises(TypeError, match="as parameter 'bias'"):
+            layer.bias = lib.zeros(2)
+        layer.bias = lib.nn.Parameter(lib.zeros(2))
+        layer.register_buffer("running", lib.zeros(2))
+        layer.running = lib.ones(2)  # a tensor replaces a buffer
+        assert [n for n, _ in layer.named_buffers()] == ["running"] and layer.running.tolist() == [1.0, 1.0]
+        with pytest.raises(TypeError, match="as buffer 'running'"):
+            layer.running = 3
+        layer.running = lib.nn.Parameter(lib.zeros(2))  # a Parameter moves the name to the parameters
+        assert [n for n, _ in layer.named_parameters()] == ["weight", "bias", "running"]
+        assert not list(layer.named_buffers())
+        outer = lib.nn.Sequential(layer)
+        with pytest.raises(TypeError, match="as child module '0'"):
+            setattr(outer, "0", lib.ones(1))
+        setattr(outer, "0", None)
+        assert len(list(outer.children())) == 0
+
+        class Early(lib.nn.Module):
+            def __init__(self):
+                self.plain = 3  # plain attributes before Module.__init__ are fine, as torch
+                with pytest.raises(AttributeError, match="cannot assign parameters before Module.__init__"):
+                    self.w = lib.nn.Parameter(lib.zeros(1))
+                super().__init__()
+
+        assert Early().plain == 3
+
+
+def test_functional_call_computes_with_other_tensors_and_leaves_the_module_as_torch():
+    from torch.func import functional_call as torch_functional_call
+
+    from deltalab.func import functional_call
+
+    ours, theirs = small_twins()
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    w = np.random.default_rng(3).standard_normal((5, 4))
+    mine_w, their_w = dl.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    before = ours[0].weight
+    mine = functional_call(ours, {"0.weight": mine_w}, dl.tensor(x))
+    expected = torch_functional_call(theirs, {"0.weight": their_w}, torch.tensor(x))
+    close(mine, expected, "float64")
+    mine.sum().backward()
+    expected.sum().backward()
+    close(mine_w.grad, their_w.grad, "float64")
+    assert ours[0].weight is before and ours[0].weight.grad is None and theirs[0].weight.grad is None
+    close(ours(dl.tensor(x)), theirs(torch.tensor(x)), "float64")  # the module's own weights are back
+    # tied weights are swapped together; strict names what is missing, as torch
+    square = np.random.default_rng(4).standard_normal((4, 4))
+    for lib, call in ((dl, functional_call), (torch, torch_functional_call)):
+        first = lib.nn.Linear(4, 4).to(lib.float64)
+        two = lib.nn.Sequential(first, first)
+        out = call(two, {"0.weight": lib.tensor(square)}, lib.tensor(x))
+        bias = first.bias.detach().numpy()
+        close(out.detach(), (x @ square.T + bias) @ square.T + bias, "float64")
+        with pytest.raises(RuntimeError, match="Missing key"):
+            call(two, {"0.weight": lib.tensor(square)}, lib.tensor(x), strict=True)
 
 
 def test_state_dict_errors_are_runtime_errors_as_torch():
@@ -752,6 +889,122 @@ def test_optimizer_state_dict_is_torchs_and_loads_torchs(kind, options):
     reference = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         close(p, reference[name], "float64")
+
+
+
+# every option, alone and together: the same gradients fed to both for 20 steps isolate the update rule
+UPDATE_RULES = [
+    ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)), ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("SGD", dict(lr=0.1, weight_decay=0.05)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
+    ("Adam", dict()), ("Adam", dict(lr=0.01, amsgrad=True)), ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, betas=(0.3, 0.6))), ("Adam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, maximize=True, amsgrad=True, weight_decay=0.01)),
+    ("AdamW", dict()), ("AdamW", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01, weight_decay=0.3, betas=(0.4, 0.7))),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+    ("RMSprop", dict()), ("RMSprop", dict(lr=0.01, centered=True)), ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.5, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, options", UPDATE_RULES)
+def test_update_rules_follow_torchs_over_twenty_steps(kind, options, dtype):
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in ((3, 4), (4,))]
+    ours = [nn.Parameter(dl.tensor(a.copy())) for a in start]
+    theirs = [torch.nn.Parameter(torch.tensor(a.copy())) for a in start]
+    ours_opt, theirs_opt = getattr(dl.optim, kind)(ours, **options), getattr(torch.optim, kind)(theirs, **options)
+    for _ in range(20):
+        for p, q in zip(ours, theirs):
+            g = rng.standard_normal(p.shape).astype(dtype)
+            p.grad, q.grad = dl.tensor(g.copy()), torch.tensor(g.copy())
+        ours_opt.step()
+        theirs_opt.step()
+        for p, q in zip(ours, theirs):
+            close(p, q, dtype)
+
+
+@pytest.mark.parametrize("kind, options", [("SGD", dict(lr=0.1, momentum=0.9)), ("AdamW", dict(lr=0.1)),
+                                           ("RMSprop", dict(centered=True))])
+def test_a_step_changes_the_parameters_in_place_as_torch(kind, options):
+    for lib in (dl, torch):
+        p = lib.nn.Parameter(lib.ones(3))
+        view, alias = p[1:], p.data
+        optimizer = getattr(lib.optim, kind)([p], **options)
+        p.grad = lib.ones(3)
+        y = (p * p).sum()  # saves p for its backward
+        optimizer.step()
+        after = p.detach().numpy().copy()
+        assert (after < 1).all()
+        np.testing.assert_array_equal(view.detach().numpy(), after[1:])  # a view sees the update
+        np.testing.assert_array_equal(np.asarray(alias), after)  # and so does p.data taken before
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # the version moved
+            y.backward()
+
+
+def test_zero_grad_sets_none_by_default_or_zeros_in_place_as_torch():
+    for lib in (dl, torch):
+        model = lib.nn.Linear(2, 1)
+        optimizer = lib.optim.SGD(model.parameters(), lr=0.1)
+        model(lib.ones(1, 2)).sum().backward()
+        grad = model.weight.grad
+        optimizer.zero_grad(set_to_none=False)
+        assert model.weight.grad is grad and grad.tolist() == [[0.0, 0.0]]
+        model(lib.ones(1, 2)).sum().backward()
+        model.zero_grad(set_to_none=False)
+        assert model.weight.grad is grad and grad.tolist() == [[0.0, 0.0]]
+        optimizer.zero_grad()
+        assert model.weight.grad is None
+        model(lib.ones(1, 2)).sum().backward()
+        model.zero_grad()
+        assert model.weight.grad is None
+
+
+@pytest.mark.parametrize("kind, options", OPTIMIZERS)
+def test_optimizer_state_dict_round_trip_continues_the_same_way(kind, options):
+    ours, theirs = small_twins()
+    optimizer = getattr(dl.optim, kind)(ours.parameters(), **options)
+    theirs_opt = getattr(torch.optim, kind)(theirs.parameters(), **options)
+    train(ours, optimizer, dl, 3)
+    train(theirs, theirs_opt, torch, 3)
+    saved = optimizer.state_dict()
+    again = getattr(dl.optim, kind)(ours.parameters(), **options)
+    again.load_state_dict(saved)
+    train(ours, again, dl, 3, seed=1)  # the restored optimiser goes on as torch's own
+    train(theirs, theirs_opt, torch, 3, seed=1)
+    reference = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        close(p, reference[name], "float64")
+    assert again.state_dict()["param_groups"] == theirs_opt.state_dict()["param_groups"]
+
+
+def test_clipping_changes_the_gradients_in_place_as_torch():
+    for lib in (dl, torch):
+        p = lib.nn.Parameter(lib.ones(3))
+        p.grad = lib.tensor([3.0, -4.0, 0.0])
+        grad = p.grad
+        lib.nn.utils.clip_grad_norm_([p], 1.0)
+        assert p.grad is grad
+        np.testing.assert_allclose(np.asarray(grad.tolist()), [0.6, -0.8, 0.0], rtol=1e-5)
+        lib.nn.utils.clip_grad_value_([p], 0.7)
+        assert p.grad is grad
+        np.testing.assert_allclose(np.asarray(grad.tolist()), [0.6, -0.7, 0.0], rtol=1e-5)
+
+
+def test_load_state_dict_copies_into_the_same_tensors_as_torch():
+    for lib in (dl, torch):
+        layer = lib.nn.Linear(2, 2)
+        weight = layer.weight
+        optimizer = lib.optim.SGD(layer.parameters(), lr=0.1)
+        y = (weight * weight).sum()
+        layer.load_state_dict({"weight": np.full((2, 2), 0.5, np.float32) if lib is dl else lib.full((2, 2), 0.5),
+                               "bias": np.zeros(2, np.float32) if lib is dl else lib.zeros(2)})
+        assert layer.weight is weight and optimizer.param_groups[0]["params"][0] is weight
+        assert weight.tolist() == [[0.5, 0.5], [0.5, 0.5]]
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # the version moved
+            y.backward()
 
 
 def test_parameter_groups_have_their_own_options_as_torch():

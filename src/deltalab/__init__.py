@@ -9,7 +9,7 @@ import importlib as _importlib
 import importlib.util as _importlib_util
 import types as _types
 
-from . import functional, models, nn, ops, optim
+from . import func, functional, models, nn, ops, optim
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (
     bool,
@@ -46,7 +46,7 @@ backends = _types.SimpleNamespace(mps=_types.SimpleNamespace(is_available=lambda
 
 __all__ = sorted({
     "CheckpointError", "ConfigurationError", "DeltalabError", "check", "ShapeError", "SpecError", "Size", "Tensor",
-    "backends", "bool", "cuda", "device", "double", "enable_grad", "float", "float32", "float64", "functional",
+    "backends", "bool", "cuda", "device", "double", "enable_grad", "float", "float32", "float64", "func", "functional",
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
     "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",

@@ -202,8 +202,21 @@ def _tensor_class():
 _Tensor = None
 
 
+def _wrap_array(array):
+    """``tensor.from_array``, imported on first use (as the Tensor class above)."""
+    global _wrap_function
+    if _wrap_function is None:
+        from .tensor import from_array
+
+        _wrap_function = from_array
+    return _wrap_function(array)
+
+
+_wrap_function = None
+
+
 def _wrap(array, node, index, parents=()):
-    out = _tensor_class()._from_array(array)
+    out = _wrap_array(array)
     base = getattr(out.data, "base", None)
     if base is not None:
         # a view shares its input's buffer, so it shares the version counter (and in-place rules)
@@ -265,7 +278,7 @@ def _accumulate(tensor, grad):
 
 
 def _grad_tensor(array):
-    return _tensor_class()._from_array(array)
+    return _wrap_array(array)
 
 
 def backward(tensor, grad=None):

@@ -12,7 +12,20 @@ import numpy as np
 
 from . import dtypes
 from .random import generator as _generator
-from .tensor import Tensor, _shape_args, check_device, ones, tensor, zeros
+from .tensor import (
+    Tensor,
+    check_device,
+    check_factory_options,
+    checked_dim,
+    contiguous_format,
+    factory_shape,
+    from_array,
+    ones,
+    preserve_format,
+    strided,
+    tensor,
+    zeros,
+)
 
 
 def _float_dtype(dtype):
@@ -25,22 +38,55 @@ def _make(array, requires_grad=False, device=None):
 
 
 def _random_generator(generator):
-    return _generator() if generator is None else generator
+    """deltalab's generator, or the NumPy Generator given (``generator=np.random.default_rng(s)``)."""
+    if generator is None:
+        return _generator()
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a NumPy Generator (np.random.default_rng(seed)), not "
+                        f"{type(generator).__name__}")
+    return generator
+
+
+def _floating_only(function, dtype):
+    """torch draws uniform and normal values in floating dtypes only (NotImplementedError otherwise)."""
+    if not dtypes.is_floating(dtype):
+        raise NotImplementedError(f"{function}() is not implemented for '{dtypes.torch_name(dtype)}' "
+                                  "(floating point dtypes only, as torch)")
+    return dtype
+
+
+def _integer(function, name, value):
+    if isinstance(value, (builtins.bool, np.bool_)) or not hasattr(value, "__index__"):
+        raise TypeError(f"{function}(): argument '{name}' must be int, not {type(value).__name__}")
+    return value.__index__()
+
+
+def _number(value):
+    return value.item() if isinstance(value, Tensor) else value
 
 
 # ------------------------------------------------------------------ factories
-def empty(*size, dtype=None, device=None, requires_grad=False, **_):
+def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
+          memory_format=None, **size_keyword):
     """Like ``torch.empty`` (the values are zeros here, never uninitialised memory)."""
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+    check_factory_options("empty", memory_format=memory_format)
+    shape = factory_shape("empty", size, size_keyword)
+    return zeros(shape, out=out, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad,
+                 pin_memory=pin_memory)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    """``size`` filled with ``fill_value``: int64 for an int, bool for a bool, else the default float dtype."""
+    check_factory_options("full", out, layout)
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not {type(size).__name__}")
+    fill_value = _number(fill_value)
     if dtype is None:
-        if isinstance(fill_value, builtins.bool):
+        if isinstance(fill_value, (builtins.bool, np.bool_)):
             dtype = dtypes.bool
         elif isinstance(fill_value, (builtins.int, np.integer)):
             dtype = dtypes.int64
-    array = np.full(_shape_args((size,)), fill_value, dtype=_float_dtype(dtype))
+    array = np.full(factory_shape("full", (size,), {}), fill_value, dtype=_float_dtype(dtype))
     return _make(array, requires_grad, device)
 
 
@@ -48,104 +94,214 @@ def _like(template, dtype):
     return dtypes.resolve_any(dtype) if dtype is not None else template.dtype
 
 
-def zeros_like(input, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002 - torch's name
+def _like_options(function, layout, memory_format):
+    check_factory_options(function, layout=layout, memory_format=memory_format)
+
+
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,  # noqa: A002 - torch's name
+               memory_format=None):
+    _like_options("zeros_like", layout, memory_format)
     return _make(np.zeros(input.shape, dtype=_like(input, dtype)), requires_grad, device)
 
 
-def ones_like(input, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):  # noqa: A002
+    _like_options("ones_like", layout, memory_format)
     return _make(np.ones(input.shape, dtype=_like(input, dtype)), requires_grad, device)
 
 
-def empty_like(input, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002
-    return zeros_like(input, dtype, device, requires_grad)
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):  # noqa: A002
+    """Like ``torch.empty_like`` (zeros here, never uninitialised memory)."""
+    _like_options("empty_like", layout, memory_format)
+    return _make(np.zeros(input.shape, dtype=_like(input, dtype)), requires_grad, device)
 
 
-def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002
-    return _make(np.full(input.shape, fill_value, dtype=_like(input, dtype)), requires_grad, device)
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,  # noqa: A002
+              memory_format=None):
+    _like_options("full_like", layout, memory_format)
+    return _make(np.full(input.shape, _number(fill_value), dtype=_like(input, dtype)), requires_grad, device)
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False, **size_keyword):
     """Uniform on [0, 1), like ``torch.rand`` (deltalab's generator, not torch's values)."""
-    array = _random_generator(generator).random(_shape_args(size)).astype(_float_dtype(dtype))
+    check_factory_options("rand", out, layout, pin_memory)
+    dtype = _floating_only("rand", _float_dtype(dtype))
+    array = _random_generator(generator).random(factory_shape("rand", size, size_keyword)).astype(dtype)
     return _make(array, requires_grad, device)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False, **size_keyword):
     """Standard normal, like ``torch.randn`` (deltalab's generator, not torch's values)."""
-    array = _random_generator(generator).standard_normal(_shape_args(size)).astype(_float_dtype(dtype))
+    check_factory_options("randn", out, layout, pin_memory)
+    dtype = _floating_only("randn", _float_dtype(dtype))
+    array = _random_generator(generator).standard_normal(factory_shape("randn", size, size_keyword)).astype(dtype)
     return _make(array, requires_grad, device)
 
 
-def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False):
-    """Integers in [low, high) as int64, like ``torch.randint(low=0, high, size)``."""
+def _integers(function, generator, low, high, shape, dtype):
+    low, high = _integer(function, "low", low), _integer(function, "high", high)
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    return _random_generator(generator).integers(low, high, shape).astype(dtype)
+
+
+def randint(*bounds, size=None, low=None, high=None, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad=False):
+    """Integers in [low, high) as int64, like ``torch.randint(low=0, high, size)``: ``randint(5, (3,))``,
+    ``randint(2, 5, (3,))``, ``randint(high=5, size=(3,))``."""
+    check_factory_options("randint", out, layout)
+    bounds = list(bounds)
+    if size is None and bounds and isinstance(bounds[-1], (tuple, list)):
+        size = bounds.pop()
     if size is None:
-        if high is None or not isinstance(high, (tuple, list)):
-            raise TypeError("randint() missing required argument 'size'")
-        low, high, size = 0, low, high
-    elif high is None:
+        raise TypeError("randint() missing required argument 'size'")
+    if len(bounds) > 2 or (len(bounds) == 2 and (low is not None or high is not None)) or (
+            len(bounds) == 1 and high is not None and low is not None):
+        raise TypeError("randint() takes low (default 0), high and size")
+    if len(bounds) == 2:
+        low, high = bounds
+    elif len(bounds) == 1:
+        if high is None:
+            high = bounds[0]
+        else:
+            low = bounds[0]
+    if high is None:
+        raise TypeError("randint() missing required argument 'high'")
+    dtype = dtypes.resolve_any(dtype) if dtype is not None else np.int64
+    array = _integers("randint", generator, 0 if low is None else low, high, factory_shape("randint", (size,), {}),
+                      dtype)
+    return _make(array, requires_grad, device)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad=False,  # noqa: A002
+                 memory_format=None):
+    """``randint_like(x, high)`` or ``randint_like(x, low, high)``: x's shape and dtype, as torch."""
+    _like_options("randint_like", layout, memory_format)
+    if high is None:
         low, high = 0, low
-    array = _random_generator(generator).integers(low, high, _shape_args((size,)))
-    return _make(array.astype(dtypes.resolve_any(dtype) if dtype is not None else np.int64), requires_grad, device)
+    return _make(_integers("randint_like", None, low, high, input.shape, _like(input, dtype)), requires_grad, device)
 
 
-def rand_like(input, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002
-    return rand(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):  # noqa: A002
+    _like_options("rand_like", layout, memory_format)
+    dtype = _floating_only("rand_like", _like(input, dtype))
+    return _make(_random_generator(None).random(input.shape).astype(dtype), requires_grad, device)
 
 
-def randn_like(input, dtype=None, device=None, requires_grad=False, **_):  # noqa: A002
-    return randn(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):  # noqa: A002
+    _like_options("randn_like", layout, memory_format)
+    dtype = _floating_only("randn_like", _like(input, dtype))
+    return _make(_random_generator(None).standard_normal(input.shape).astype(dtype), requires_grad, device)
 
 
-def randperm(n, generator=None, dtype=None, device=None, requires_grad=False):
+def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+             pin_memory=False):
+    check_factory_options("randperm", out, layout, pin_memory)
+    n = _integer("randperm", "n", n)
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     array = _random_generator(generator).permutation(n)
     return _make(array.astype(dtypes.resolve_any(dtype) if dtype is not None else np.int64), requires_grad, device)
 
 
-def normal(mean, std, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
+           requires_grad=False):
+    """``normal(mean_tensor, std)``, ``normal(mean, std_tensor)``, or ``normal(mean, std, size)``, as torch."""
+    check_factory_options("normal", out, layout)
     mean_array = mean.data if isinstance(mean, Tensor) else mean
     std_array = std.data if isinstance(std, Tensor) else std
-    shape = _shape_args((size,)) if size is not None else np.broadcast_shapes(np.shape(mean_array), np.shape(std_array))
+    if size is None:
+        if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+            raise TypeError("normal() with a float mean and std needs a size: normal(mean, std, size)")
+        shape = np.broadcast_shapes(np.shape(mean_array), np.shape(std_array))
+    else:
+        shape = factory_shape("normal", (size,), {})
+    if np.any(np.asarray(std_array) < 0):
+        raise RuntimeError("normal expects all elements of std >= 0.0")
     array = _random_generator(generator).normal(mean_array, std_array, shape)
     if dtype is None:
         dtype = mean.dtype if isinstance(mean, Tensor) else std.dtype if isinstance(std, Tensor) else None
-    return _make(np.asarray(array).astype(_float_dtype(dtype)), requires_grad, device)
+    return _make(np.asarray(array).astype(_floating_only("normal", _float_dtype(dtype))), requires_grad, device)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     """Like ``torch.arange``: int64 for integer arguments, the default float dtype otherwise."""
+    check_factory_options("arange", out, layout)
+    if start is None and end is None:
+        raise TypeError("arange() missing required argument 'end'")
     if end is None:
         start, end = 0, start
-    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    elif start is None:
+        start = 0
+    values = [_number(v) for v in (start, end, step)]
     if dtype is None:
         integral = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in values)
         dtype = dtypes.int64 if integral else dtypes.get_default_dtype()
-    if values[2] == 0:
+    first, last, stride = values
+    if stride == 0:
         raise RuntimeError("step must be nonzero")
-    count = builtins.max(builtins.int(np.ceil((values[1] - values[0]) / values[2])), 0)
-    array = (values[0] + np.arange(count, dtype=np.float64 if dtypes.is_floating(dtype) else np.int64) * values[2])
+    if (stride > 0 and last < first) or (stride < 0 and last > first):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    count = builtins.max(builtins.int(np.ceil((last - first) / stride)), 0)
+    array = (first + np.arange(count, dtype=np.float64 if dtypes.is_floating(dtype) else np.int64) * stride)
     return _make(array.astype(dtypes.resolve_any(dtype)), requires_grad, device)
 
 
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    array = np.linspace(start, end, steps, dtype=np.float64).astype(_float_dtype(dtype))
+def _steps(function, steps):
+    steps = _integer(function, "steps", steps)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    return steps
+
+
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    """``steps`` values from start to end, rounded as torch's kernel: start + i·step for the first
+    half, end − (steps − 1 − i)·step for the rest, in the result's float dtype (float64 for integers)."""
+    check_factory_options("linspace", out, layout)
+    dtype = np.dtype(_float_dtype(dtype))
+    steps = _steps("linspace", steps)
+    compute = dtype if dtypes.is_floating(dtype) else np.dtype(np.float64)
+    first, last = _number(start), _number(end)
+    if not dtypes.is_floating(dtype):  # torch first converts the ends to the integer dtype
+        first, last = builtins.int(first), builtins.int(last)
+    first, last = compute.type(first), compute.type(last)
+    if steps == 1:
+        array = np.array([first], dtype=compute)
+    else:
+        step = (last - first) / compute.type(builtins.max(steps - 1, 1))
+        index = np.arange(steps)
+        array = np.where(index < steps // 2, first + step * index.astype(compute),
+                         last - step * (steps - 1 - index).astype(compute))
+    return _make(array.astype(dtype), requires_grad, device)
+
+
+def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    check_factory_options("logspace", out, layout)
+    steps = _steps("logspace", steps)
+    array = np.logspace(_number(start), _number(end), steps, base=base, dtype=np.float64).astype(_float_dtype(dtype))
     return _make(array, requires_grad, device)
 
 
-def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
-    array = np.logspace(start, end, steps, base=base, dtype=np.float64).astype(_float_dtype(dtype))
-    return _make(array, requires_grad, device)
-
-
-def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    check_factory_options("eye", out, layout)
+    n = _integer("eye", "n", n)
+    if n < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None:
+        m = _integer("eye", "m", m)
+        if m < 0:
+            raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad, device)
 
 
 def from_numpy(ndarray):
-    """A tensor sharing ``ndarray``'s memory and dtype, like ``torch.from_numpy``."""
+    """A tensor sharing ``ndarray``'s memory and dtype, like ``torch.from_numpy``: a change to either
+    is seen by the other."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     dtypes.resolve_any(ndarray.dtype)
-    return Tensor._from_array(ndarray)
+    return from_array(ndarray)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -243,7 +399,7 @@ def cat(tensors, dim=0, *, axis=None):
     from .ops import concatenate
 
     tensors = [_tensor(t) for t in tensors]
-    return concatenate(tensors, _checked_dim(dim if axis is None else axis, tensors[0].ndim if tensors else 1))
+    return concatenate(tensors, checked_dim(dim if axis is None else axis, tensors[0].ndim if tensors else 1))
 
 
 concatenate = concat = cat
@@ -253,13 +409,7 @@ def stack(tensors, dim=0, *, axis=None):
     from .ops import stack as stack_op
 
     tensors = [_tensor(t) for t in tensors]
-    return stack_op(tensors, _checked_dim(dim if axis is None else axis, (tensors[0].ndim if tensors else 0) + 1))
-
-
-def _checked_dim(dim, ndim):
-    from .tensor import _dim
-
-    return _dim(dim, ndim)
+    return stack_op(tensors, checked_dim(dim if axis is None else axis, (tensors[0].ndim if tensors else 0) + 1))
 
 
 def clone(input):  # noqa: A002
@@ -276,7 +426,7 @@ def broadcast_tensors(*tensors):
 
 
 __all__ = [
-    "arange", "as_tensor", "broadcast_tensors", "cat", "clone", "concat", "concatenate", "detach", "empty",
+    "arange", "as_tensor", "contiguous_format", "preserve_format", "randint_like", "strided", "broadcast_tensors", "cat", "clone", "concat", "concatenate", "detach", "empty",
     "empty_like", "eye", "from_numpy", "full", "full_like", "is_tensor", "linspace", "logspace", "normal", "numel",
     "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "stack", "tensor", "where",
     "zeros", "zeros_like",

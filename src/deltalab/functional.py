@@ -101,7 +101,7 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be smaller than num_classes.")
     out = np.zeros(indices.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, indices[..., None].astype(np.int64), 1, axis=-1)
-    return Tensor._from_array(out)
+    return Tensor(out)
 
 
 __getattr__ = missing_torch_names(__name__, "torch.nn.functional")

@@ -158,9 +158,7 @@ def _decode(node, arrays, name):
         array = np.array(arrays[key], copy=True)
         if "__array__" in node:
             return array
-        out = Tensor._from_array(array)
-        out.requires_grad = bool(node.get("requires_grad")) and array.dtype.kind == "f"
-        return out
+        return Tensor(array, requires_grad=bool(node.get("requires_grad")) and array.dtype.kind == "f")
     if "__float__" in node:
         return float(node["__float__"])
     if "__tuple__" in node:

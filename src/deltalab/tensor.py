@@ -80,6 +80,50 @@ def check_device(value):
         device(value)
 
 
+class TorchConstant:
+    """A torch layout or memory format deltalab has (the only ones its NumPy arrays know), so that
+    ``layout=dl.strided`` or ``memory_format=dl.contiguous_format`` read as in torch."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"deltalab.{self.name}"
+
+
+strided = TorchConstant("strided")
+contiguous_format = TorchConstant("contiguous_format")
+preserve_format = TorchConstant("preserve_format")
+
+
+def from_array(array) -> Tensor:
+    """A tensor wrapping ``array`` itself: no copy, no dtype change, no gradient, a fresh version
+    counter.  The engine's results are made this way, and ``from_numpy`` (memory shared, as torch)."""
+    t = Tensor.__new__(Tensor)
+    t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._output_index = 0
+    t.name = None
+    t._version = autograd.Version()
+    t._base = None
+    t._view_index = None
+    return t
+
+
+def write_in_place(target, values):
+    """Write ``values`` into ``target``'s own buffer outside the graph (views and aliases of the
+    array see it) and count the change in its version, as torch's in-place ops under no_grad: what
+    an optimiser's step does to a parameter, at the cost of one copy."""
+    if not target.data.flags.writeable:
+        raise RuntimeError("the tensor's values are read-only (a read-only NumPy array): clone() it first")
+    np.copyto(target.data, values, casting="unsafe")
+    target._version.value += 1
+
+
 # (values, indices) of max/min/sort/topk along a dim, like torch.return_types
 MaxResult = collections.namedtuple("max", ["values", "indices"])
 MinResult = collections.namedtuple("min", ["values", "indices"])
@@ -88,7 +132,7 @@ TopkResult = collections.namedtuple("topk", ["values", "indices"])
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "_version", "_base",
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_output_index", "name", "_version", "_base",
                  "_view_index", "__weakref__")
     __array_priority__ = 1000  # so `ndarray * tensor` defers to Tensor.__rmul__
 
@@ -109,21 +153,18 @@ class Tensor:
         self._base = None
         self._view_index = None
 
-    @classmethod
-    def _from_array(cls, array):
-        t = cls.__new__(cls)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
-        t.grad = None
-        t.requires_grad = False
-        t.grad_fn = None
-        t._output_index = 0
-        t.name = None
-        t._version = autograd.Version()
-        t._base = None
-        t._view_index = None
-        return t
-
     # ----------------------------------------------------------------- basics
+    @property
+    def data(self):
+        """The values: the NumPy array itself (torch's ``.data`` is a Tensor sharing them)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        # torch's `p.data = other_tensor` gives p the other tensor's values (their memory, too)
+        self._data = value._data if isinstance(value, Tensor) else value if isinstance(value, np.ndarray) else (
+            np.asarray(value))
+
     @property
     def shape(self):
         return self.data.shape
@@ -205,10 +246,15 @@ class Tensor:
         return builtins.bool(self.data.reshape(-1)[0])
 
     def __float__(self):
-        return builtins.float(self.item())
+        return builtins.float(self._one_scalar())
 
     def __int__(self):
-        return builtins.int(self.item())
+        return builtins.int(self._one_scalar())
+
+    def _one_scalar(self):
+        if self.data.size != 1:  # float(t) / int(t): torch's ValueError (t.item() raises RuntimeError)
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
 
     def __index__(self):
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
@@ -266,7 +312,7 @@ class Tensor:
 
     def detach(self):
         """The same values (the same buffer and version counter, as torch), cut from the graph."""
-        out = Tensor._from_array(self.data)
+        out = from_array(self.data)
         out.name = self.name
         out._version = self._version
         return out
@@ -471,7 +517,7 @@ class Tensor:
             return NotImplemented
         other = other.data if isinstance(other, Tensor) else other
         _ops().elementwise.check_broadcast(op.__name__, self.data, other)
-        return Tensor._from_array(np.asarray(op(self.data, other)))
+        return from_array(np.asarray(op(self.data, other)))
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -499,7 +545,7 @@ class Tensor:
 
     def _logical(self, other, op):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._from_array(np.asarray(op(self.data, other)))
+        return from_array(np.asarray(op(self.data, other)))
 
     def __and__(self, other):
         return self._logical(other, np.bitwise_and)
@@ -519,10 +565,10 @@ class Tensor:
     def __invert__(self):
         if self.data.dtype.kind == "f":
             raise TypeError("~ (bitwise not) is only supported for integer and bool tensors")
-        return Tensor._from_array(np.invert(self.data))
+        return from_array(np.invert(self.data))
 
     def logical_not(self):
-        return Tensor._from_array(np.logical_not(self.data))
+        return from_array(np.logical_not(self.data))
 
     def logical_and(self, other):
         return self._logical(other, np.logical_and)
@@ -538,18 +584,18 @@ class Tensor:
         return builtins.bool(np.allclose(self.data, getattr(other, "data", other), rtol, atol, equal_nan))
 
     def isnan(self):
-        return Tensor._from_array(np.isnan(self.data))
+        return from_array(np.isnan(self.data))
 
     def isinf(self):
-        return Tensor._from_array(np.isinf(self.data))
+        return from_array(np.isinf(self.data))
 
     def isfinite(self):
-        return Tensor._from_array(np.isfinite(self.data))
+        return from_array(np.isfinite(self.data))
 
     def nonzero(self, as_tuple=False):
         if as_tuple:
-            return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(self.data))
-        return Tensor._from_array(np.argwhere(self.data).astype(np.int64))
+            return tuple(from_array(i.astype(np.int64)) for i in np.nonzero(self.data))
+        return from_array(np.argwhere(self.data).astype(np.int64))
 
     # --------------------------------------------------------- elementwise
     def add(self, other, alpha=1):
@@ -840,11 +886,11 @@ class Tensor:
 
     def all(self, dim=None, keepdim=False):
         axes = None if dim is None else _dims(dim, self.ndim)
-        return Tensor._from_array(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
+        return from_array(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
 
     def any(self, dim=None, keepdim=False):
         axes = None if dim is None else _dims(dim, self.ndim)
-        return Tensor._from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
+        return from_array(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
 
     def cumsum(self, dim, dtype=None):
         return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
@@ -900,8 +946,9 @@ class Tensor:
         dim = _dim(dim, self.ndim)
         return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
 
-    def transpose(self, *dims):
-        """``transpose(dim0, dim1)`` swaps two dims (torch); a full permutation is accepted too."""
+    def transpose(self, *dims, **dim_keywords):
+        """``transpose(dim0, dim1)`` swaps two dims (torch, also as keywords); a full permutation is accepted too."""
+        dims = _keyword_dims("transpose", dims, dim_keywords, ("dim0", "dim1"))
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) == 2 and self.ndim != 2 or len(dims) == 2 and sorted(d % 2 for d in dims) != [0, 1]:
@@ -918,7 +965,8 @@ class Tensor:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
         return self if self.ndim < 2 else _ops().transpose(self, (1, 0))
 
-    def permute(self, *dims):
+    def permute(self, *dims, **dim_keywords):
+        dims = _keyword_dims("permute", dims, dim_keywords, ("dims",))
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) != self.ndim:
@@ -951,8 +999,12 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return _ops().shape.chunk(self, chunks, _dim(dim, self.ndim))
 
-    def split(self, split_size_or_sections, dim=0):
-        return _ops().shape.split(self, split_size_or_sections, _dim(dim, self.ndim))
+    def split(self, split_size=None, dim=0, *, split_size_or_sections=None):
+        """``split(split_size, dim)`` (torch.Tensor's name; torch.split's ``split_size_or_sections`` too)."""
+        if (split_size is None) == (split_size_or_sections is None):
+            raise TypeError("split() takes one of split_size or split_size_or_sections")
+        size = split_size if split_size is not None else split_size_or_sections
+        return _ops().shape.split(self, size, _dim(dim, self.ndim))
 
     def unbind(self, dim=0):
         dim = _dim(dim, self.ndim)
@@ -995,13 +1047,13 @@ class Tensor:
 
     def masked_select(self, mask):
         mask = np.broadcast_to(np.asarray(getattr(mask, "data", mask), dtype=bool), self.shape)
-        return self[Tensor._from_array(mask)]
+        return self[from_array(mask)]
 
     def tril(self, diagonal=0):
-        return self.masked_fill(Tensor._from_array(~np.tri(*self.shape[-2:], diagonal, dtype=bool)), 0)
+        return self.masked_fill(from_array(~np.tri(*self.shape[-2:], diagonal, dtype=bool)), 0)
 
     def triu(self, diagonal=0):
-        return self.masked_fill(Tensor._from_array(np.tri(*self.shape[-2:], diagonal - 1, dtype=bool)), 0)
+        return self.masked_fill(from_array(np.tri(*self.shape[-2:], diagonal - 1, dtype=bool)), 0)
 
     def __getattr__(self, name):
         # only called for names Tensor does not have: name the torch feature instead of AttributeError
@@ -1025,6 +1077,9 @@ def _dim(dim, ndim):
     if not -size <= dim < size:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-size}, {size - 1}], but got {dim})")
     return builtins.int(dim) % size
+
+
+checked_dim = _dim  # the public name, for the modules that normalise dims as tensors do
 
 
 def _dims(dim, ndim):
@@ -1052,6 +1107,23 @@ def _correction(unbiased, correction):
     if correction is not None:
         return correction
     return 0 if unbiased is False else 1
+
+
+def _keyword_dims(function, dims, keywords, names):
+    """Positional dims, or torch's keywords for them (``transpose(dim0=0, dim1=1)``, ``permute(dims=...)``)."""
+    unknown = sorted(set(keywords) - set(names))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if not keywords:
+        return dims
+    if dims:
+        raise TypeError(f"{function}() got multiple values for argument {names[0]!r}")
+    if names == ("dims",):
+        return tuple(keywords["dims"])
+    missing = [n for n in names if n not in keywords]
+    if missing:
+        raise TypeError(f"{function}() missing required argument {missing[0]!r}")
+    return tuple(keywords[n] for n in names)
 
 
 def _shape_args(shape):
@@ -1128,19 +1200,68 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False,
     """Make a tensor (a copy of ``data``), like ``torch.tensor``.  Python floats become the default dtype,
     NumPy arrays keep theirs, integers stay integers (class indices), bools stay bools (masks)."""
     check_device(device)
+    check_factory_options("tensor", pin_memory=pin_memory)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
 
 
-def _filled(fill, shape, dtype, requires_grad, name, device=None):
+def factory_shape(function, size, keywords):
+    """The shape a factory is asked for, in torch's forms: ``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])``,
+    ``f(size=(2, 3))``.  A size that is not an integer is torch's TypeError, a negative one its
+    RuntimeError; an unknown keyword is a TypeError (never silently ignored)."""
+    unknown = sorted(set(keywords) - {"size"})
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if "size" in keywords:
+        if size:
+            raise TypeError(f"{function}() got multiple values for argument 'size'")
+        if not isinstance(keywords["size"], (tuple, list)):
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, not {type(keywords['size']).__name__}")
+        size = (keywords["size"],)
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    shape = []
+    for length in size:
+        if isinstance(length, (builtins.bool, np.bool_)) or not hasattr(length, "__index__"):
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, but found element of type "
+                            f"{type(length).__name__}")
+        try:
+            shape.append(length.__index__())
+        except TypeError:
+            raise TypeError(f"{function}(): argument 'size' must be tuple of ints, but found a "
+                            f"{type(length).__name__} that is not one integer") from None
+    if any(length < 0 for length in shape):
+        raise RuntimeError(f"{function}: Dimension size must be non-negative (got size {tuple(shape)})")
+    return tuple(shape)
+
+
+def check_factory_options(function, out=None, layout=None, pin_memory=False, memory_format=None):
+    """torch's factory keywords deltalab cannot honour are refused by name, never ignored."""
+    if out is not None:
+        raise NotImplementedError(f"deltalab has no out= for torch.{function}: use the tensor it returns "
+                                  "(or out.copy_(...))")
+    if layout is not None and layout is not strided:
+        raise NotImplementedError(f"deltalab has no torch.{function}(layout={layout}): only the strided layout")
+    if pin_memory:
+        raise RuntimeError(f"{function}: pin_memory=True needs an accelerator; deltalab runs on the CPU only")
+    if memory_format is not None and memory_format not in (contiguous_format, preserve_format):
+        raise NotImplementedError(f"deltalab has no torch.{function}(memory_format={memory_format})")
+
+
+def _filled(function, fill, size, keywords, dtype, requires_grad, name, device, out, layout, pin_memory):
     check_device(device)
-    shape = _shape_args(shape)
+    check_factory_options(function, out, layout, pin_memory)
+    shape = factory_shape(function, size, keywords)
     array = fill(shape, dtype=dtypes.resolve_any(dtype) if dtype is not None else dtypes.get_default_dtype())
     return Tensor(array, requires_grad=requires_grad, name=name)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
-    return _filled(np.zeros, size, dtype, requires_grad, name, device)
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, name=None,
+          **size_keyword) -> Tensor:
+    """Zeros of the given size (``zeros(2, 3)``, ``zeros((2, 3))``, ``zeros(size=(2, 3))``), as torch."""
+    return _filled("zeros", np.zeros, size, size_keyword, dtype, requires_grad, name, device, out, layout, pin_memory)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, name=None, out=None) -> Tensor:
-    return _filled(np.ones, size, dtype, requires_grad, name, device)
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False, name=None,
+         **size_keyword) -> Tensor:
+    """Ones of the given size, in torch's forms (see :func:`zeros`)."""
+    return _filled("ones", np.ones, size, size_keyword, dtype, requires_grad, name, device, out, layout, pin_memory)

@@ -30,15 +30,9 @@ class ModuleList(Module):
         setattr(self, str(self._index(index)), module)
 
     def __delitem__(self, index):
-        if isinstance(index, slice):
-            for key in list(self._modules)[index]:
-                del self._modules[key]
-        else:
-            del self._modules[list(self._modules)[self._index(index)]]
         kept = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(kept):  # torch renumbers the keys to stay 0..n-1
-            setattr(self, str(i), module)
+        del kept[index if isinstance(index, slice) else self._index(index)]
+        self._renumber_children(kept)  # torch renumbers the keys to stay 0..n-1
 
     def __len__(self):
         return len(self._modules)
@@ -64,9 +58,7 @@ class ModuleList(Module):
     def insert(self, index, module):
         kept = list(self._modules.values())
         kept.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(kept):
-            setattr(self, str(i), m)
+        self._renumber_children(kept)
 
     def pop(self, index=-1):
         module = self[index]

@@ -174,6 +174,37 @@ class Sequential(Module):
         setattr(self, str(len(self._modules)), module)
         return self
 
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        """Put ``module`` before position ``index`` (the keys are renumbered, as torch)."""
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        size = len(self._modules)
+        if not -size <= index <= size:
+            raise IndexError(f"Index out of range: {index}")
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber_children(modules)
+        return self
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def __setitem__(self, index, module):
+        key = list(self._modules)[index]  # IndexError out of range, as a list
+        setattr(self, key, module)
+
+    def __delitem__(self, index):
+        modules = list(self._modules.values())
+        del modules[index]
+        self._renumber_children(modules)
+
 
 class _Activation(Module):
     function = None

@@ -1,12 +1,14 @@
 """Module and Parameter: the PyTorch-shaped container for layers and their weights."""
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import dtypes
+from ..autograd import no_grad
 from ..errors import DeltalabError, ShapeError
 from ..tensor import MissingTorchFeature, Tensor
 
@@ -65,30 +67,45 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
-            self._buffers[name] = value  # assigning a tensor to a buffer's name replaces the buffer (torch)
+        """torch's rules: a Parameter registers itself, a Module becomes a child, a tensor given to a
+        buffer's name replaces the buffer; a name registered as a parameter (or child module) takes
+        only another Parameter (Module) or None -- anything else is torch's TypeError, not a silent swap
+        (change a parameter's values with ``copy_`` under ``no_grad``, or use ``functional_call``)."""
+        if "_parameters" not in self.__dict__:  # before Module.__init__: plain attributes only, as torch
+            if isinstance(value, (Parameter, Module)):
+                what = "parameters" if isinstance(value, Parameter) else "module"
+                raise AttributeError(f"cannot assign {what} before Module.__init__() call")
             object.__setattr__(self, name, value)
             return
-        if value is None and name in self._parameters:
-            self._parameters[name] = None  # torch keeps the name registered, holding None
-            object.__setattr__(self, name, None)
-            return
-        # a name keeps its place in its registry when reassigned (state_dict order, as torch)
-        if not isinstance(value, Parameter):
-            self._parameters.pop(name, None)
-        if not isinstance(value, Module):
-            self._modules.pop(name, None)
-        self._buffers.pop(name, None)
-        self._non_persistent_buffers.discard(name)
         if isinstance(value, Parameter):
-            self._modules.pop(name, None)
+            self._forget(name, self._buffers, self._modules, self._non_persistent_buffers)
             self._parameters[name] = value
+        elif name in self._parameters:
+            if value is not None:
+                raise TypeError(f"cannot assign '{typename(value)}' as parameter '{name}' "
+                                "(deltalab.nn.Parameter or None expected)")
+            self._parameters[name] = None  # torch keeps the name registered, holding None
         elif isinstance(value, Module):
-            self._parameters.pop(name, None)
+            self._forget(name, self._parameters, self._buffers, self._non_persistent_buffers)
             self._modules[name] = value
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{typename(value)}' as child module '{name}' "
+                                "(deltalab.nn.Module or None expected)")
+            self._modules[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{typename(value)}' as buffer '{name}' "
+                                "(deltalab.Tensor or None expected)")
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
+
+    def _forget(self, name, *registries):
+        for registry in registries:
+            if isinstance(registry, set):
+                registry.discard(name)
+            else:
+                registry.pop(name, None)
 
     def __delattr__(self, name):
         self._parameters.pop(name, None)
@@ -96,6 +113,15 @@ class Module:
         self._buffers.pop(name, None)
         self._non_persistent_buffers.discard(name)
         object.__delattr__(self, name)
+
+    def _renumber_children(self, modules):
+        """Hold exactly ``modules`` under the keys "0", "1", ... (Sequential and ModuleList after an
+        insert or a delete, as torch renumbers them)."""
+        for key in list(self._modules):
+            self.__dict__.pop(key, None)
+        self._modules.clear()
+        for index, module in enumerate(modules):
+            setattr(self, str(index), module)
 
     def _check_new_name(self, name, what):
         if not isinstance(name, str):
@@ -112,7 +138,7 @@ class Module:
             object.__setattr__(self, name, None)
             self._parameters[name] = None
         elif not isinstance(value, Parameter):
-            raise TypeError(f"cannot assign {type(value).__name__} object to parameter {name!r} "
+            raise TypeError(f"cannot assign '{typename(value)}' object to parameter '{name}' "
                             "(deltalab.nn.Parameter or None required)")
         else:
             setattr(self, name, value)
@@ -124,7 +150,7 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute {name!r} already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign {type(tensor).__name__} object to buffer {name!r} "
+            raise TypeError(f"cannot assign '{typename(tensor)}' object to buffer '{name}' "
                             "(deltalab Tensor or None required)")
         self._buffers[name] = tensor
         if persistent:
@@ -220,37 +246,41 @@ class Module:
         fn(self)
         return self
 
-    def _named_members(self, members, prefix, recurse):
+    def _named_members(self, members, prefix, recurse, remove_duplicate=True):
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
             for name, value in members(module).items():
-                if value is None or id(value) in seen:
+                if value is None or remove_duplicate and id(value) in seen:
                     continue
                 seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True):
-        return self._named_members(lambda m: m._parameters, prefix, recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, parameter) pairs; a parameter shared by two modules is listed once unless
+        ``remove_duplicate=False`` (as torch)."""
+        return self._named_members(lambda m: m._parameters, prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
-        return self._named_members(lambda m: m._buffers, prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members(lambda m: m._buffers, prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     def zero_grad(self, set_to_none=True):
-        """Clear accumulated gradients (backward adds into .grad)."""
+        """Clear accumulated gradients (backward adds into .grad): None by default, as torch, or
+        zeros in place with ``set_to_none=False``."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            else:
-                p.grad.data = np.zeros_like(p.grad.data)
+            else:  # zeroed in place, as torch: a reference to p.grad sees it
+                with no_grad():
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -280,9 +310,13 @@ class Module:
             if child is not None:
                 yield from child._state_items(f"{prefix}{name}.")
 
-    def state_dict(self):
-        """Name -> copy of each parameter's and persistent buffer's array, in torch's order."""
-        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
+    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
+        """Name -> copy of each parameter's and persistent buffer's array, in torch's order (with
+        ``keep_vars=True`` the tensors themselves, as torch; ``prefix`` goes before every name)."""
+        destination = OrderedDict() if destination is None else destination
+        for name, t in self._state_items(prefix):
+            destination[name] = t if keep_vars else t.data.copy()
+        return destination
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers; unknown, missing or mis-shaped entries are
@@ -309,9 +343,11 @@ class Module:
                     f"{own[name].shape}, the state holds {array.shape}"
                 )
             arrays[name] = array
-        # copy only once every entry fits: a refused state leaves the module unchanged
-        for name, array in arrays.items():
-            own[name].data = array.astype(own[name].dtype, copy=True)
+        # copy only once every entry fits: a refused state leaves the module unchanged; in place, as
+        # torch's copy_ (an optimiser or a view holding a parameter sees the loaded values)
+        with no_grad():
+            for name, array in arrays.items():
+                own[name].copy_(array.astype(own[name].dtype, copy=False))
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- dtype
@@ -376,6 +412,92 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return lines[0] + "\n" + "\n".join(lines[1:]) + "\n)"
         return lines[0] + ")"
+
+
+def functional_call(module, parameters_and_buffers, args=None, kwargs=None, *, tie_weights=True, strict=False):
+    """``module(*args, **kwargs)`` computed with the given tensors in place of the parameters and
+    buffers of those (dotted) names, as ``torch.func.functional_call``: the module is unchanged
+    afterwards, and gradients flow to the given tensors (a gradient check of a module's weights)."""
+    if isinstance(parameters_and_buffers, (list, tuple)):
+        merged = {}
+        for mapping in parameters_and_buffers:
+            repeated = sorted(set(merged) & set(mapping))
+            if repeated:
+                raise ValueError(f"{repeated} appeared in multiple dictionaries; behavior of functional call is "
+                                 "ambiguous")
+            merged.update(mapping)
+        parameters_and_buffers = merged
+    if args is None:
+        args = ()
+    elif not isinstance(args, tuple):
+        args = (args,)
+    with swapped_tensors(module, parameters_and_buffers, tie_weights=tie_weights, strict=strict):
+        return module(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def swapped_tensors(module, tensors, *, tie_weights=True, strict=False):
+    """Within the block, the parameters and buffers named in ``tensors`` ("0.weight") are those
+    tensors (plain tensors are fine: nothing is registered); the originals come back afterwards.
+    ``tie_weights``: a parameter shared under several names is swapped under all of them (torch's
+    default).  ``strict``: every parameter and buffer must be given, and nothing else (RuntimeError)."""
+    slots = {}  # full name -> (owning module, registry name or None, short name)
+    by_identity = {}
+    for prefix, owner in module.named_modules(remove_duplicate=False):
+        for registry in ("_parameters", "_buffers"):
+            for short, value in getattr(owner, registry).items():
+                full = f"{prefix}.{short}" if prefix else short
+                slots[full] = (owner, registry, short)
+                if value is not None:
+                    by_identity.setdefault(id(value), []).append(full)
+    if strict:
+        missing = [name for name in slots if name not in tensors]
+        unexpected = [name for name in tensors if name not in slots]
+        if missing or unexpected:
+            parts = ([f"Missing key(s): {', '.join(repr(k) for k in missing)}."] if missing else []) + (
+                [f"Unexpected key(s): {', '.join(repr(k) for k in unexpected)}."] if unexpected else [])
+            raise StateDictError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t" + "\n\t".join(parts))
+    targets = dict(tensors)
+    for name, value in tensors.items():
+        original = getattr(slots[name][0], slots[name][1])[slots[name][2]] if name in slots else None
+        if tie_weights and original is not None:
+            for tied in by_identity[id(original)]:
+                targets.setdefault(tied, value)
+    saved = []
+    try:
+        for name, value in targets.items():
+            if name in slots:
+                owner, registry, short = slots[name]
+                saved.append((owner, registry, short, getattr(owner, registry)[short]))
+                getattr(owner, registry)[short] = value
+            else:  # an unknown name becomes a plain attribute for the call, as torch
+                path, _, short = name.rpartition(".")
+                owner = module.get_submodule(path)
+                saved.append((owner, None, short, owner.__dict__.get(short, _ABSENT)))
+            object.__setattr__(owner, short, value)
+        yield
+    finally:
+        for owner, registry, short, original in reversed(saved):
+            if registry is not None:
+                getattr(owner, registry)[short] = original
+            if original is _ABSENT:
+                object.__delattr__(owner, short)
+            else:
+                object.__setattr__(owner, short, original)
+
+
+_ABSENT = object()
+
+
+def typename(value):
+    """A value's type as torch.typename spells it, with deltalab's names ('deltalab.FloatTensor',
+    'int', 'deltalab.nn.layers.Linear') -- for error messages."""
+    if isinstance(value, Tensor):
+        return f"deltalab.{dtypes.torch_name(value.dtype)}Tensor"
+    kind = type(value)
+    if kind.__module__ in ("builtins", "__builtin__"):
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 # torch.nn.Module methods deltalab does not have: asking for one names it

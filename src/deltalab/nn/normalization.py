@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ..autograd import no_grad
 from ..ops.normalization import batch_norm
 from ..tensor import Tensor
 from .module import Module, Parameter, check_device
@@ -38,15 +39,17 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self):
         if self.track_running_stats:
-            self.running_mean.data = np.zeros_like(self.running_mean.data)
-            self.running_var.data = np.ones_like(self.running_var.data)
-            self.num_batches_tracked.data = np.zeros_like(self.num_batches_tracked.data)
+            with no_grad():  # in place, as torch
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
 
     def reset_parameters(self):
         self.reset_running_stats()
         if self.affine:
-            self.weight.data = np.ones_like(self.weight.data)
-            self.bias.data = np.zeros_like(self.bias.data)
+            with no_grad():
+                self.weight.fill_(1)
+                self.bias.zero_()
 
     def forward(self, input):
         if input.ndim not in self.ranks:
@@ -54,9 +57,10 @@ class _BatchNorm(Module):
             raise ValueError(f"expected {wanted} input (got {input.ndim}D input)")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data = np.asarray(self.num_batches_tracked.data + 1)
+            with no_grad():
+                self.num_batches_tracked.add_(1)
             if self.momentum is None:  # a cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+                momentum = 1.0 / float(self.num_batches_tracked)
         use_batch_stats = self.training or self.running_mean is None
         return batch_norm(input, self.running_mean if not self.training or self.track_running_stats else None,
                           self.running_var if not self.training or self.track_running_stats else None,

@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..errors import missing_torch_names
-from ..tensor import Tensor
+from ..tensor import Tensor, from_array
 
 
 def _gradients(parameters):
@@ -34,16 +35,18 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                            "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
                            "norm anyway, set `error_if_nonfinite=False`")
     coefficient = np.minimum(np.asarray(max_norm, total.dtype) / (total + np.asarray(1e-6, total.dtype)), 1.0)
-    for g in grads:
-        g.data = g.data * coefficient.astype(g.data.dtype)
-    return Tensor._from_array(total)
+    with no_grad():  # in place, as torch's mul_: a reference to a gradient sees the clipping
+        for g in grads:
+            g.mul_(from_array(coefficient.astype(g.data.dtype)))
+    return from_array(total)
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamp every gradient element into [−clip_value, clip_value], in place."""
     clip_value = float(clip_value)
-    for g in _gradients(parameters):
-        g.data = np.clip(g.data, -clip_value, clip_value)
+    with no_grad():
+        for g in _gradients(parameters):
+            g.clamp_(-clip_value, clip_value)
 
 
 __getattr__ = missing_torch_names(__name__, "torch.nn.utils")

@@ -253,9 +253,15 @@ def where(condition, a, b):
     from ..tensor import Tensor
 
     condition = condition.data if isinstance(condition, Tensor) else condition
+    if _python_number(a) and _python_number(b):  # where(mask, 1.0, 0.0): the default dtype, as torch
+        a, b = Tensor(a), Tensor(b)
     a, b = binary_operands(a, b)
     check_broadcast("where", a, b)
     return Where.apply(condition, a, b)
+
+
+def _python_number(x):
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
 
 
 # ------------------------------------------------------------------ more unary ops
@@ -482,17 +488,17 @@ def _plain(a):
 
 def floor_divide(a, b):
     """``a // b`` rounded down, without a graph (torch has no gradient for it either)."""
-    from ..tensor import Tensor
+    from ..tensor import from_array
 
     _no_gradient("floor_divide", a, b)
     a, b = binary_operands(a, b)
     check_broadcast("floor_divide", a, b)
-    return Tensor._from_array(np.asarray(np.floor_divide(_plain(a), _plain(b))))
+    return from_array(np.asarray(np.floor_divide(_plain(a), _plain(b))))
 
 
 def remainder(a, b):
     """``a % b`` with the sign of ``b`` (Python's and torch's rule); d/da = 1."""
-    from ..tensor import Tensor
+    from ..tensor import Tensor, from_array
 
     a, b = binary_operands(a, b)
     check_broadcast("remainder", a, b)
@@ -500,23 +506,23 @@ def remainder(a, b):
         _no_gradient("remainder", b)
     quotient = np.floor_divide(_plain(a), _plain(b))
     if isinstance(a, Tensor) and a.requires_grad and np.asarray(quotient).dtype.kind == "f":
-        return sub(a, mul(Tensor._from_array(np.asarray(quotient)), b))
-    return Tensor._from_array(np.asarray(np.remainder(_plain(a), _plain(b))))
+        return sub(a, mul(from_array(np.asarray(quotient)), b))
+    return from_array(np.asarray(np.remainder(_plain(a), _plain(b))))
 
 
 def rounded_divide(a, b, mode):
     """``div(a, b, rounding_mode='trunc'|'floor')``: integers stay integers, floats get a zero gradient."""
-    from ..tensor import Tensor
+    from ..tensor import from_array
 
     if mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
     a, b = binary_operands(a, b)
     if np.result_type(_plain(a), _plain(b)).kind in "biu":
         quotient = np.floor_divide(_plain(a), _plain(b))
         if mode == "trunc":
             exact = np.asarray(_plain(a)) / np.asarray(_plain(b))
             quotient = np.trunc(exact).astype(np.asarray(quotient).dtype)
-        return Tensor._from_array(np.asarray(quotient))
+        return from_array(np.asarray(quotient))
     return rounding(div(a, b), np.floor if mode == "floor" else np.trunc)
 
 
@@ -545,9 +551,9 @@ def tracks(target, operands):
 
 def snapshot(target):
     """A copy of ``target``'s values that takes over its place in the graph (the op's input)."""
-    from ..tensor import Tensor
+    from ..tensor import from_array
 
-    old = Tensor._from_array(np.array(target.data, copy=True))
+    old = from_array(np.array(target.data, copy=True))
     old.grad_fn, old._output_index, old.requires_grad = target.grad_fn, target._output_index, target.requires_grad
     return old
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, no_grad
 from ..errors import ShapeError
 from ._util import operand
 
@@ -72,8 +72,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and running_mean is not None and running_var is not None:
         count = x.numel() // channels
         unbiased = var * (count / (count - 1))
-        running_mean.data = ((1 - momentum) * running_mean.data + momentum * mean).astype(running_mean.dtype)
-        running_var.data = ((1 - momentum) * running_var.data + momentum * unbiased).astype(running_var.dtype)
+        with no_grad():  # in place, as torch: a reference to the buffer (or its array) sees the update
+            running_mean.copy_(((1 - momentum) * running_mean.data + momentum * mean).astype(running_mean.dtype))
+            running_var.copy_(((1 - momentum) * running_var.data + momentum * unbiased).astype(running_var.dtype))
     return out
 
 

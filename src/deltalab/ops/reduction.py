@@ -139,29 +139,29 @@ class SelectAlong(Function):
 
 def max_along(a, dim, keepdims, pick):
     """``(values, indices)`` of ``a.max(dim)`` (``pick=np.argmax``) or ``a.min(dim)`` (``np.argmin``)."""
-    from ..tensor import Tensor
+    from ..tensor import from_array
 
     if a.ndim == 0:
-        return a.clone(), Tensor._from_array(np.array(0, dtype=np.int64))
+        return a.clone(), from_array(np.array(0, dtype=np.int64))
     if a.shape[dim] == 0:
         raise IndexError(f"max(): Expected reduction dim {dim} to have non-zero size.")
     index = pick(a.data, axis=dim).astype(np.int64)
     values = SelectAlong.apply(a, dim, index, keepdims)
-    return values, Tensor._from_array(np.expand_dims(index, dim) if keepdims else index)
+    return values, from_array(np.expand_dims(index, dim) if keepdims else index)
 
 
 def arg_reduce(a, dim, keepdims, pick):
     """argmax/argmin as int64 (the flat index when ``dim`` is None), like torch."""
-    from ..tensor import Tensor, _dim
+    from ..tensor import checked_dim, from_array
 
     if dim is None:
         index = np.asarray(pick(a.data.reshape(-1))).astype(np.int64)
-        return Tensor._from_array(index.reshape((1,) * a.ndim) if keepdims else index)
-    dim = _dim(dim, a.ndim)
+        return from_array(index.reshape((1,) * a.ndim) if keepdims else index)
+    dim = checked_dim(dim, a.ndim)
     if a.ndim == 0:
-        return Tensor._from_array(np.array(0, dtype=np.int64))
+        return from_array(np.array(0, dtype=np.int64))
     index = pick(a.data, axis=dim).astype(np.int64)
-    return Tensor._from_array(np.expand_dims(index, dim) if keepdims else index)
+    return from_array(np.expand_dims(index, dim) if keepdims else index)
 
 
 class Prod(Function):
@@ -210,13 +210,13 @@ def _as_dtype(value, dtype):
 
 def logsumexp(a, axes, keepdims):
     """log Σ exp(a) over ``axes``, shifted by the (constant) maximum so large values stay finite."""
-    from ..tensor import Tensor
+    from ..tensor import from_array
     from .elementwise import add, exp, log, sub
 
     shift = np.max(a.data, axis=axes, keepdims=True)
     shift = np.where(np.isfinite(shift), shift, 0)
-    total = sum(exp(sub(a, Tensor._from_array(shift))), axes, True)
-    out = add(log(total), Tensor._from_array(shift))
+    total = sum(exp(sub(a, from_array(shift))), axes, True)
+    out = add(log(total), from_array(shift))
     return out if keepdims else out.squeeze(axes)
 
 

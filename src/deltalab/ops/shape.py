@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import IndexOutOfRange, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, from_array
 from ._util import unbroadcast
 
 
@@ -408,11 +408,11 @@ def _order(a, dim, descending):
 
 def sort(a, dim, descending):
     indices = _order(a, dim, descending)
-    return gather(a, dim, indices), Tensor._from_array(indices)
+    return gather(a, dim, indices), from_array(indices)
 
 
 def topk(a, k, dim, largest):
     if not 0 <= k <= (a.shape[dim] if a.ndim else 1):
         raise RuntimeError("selected index k out of range")
     indices = np.take(_order(a, dim, largest), np.arange(k), axis=dim)
-    return gather(a, dim, indices), Tensor._from_array(indices)
+    return gather(a, dim, indices), from_array(indices)

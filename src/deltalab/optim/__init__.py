@@ -3,7 +3,9 @@ SGD (momentum, dampening, Nesterov, weight decay), Adam / AdamW (amsgrad), RMSpr
 (momentum, centered); ``optim.lr_scheduler`` has StepLR and CosineAnnealingLR.
 
 ``optimizer.param_groups`` is torch's list of dicts (a scheduler changes ``group["lr"]``);
-``optimizer.state`` holds one dict of NumPy arrays per parameter, in parameter order.
+``optimizer.state`` holds one dict of NumPy arrays per parameter, in parameter order.  A step
+changes each parameter in place, as torch's ``p.add_``: views and references see it, and a graph
+that saved the parameter before the step refuses ``backward()`` (the version counter).
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import math
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..errors import ConfigurationError, missing_torch_names
-from ..tensor import Tensor
+from ..tensor import Tensor, from_array, write_in_place
 
 
 class Optimizer:
@@ -83,8 +86,9 @@ class Optimizer:
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
-            else:
-                p.grad.data = np.zeros_like(p.grad.data)
+            else:  # zeroed in place, as torch: a reference to p.grad sees it
+                with no_grad():
+                    p.grad.zero_()
 
     def step(self, closure=None):
         """One update of every parameter with a gradient; ``closure`` (re-evaluates the loss)
@@ -100,8 +104,8 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 grad = -p.grad.data if group.get("maximize") else p.grad.data
-                p.data = self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group).astype(
-                    p.data.dtype, copy=False)
+                # in place, as torch's p.add_: views and aliases see the step, the version moves
+                write_in_place(p, self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group))
         return loss
 
     def _update(self, value, grad, state, group):  # pragma: no cover - interface
@@ -166,7 +170,7 @@ class Optimizer:
 def _state_tensor(name, value):
     if name == "step":
         return Tensor(np.array(float(value), dtype=np.float32))
-    return Tensor._from_array(np.array(value, copy=True))
+    return from_array(np.array(value, copy=True))
 
 
 class SGD(Optimizer):
@@ -193,6 +197,13 @@ class SGD(Optimizer):
             state["momentum_buffer"] = buffer
             d = d + momentum * buffer if group["nesterov"] else buffer
         return value - group["lr"] * d
+
+
+def lerp(start, end, weight):
+    """start + weight·(end − start), rounded as torch's ``lerp_`` (from the nearer end)."""
+    if weight < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
 
 
 def _check_betas(betas):
@@ -223,7 +234,7 @@ class Adam(Optimizer):
             else:
                 grad = grad + weight_decay * value
         step = state.get("step", 0) + 1
-        m = beta1 * state.get("exp_avg", 0) + (1 - beta1) * grad
+        m = lerp(state["exp_avg"], grad, 1 - beta1) if "exp_avg" in state else (1 - beta1) * grad
         v = beta2 * state.get("exp_avg_sq", 0) + (1 - beta2) * grad * grad
         state.update(step=step, exp_avg=m, exp_avg_sq=v)
         bias1, bias2 = 1 - beta1**step, 1 - beta2**step
@@ -266,8 +277,7 @@ class RMSprop(Optimizer):
         square_avg = alpha * state.get("square_avg", 0) + (1 - alpha) * grad * grad
         state["square_avg"] = square_avg
         if group["centered"]:
-            grad_avg = state.get("grad_avg", 0)
-            grad_avg = grad_avg + (grad - grad_avg) * (1 - alpha)
+            grad_avg = lerp(state["grad_avg"], grad, 1 - alpha) if "grad_avg" in state else (1 - alpha) * grad
             state["grad_avg"] = grad_avg
             avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
         else:

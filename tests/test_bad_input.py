@@ -134,7 +134,8 @@ def test_layer_and_optimizer_configurations():
     assert_mentions(message_of(ConfigurationError, dl.nn.Conv2d, 1, 1, 0), "kernel")
     assert_mentions(message_of(ConfigurationError, dl.nn.Conv2d, 1, 1, (3, 3, 3)), "kernel_size")
     params = [dl.tensor([1.0], requires_grad=True)]
-    assert_mentions(message_of(ConfigurationError, dl.optim.SGD, params, lr=0), "learning rate")
+    assert_mentions(message_of(ValueError, dl.optim.SGD, params, lr=-1), "learning rate")
+    dl.optim.SGD(params, lr=0)  # torch allows a zero learning rate (a frozen group)
     assert_mentions(message_of(ConfigurationError, dl.optim.SGD, params, lr=0.1, nesterov=True), "Nesterov")
     assert_mentions(message_of(ConfigurationError, dl.optim.Adam, [], lr=0.1), "empty")
 

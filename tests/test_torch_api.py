@@ -860,3 +860,22 @@ def test_missing_torch_names_raise_not_implemented_naming_them():
     assert not hasattr(dl, "fft") and not hasattr(dl.ones(1), "stft")
     with pytest.raises(NotImplementedError, match="create_graph"):
         (dl.ones(1, requires_grad=True) * 2).sum().backward(create_graph=True)
+
+
+@pytest.mark.parametrize("name", ["zeros", "ones", "empty", "rand", "randn"])
+def test_factories_without_a_size_are_torchs_type_error(name):
+    with pytest.raises(TypeError):
+        getattr(torch, name)()
+    with pytest.raises(TypeError, match="size"):
+        getattr(dl, name)()
+    assert getattr(dl, name)(()).shape == getattr(torch, name)(()).shape == ()
+
+
+def test_a_zero_learning_rate_is_allowed_and_a_negative_one_is_torchs_value_error():
+    for optimiser in ("SGD", "Adam", "AdamW", "RMSprop"):
+        getattr(torch.optim, optimiser)([torch.zeros(1, requires_grad=True)], lr=0)
+        getattr(dl.optim, optimiser)([dl.zeros(1, requires_grad=True)], lr=0)
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            getattr(torch.optim, optimiser)([torch.zeros(1, requires_grad=True)], lr=-1)
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            getattr(dl.optim, optimiser)([dl.zeros(1, requires_grad=True)], lr=-1)

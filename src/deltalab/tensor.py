@@ -1217,6 +1217,8 @@ def factory_shape(function, size, keywords):
         if not isinstance(keywords["size"], (tuple, list)):
             raise TypeError(f"{function}(): argument 'size' must be tuple of ints, not {type(keywords['size']).__name__}")
         size = (keywords["size"],)
+    elif not size:
+        raise TypeError(f'{function}() missing 1 required positional arguments: "size"')
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     shape = []

@@ -60,8 +60,8 @@ class Optimizer:
 
     def _check_group(self, group):
         lr = group["lr"]
-        if not lr > 0:
-            raise ConfigurationError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
+        if lr < 0:
+            raise ValueError(f"Invalid learning rate: {lr}")
         if group.get("weight_decay", 0) < 0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
         if group.get("eps", 0) < 0:

@@ -128,3 +128,73 @@ def test_conv2d_weight_gradient_stays_finite_where_a_nan_input_never_meets_that_
         assert np.isfinite(wt.grad.numpy()).sum() > 0
         same(wo.grad.numpy(), wt.grad, rtol=rtol)
         same(xo.grad.numpy(), xt.grad, rtol=rtol)
+
+
+def torch_native(function, *args, **kwargs):
+    """``function`` with torch's own CPU kernels, not oneDNN: with NaN / inf, oneDNN's float32
+    convolution skips the padding for some shapes and multiplies it for others (whichever
+    kernel it picks), torch's native kernels always multiply it -- the rule deltalab follows."""
+    with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
+        return function(*args, **kwargs)  # (the other flags None: setting them only warns about Intel GPUs)
+
+
+CONV_GEOMETRIES = [  # (x shape, w shape, stride, padding): the band and the per-image layouts
+    ((1, 1, 7, 5), (2, 1, 1, 2), (3, 1), (0, 0)),
+    ((1, 1, 6, 10), (2, 1, 1, 2), (3, 1), (2, 0)),
+    ((1, 3, 4, 4), (3, 3, 2, 3), (2, 1), (0, 1)),
+    ((2, 2, 30, 28), (3, 2, 3, 3), (1, 1), (1, 1)),  # Ho·Wc ≥ 512: one matmul per image
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+def test_conv2d_input_gradient_of_a_non_finite_weight_reaches_only_the_pixels_it_multiplies(special, geometry, dtype):
+    # fuzz: Image(layers=(('conv', ...),), special_weight=True): with stride 1 in width the
+    # thrown-away columns have gradient 0, but dcols = Wᵀ · 0 is NaN for an inf weight and the
+    # scatter back added it to the next row's pixels: NaN where torch has 0 or a finite value
+    x_shape, w_shape, stride, padding = geometry
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    w[0, 0, 0, -1] = special
+    w[-1, -1, -1, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(w)
+    yt = torch_native(TF.conv2d, xt, wt, stride=stride, padding=padding)
+    g = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        yo = F.conv2d(xo, wo, stride=stride, padding=padding)
+        yo.backward(g)
+    torch_native(yt.backward, torch.tensor(g))
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    same(yo.numpy(), yt, rtol=rtol)
+    same(xo.grad.numpy(), xt.grad, rtol=rtol)
+    same(wo.grad.numpy(), wt.grad, rtol=rtol)
+    assert np.isfinite(xt.grad.numpy()).any()
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_conv2d_multiplies_its_zero_padding_like_torch(special):
+    # an inf weight tap that reads padding gives 0 · inf = NaN at the border (forward), an inf
+    # upstream gradient does so in dW: what torch's native kernels compute, in every dtype
+    x = np.arange(16.0).reshape(1, 1, 4, 4) / 10 + 0.1
+    w = np.ones((1, 1, 3, 3))
+    w[0, 0, 0, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(w)
+    with np.errstate(invalid="ignore"):
+        y = F.conv2d(xo, wo, padding=1)
+    expected = TF.conv2d(xt, wt, padding=1)
+    same(y.numpy(), expected)
+    assert np.isnan(y.numpy()[0, 0, 0]).all() and np.isnan(y.numpy()[0, 0, :, 0]).all()
+    g = np.ones((1, 1, 4, 4))
+    g[0, 0, 0, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(np.ones((1, 1, 3, 3)))
+    with np.errstate(invalid="ignore"):
+        F.conv2d(xo, wo, padding=1).backward(g)
+    TF.conv2d(xt, wt, padding=1).backward(torch.tensor(g))
+    same(wo.grad.numpy(), wt.grad)
+    same(xo.grad.numpy(), xt.grad)
+    assert np.isnan(wo.grad.numpy()[0, 0, 0]).all()  # row 0 of the kernel reads padding for output row 0

@@ -198,3 +198,52 @@ def test_conv2d_multiplies_its_zero_padding_like_torch(special):
     same(wo.grad.numpy(), wt.grad)
     same(xo.grad.numpy(), xt.grad)
     assert np.isnan(wo.grad.numpy()[0, 0, 0]).all()  # row 0 of the kernel reads padding for output row 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool2d_sends_the_gradient_of_a_window_with_nans_to_its_last_nan(dtype):
+    # torch's CPU kernel scans a window row-major and takes an element when val > max or
+    # isnan(val): the LAST NaN wins (deltalab gave it to the first); overlapping windows too
+    nan = np.nan
+    x = np.array([[[[1.0, nan, 3.0, nan, 0.0],
+                    [nan, 2.0, 5.0, 5.0, nan],
+                    [4.0, 4.0, nan, 1.0, 2.0]]]], dtype=dtype)
+    for kernel, stride, padding in (((2, 2), (2, 2), (0, 0)), ((2, 3), (1, 1), (1, 1)), ((3, 3), (1, 2), (0, 1))):
+        xo, xt = both(x)
+        yo = F.max_pool2d(xo, kernel, stride, padding)
+        yt = TF.max_pool2d(xt, kernel, stride, padding)
+        g = np.arange(1.0, 1.0 + yt.numel()).reshape(tuple(yt.shape)).astype(dtype)
+        yo.backward(g)
+        yt.backward(torch.tensor(g))
+        same(yo.numpy(), yt)
+        same(xo.grad.numpy(), xt.grad)
+
+
+def test_max_pool2d_gives_a_window_of_only_minus_inf_to_its_first_real_element_not_to_padding():
+    # deltalab pads with -inf; a window whose real elements are all -inf matched the padding
+    # first and its gradient was cropped away with it (torch: the first real element)
+    x = np.array([[[[-np.inf, 1.0, -np.inf], [-np.inf, 2.0, -np.inf]]]])
+    xo, xt = both(x)
+    yo, yt = F.max_pool2d(xo, (1, 2), 1, (0, 1)), TF.max_pool2d(xt, (1, 2), 1, (0, 1))
+    g = np.arange(1.0, 1.0 + yt.numel()).reshape(tuple(yt.shape))
+    yo.backward(g)
+    yt.backward(torch.tensor(g))
+    same(yo.numpy(), yt)
+    same(xo.grad.numpy(), xt.grad)
+    assert xo.grad.numpy()[0, 0, 0, 0] == 1.0
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_of_a_whole_tensor_with_nans_shares_the_gradient_among_the_nans(reduce):
+    # fuzz: Tensor(ops=(('max', None, False),), special='nan'): torch.max(x) shares its gradient
+    # among the NaNs (evenly_distribute_backward), deltalab divided by the count of x == NaN (0):
+    # NaN everywhere -- which is right for amax, and stays so
+    x = np.array([[np.nan, 1.0, np.nan], [2.0, 3.0, np.nan]])
+    xo, xt = both(x)
+    getattr(xo, reduce)().backward()
+    getattr(xt, reduce)().backward()
+    same(xo.grad.numpy(), xt.grad)
+    xo, xt = both(x)
+    xo.amax().backward()
+    xt.amax().backward()
+    same(xo.grad.numpy(), xt.grad)

@@ -795,7 +795,7 @@ class Tensor:
             return self.maximum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _ops().reduction.amax(self, None, keepdim)
+            return _ops().reduction.max_all(self, keepdim)
         if isinstance(dim, (tuple, list)):  # deltalab's extension: the gradient goes to the first maximum
             return _ops().max(self, _dims(dim, self.ndim), keepdim)
         return MaxResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmax))
@@ -805,7 +805,7 @@ class Tensor:
             return self.minimum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _ops().reduction.amin(self, None, keepdim)
+            return _ops().reduction.max_all(self, keepdim, larger=False)
         return MinResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmin))
 
     def amax(self, dim=(), keepdim=False):

@@ -2,6 +2,7 @@
 
 Max pooling sends each window's gradient to its *first* maximum (row-major), as PyTorch
 does: ties are common after ReLU, and feeding every tied element would drift from PyTorch.
+A window with NaNs gives it to its *last* NaN, as torch's CPU kernel does (see _route_by_choice).
 Average pooling counts padded zeros in the divisor (PyTorch's ``count_include_pad=True``).
 
 Both loop over the kh*kw kernel offsets only: offset (i, j) of every window at once is the
@@ -50,7 +51,8 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         xp, out = ctx.saved
-        has_nan = bool(np.isnan(out).any())
+        if np.isnan(out).any() or (any(ctx.padding) and np.isneginf(out).any()):
+            return _route_by_choice(xp, out, grad, ctx.kernel, ctx.stride, ctx.padding), None, None, None
         # g * mask is the fast way to route gradients, but inf * 0 = nan would leak into
         # positions that are not the maximum; such gradients take the slower masked copy.
         finite = bool(np.isfinite(grad).all())
@@ -61,8 +63,6 @@ class MaxPool2d(Function):
         offsets = list(_offset_slices(ctx.kernel, ctx.stride, out.shape[2:]))
         for k, index in enumerate(offsets):
             is_max = xp[index] == out
-            if has_nan:
-                is_max |= np.isnan(xp[index]) & np.isnan(out)
             if taken is None:
                 first, taken = is_max, is_max.copy()
             else:
@@ -77,6 +77,34 @@ class MaxPool2d(Function):
             else:  # disjoint windows: every slot of target belongs to this offset alone
                 np.multiply(grad, first, out=target)
         return _crop(dxp, ctx.padding), None, None, None
+
+
+def _route_by_choice(xp, out, grad, kernel, stride, padding):
+    """Max pooling's gradient as torch's CPU kernel routes it, for the windows the fast rule
+    cannot decide: torch scans a window row-major and takes an element when ``val > max or
+    isnan(val)``, so the gradient goes to the LAST NaN of a window with NaNs, to the first
+    maximum otherwise, and never to padding (a window of only -inf gives it to its first real
+    element)."""
+    offsets = list(_offset_slices(kernel, stride, out.shape[2:]))
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    rows = np.arange(out.shape[2]) * sh
+    cols = np.arange(out.shape[3]) * sw
+    height, width = xp.shape[2] - 2 * ph, xp.shape[3] - 2 * pw
+    nan_window = np.isnan(out)
+    choice = np.full(out.shape, -1)
+    for k, index in enumerate(offsets):
+        i, j = divmod(k, kw)
+        real = (((rows + i >= ph) & (rows + i < ph + height))[:, None]
+                & ((cols + j >= pw) & (cols + j < pw + width))[None, :])
+        values = xp[index]
+        first_max = (values == out) & (choice < 0) & ~nan_window
+        last_nan = np.isnan(values)  # only in NaN windows; a later NaN overrides
+        np.copyto(choice, k, where=(first_max | last_nan) & real)
+    dxp = np.zeros(xp.shape, dtype=grad.dtype)
+    for k, index in enumerate(offsets):
+        target = dxp[index]
+        np.copyto(target, target + grad, where=choice == k)
+    return _crop(dxp, padding)
 
 
 class AvgPool2d(Function):

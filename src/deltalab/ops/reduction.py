@@ -88,14 +88,16 @@ def max(a, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.max
 # ------------------------------------------------------------ torch's reductions
 class AMax(Function):
     """Maximum (or minimum) over axes; ties share the gradient evenly, as ``torch.amax`` and a
-    full ``torch.max()`` do."""
+    full ``torch.max()`` do.  They differ at NaN: ``torch.amax`` divides by the count of
+    elements equal to the result (none equal NaN: the gradient is NaN everywhere), a full
+    ``torch.max()`` shares it among the NaNs (``nan_shares``)."""
 
     @staticmethod
-    def forward(ctx, a, axis, keepdims, larger):
+    def forward(ctx, a, axis, keepdims, larger, nan_shares=False):
         axes = normalize_axis(axis, a.ndim)
         out = (np.max if larger else np.min)(a, axis=axes, keepdims=True)
         ctx.save_for_backward(a, out)
-        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.axes, ctx.keepdims, ctx.nan_shares = axes, keepdims, nan_shares
         return out if keepdims else np.squeeze(out, axis=axes)
 
     @staticmethod
@@ -104,13 +106,24 @@ class AMax(Function):
         if not ctx.keepdims:
             grad = np.expand_dims(grad, ctx.axes)
         hit = (a == out)
-        return grad * hit / np.sum(hit, axis=ctx.axes, keepdims=True), None, None, None
+        if ctx.nan_shares and np.isnan(out).any():  # the whole tensor: out is one value
+            hit = np.isnan(a)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 at a NaN amax: torch's NaN
+            return grad * hit / np.sum(hit, axis=ctx.axes, keepdims=True), None, None, None, None
 
 
 def amax(a, axis=None, keepdims=False):
     if a.data.size == 0:
         raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() == 0.")
     return AMax.apply(a, axis, keepdims, True)
+
+
+def max_all(a, keepdims=False, larger=True):
+    """``torch.max(a)`` / ``torch.min(a)`` (``larger=False``): the extreme of the whole tensor."""
+    if a.data.size == 0:
+        name = "max" if larger else "min"
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+    return AMax.apply(a, None, keepdims, larger, True)
 
 
 def amin(a, axis=None, keepdims=False):

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from .. import ops
 from ..errors import ConfigurationError, DeltalabError
 from ..ops._util import pair
+from ..ops.softmax import implicit_dim
 from .module import Module, check_device, check_input, uniform_
 
 
@@ -199,20 +200,30 @@ class Identity(_Activation):
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    """softmax along ``dim``; without one, torch's legacy choice (0 for 1- and 3-D inputs, else
+    1) with its deprecation warning, as ``torch.nn.Softmax()``."""
+
+    name = "softmax"
+
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
+    def _dim(self, x):
+        return self.dim if self.dim is not None else implicit_dim(x.ndim, self.name, stacklevel=4)
+
     def forward(self, x):
-        return ops.softmax(x, self.dim)
+        return ops.softmax(x, self._dim(x))
 
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
+    name = "log_softmax"
+
     def forward(self, x):
-        return ops.log_softmax(x, self.dim)
+        return ops.log_softmax(x, self._dim(x))
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "identity": Identity, "softmax": Softmax}

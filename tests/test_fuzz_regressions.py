@@ -247,3 +247,32 @@ def test_max_of_a_whole_tensor_with_nans_shares_the_gradient_among_the_nans(redu
     xo.amax().backward()
     xt.amax().backward()
     same(xo.grad.numpy(), xt.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_elu_gradient_at_a_nan_input_is_nan_as_torchs_vectorised_kernel(dtype):
+    # fuzz: Image(layers=(('act', 'elu'), ('conv', ...)), special='nan'): deltalab passed the
+    # upstream gradient through (slope 1); torch's vectorised elu backward takes the exponential
+    # branch at NaN (slope αe^NaN = NaN).  Only torch's scalar loop over the last few elements
+    # of a tensor passes it through, so the check uses 64 elements (all in the vector part).
+    x = np.random.default_rng(4).standard_normal(64).astype(dtype)
+    x[[3, 17, 40]] = [np.nan, np.inf, -np.inf]
+    ours, theirs = both(x)
+    F.elu(ours).backward(np.ones(64, dtype))
+    TF.elu(theirs).backward(torch.ones(64, dtype=theirs.dtype))
+    same(ours.grad.numpy(), theirs.grad, rtol=1e-6)
+    assert np.isnan(ours.grad.numpy()[3])
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_of_a_whole_tensor_sends_a_nan_upstream_gradient_to_the_maximum_only(reduce):
+    # fuzz: Tensor(ops=(('add', ...), ('max', None, False), ('pow', -1.5)), special='inf'):
+    # (inf² + 0.5)^-1.5 back-propagates 2·inf·0 = NaN; torch.max() fills g / count into the
+    # maxima and exact zeros elsewhere, deltalab multiplied (NaN · 0 = NaN everywhere).
+    # amax multiplies in torch too (NaN everywhere), and must stay so.
+    x = np.array([[1.0, 3.0, 2.0], [5.0, 4.0, 5.0]])
+    for method in (reduce, "a" + reduce):
+        ours, theirs = both(x)
+        getattr(ours, method)().backward(np.array(np.nan))
+        getattr(theirs, method)().backward(torch.tensor(np.nan, dtype=torch.float64))
+        same(ours.grad.numpy(), theirs.grad)

@@ -88,16 +88,17 @@ def max(a, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.max
 # ------------------------------------------------------------ torch's reductions
 class AMax(Function):
     """Maximum (or minimum) over axes; ties share the gradient evenly, as ``torch.amax`` and a
-    full ``torch.max()`` do.  They differ at NaN: ``torch.amax`` divides by the count of
-    elements equal to the result (none equal NaN: the gradient is NaN everywhere), a full
-    ``torch.max()`` shares it among the NaNs (``nan_shares``)."""
+    full ``torch.max()`` do.  They differ at NaN: ``torch.amax`` computes g / count · mask
+    (a NaN result equals nothing, so 0 / 0 makes the gradient NaN everywhere, and a NaN g
+    reaches every element), a full ``torch.max()`` (``whole``) fills g / count into the
+    maxima -- the NaNs if the result is NaN -- and exact zeros elsewhere."""
 
     @staticmethod
-    def forward(ctx, a, axis, keepdims, larger, nan_shares=False):
+    def forward(ctx, a, axis, keepdims, larger, whole=False):
         axes = normalize_axis(axis, a.ndim)
         out = (np.max if larger else np.min)(a, axis=axes, keepdims=True)
         ctx.save_for_backward(a, out)
-        ctx.axes, ctx.keepdims, ctx.nan_shares = axes, keepdims, nan_shares
+        ctx.axes, ctx.keepdims, ctx.whole = axes, keepdims, whole
         return out if keepdims else np.squeeze(out, axis=axes)
 
     @staticmethod
@@ -106,10 +107,13 @@ class AMax(Function):
         if not ctx.keepdims:
             grad = np.expand_dims(grad, ctx.axes)
         hit = (a == out)
-        if ctx.nan_shares and np.isnan(out).any():  # the whole tensor: out is one value
-            hit = np.isnan(a)
+        if ctx.whole:  # out is one value
+            if np.isnan(out).any():
+                hit = np.isnan(a)
+            share = (grad / np.sum(hit)).astype(grad.dtype, copy=False)
+            return np.where(hit, share, np.zeros_like(share)), None, None, None, None
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 at a NaN amax: torch's NaN
-            return grad * hit / np.sum(hit, axis=ctx.axes, keepdims=True), None, None, None, None
+            return grad / np.sum(hit, axis=ctx.axes, keepdims=True) * hit, None, None, None, None
 
 
 def amax(a, axis=None, keepdims=False):

@@ -11,8 +11,7 @@ forward value and every gradient must agree:
 (for float32, "torch" is torch's float64 result on the same values, and deltalab may also be
 as far from it as 4x torch's own float32 result is), where
     atol = rtol · max(largest finite |torch| value of that tensor, 0.01; for a gradient also a
-                      tenth of the largest finite value of all the step's gradients and a
-                      hundredth of its largest forward value)
+                      hundredth of the step's largest forward value)
 
 with NaN where torch has NaN and the same infinities -- in forward values and gradients alike,
 also for the NaN / inf a step puts into its input or a conv weight (``special``): torch's CPU
@@ -848,9 +847,11 @@ def compare(label, ours, theirs, dtype, scale=0.0, exact=None):
     4x torch's own float32 error (a saturated softmax or sigmoid leaves only a few ulps of a
     small gradient, in either engine).
 
-    ``scale``: a magnitude the absolute tolerance may not fall below (a tenth of the largest
-    gradient of the step): a gradient that is a sum cancelling to almost nothing (one bias of a
-    hidden unit over a whole batch) is only as exact as the terms it sums."""
+    ``scale``: a magnitude the absolute tolerance may not fall below (see ABSOLUTE_FLOOR).
+    (It was also a tenth of the step's largest gradient, which let a leaf with small gradients
+    be off by 100% in float32 next to a leaf with large ones; 7,000 programs without it found
+    no case that needed it: a gradient that cancels to almost nothing is as inexact in torch's
+    float32, which the 4x-torch's-error rule allows for.)"""
     if theirs is None and ours is None:
         return None
     if theirs is None or ours is None:  # no gradient on one side counts as zeros
@@ -966,8 +967,7 @@ def check_step(step):
             problems.append(problem)
     # gradients carry roundoff in proportion to the values flowing through the step (an
     # upstream gradient 2(y − t) of a large y): see ABSOLUTE_FLOOR
-    scale = max(0.1 * largest_finite((exact_grad or torch_grad).values()),
-                0.01 * largest_finite((exact_out or torch_out).values()))
+    scale = 0.01 * largest_finite((exact_out or torch_out).values())
     for name in torch_grad:
         problem = compare(f"gradient of {name}", ours_grad.get(name), torch_grad[name], dtype, scale,
                           exact=exact_grad.get(name))

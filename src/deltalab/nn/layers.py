@@ -108,9 +108,21 @@ class _Pool(Module):
 
 
 class MaxPool2d(_Pool):
-    """Max pooling; the gradient goes to the first maximum of each window (as PyTorch)."""
+    """Max pooling; the gradient goes to the first maximum of each window, or to its last NaN
+    (as PyTorch).  ``return_indices=True``: forward returns (values, indices), as torch."""
 
     function = staticmethod(ops.max_pool2d)
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding)
+        if pair(dilation, "dilation", "MaxPool2d") != (1, 1):
+            raise ConfigurationError(f"MaxPool2d: dilation={dilation} is not supported (only 1)")
+        if ceil_mode:
+            raise ConfigurationError("MaxPool2d: ceil_mode=True is not supported (output sizes round down)")
+        self.return_indices = bool(return_indices)
+
+    def forward(self, x):
+        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=self.return_indices)
 
 
 class AvgPool2d(_Pool):

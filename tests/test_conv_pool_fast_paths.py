@@ -226,3 +226,55 @@ def test_pooling_a_single_image(rng):
     x = relu_with_ties(rng, (3, 6, 6))
     y = F.max_pool2d(dl.tensor(x), 2)
     assert_close(y.data, torch.nn.functional.max_pool2d(torch.tensor(x), 2))
+
+
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7), kh=st.integers(1, 3),
+    kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 1), pw=st.integers(0, 1),
+    specials=st.integers(0, 5), unbatched=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_max_pool_return_indices_match_torch_with_ties_nan_and_inf(n, c, h, w, kh, kw, sh, sw, ph, pw, specials,
+                                                                    unbatched, seed):
+    # torch's rule: the first maximum row-major, the LAST NaN of a window, never padding
+    if 2 * ph > kh or 2 * pw > kw or kh > h + 2 * ph or kw > w + 2 * pw:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, c, h, w)).astype(float)
+    for _ in range(specials):
+        x.flat[rng.integers(x.size)] = rng.choice([np.nan, np.inf, -np.inf])
+    if unbatched:
+        x = x[0]
+    ours = dl.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    y, indices = F.max_pool2d(ours, (kh, kw), (sh, sw), (ph, pw), return_indices=True)
+    expected, expected_indices = torch.nn.functional.max_pool2d(theirs, (kh, kw), (sh, sw), (ph, pw),
+                                                                return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), expected.detach().numpy())
+    assert indices.numpy().dtype == np.int64
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    g = rng.standard_normal(tuple(expected.shape))
+    y.backward(g)
+    expected.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_module_returns_indices_and_refuses_what_it_lacks():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    values, indices = dl.nn.MaxPool2d(2, return_indices=True)(dl.tensor(x))
+    expected, expected_indices = torch.nn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    np.testing.assert_array_equal(values.numpy(), expected.numpy())
+    with pytest.raises(dl.errors.ConfigurationError, match="dilation"):
+        dl.nn.MaxPool2d(2, dilation=2)
+    with pytest.raises(dl.errors.ConfigurationError, match="ceil_mode"):
+        F.max_pool2d(dl.tensor(x), 3, ceil_mode=True)
+
+
+def test_max_pool_return_indices_survives_a_checkpoint_and_torch_interop(tmp_path):
+    from deltalab import interop
+
+    model = dl.nn.Sequential(dl.nn.MaxPool2d(2, return_indices=True))
+    dl.save(model, tmp_path / "pool.npz")
+    assert dl.load(tmp_path / "pool.npz")[0].return_indices is True
+    assert interop.to_torch(model)[0].return_indices is True
+    assert interop.from_torch(torch.nn.Sequential(torch.nn.MaxPool2d(2, return_indices=True)))[0].return_indices

@@ -301,3 +301,38 @@ def test_a_loss_of_1e8_does_not_fail_its_check_on_rounding_noise(tmp_path):
     assert data["loss"] > 9e7
     assert code == 0, stderr
     assert all(c["passed"] for c in data["check"])
+
+
+# --------------------------------------------------------- softmax without a dim
+@pytest.mark.parametrize("shape", [(), (4,), (2, 4), (2, 3, 4), (2, 3, 4, 2)])
+@pytest.mark.parametrize("name", ["Softmax", "LogSoftmax"])
+def test_softmax_modules_without_a_dim_take_torchs_legacy_dim_and_warn(name, shape):
+    # torch.nn.Softmax() has dim=None: 0 for 0-, 1- and 3-D inputs, else 1, with a deprecation
+    # warning; deltalab's default was -1, a different axis for 3-D and 4-D inputs
+    x = np.random.default_rng(0).standard_normal(shape)
+    g = np.random.default_rng(1).standard_normal(shape)
+    ours, theirs = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    with pytest.warns(UserWarning, match="Implicit dimension choice") as ours_warnings:
+        y = getattr(dl.nn, name)()(ours)
+    with pytest.warns(UserWarning, match="Implicit dimension choice") as torch_warnings:
+        expected = getattr(torch.nn, name)()(theirs)
+    assert str(ours_warnings[0].message) == str(torch_warnings[0].message)
+    np.testing.assert_allclose(y.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-15)
+    y.backward(g)
+    expected.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-15)
+    assert repr(getattr(dl.nn, name)()) == repr(getattr(torch.nn, name)())  # Softmax(dim=None)
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_functional_softmax_without_a_dim_takes_torchs_legacy_dim_but_the_tensor_method_needs_one(function):
+    x = np.random.default_rng(2).standard_normal((2, 3, 4))
+    with pytest.warns(UserWarning, match=f"Implicit dimension choice for {function}"):
+        y = getattr(F, function)(dl.tensor(x))
+    with pytest.warns(UserWarning):
+        expected = getattr(torch.nn.functional, function)(torch.tensor(x))
+    np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(TypeError, match="dim"):
+        getattr(dl.tensor(x), function)()
+    with pytest.raises(TypeError, match="dim"):
+        getattr(torch.tensor(x), function)()

@@ -128,3 +128,151 @@ def test_conv2d_weight_gradient_stays_finite_where_a_nan_input_never_meets_that_
         assert np.isfinite(wt.grad.numpy()).sum() > 0
         same(wo.grad.numpy(), wt.grad, rtol=rtol)
         same(xo.grad.numpy(), xt.grad, rtol=rtol)
+
+
+def torch_native(function, *args, **kwargs):
+    """``function`` with torch's own CPU kernels, not oneDNN: with NaN / inf, oneDNN's float32
+    convolution skips the padding for some shapes and multiplies it for others (whichever
+    kernel it picks), torch's native kernels always multiply it -- the rule deltalab follows."""
+    with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
+        return function(*args, **kwargs)  # (the other flags None: setting them only warns about Intel GPUs)
+
+
+CONV_GEOMETRIES = [  # (x shape, w shape, stride, padding): the band and the per-image layouts
+    ((1, 1, 7, 5), (2, 1, 1, 2), (3, 1), (0, 0)),
+    ((1, 1, 6, 10), (2, 1, 1, 2), (3, 1), (2, 0)),
+    ((1, 3, 4, 4), (3, 3, 2, 3), (2, 1), (0, 1)),
+    ((2, 2, 30, 28), (3, 2, 3, 3), (1, 1), (1, 1)),  # Ho·Wc ≥ 512: one matmul per image
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+def test_conv2d_input_gradient_of_a_non_finite_weight_reaches_only_the_pixels_it_multiplies(special, geometry, dtype):
+    # fuzz: Image(layers=(('conv', ...),), special_weight=True): with stride 1 in width the
+    # thrown-away columns have gradient 0, but dcols = Wᵀ · 0 is NaN for an inf weight and the
+    # scatter back added it to the next row's pixels: NaN where torch has 0 or a finite value
+    x_shape, w_shape, stride, padding = geometry
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    w[0, 0, 0, -1] = special
+    w[-1, -1, -1, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(w)
+    yt = torch_native(TF.conv2d, xt, wt, stride=stride, padding=padding)
+    g = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        yo = F.conv2d(xo, wo, stride=stride, padding=padding)
+        yo.backward(g)
+    torch_native(yt.backward, torch.tensor(g))
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    same(yo.numpy(), yt, rtol=rtol)
+    same(xo.grad.numpy(), xt.grad, rtol=rtol)
+    same(wo.grad.numpy(), wt.grad, rtol=rtol)
+    assert np.isfinite(xt.grad.numpy()).any()
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_conv2d_multiplies_its_zero_padding_like_torch(special):
+    # an inf weight tap that reads padding gives 0 · inf = NaN at the border (forward), an inf
+    # upstream gradient does so in dW: what torch's native kernels compute, in every dtype
+    x = np.arange(16.0).reshape(1, 1, 4, 4) / 10 + 0.1
+    w = np.ones((1, 1, 3, 3))
+    w[0, 0, 0, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(w)
+    with np.errstate(invalid="ignore"):
+        y = F.conv2d(xo, wo, padding=1)
+    expected = TF.conv2d(xt, wt, padding=1)
+    same(y.numpy(), expected)
+    assert np.isnan(y.numpy()[0, 0, 0]).all() and np.isnan(y.numpy()[0, 0, :, 0]).all()
+    g = np.ones((1, 1, 4, 4))
+    g[0, 0, 0, 0] = special
+    xo, xt = both(x)
+    wo, wt = both(np.ones((1, 1, 3, 3)))
+    with np.errstate(invalid="ignore"):
+        F.conv2d(xo, wo, padding=1).backward(g)
+    TF.conv2d(xt, wt, padding=1).backward(torch.tensor(g))
+    same(wo.grad.numpy(), wt.grad)
+    same(xo.grad.numpy(), xt.grad)
+    assert np.isnan(wo.grad.numpy()[0, 0, 0]).all()  # row 0 of the kernel reads padding for output row 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool2d_sends_the_gradient_of_a_window_with_nans_to_its_last_nan(dtype):
+    # torch's CPU kernel scans a window row-major and takes an element when val > max or
+    # isnan(val): the LAST NaN wins (deltalab gave it to the first); overlapping windows too
+    nan = np.nan
+    x = np.array([[[[1.0, nan, 3.0, nan, 0.0],
+                    [nan, 2.0, 5.0, 5.0, nan],
+                    [4.0, 4.0, nan, 1.0, 2.0]]]], dtype=dtype)
+    for kernel, stride, padding in (((2, 2), (2, 2), (0, 0)), ((2, 3), (1, 1), (1, 1)), ((3, 3), (1, 2), (0, 1))):
+        xo, xt = both(x)
+        yo = F.max_pool2d(xo, kernel, stride, padding)
+        yt = TF.max_pool2d(xt, kernel, stride, padding)
+        g = np.arange(1.0, 1.0 + yt.numel()).reshape(tuple(yt.shape)).astype(dtype)
+        yo.backward(g)
+        yt.backward(torch.tensor(g))
+        same(yo.numpy(), yt)
+        same(xo.grad.numpy(), xt.grad)
+
+
+def test_max_pool2d_gives_a_window_of_only_minus_inf_to_its_first_real_element_not_to_padding():
+    # deltalab pads with -inf; a window whose real elements are all -inf matched the padding
+    # first and its gradient was cropped away with it (torch: the first real element)
+    x = np.array([[[[-np.inf, 1.0, -np.inf], [-np.inf, 2.0, -np.inf]]]])
+    xo, xt = both(x)
+    yo, yt = F.max_pool2d(xo, (1, 2), 1, (0, 1)), TF.max_pool2d(xt, (1, 2), 1, (0, 1))
+    g = np.arange(1.0, 1.0 + yt.numel()).reshape(tuple(yt.shape))
+    yo.backward(g)
+    yt.backward(torch.tensor(g))
+    same(yo.numpy(), yt)
+    same(xo.grad.numpy(), xt.grad)
+    assert xo.grad.numpy()[0, 0, 0, 0] == 1.0
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_of_a_whole_tensor_with_nans_shares_the_gradient_among_the_nans(reduce):
+    # fuzz: Tensor(ops=(('max', None, False),), special='nan'): torch.max(x) shares its gradient
+    # among the NaNs (evenly_distribute_backward), deltalab divided by the count of x == NaN (0):
+    # NaN everywhere -- which is right for amax, and stays so
+    x = np.array([[np.nan, 1.0, np.nan], [2.0, 3.0, np.nan]])
+    xo, xt = both(x)
+    getattr(xo, reduce)().backward()
+    getattr(xt, reduce)().backward()
+    same(xo.grad.numpy(), xt.grad)
+    xo, xt = both(x)
+    xo.amax().backward()
+    xt.amax().backward()
+    same(xo.grad.numpy(), xt.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_elu_gradient_at_a_nan_input_is_nan_as_torchs_vectorised_kernel(dtype):
+    # fuzz: Image(layers=(('act', 'elu'), ('conv', ...)), special='nan'): deltalab passed the
+    # upstream gradient through (slope 1); torch's vectorised elu backward takes the exponential
+    # branch at NaN (slope αe^NaN = NaN).  Only torch's scalar loop over the last few elements
+    # of a tensor passes it through, so the check uses 64 elements (all in the vector part).
+    x = np.random.default_rng(4).standard_normal(64).astype(dtype)
+    x[[3, 17, 40]] = [np.nan, np.inf, -np.inf]
+    ours, theirs = both(x)
+    F.elu(ours).backward(np.ones(64, dtype))
+    TF.elu(theirs).backward(torch.ones(64, dtype=theirs.dtype))
+    same(ours.grad.numpy(), theirs.grad, rtol=1e-6)
+    assert np.isnan(ours.grad.numpy()[3])
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_of_a_whole_tensor_sends_a_nan_upstream_gradient_to_the_maximum_only(reduce):
+    # fuzz: Tensor(ops=(('add', ...), ('max', None, False), ('pow', -1.5)), special='inf'):
+    # (inf² + 0.5)^-1.5 back-propagates 2·inf·0 = NaN; torch.max() fills g / count into the
+    # maxima and exact zeros elsewhere, deltalab multiplied (NaN · 0 = NaN everywhere).
+    # amax multiplies in torch too (NaN everywhere), and must stay so.
+    x = np.array([[1.0, 3.0, 2.0], [5.0, 4.0, 5.0]])
+    for method in (reduce, "a" + reduce):
+        ours, theirs = both(x)
+        getattr(ours, method)().backward(np.array(np.nan))
+        getattr(theirs, method)().backward(torch.tensor(np.nan, dtype=torch.float64))
+        same(ours.grad.numpy(), theirs.grad)

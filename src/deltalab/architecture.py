@@ -147,8 +147,9 @@ register(
         "bias": m.bias is not None,
     },
 )
-for _pool in (nn.MaxPool2d, nn.AvgPool2d):
-    register(_pool, lambda m: {"kernel_size": tuple(m.kernel_size), "stride": tuple(m.stride), "padding": tuple(m.padding)})
+register(nn.MaxPool2d, lambda m: {"kernel_size": tuple(m.kernel_size), "stride": tuple(m.stride), "padding": tuple(m.padding),
+                                   "return_indices": m.return_indices})
+register(nn.AvgPool2d, lambda m: {"kernel_size": tuple(m.kernel_size), "stride": tuple(m.stride), "padding": tuple(m.padding)})
 register(nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim})
 for _activation in (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity):
     register(_activation, lambda m: {})

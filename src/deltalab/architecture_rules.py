@@ -368,7 +368,7 @@ RULES = {
     "Conv2d": ({"in_channels": _size, "out_channels": _size, "kernel_size": _kernel, "stride": _kernel,
                 "padding": _padding, "dilation": Optional(_kernel), "groups": Optional(_size), "bias": _bool},
                _conv),
-    "MaxPool2d": _POOL,
+    "MaxPool2d": ({**_POOL[0], "return_indices": Optional(_bool)}, _POOL[1]),  # (older configs lack it: False)
     "AvgPool2d": _POOL,
     "Flatten": ({"start_dim": _axis, "end_dim": _axis}, _nothing),
     "ReLU": _NO_ARGUMENTS, "Tanh": _NO_ARGUMENTS, "Sigmoid": _NO_ARGUMENTS, "Identity": _NO_ARGUMENTS,

@@ -32,6 +32,7 @@ from .ops import (
 from .ops import log_softmax as _log_softmax
 from .ops import pad as pad_widths
 from .ops import softmax as _softmax
+from .ops.softmax import implicit_dim
 from .tensor import Tensor
 
 
@@ -39,15 +40,8 @@ def identity(x):
     return x
 
 
-def _softmax_dim(input, dim, stacklevel_name):  # noqa: A002 - torch's argument name
-    """torch's implicit dim when none is given: 0 for 0-, 1- and 3-D inputs, else 1 (with torch's warning)."""
-    if dim is not None:
-        return dim
-    import warnings
-
-    warnings.warn(f"Implicit dimension choice for {stacklevel_name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", UserWarning, stacklevel=3)
-    return 0 if input.ndim in (0, 1, 3) else 1
+def _softmax_dim(input, dim, name):  # noqa: A002 - torch's argument name
+    return dim if dim is not None else implicit_dim(input.ndim, name, stacklevel=3)
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):  # noqa: A002

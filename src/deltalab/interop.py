@@ -163,14 +163,13 @@ def _conv_from_torch(t, torch):
 
 # --------------------------------------------------------------- pooling
 def _max_pool_to_torch(m, torch):
-    return torch.nn.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding)
+    return torch.nn.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding, return_indices=m.return_indices)
 
 
 def _max_pool_from_torch(t, torch):
     _check(t.dilation in (1, (1, 1)), f"from_torch: MaxPool2d with dilation={t.dilation} is not supported")
     _check(not t.ceil_mode, "from_torch: MaxPool2d with ceil_mode=True is not supported")
-    _check(not t.return_indices, "from_torch: MaxPool2d with return_indices=True is not supported")
-    return nn.MaxPool2d(t.kernel_size, stride=t.stride, padding=t.padding)
+    return nn.MaxPool2d(t.kernel_size, stride=t.stride, padding=t.padding, return_indices=t.return_indices)
 
 
 def _avg_pool_to_torch(m, torch):

@@ -841,7 +841,7 @@ class Tensor:
             return self.maximum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _ops().reduction.amax(self, None, keepdim)
+            return _ops().reduction.max_all(self, keepdim)
         if isinstance(dim, (tuple, list)):  # deltalab's extension: the gradient goes to the first maximum
             return _ops().max(self, _dims(dim, self.ndim), keepdim)
         return MaxResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmax))
@@ -851,7 +851,7 @@ class Tensor:
             return self.minimum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _ops().reduction.amin(self, None, keepdim)
+            return _ops().reduction.max_all(self, keepdim, larger=False)
         return MinResult(*_ops().reduction.max_along(self, _dim(dim, self.ndim), keepdim, np.argmin))
 
     def amax(self, dim=(), keepdim=False):
@@ -895,12 +895,12 @@ class Tensor:
     def cumsum(self, dim, dtype=None):
         return _ops().reduction.cumsum(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
-    def softmax(self, dim=-1, dtype=None, *, axis=None):
-        dim = axis if axis is not None else dim
+    def softmax(self, dim=None, dtype=None, *, axis=None):
+        dim = _required_dim("softmax", dim, axis)
         return _ops().softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
-    def log_softmax(self, dim=-1, dtype=None, *, axis=None):
-        dim = axis if axis is not None else dim
+    def log_softmax(self, dim=None, dtype=None, *, axis=None):
+        dim = _required_dim("log_softmax", dim, axis)
         return _ops().log_softmax(self if dtype is None else self.to(dtype), _dim(dim, self.ndim))
 
     def sort(self, dim=-1, descending=False, stable=False):
@@ -1067,6 +1067,15 @@ class MissingTorchFeature(NotImplementedError, AttributeError):
 
 
 _PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})
+
+
+def _required_dim(name, dim, axis):
+    """``x.softmax(dim)``: torch's Tensor method has no implicit dim (only F.softmax does)."""
+    if axis is not None:
+        return axis
+    if dim is None:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "dim"')
+    return dim
 
 
 def _dim(dim, ndim):

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from .. import ops
 from ..errors import ConfigurationError, DeltalabError
 from ..ops._util import pair
+from ..ops.softmax import implicit_dim
 from .module import Module, check_device, check_input, uniform_
 
 
@@ -107,9 +108,21 @@ class _Pool(Module):
 
 
 class MaxPool2d(_Pool):
-    """Max pooling; the gradient goes to the first maximum of each window (as PyTorch)."""
+    """Max pooling; the gradient goes to the first maximum of each window, or to its last NaN
+    (as PyTorch).  ``return_indices=True``: forward returns (values, indices), as torch."""
 
     function = staticmethod(ops.max_pool2d)
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding)
+        if pair(dilation, "dilation", "MaxPool2d") != (1, 1):
+            raise ConfigurationError(f"MaxPool2d: dilation={dilation} is not supported (only 1)")
+        if ceil_mode:
+            raise ConfigurationError("MaxPool2d: ceil_mode=True is not supported (output sizes round down)")
+        self.return_indices = bool(return_indices)
+
+    def forward(self, x):
+        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, return_indices=self.return_indices)
 
 
 class AvgPool2d(_Pool):
@@ -230,20 +243,30 @@ class Identity(_Activation):
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    """softmax along ``dim``; without one, torch's legacy choice (0 for 1- and 3-D inputs, else
+    1) with its deprecation warning, as ``torch.nn.Softmax()``."""
+
+    name = "softmax"
+
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
+    def _dim(self, x):
+        return self.dim if self.dim is not None else implicit_dim(x.ndim, self.name, stacklevel=4)
+
     def forward(self, x):
-        return ops.softmax(x, self.dim)
+        return ops.softmax(x, self._dim(x))
 
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
+    name = "log_softmax"
+
     def forward(self, x):
-        return ops.log_softmax(x, self.dim)
+        return ops.log_softmax(x, self._dim(x))
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "identity": Identity, "softmax": Softmax}

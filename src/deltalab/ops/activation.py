@@ -10,15 +10,19 @@ from ._util import operand
 
 
 class ELU(Function):
-    """y = x for x > 0, α(eᕽ − 1) otherwise; ∂y/∂x = 1 or αeˣ (αeˣ at x = 0, as torch)."""
+    """y = x for x > 0, α(eᕽ − 1) otherwise; ∂y/∂x = 1 or αeˣ (αeˣ at x = 0, as torch).
+
+    At x = NaN the slope is NaN (αe^NaN): torch's vectorised kernel tests x > 0 and takes the
+    exponential branch; only its scalar loop over the last few elements of a tensor tests
+    x <= 0 and passes the gradient through, which would hide a NaN input."""
 
     @staticmethod
     def forward(ctx, x, alpha):
-        negative = x <= 0
+        positive = x > 0
         with np.errstate(over="ignore"):
-            scaled_exp = alpha * np.exp(np.where(negative, x, 0))
-        ctx.slope = np.where(negative, scaled_exp, 1).astype(x.dtype, copy=False)
-        return np.where(negative, scaled_exp - alpha, x).astype(x.dtype, copy=False)
+            scaled_exp = alpha * np.exp(np.where(positive, 0, x))
+        ctx.slope = np.where(positive, 1, scaled_exp).astype(x.dtype, copy=False)
+        return np.where(positive, x, scaled_exp - alpha).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):

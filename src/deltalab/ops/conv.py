@@ -240,6 +240,10 @@ def _image_im2col(flat, geo, cols, first, count):
 # _thrown_away_columns: a wide row's thrown-away columns read real pixels of the next row;
 # their gradient is 0, but 0 · NaN (or inf) is NaN, so with a non-finite input those columns
 # are zeroed before dW = g · colsᵀ, or a NaN would reach weights whose true gradient is finite.
+# Likewise dcols = Wᵀ · g of those columns is Wᵀ · 0, NaN for a non-finite weight, and the
+# scatter back adds it to real pixels of the next row: zeroed then too.  (The zero padding
+# itself IS multiplied, in the forward pass and in dW, as torch's own kernels do: 0 · inf is
+# NaN at a border tap that reads padding -- see the conv2d docstring.)
 
 
 def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
@@ -248,6 +252,7 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
+    dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
     if want_w:
         flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
@@ -274,6 +279,8 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = dcols[:count]
             np.matmul(w2.T, g3, out=part)
             part = part.reshape(count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
+            if dirty_w:
+                part[..., geo.wo :] = 0
             shifted = geo.image_windows(dflat, first, count)  # offsets overlap: add one at a time
             for i in range(geo.kh):
                 for j in range(geo.kw):
@@ -311,6 +318,7 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
+    dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
     if want_w:
         flat = _padded_input(x, geo, dtype)
         cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
@@ -338,6 +346,8 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = dcols[:, :width]
             np.matmul(w2.T, g2, out=part)
             part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
+            if dirty_w:
+                part[..., geo.wo :] = 0
             # An offset view never overlaps itself; a wide row's spill past its image row
             # only adds the exact zeros of thrown-away columns to padding.
             shifted = geo.windows(dflat, first, count)  # offsets overlap: add one at a time
@@ -446,6 +456,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     ``stride``, ``padding`` and ``dilation`` are ints or (height, width) pairs; ``groups``
     splits the channels into that many independent convolutions.  A 3-D input (C, H, W) is
     treated as a batch of one and returned without the batch axis.
+
+    NaN and inf follow torch's own (native) CPU kernels: the input is zero-padded and the
+    zeros ARE multiplied, so an inf weight tap that reads padding gives 0 · inf = NaN in that
+    output (and an inf upstream gradient likewise in dW), while dx only ever sums real
+    products.  (torch's oneDNN float32 path, used for some shapes, sometimes skips the padding
+    instead: which one depends on the kernel oneDNN picks, so it is not a rule to follow.)
     """
     x = operand(x, weight)
     stride, padding = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d")

@@ -2,6 +2,7 @@
 
 Max pooling sends each window's gradient to its *first* maximum (row-major), as PyTorch
 does: ties are common after ReLU, and feeding every tied element would drift from PyTorch.
+A window with NaNs gives it to its *last* NaN, as torch's CPU kernel does (see _route_by_choice).
 Average pooling counts padded zeros in the divisor (PyTorch's ``count_include_pad=True``).
 
 Both loop over the kh*kw kernel offsets only: offset (i, j) of every window at once is the
@@ -50,7 +51,8 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         xp, out = ctx.saved
-        has_nan = bool(np.isnan(out).any())
+        if np.isnan(out).any() or (any(ctx.padding) and np.isneginf(out).any()):
+            return _route_by_choice(xp, out, grad, ctx.kernel, ctx.stride, ctx.padding), None, None, None
         # g * mask is the fast way to route gradients, but inf * 0 = nan would leak into
         # positions that are not the maximum; such gradients take the slower masked copy.
         finite = bool(np.isfinite(grad).all())
@@ -61,8 +63,6 @@ class MaxPool2d(Function):
         offsets = list(_offset_slices(ctx.kernel, ctx.stride, out.shape[2:]))
         for k, index in enumerate(offsets):
             is_max = xp[index] == out
-            if has_nan:
-                is_max |= np.isnan(xp[index]) & np.isnan(out)
             if taken is None:
                 first, taken = is_max, is_max.copy()
             else:
@@ -77,6 +77,49 @@ class MaxPool2d(Function):
             else:  # disjoint windows: every slot of target belongs to this offset alone
                 np.multiply(grad, first, out=target)
         return _crop(dxp, ctx.padding), None, None, None
+
+
+def window_choice(xp, out, kernel, stride, padding):
+    """The kernel offset (row-major number) each window's maximum comes from, as torch's CPU
+    kernel picks it: it scans a window row-major and takes an element when ``val > max or
+    isnan(val)``, so the LAST NaN of a window with NaNs, the first maximum otherwise, and never
+    padding (a window of only -inf takes its first real element)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    rows = np.arange(out.shape[2]) * sh
+    cols = np.arange(out.shape[3]) * sw
+    height, width = xp.shape[2] - 2 * ph, xp.shape[3] - 2 * pw
+    nan_window = np.isnan(out)
+    choice = np.full(out.shape, -1)
+    for k, index in enumerate(_offset_slices(kernel, stride, out.shape[2:])):
+        i, j = divmod(k, kw)
+        real = (((rows + i >= ph) & (rows + i < ph + height))[:, None]
+                & ((cols + j >= pw) & (cols + j < pw + width))[None, :])
+        values = xp[index]
+        first_max = (values == out) & (choice < 0) & ~nan_window
+        last_nan = np.isnan(values)  # only in NaN windows; a later NaN overrides
+        np.copyto(choice, k, where=(first_max | last_nan) & real)
+    return choice
+
+
+def _route_by_choice(xp, out, grad, kernel, stride, padding):
+    """Max pooling's gradient for the windows the fast rule cannot decide (NaN, or -inf next
+    to padding): each window's gradient goes to the element ``window_choice`` picks."""
+    choice = window_choice(xp, out, kernel, stride, padding)
+    dxp = np.zeros(xp.shape, dtype=grad.dtype)
+    for k, index in enumerate(_offset_slices(kernel, stride, out.shape[2:])):
+        target = dxp[index]
+        np.copyto(target, target + grad, where=choice == k)
+    return _crop(dxp, padding)
+
+
+def max_indices(xp, out, kernel, stride, padding):
+    """``return_indices``: each maximum's flat position h·W + w in its (unpadded) input plane."""
+    choice = window_choice(xp, out, kernel, stride, padding)
+    (kw, (sh, sw), (ph, pw)) = kernel[1], stride, padding
+    width = xp.shape[3] - 2 * pw
+    row = np.arange(out.shape[2])[:, None] * sh + choice // kw - ph
+    col = np.arange(out.shape[3])[None, :] * sw + choice % kw - pw
+    return (row * width + col).astype(np.int64)
 
 
 class AvgPool2d(Function):
@@ -120,7 +163,7 @@ def _crop(dxp, padding):
     return dxp[:, :, ph : dxp.shape[2] - ph, pw : dxp.shape[3] - pw]
 
 
-def _pool(function, op_name, x, kernel_size, stride, padding):
+def _pool(function, op_name, x, kernel_size, stride, padding, return_indices=False):
     kernel = pair(kernel_size, "kernel_size", op_name)
     stride = kernel if stride is None else pair(stride, "stride", op_name)
     padding = pair(padding, "padding", op_name)
@@ -132,15 +175,28 @@ def _pool(function, op_name, x, kernel_size, stride, padding):
             f"{op_name}: padding {padding} must be at most half the kernel size {kernel} "
             "(otherwise a window could hold only padding)"
         )
-    if x.ndim == 3:
-        out = function.apply(x.reshape((1,) + x.shape), kernel, stride, padding)
-        return out.reshape(out.shape[1:])
-    return function.apply(x, kernel, stride, padding)
+    batched = x if x.ndim == 4 else x.reshape((1,) + x.shape)
+    out = function.apply(batched, kernel, stride, padding)
+    if return_indices:
+        from ..tensor import Tensor
+
+        xp = pad_spatial(batched.data, padding, value=-np.inf)
+        indices = Tensor._from_array(max_indices(xp, out.data, kernel, stride, padding))
+        return (out, indices) if x.ndim == 4 else (out.reshape(out.shape[1:]), indices.reshape(indices.shape[1:]))
+    return out if x.ndim == 4 else out.reshape(out.shape[1:])
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max over each kernel window per channel; ``stride`` defaults to ``kernel_size``."""
-    return _pool(MaxPool2d, "max_pool2d", x, kernel_size, stride, padding)
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each kernel window per channel; ``stride`` defaults to ``kernel_size``.
+
+    ``return_indices=True`` also returns where each maximum is (h·W + w in its input plane,
+    int64, as torch).  ``dilation`` and ``ceil_mode`` exist for torch's signature: only their
+    defaults are supported."""
+    if pair(dilation, "dilation", "max_pool2d") != (1, 1):
+        raise ConfigurationError(f"max_pool2d: dilation={dilation} is not supported (only 1)")
+    if ceil_mode:
+        raise ConfigurationError("max_pool2d: ceil_mode=True is not supported (output sizes round down)")
+    return _pool(MaxPool2d, "max_pool2d", x, kernel_size, stride, padding, return_indices)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):

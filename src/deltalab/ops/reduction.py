@@ -88,14 +88,17 @@ def max(a, axis=None, keepdims=False):  # noqa: A001 - mirrors torch.max
 # ------------------------------------------------------------ torch's reductions
 class AMax(Function):
     """Maximum (or minimum) over axes; ties share the gradient evenly, as ``torch.amax`` and a
-    full ``torch.max()`` do."""
+    full ``torch.max()`` do.  They differ at NaN: ``torch.amax`` computes g / count · mask
+    (a NaN result equals nothing, so 0 / 0 makes the gradient NaN everywhere, and a NaN g
+    reaches every element), a full ``torch.max()`` (``whole``) fills g / count into the
+    maxima -- the NaNs if the result is NaN -- and exact zeros elsewhere."""
 
     @staticmethod
-    def forward(ctx, a, axis, keepdims, larger):
+    def forward(ctx, a, axis, keepdims, larger, whole=False):
         axes = normalize_axis(axis, a.ndim)
         out = (np.max if larger else np.min)(a, axis=axes, keepdims=True)
         ctx.save_for_backward(a, out)
-        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.axes, ctx.keepdims, ctx.whole = axes, keepdims, whole
         return out if keepdims else np.squeeze(out, axis=axes)
 
     @staticmethod
@@ -104,13 +107,27 @@ class AMax(Function):
         if not ctx.keepdims:
             grad = np.expand_dims(grad, ctx.axes)
         hit = (a == out)
-        return grad * hit / np.sum(hit, axis=ctx.axes, keepdims=True), None, None, None
+        if ctx.whole:  # out is one value
+            if np.isnan(out).any():
+                hit = np.isnan(a)
+            share = (grad / np.sum(hit)).astype(grad.dtype, copy=False)
+            return np.where(hit, share, np.zeros_like(share)), None, None, None, None
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 at a NaN amax: torch's NaN
+            return grad / np.sum(hit, axis=ctx.axes, keepdims=True) * hit, None, None, None, None
 
 
 def amax(a, axis=None, keepdims=False):
     if a.data.size == 0:
         raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() == 0.")
     return AMax.apply(a, axis, keepdims, True)
+
+
+def max_all(a, keepdims=False, larger=True):
+    """``torch.max(a)`` / ``torch.min(a)`` (``larger=False``): the extreme of the whole tensor."""
+    if a.data.size == 0:
+        name = "max" if larger else "min"
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+    return AMax.apply(a, None, keepdims, larger, True)
 
 
 def amin(a, axis=None, keepdims=False):

@@ -1,6 +1,8 @@
 """Numerically stable softmax and log-softmax (logits of +-1e4 stay finite)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..autograd import Function
@@ -45,3 +47,11 @@ def softmax(a, axis=-1):
 
 def log_softmax(a, axis=-1):
     return LogSoftmax.apply(a, axis)
+
+
+def implicit_dim(ndim, name, stacklevel):
+    """torch's legacy dim for softmax-like calls without one: 0 for 0-, 1- and 3-D inputs, else 1
+    (a 3-D input was taken as one unbatched image, C x H x W), with torch's deprecation warning."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
+                  "as an argument.", UserWarning, stacklevel=stacklevel + 1)
+    return 0 if ndim in (0, 1, 3) else 1

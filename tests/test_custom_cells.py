@@ -209,7 +209,7 @@ class Leaky(Module):
         return h, h
 
     def initial_state(self, x_t):
-        return dl.zeros(*x_t.shape)
+        return dl.zeros(x_t.shape)
 
 
 @pytest.mark.parametrize("truncate, expected", [(None, 6.75), (3, 6.75), (10, 6.75), (2, 5.75), (1, 5.25)])

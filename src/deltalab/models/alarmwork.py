@@ -52,7 +52,7 @@ class AlarmworkNet(Module):
                 f"AlarmworkNet(input_size={self.input_size}): expected a sequence of shape (L, {self.input_size}) "
                 f"or (L, N, {self.input_size}) with L >= 1, got {x.shape}"
             )
-        z2 = zeros(*(x.shape[1:-1] + (self.hidden_size,)), dtype=self.dtype)  # z2[0] = 0
+        z2 = zeros(x.shape[1:-1] + (self.hidden_size,), dtype=self.dtype)  # z2[0] = 0
         outputs, self.z1, self.z2 = [], [], []
         for index in range(x.shape[0]):
             step = index + 1  # the homework's l

@@ -30,7 +30,7 @@ class _ScalarCell(Module):
     """Shared parts of the scalar exam cells: zero initial state of the step's shape."""
 
     def initial_state(self, x_t):
-        return zeros(*x_t.shape, dtype=self.dtype)
+        return zeros(x_t.shape, dtype=self.dtype)
 
     def extra_repr(self):
         return ", ".join(f"{name}={p.item():g}" for name, p in self._parameters.items())
@@ -107,7 +107,7 @@ class GateLSTMCell(Module):
 
     def initial_state(self, x_t):
         shape = x_t.shape[:-1] + (self.hidden_size,)
-        return zeros(*shape, dtype=self.dtype), zeros(*shape, dtype=self.dtype)
+        return zeros(shape, dtype=self.dtype), zeros(shape, dtype=self.dtype)
 
     def _gate(self, k, x_t, h):
         """Pre-activation of gate k (0 = i, 1 = f, 2 = g, 3 = o) from its own weight rows."""

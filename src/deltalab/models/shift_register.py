@@ -34,7 +34,7 @@ class FeedbackCell(Module):
         return z, ops.softmax(z, axis=-1)
 
     def initial_state(self, x_t):
-        return zeros(*x_t.shape, dtype=self.dtype)
+        return zeros(x_t.shape, dtype=self.dtype)
 
     def extra_repr(self):
         return f"size={self.size}"

@@ -178,10 +178,10 @@ def _pool(function, op_name, x, kernel_size, stride, padding, return_indices=Fal
     batched = x if x.ndim == 4 else x.reshape((1,) + x.shape)
     out = function.apply(batched, kernel, stride, padding)
     if return_indices:
-        from ..tensor import Tensor
+        from ..tensor import from_array
 
         xp = pad_spatial(batched.data, padding, value=-np.inf)
-        indices = Tensor._from_array(max_indices(xp, out.data, kernel, stride, padding))
+        indices = from_array(max_indices(xp, out.data, kernel, stride, padding))
         return (out, indices) if x.ndim == 4 else (out.reshape(out.shape[1:]), indices.reshape(indices.shape[1:]))
     return out if x.ndim == 4 else out.reshape(out.shape[1:])
 

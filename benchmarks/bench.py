@@ -556,7 +556,7 @@ def child(args):
     import numpy as np
     import torch
 
-    from deltalab.threads import blas_kernels  # which OpenBLAS kernels NumPy loaded
+    from deltalab.fast.threads import blas_kernels  # which OpenBLAS kernels NumPy loaded
 
     torch.set_num_threads(threads)
     try:

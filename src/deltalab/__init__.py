@@ -35,7 +35,7 @@ from .gradcheck import gradcheck
 from .random import manual_seed, seed
 from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
-from .threads import get_num_threads, set_num_threads
+from .fast import Tuning, get_num_threads, set_num_threads, tuning
 
 __version__ = "0.1.0"
 
@@ -50,7 +50,7 @@ __all__ = sorted({
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
     "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",
-    "uint8", "zeros", *_factory_names,
+    "Tuning", "tuning", "uint8", "zeros", *_factory_names,
 })
 
 

@@ -280,7 +280,7 @@ def digits_cnn_workload(name="digits_cnn", seed=0):
         import numpy as np
         import torch
 
-        from deltalab.interop import to_torch
+        from deltalab.io.interop import to_torch
         from deltalab.random import manual_seed
 
         manual_seed(config.seed)

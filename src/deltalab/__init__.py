@@ -36,6 +36,7 @@ from .random import manual_seed, seed
 from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
 from .fast import Tuning, get_num_threads, set_num_threads, tuning
+from .io import module_kinds as _module_kinds  # registers the built-in module kinds (they record their arguments)
 
 __version__ = "0.1.0"
 
@@ -59,11 +60,11 @@ def __getattr__(name):
         return _importlib.import_module(".check", __name__)
     # saving pulls in zipfile and the architecture registry: load it on first use
     if name in ("save", "load"):
-        from . import serialization
+        from .io import serialization
 
         return getattr(serialization, name)
     if name == "load_into":
-        from . import checkpoint
+        from .io import checkpoint
 
         return checkpoint.load_into
     if name == "generate":  # exercise variants (deltalab.exercises): imported on first use

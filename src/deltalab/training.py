@@ -28,7 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import architecture, architecture_rules, checkpoint, dtypes, limits, losses, nn, optim
+from . import dtypes, limits, losses, nn, optim
+from .io import architecture, architecture_rules, checkpoint
 from .autograd import no_grad
 from .errors import CheckpointError, ConfigurationError, DeltalabError
 from .random import generator, manual_seed

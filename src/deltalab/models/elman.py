@@ -13,7 +13,7 @@ from typing import NamedTuple
 from .. import ops
 from ..errors import ConfigurationError
 from ..nn.module import Module, uniform_
-from ..nn.recurrent import _initial_state, _sequence_input, run_elman
+from ..nn.recurrent import initial_state, sequence_input, run_elman
 from ..ops.recurrent import ACTIVATIONS
 
 OUTPUT_ACTIVATIONS = {
@@ -62,7 +62,7 @@ class ElmanNetwork(Module):
 
     def run(self, x, h0=None) -> ElmanRun:
         """The forward pass with its intermediate tensors (what a worked solution shows)."""
-        x, unbatched = _sequence_input(self, x, self.input_size, False)
+        x, unbatched = sequence_input(self, x, self.input_size, False)
         hidden = self._hidden_sequence(x, h0, unbatched)
         if unbatched:
             hidden = hidden.reshape((hidden.shape[0], self.hidden_size))
@@ -71,7 +71,7 @@ class ElmanNetwork(Module):
         return ElmanRun(hidden, z2, OUTPUT_ACTIVATIONS[self.output_activation](z2))
 
     def _hidden_sequence(self, x, h0, unbatched):
-        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
+        h = initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched)
         return run_elman(x, h, self.W1, self.H1, self.b1, self.hidden_activation, self.bptt_truncate)
 
     def forward(self, x, h0=None):
@@ -110,6 +110,6 @@ class LSTMNetwork(ElmanNetwork):
         from ..nn.recurrent import run_lstm
 
         h0, c0 = h0 if isinstance(h0, tuple) else (h0, None)
-        h = _initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched, "h0")
-        c = _initial_state(self, c0, x.shape[1], self.hidden_size, x.dtype, unbatched, "c0")
+        h = initial_state(self, h0, x.shape[1], self.hidden_size, x.dtype, unbatched, "h0")
+        c = initial_state(self, c0, x.shape[1], self.hidden_size, x.dtype, unbatched, "c0")
         return run_lstm(x, h, c, self.W1, self.H1, self.b1, self.bptt_truncate)[0]

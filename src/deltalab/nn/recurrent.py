@@ -27,7 +27,7 @@ from ..tensor import Tensor
 from .module import Module, check_device, uniform_
 
 
-def _sequence_input(layer, x, input_size, batch_first):
+def sequence_input(layer, x, input_size, batch_first):
     """x as (T, B, F); returns it with a flag saying whether the input had no batch axis."""
     if x.ndim not in (2, 3):
         raise ShapeError(
@@ -47,7 +47,7 @@ def _sequence_input(layer, x, input_size, batch_first):
     return x, unbatched
 
 
-def _initial_state(layer, state, batch, hidden, dtype, unbatched, what="h0"):
+def initial_state(layer, state, batch, hidden, dtype, unbatched, what="h0"):
     """A given state as (B, H), accepting PyTorch's (1, B, H) / unbatched (1, H) or (B, H) / (H,)."""
     if state is None:
         return Tensor(np.zeros((batch, hidden), dtype=dtype))
@@ -217,7 +217,7 @@ class RNNBase(Module):
         return 1
 
     def forward(self, input, hx=None):
-        x, unbatched = _sequence_input(self, input, self.input_size, self.batch_first)
+        x, unbatched = sequence_input(self, input, self.input_size, self.batch_first)
         count, batch = self.num_layers * self.num_directions, x.shape[1]
         given = [hx] if self._state_count() == 1 else (list(hx) if hx is not None else [None, None])
         if self._state_count() == 2 and hx is not None and len(given) != 2:

@@ -21,6 +21,7 @@ from ..fast import recurrent as fast
 from .elementwise import relu, sigmoid, tanh
 from .shape import stack
 
+
 def sigmoid_(a, out):
     """σ(a) = 1 / (1 + e^−a) into ``out``: relatively accurate everywhere.  e^−a may overflow
     to inf, which gives exactly 0: callers run inside ``np.errstate(over="ignore")``.

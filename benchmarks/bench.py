@@ -280,7 +280,7 @@ def digits_cnn_workload(name="digits_cnn", seed=0):
         import numpy as np
         import torch
 
-        from deltalab.interop import to_torch
+        from deltalab.io.interop import to_torch
         from deltalab.random import manual_seed
 
         manual_seed(config.seed)
@@ -556,7 +556,7 @@ def child(args):
     import numpy as np
     import torch
 
-    from deltalab.threads import blas_kernels  # which OpenBLAS kernels NumPy loaded
+    from deltalab.fast.threads import blas_kernels  # which OpenBLAS kernels NumPy loaded
 
     torch.set_num_threads(threads)
     try:

@@ -21,8 +21,8 @@ def rng():
 
 @pytest.fixture
 def parallel_sections(monkeypatch):
-    """Records every deltalab.threads parallel section run (its number of tasks)."""
-    from deltalab import threads
+    """Records every deltalab.fast.threads parallel section run (its number of tasks)."""
+    from deltalab.fast import threads
 
     calls = []
     real = threads.run_parallel

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import deltalab as dl
-from deltalab import architecture, checkpoint
+from deltalab.io import architecture, checkpoint
 from deltalab.errors import CheckpointError
 
 nn = dl.nn
@@ -281,3 +281,122 @@ def test_a_recurrent_checkpoint_refuses_a_different_network(tmp_path):
     dl.save(ElmanNetwork(3, 4, 2), tmp_path / "m.npz")
     with pytest.raises(CheckpointError, match="architecture mismatch.*hidden_size=5"):
         dl.load_into(ElmanNetwork(3, 5, 2), tmp_path / "m.npz")
+
+
+# ------------------------------------------------------------------ buffers (BatchNorm's running statistics)
+def batch_norm_model():
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def trained_batch_norm_model(steps=3):
+    dl.manual_seed(21)
+    model = batch_norm_model()
+    opt = dl.optim.SGD(model.parameters(), lr=0.1)
+    rng = np.random.default_rng(4)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(dl.tensor(rng.normal(2.0, 3.0, size=(8, 3)))).sum().backward()
+        opt.step()
+    return model
+
+
+def test_batch_norm_running_statistics_survive_save_and_load(tmp_path):
+    model = trained_batch_norm_model()
+    path = dl.save(model, tmp_path / "bn.npz")
+    raw = stored_arrays(path)
+    norm = model[1]
+    assert raw["buffer/1.num_batches_tracked"] == 3
+    for name in ("running_mean", "running_var"):
+        assert raw[f"buffer/1.{name}"].tobytes() == getattr(norm, name).data.tobytes()
+    loaded = dl.load(path)
+    into = batch_norm_model()
+    dl.load_into(into, path)
+    x = dl.tensor(np.random.default_rng(9).normal(size=(5, 3)))
+    model.eval()
+    expected = model(x).numpy()
+    for other in (loaded, into):
+        assert other[1].num_batches_tracked.item() == 3
+        np.testing.assert_array_equal(other[1].running_mean.numpy(), norm.running_mean.numpy())
+        np.testing.assert_array_equal(other[1].running_var.numpy(), norm.running_var.numpy())
+        other.eval()
+        np.testing.assert_array_equal(other(x).numpy(), expected)
+    # the eval output is the lecture's formula with the running statistics (not a fresh layer's 0 and 1)
+    h = x.numpy() @ model[0].weight.numpy().T + model[0].bias.numpy()
+    normed = (h - norm.running_mean.numpy()) / np.sqrt(norm.running_var.numpy() + norm.eps)
+    normed = np.maximum(normed * norm.weight.numpy() + norm.bias.numpy(), 0)
+    np.testing.assert_allclose(expected, normed @ model[3].weight.numpy().T + model[3].bias.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(norm.running_mean.numpy(), 0)
+
+
+def rewrite(path, arrays, change_header=None):
+    if change_header is not None:
+        header = json.loads(arrays["__deltalab__"].tobytes())
+        change_header(header)
+        arrays["__deltalab__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+BUFFER_CASES = [
+    ("non-finite running variance", lambda a: a.update({"buffer/1.running_var": np.full(4, np.inf, np.float32)}),
+     None, "buffer '1.running_var' holds non-finite values"),
+    ("negative batch count", lambda a: a.update({"buffer/1.num_batches_tracked": np.array(-1)}), None,
+     "buffer '1.num_batches_tracked' is int64 with negative counts"),
+    ("boolean buffer", lambda a: a.update({"buffer/1.running_mean": np.ones(4, bool)}), None, "buffer '1.running_mean'"),
+    ("buffer array missing", lambda a: a.pop("buffer/1.running_var"), None,
+     "the arrays of buffers ['1.running_var'] are missing"),
+    ("unlisted buffer", lambda a: a.update({"buffer/1.extra": np.ones(4)}), None, "'buffer/1.extra.npy' is not listed"),
+    ("buffer of another shape", lambda a: a.update({"buffer/1.running_mean": np.ones(5, np.float32)}), None,
+     "buffer '1.running_mean' has shape (4,) in the model, (5,) in the checkpoint"),
+    ("buffer name listed twice", None, lambda h: h["buffers"].append(h["buffers"][0]), "header.buffers"),
+    ("buffers not a list", None, lambda h: h.update(buffers="all"), "header.buffers: expected a list of names"),
+    ("a listed buffer the model lacks", lambda a: a.update({"buffer/9.running_mean": np.ones(4)}),
+     lambda h: h["buffers"].append("9.running_mean"), "unexpected parameters ['9.running_mean']"),
+]
+
+
+@pytest.mark.parametrize("name, change_arrays, change_header, fragment", BUFFER_CASES, ids=[c[0] for c in BUFFER_CASES])
+def test_crafted_buffers_are_refused(tmp_path, name, change_arrays, change_header, fragment):
+    path = dl.save(trained_batch_norm_model(1), tmp_path / "bn.npz")
+    arrays = stored_arrays(path)
+    if change_arrays is not None:
+        change_arrays(arrays)
+    rewrite(path, arrays, change_header)
+    with pytest.raises(CheckpointError) as info:
+        dl.load(path)
+    assert fragment in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_checkpoint_from_before_buffers_loads_with_fresh_buffers(tmp_path):
+    path = dl.save(trained_batch_norm_model(), tmp_path / "bn.npz")
+    arrays = {k: v for k, v in stored_arrays(path).items() if not k.startswith("buffer/")}
+    rewrite(path, arrays, lambda h: h.pop("buffers"))
+    loaded = dl.load(path)
+    np.testing.assert_array_equal(loaded[1].running_mean.numpy(), np.zeros(4))
+    np.testing.assert_array_equal(loaded[1].running_var.numpy(), np.ones(4))
+    assert loaded[1].num_batches_tracked.item() == 0
+
+
+def test_a_class_registered_once_records_its_constructor_arguments(tmp_path):
+    from deltalab.io import registry
+
+    class Shift(nn.Module):
+        def __init__(self, size, amount=1.5, *, dtype=None):
+            super().__init__()
+            self.weight = nn.Parameter(np.zeros(size))
+            self.amount = amount
+
+        def forward(self, x):
+            return x + self.weight + self.amount
+
+    architecture.register(Shift, name="TestShift")  # no reader: the arguments it was built with
+    model = nn.Sequential(Shift(3, amount=2.0), nn.Dropout(0.25))
+    assert architecture.to_config(model)["kwargs"]["modules"]["modules"][0][1] == {
+        "type": "TestShift", "kwargs": {"size": 3, "amount": 2.0}}  # dtype is placement, not architecture
+    assert architecture.to_config(nn.Dropout(0.25)) == {"type": "Dropout", "kwargs": {"p": 0.25}}
+    rebuilt = architecture.from_config(architecture.to_config(model))
+    assert rebuilt[0].amount == 2.0 and rebuilt[0].weight.shape == (3,)
+    # the same registry entry serves configs and torch interop
+    linear = registry.by_class(nn.Linear)
+    assert linear.name == "Linear" and linear.torch_name == "Linear" and linear.to_torch and linear.arguments

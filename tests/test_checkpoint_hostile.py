@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import deltalab as dl
-from deltalab import architecture_rules, checkpoint, nn
+from deltalab import nn
+from deltalab.io import architecture_rules, checkpoint
 from deltalab.cli import main
 from deltalab.errors import CheckpointError
 
@@ -339,7 +340,7 @@ def test_architecture_differences_name_pooling_padding_stride_and_activations():
         return nn.Sequential(nn.Conv2d(1, 4, 3, padding=padding, stride=stride), activation(), pool(2),
                              nn.Flatten(), nn.Linear(16, 2))
 
-    config = dl.architecture.to_config
+    config = dl.io.architecture.to_config
     base = config(lenet())
     assert architecture_rules.differences(base, config(lenet())) is None
     assert architecture_rules.differences(config(lenet(pool=nn.AvgPool2d)), base) == \

@@ -56,6 +56,33 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("n, c, hw, o, kernel, stride, padding", CONV_CASES)
+def test_conv2d_fast_path_matches_the_windows_reference(n, c, hw, o, kernel, stride, padding, parallel):
+    """The fast path (deltalab.fast.conv: layouts, bands, per-image matmuls, and with two
+    threads the batch split over parallel sections) against ``conv2d_windows``, the readable
+    window-view reference: float64 to 1e-12 relative, outputs and every gradient."""
+    from deltalab.ops.conv import conv2d_windows
+
+    rng = np.random.default_rng(n * 100 + c * 10 + o)
+    arrays = [rng.standard_normal((n, c) + hw), rng.standard_normal((o, c) + kernel), rng.standard_normal(o)]
+    g = rng.standard_normal((n, o, dl.ops.output_size(hw[0], kernel[0], *_pair(stride, 0), *_pair(padding, 0)),
+                             dl.ops.output_size(hw[1], kernel[1], *_pair(stride, 1), *_pair(padding, 1))))
+    results = []
+    for conv in (F.conv2d, conv2d_windows):
+        leaves = [dl.tensor(a, requires_grad=True) for a in arrays]
+        with dl.tuning(parallel=parallel, threads=2 if parallel else None):
+            y = conv(leaves[0], leaves[1], leaves[2], stride=stride, padding=padding)
+            y.backward(g)
+        results.append([y.data] + [t.grad.data for t in leaves])
+    for fast, reference in zip(*results):
+        assert_close(fast, reference, rtol=1e-12)
+
+
+def _pair(value, index):
+    return ((value, value) if isinstance(value, int) else value)[index:index + 1]
+
+
 @pytest.mark.parametrize("n, c, hw, o, kernel, stride, padding", CONV_CASES)
 def test_conv2d_matches_torch_in_float64(rng, n, c, hw, o, kernel, stride, padding):
     conv_twin(rng, n, c, hw, o, kernel, stride, padding)

@@ -1,6 +1,6 @@
-"""conv2d's parallel sections (deltalab.threads) give the 1-thread results, deterministically.
+"""conv2d's parallel sections (deltalab.fast.threads) give the 1-thread results, deterministically.
 
-The parallel path is forced on (``conv._PARALLEL = True`` and two threads) whatever the
+The parallel path is forced on (``dl.tuning(parallel=True, threads=2)``) whatever the
 machine, and compared with the serial path on the same inputs: outputs and every gradient,
 float64 to 1e-12 and float32 to 1e-5 (dW and db are summed in another order), and two
 parallel runs must agree bit for bit.
@@ -10,15 +10,13 @@ import pytest
 
 import deltalab as dl
 import deltalab.functional as F
-from deltalab import threads
-from deltalab.ops import conv
+from deltalab.fast import threads
 
 
 @pytest.fixture
-def two_threads(monkeypatch, parallel_sections):
-    monkeypatch.setattr(threads, "_num_threads", 2)
-    monkeypatch.setattr(threads, "_explicit", True)
-    return parallel_sections
+def two_threads(parallel_sections):
+    with dl.tuning(threads=2):
+        yield parallel_sections
 
 
 CASES = [
@@ -34,8 +32,7 @@ CASES = [
 
 
 def run(x, w, b, stride, padding, parallel, needs_x=True):
-    conv._PARALLEL = parallel
-    try:
+    with dl.tuning(parallel=parallel):
         xt = dl.tensor(x, requires_grad=needs_x)
         wt = dl.tensor(w, requires_grad=True)
         bt = None if b is None else dl.tensor(b, requires_grad=True)
@@ -44,8 +41,6 @@ def run(x, w, b, stride, padding, parallel, needs_x=True):
         y.backward(g)
         grads = [t.grad.data for t in (xt, wt, bt) if t is not None and t.requires_grad]
         return [y.data] + grads
-    finally:
-        conv._PARALLEL = None
 
 
 def make(case, dtype, seed=0):
@@ -75,12 +70,12 @@ def test_parallel_matches_serial_and_is_deterministic(two_threads, case, dtype, 
         np.testing.assert_array_equal(p, again)  # bit-identical
 
 
-def test_more_threads_than_images_and_weight_grad_only(two_threads, monkeypatch):
-    monkeypatch.setattr(threads, "_num_threads", 3)
+def test_more_threads_than_images_and_weight_grad_only(two_threads):
     x, w, b, stride, padding = make(CASES[1], np.float64)
     x = x[:2]  # 2 images, 3 threads: 2 ranges
-    serial = run(x, w, b, stride, padding, parallel=False, needs_x=False)
-    parallel = run(x, w, b, stride, padding, parallel=True, needs_x=False)
+    with dl.tuning(threads=3):
+        serial = run(x, w, b, stride, padding, parallel=False, needs_x=False)
+        parallel = run(x, w, b, stride, padding, parallel=True, needs_x=False)
     assert two_threads == [2, 2]
     for p, s in zip(parallel, serial):
         np.testing.assert_allclose(p, s, rtol=1e-12, atol=1e-12 * np.max(np.abs(s)))
@@ -89,12 +84,9 @@ def test_more_threads_than_images_and_weight_grad_only(two_threads, monkeypatch)
 def test_busy_section_falls_back_to_serial(two_threads):
     x, w, b, stride, padding = make(CASES[0], np.float64)
     serial = run(x, w, b, stride, padding, parallel=False)
-    assert threads._section.acquire(blocking=False)  # as if another thread were in a section
-    try:
-        nested = run(x, w, b, stride, padding, parallel=True)
-    finally:
-        threads._section.release()
-    assert two_threads == [2, 2]  # asked, refused, ran serially
+    # run from inside another section (task 0 runs on this thread)
+    nested = threads.run_parallel([lambda: run(x, w, b, stride, padding, parallel=True), lambda: None])[0]
+    assert two_threads == [2, 2, 2]  # the outer section; forward and backward asked, refused, ran serially
     for p, s in zip(nested, serial):
         np.testing.assert_array_equal(p, s)
 
@@ -115,8 +107,8 @@ def test_size_rule_keeps_small_convolutions_serial(two_threads):
 
 
 def test_set_num_threads_round_trip():
-    before, explicit = threads.get_num_threads(), threads._explicit
-    try:
+    before = threads.get_num_threads()
+    with dl.tuning():  # restores the thread count on exit
         dl.set_num_threads(1)
         assert dl.get_num_threads() == 1
         assert threads.parallel_threads() == 1
@@ -124,23 +116,39 @@ def test_set_num_threads_round_trip():
             with pytest.raises(dl.ConfigurationError, match=words):
                 dl.set_num_threads(bad)
         assert dl.get_num_threads() == 1
-    finally:
-        dl.set_num_threads(before)
-        threads._explicit = explicit
+    assert threads.get_num_threads() == before
+
+
+def test_tuning_restores_every_setting_and_refuses_unknown_ones():
+    before = dl.fast.current()
+    with dl.tuning(parallel=False, threads=3) as inside:
+        assert inside.parallel is False and dl.get_num_threads() == 3 and threads.parallel_threads() == 3
+        with dl.tuning(parallel=True):
+            assert dl.fast.current().parallel is True and dl.fast.current().threads == 3
+        assert dl.fast.current() is inside
+    assert dl.fast.current() == before
+    with pytest.raises(dl.ConfigurationError, match="no setting 'paralel'"):
+        with dl.tuning(paralel=False):
+            pass
+    with pytest.raises(dl.ConfigurationError, match="threads must be a whole number"):
+        with dl.tuning(threads=0):
+            pass
 
 
 def test_without_threadpoolctl_convolutions_stay_serial(monkeypatch, parallel_sections):
     """Without threadpoolctl deltalab cannot hold BLAS at one thread per part, so it does not
     split work unless set_num_threads was called; the results are the same either way."""
-    monkeypatch.setattr(threads, "_blas", [])  # what _blas_libraries() finds without threadpoolctl
+    # the thread module's own detection state, as threadpoolctl's absence leaves it (the one
+    # place a test sets it: it simulates an uninstalled library)
+    monkeypatch.setattr(threads, "_blas", [])  # what blas_libraries() finds without threadpoolctl
     monkeypatch.setattr(threads, "_num_threads", 2)
     monkeypatch.setattr(threads, "_explicit", False)
-    monkeypatch.setattr(conv, "_PARALLEL", True)
     assert threads.parallel_threads() == 1
     rng = np.random.default_rng(7)
     x = dl.tensor(rng.standard_normal((8, 3, 12, 12)), requires_grad=True)
     w = dl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
-    F.conv2d(x, w, padding=1).sum().backward()
+    with dl.tuning(parallel=True):
+        F.conv2d(x, w, padding=1).sum().backward()
     assert parallel_sections == []
     monkeypatch.setattr(threads, "_explicit", True)  # set_num_threads(2) was called
     assert threads.parallel_threads() == 2

@@ -99,6 +99,21 @@ def test_conv2d_equals_windows_times_kernel_summed(x_shape, w_shape, stride, pad
     )
 
 
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", CONV_CASES)
+def test_the_windows_reference_conv_equals_windows_times_kernel_summed(x_shape, w_shape, stride, padding):
+    """ops.conv.conv2d_windows, the reference the fast path is tested against, is itself the
+    lecture's formula."""
+    from deltalab.ops.conv import conv2d_windows
+
+    rng = np.random.default_rng(sum(x_shape) * 7 + sum(w_shape))
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[:1])]
+    compare(
+        lambda x, w, b: conv2d_windows(x, w, b, stride=stride, padding=padding),
+        lambda x, w, b: conv2d_primitive(x, w, b, stride, padding),
+        arrays,
+    )
+
+
 POOL_CASES = [
     # x shape, kernel, stride, padding
     ((2, 2, 4, 4), (2, 2), (2, 2), (0, 0)),

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import deltalab as dl  # noqa: E402
-from deltalab.interop import InteropError, from_torch, to_torch  # noqa: E402
+from deltalab.io.interop import InteropError, from_torch, to_torch  # noqa: E402
 
 nn = dl.nn
 TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
@@ -163,7 +163,7 @@ def test_unsupported_modules_and_options_are_named():
 
 
 def test_importing_deltalab_does_not_import_torch():
-    code = "import deltalab, deltalab.interop, deltalab.training, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import deltalab, deltalab.io.interop, deltalab.training, sys; assert 'torch' not in sys.modules, 'torch imported'"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
 
@@ -230,7 +230,7 @@ def test_networks_round_trip_through_torch_and_agree_with_a_hand_built_twin(name
 
 
 def test_a_network_built_in_torch_comes_across():
-    from deltalab.interop import torch_network_class
+    from deltalab.io.interop import torch_network_class
 
     torch.manual_seed(5)
     wrapper = torch_network_class()(torch.nn.RNN(2, 3).double(), torch.nn.Linear(3, 2).double(), "softmax", True)

@@ -287,7 +287,7 @@ def test_a_cnn_without_targets_names_every_symbol_and_no_loss():
 
 
 def test_training_report_lists_only_the_settings_a_run_used():
-    from deltalab.train_report import settings
+    from deltalab.training.report import settings
     from deltalab.training import TrainConfig
 
     adam = dict(settings(TrainConfig("digits-cnn", 2, 32, 0.01, "adam", "constant")))

@@ -183,54 +183,33 @@ def test_cells_match_torch(kind, rng):
 
 
 # ---------------------------------------------------------------- fused vs unrolled primitives
-def unrolled_elman(x, h, W, H, b, f):
-    outputs = []
-    for t in range(x.shape[0]):
-        h = f(x[t] @ W.T + h @ H.T + b)
-        outputs.append(h)
-    return dl.stack(outputs)
-
-
-def unrolled_lstm(x, h, c, W, H, b):
-    n = H.shape[1]
-    hs = []
-    for t in range(x.shape[0]):
-        a = x[t] @ W.T + h @ H.T + b
-        i, f, g, o = a[:, :n].sigmoid(), a[:, n:2 * n].sigmoid(), a[:, 2 * n:3 * n].tanh(), a[:, 3 * n:].sigmoid()
-        c = f * c + i * g
-        h = o * c.tanh()
-        hs.append(h)
-    return dl.stack(hs)
-
-
 def leaves(rng, *shapes):
     return [dl.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "sigmoid", "identity"])
 def test_fused_elman_equals_unrolled_primitives(nonlinearity, rng):
-    from deltalab.ops.recurrent import elman_sequence
+    from deltalab.ops.recurrent import elman_sequence, elman_unrolled
 
     shapes = [(6, 2, 3), (2, 4), (4, 3), (4, 4), (4,)]
     fused_in, plain_in = leaves(rng, *shapes), None
     plain_in = [dl.tensor(t.numpy().copy(), requires_grad=True) for t in fused_in]
     g = rng.standard_normal((6, 2, 4))
     (elman_sequence(*fused_in, nonlinearity=nonlinearity) * g).sum().backward()
-    f = {"tanh": dl.ops.tanh, "relu": dl.ops.relu, "sigmoid": dl.ops.sigmoid, "identity": lambda z: z}[nonlinearity]
-    (unrolled_elman(*plain_in, f) * g).sum().backward()
+    (elman_unrolled(*plain_in, nonlinearity=nonlinearity) * g).sum().backward()
     for a, b in zip(fused_in, plain_in):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_fused_lstm_equals_unrolled_primitives(rng):
-    from deltalab.ops.recurrent import lstm_sequence
+    from deltalab.ops.recurrent import lstm_sequence, lstm_unrolled
 
     shapes = [(5, 2, 3), (2, 4), (2, 4), (16, 3), (16, 4), (16,)]
     fused_in = leaves(rng, *shapes)
     plain_in = [dl.tensor(t.numpy().copy(), requires_grad=True) for t in fused_in]
     g = rng.standard_normal((5, 2, 4))
     (lstm_sequence(*fused_in)[0] * g).sum().backward()
-    (unrolled_lstm(*plain_in) * g).sum().backward()
+    (lstm_unrolled(*plain_in)[0] * g).sum().backward()
     for a, b in zip(fused_in, plain_in):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
@@ -268,8 +247,10 @@ def test_truncated_bptt_equals_chunks_with_detached_state(rng):
     W, H, b = (dl.tensor(p.numpy(), requires_grad=True) for p in (net.weight_ih_l0, net.weight_hh_l0, net.bias_l0))
     h = dl.zeros(2, 4)
     total = 0
+    from deltalab.ops.recurrent import elman_unrolled
+
     for start in (0, 3, 6):
-        seq = unrolled_elman(dl.tensor(x[start:start + 3]), h.detach(), W, H, b, dl.ops.tanh)
+        seq = elman_unrolled(dl.tensor(x[start:start + 3]), h.detach(), W, H, b)
         total = total + seq.sum()
         h = seq[-1]
     total.backward()
@@ -311,18 +292,22 @@ def test_large_float32_lstm_without_numba_uses_the_numpy_path(monkeypatch):
     """numba is optional: when it cannot be imported the fused ops fall back to NumPy."""
     import sys
 
-    from deltalab import ops
-    from deltalab.ops import recurrent
+    from deltalab import fast
+    from deltalab.fast import recurrent as fast_recurrent
 
-    monkeypatch.setattr(recurrent, "_kernels", None)
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
-    monkeypatch.delitem(sys.modules, "deltalab.ops.recurrent_kernels", raising=False)
-    monkeypatch.delattr(ops, "recurrent_kernels", raising=False)
-    assert recurrent.step_kernels(np.float32, 1 << 20) is None
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((20, 8, 5))
-    lstm = dl.nn.LSTM(5, 512)  # 20·8·512 values: above the compiled kernels' threshold
-    out64, _ = lstm(dl.tensor(x))
-    out32, _ = lstm.float()(dl.tensor(x.astype(np.float32)))
-    assert out32.data.dtype == np.float32 and recurrent._kernels is False
+    monkeypatch.delitem(sys.modules, "deltalab.fast.recurrent_kernels", raising=False)
+    monkeypatch.delattr(fast, "recurrent_kernels", raising=False)
+    fast_recurrent.load_kernels.cache_clear()  # look for the kernels again, as a fresh process would
+    try:
+        assert fast_recurrent.step_kernels(np.float32, 1 << 20) is None
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((20, 8, 5))
+        lstm = dl.nn.LSTM(5, 512)  # 20·8·512 values: above the compiled kernels' threshold
+        out64, _ = lstm(dl.tensor(x))
+        out32, _ = lstm.float()(dl.tensor(x.astype(np.float32)))
+        assert out32.data.dtype == np.float32 and fast_recurrent.load_kernels() is None
+    finally:
+        monkeypatch.undo()
+        fast_recurrent.load_kernels.cache_clear()
     np.testing.assert_allclose(out32.data, out64.data, rtol=0, atol=2e-5)

@@ -14,8 +14,9 @@ import pytest
 pytest.importorskip("numba")
 
 import deltalab as dl  # noqa: E402
+from deltalab.fast import recurrent as fast_recurrent  # noqa: E402
+from deltalab.fast import recurrent_kernels as kernels  # noqa: E402
 from deltalab.ops import recurrent  # noqa: E402
-from deltalab.ops import recurrent_kernels as kernels  # noqa: E402
 
 import recurrent_cases  # noqa: E402  (tests/recurrent_cases.py)
 
@@ -33,9 +34,9 @@ def ulp_distance(a, b):
 def kernels_for_any_size(monkeypatch):
     """Compiled kernels for every float32 sequence, however small; the per-step matrix
     products as one product each, as in the NumPy path (not chosen by timing)."""
-    monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", False)
     monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
+    with dl.tuning(kernel_min_work=1, split_step_products=False):
+        yield
 
 
 def use_kernels(on):
@@ -145,7 +146,7 @@ def assert_same(got, expected):
 def test_lstm_kernels_match_numpy(kernels_for_any_size, steps, batch, features, hidden, upstream):
     p = parameters("lstm", steps, batch, features, hidden, seed=hidden + steps)
     fast = run_lstm(p, True, True, upstream)
-    assert recurrent.step_kernels(np.float32, 1) is kernels
+    assert fast_recurrent.step_kernels(np.float32, 1) is kernels
     assert_close(fast, run_lstm(p, False, False, upstream), rtol=1e-5)
     # the same forward values through the NumPy backward: bit for bit
     assert_same(fast, run_lstm(p, True, False, upstream))
@@ -174,13 +175,13 @@ def test_kernels_without_bias(kernels_for_any_size):
     assert_same(fast, run_elman(p, True, False))
 
 
-def test_step_products_in_column_blocks(kernels_for_any_size, monkeypatch):
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", True)
-    p = parameters("lstm", 6, 4, 3, 18, seed=4)  # 4·18 and 18 columns: blocks of unequal width
-    assert_close(run_lstm(p, True, True), run_lstm(p, False, False), rtol=1e-5)
-    rng = np.random.default_rng(5)
-    right, left = rng.standard_normal((7, 10)), rng.standard_normal((3, 7))
-    product = recurrent.StepProduct(right, np.empty((3, 10)), 4)
+def test_step_products_in_column_blocks(kernels_for_any_size):
+    with dl.tuning(split_step_products=True):
+        p = parameters("lstm", 6, 4, 3, 18, seed=4)  # 4·18 and 18 columns: blocks of unequal width
+        assert_close(run_lstm(p, True, True), run_lstm(p, False, False), rtol=1e-5)
+        rng = np.random.default_rng(5)
+        right, left = rng.standard_normal((7, 10)), rng.standard_normal((3, 7))
+        product = fast_recurrent.StepProduct(right, np.empty((3, 10)), 4)
     assert [piece.shape[1] for piece, _ in product.pieces] == [2, 3, 2, 3]
     np.testing.assert_allclose(product(left), left @ right, rtol=1e-12)
 
@@ -198,14 +199,11 @@ def test_step_products_in_column_blocks(kernels_for_any_size, monkeypatch):
         (None, 1, (32, 128, 512), False),  # not OpenBLAS, or threadpoolctl missing
     ],
 )
-def test_step_products_split_by_a_fixed_rule(monkeypatch, kernels, threads_, shape, split):
-    from deltalab import threads
-
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)
-    monkeypatch.setattr(threads, "blas_kernels", lambda: kernels)
-    monkeypatch.setattr(threads, "get_num_threads", lambda: threads_)
+def test_step_products_split_by_a_fixed_rule(kernels, threads_, shape, split):
     rows, inner, width = shape
-    product = recurrent.StepProduct(np.ones((inner, width), np.float32), np.ones((rows, width), np.float32), 4)
+    with dl.tuning(split_step_products=None, blas_kernels=kernels or "", threads=threads_):  # "": unknown
+        product = fast_recurrent.StepProduct(np.ones((inner, width), np.float32), np.ones((rows, width), np.float32),
+                                             4)
     assert product.split is split
     left = np.random.default_rng(1).standard_normal((rows, inner)).astype(np.float32)
     np.testing.assert_allclose(product(left), left @ product.right, rtol=1e-5, atol=1e-4)
@@ -218,10 +216,10 @@ def test_elman_other_nonlinearities_keep_numpy(kernels_for_any_size):
 
 
 def test_float64_and_switch_off_keep_numpy(kernels_for_any_size):
-    assert recurrent.step_kernels(np.float64, 10**9) is None
-    assert recurrent.step_kernels(np.float32, 10**9) is kernels
+    assert fast_recurrent.step_kernels(np.float64, 10**9) is None
+    assert fast_recurrent.step_kernels(np.float32, 10**9) is kernels
     os.environ["DELTALAB_NUMBA"] = "0"
-    assert recurrent.step_kernels(np.float32, 10**9) is None
+    assert fast_recurrent.step_kernels(np.float32, 10**9) is None
     p = parameters("lstm", 3, 2, 3, 5, seed=2, dtype=np.float64)
     assert_same(run_lstm(p, True, True), run_lstm(p, False, False))
 
@@ -236,3 +234,32 @@ def test_small_float32_problems_do_not_import_numba():
     )
     env = {k: v for k, v in os.environ.items() if k != "DELTALAB_NUMBA"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_the_fast_path_matches_the_unrolled_reference(kernels_for_any_size, parallel):
+    """The compiled kernels (serial, or in parallel batch-row ranges) against
+    ``lstm_unrolled`` / ``elman_unrolled``, the recurrences spelled out with primitive ops and
+    differentiated by autograd, all in float32: outputs and every gradient to 1e-5."""
+    from deltalab.fast import threads
+
+    for kind in ("lstm", "elman"):
+        p = parameters(kind, 9, 6, 5, 13, seed=21)
+        names = ("x", "h0", "c0", "weight_ih", "weight_hh", "bias") if kind == "lstm" else \
+            ("x", "h0", "weight_ih", "weight_hh", "bias")
+        results = []
+        for path in ("fast", "reference"):
+            leaves = [dl.tensor(p[k], requires_grad=True) for k in names]
+            with dl.tuning(parallel=parallel):
+                threads.set_num_threads(2) if parallel else None
+                if path == "fast":
+                    run = recurrent.lstm_sequence if kind == "lstm" else recurrent.elman_sequence
+                else:
+                    run = recurrent.lstm_unrolled if kind == "lstm" else recurrent.elman_unrolled
+                out = run(*leaves)
+                hs = out[0] if kind == "lstm" else out
+                (hs * dl.tensor(p["grad_h"])).sum().backward()
+            results.append([hs.data] + [t.grad.data for t in leaves])
+        for fast, reference in zip(*results):
+            assert fast.dtype == reference.dtype == np.float32
+            np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())

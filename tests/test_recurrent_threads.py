@@ -1,7 +1,7 @@
-"""The fused LSTM / Elman sequences' parallel step loops (deltalab.threads) give the serial results.
+"""The fused LSTM / Elman sequences' parallel step loops (deltalab.fast) give the serial results.
 
-The parallel path is forced on (``recurrent._PARALLEL = True`` and two threads) whatever the
-machine and compared with the serial path (``_PARALLEL = False``) on the same inputs: outputs,
+The parallel path is forced on (``dl.tuning(parallel=True)`` and two threads) whatever the
+machine and compared with the serial path (``parallel=False``) on the same inputs: outputs,
 every gradient, the returned carries ∂E/∂h(0), ∂E/∂c(0), and the recorded deltas and cell
 deltas.  Each batch row does the same elementwise arithmetic, but OpenBLAS does not always give
 a product's rows the same bits when it is computed in row blocks (with the AVX2 "Haswell"
@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("numba")
 
 import deltalab as dl  # noqa: E402
-from deltalab import threads  # noqa: E402
+from deltalab.fast import recurrent as fast_recurrent  # noqa: E402
+from deltalab.fast import threads  # noqa: E402
 from deltalab.ops import recurrent  # noqa: E402
 
 import recurrent_cases  # noqa: E402  (tests/recurrent_cases.py)
@@ -23,19 +24,12 @@ import recurrent_cases  # noqa: E402  (tests/recurrent_cases.py)
 
 @pytest.fixture
 def two_threads(monkeypatch, parallel_sections):
-    """Two threads (set_num_threads, restored afterwards), compiled kernels for any size, and
-    a record of the parallel sections run."""
-    saved = (threads._num_threads, threads._explicit)
-    blas = [(lib, lib.get_num_threads()) for lib in threads._blas_libraries()]
-    threads.set_num_threads(2)
-    monkeypatch.setattr(recurrent, "KERNEL_MIN_WORK", 1)
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", False)
+    """Two threads (set_num_threads, restored by dl.tuning on exit), compiled kernels for any
+    size, and a record of the parallel sections run."""
     monkeypatch.delenv("DELTALAB_NUMBA", raising=False)
-    yield parallel_sections
-    recurrent._PARALLEL = None
-    for lib, n in blas:
-        lib.set_num_threads(n)
-    threads._num_threads, threads._explicit = saved
+    with dl.tuning(kernel_min_work=1, split_step_products=False):
+        threads.set_num_threads(2)
+        yield parallel_sections
 
 
 def parameters(kind, steps, batch, features, hidden, dtype=np.float32, bias=True, seed=0):
@@ -55,12 +49,16 @@ def parameters(kind, steps, batch, features, hidden, dtype=np.float32, bias=True
 
 
 def run_lstm(p, parallel, upstream=("h", "c")):
-    recurrent._PARALLEL = parallel
-    return recurrent_cases.run_lstm(p, upstream)
+    with dl.tuning(parallel=parallel):
+        return recurrent_cases.run_lstm(p, upstream)
 
 
 def run_elman(p, parallel):
-    recurrent._PARALLEL = parallel
+    with dl.tuning(parallel=parallel):
+        return _run_elman(p)
+
+
+def _run_elman(p):
     names = ("x", "h0", "weight_ih", "weight_hh", "bias")
     leaves = {k: dl.tensor(p[k], requires_grad=True) for k in names if p[k] is not None}
     hs = recurrent.elman_sequence(*(leaves.get(k) for k in names))
@@ -131,7 +129,7 @@ def test_one_thread_stays_serial(two_threads):
     threads.set_num_threads(1)
     p = parameters("lstm", 6, 4, 3, 7, seed=3)
     run_lstm(p, True)
-    assert recurrent._row_ranges("lstm", 32, 128, 100) is None
+    assert fast_recurrent.row_ranges("lstm", 32, 128, 100) is None
     assert two_threads == []
 
 
@@ -145,30 +143,27 @@ def test_inside_a_parallel_section_runs_serially(two_threads):
 
 
 def test_row_ranges_and_size_rule(two_threads):
-    recurrent._PARALLEL = True
-    assert recurrent._row_ranges("lstm", 7, 13, 9) == [(0, 3), (3, 7)]
-    assert recurrent._row_ranges("lstm", 1, 13, 9) is None
-    recurrent._PARALLEL = None
-    assert recurrent._row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
-    assert recurrent._row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
-    assert recurrent._row_ranges("elman", 64, 256, 100) is None  # Elman never paid
-    from deltalab.ops import recurrent_kernels
+    row_ranges = fast_recurrent.row_ranges
+    with dl.tuning(parallel=True):
+        assert row_ranges("lstm", 7, 13, 9) == [(0, 3), (3, 7)]
+        assert row_ranges("lstm", 1, 13, 9) is None
+    assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
+    assert row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
+    assert row_ranges("elman", 64, 256, 100) is None  # Elman never paid
+    from deltalab.fast import recurrent_kernels
 
     if recurrent_kernels.sgemm_function() is not None:  # the compiled loops
-        assert recurrent.step_kernels(np.float32, 10**9) is not None
-        assert recurrent._row_ranges("lstm", 8, 128, 100) == [(0, 4), (4, 8)]
-        assert recurrent._row_ranges("lstm", 32, 128, 16) is None  # too few steps
-        assert recurrent._row_ranges("lstm", 32, 32, 100) is None
-        assert recurrent._row_ranges("lstm", 3, 256, 100) is None  # 1-row ranges: Python loops
-    recurrent.USE_LOOP_KERNELS = False
-    try:
-        assert recurrent._row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
-        assert recurrent._row_ranges("lstm", 32, 128, 40) is None  # too few steps
-        assert recurrent._row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]
-    finally:
-        recurrent.USE_LOOP_KERNELS = True
-    recurrent._PARALLEL = False
-    assert recurrent._row_ranges("lstm", 32, 128, 100) is None
+        assert fast_recurrent.step_kernels(np.float32, 10**9) is not None
+        assert row_ranges("lstm", 8, 128, 100) == [(0, 4), (4, 8)]
+        assert row_ranges("lstm", 32, 128, 16) is None  # too few steps
+        assert row_ranges("lstm", 32, 32, 100) is None
+        assert row_ranges("lstm", 3, 256, 100) is None  # 1-row ranges: Python loops
+    with dl.tuning(loop_kernels=False):
+        assert row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
+        assert row_ranges("lstm", 32, 128, 40) is None  # too few steps
+        assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]
+    with dl.tuning(parallel=False):
+        assert row_ranges("lstm", 32, 128, 100) is None
 
 
 @pytest.mark.parametrize("rows, inner, width, blocks", [
@@ -178,14 +173,13 @@ def test_row_ranges_and_size_rule(two_threads):
     (16, 256, 1024, 5),  # more blocks than the serial product's 4
     (16, 1024, 256, 5),
 ])
-def test_step_product_for_rows_uses_the_fewest_small_blocks(monkeypatch, rows, inner, width, blocks):
-    monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", None)
-    monkeypatch.setattr(threads, "blas_kernels", lambda: "SkylakeX")
+def test_step_product_for_rows_uses_the_fewest_small_blocks(rows, inner, width, blocks):
     rng = np.random.default_rng(0)
     right = rng.standard_normal((inner, width)).astype(np.float32)
     out = np.zeros((2 * rows + 1, width), np.float32)
-    product = recurrent.StepProduct(right, out, 4, blas_threads=2)
-    part = product.for_rows(rows, 2 * rows, blas_threads=1)
+    with dl.tuning(split_step_products=None, blas_kernels="SkylakeX"):
+        product = fast_recurrent.StepProduct(right, out, 4, blas_threads=2)
+        part = product.for_rows(rows, 2 * rows, blas_threads=1)
     assert len(part.pieces) == blocks and part.split is (blocks > 1)
     left = rng.standard_normal((rows, inner)).astype(np.float32)
     part(left)
@@ -200,16 +194,17 @@ def test_compiled_loops_give_the_python_loops_bits(two_threads, monkeypatch, par
     """Each range's loop over time (the whole batch when serial) runs in one compiled call
     (lstm_forward_loop / lstm_backward_loop, calling NumPy's sgemm): the same sgemm calls as
     the Python loop's matmuls, so the same bits, with split step products too."""
-    from deltalab.ops import recurrent_kernels
+    from deltalab.fast import recurrent_kernels
 
     if recurrent_kernels.sgemm_function() is None:
         pytest.skip("NumPy's OpenBLAS sgemm not found")
     p = parameters("lstm", 8, batch, 5, 13, seed=batch + 1)
     for split in (False, True):
-        monkeypatch.setattr(recurrent, "SPLIT_STEP_PRODUCTS", split)
-        monkeypatch.setattr(recurrent, "SMALL_MATRIX_MAX", 100 if split else 1_000_000)  # several blocks
-        monkeypatch.setattr(recurrent, "USE_LOOP_KERNELS", False)
-        python_loops = run_lstm(p, parallel, upstream)
-        monkeypatch.setattr(recurrent, "USE_LOOP_KERNELS", True)
-        assert_same(run_lstm(p, parallel, upstream), python_loops)
-    assert recurrent.StepProduct(np.ones((13, 52), np.float32), np.ones((4, 52), np.float32), 4).split
+        # several blocks when split
+        with dl.tuning(split_step_products=split, small_matrix_max=100 if split else 1_000_000):
+            with dl.tuning(loop_kernels=False):
+                python_loops = run_lstm(p, parallel, upstream)
+            with dl.tuning(loop_kernels=True):
+                assert_same(run_lstm(p, parallel, upstream), python_loops)
+    with dl.tuning(split_step_products=True, small_matrix_max=100):
+        assert fast_recurrent.StepProduct(np.ones((13, 52), np.float32), np.ones((4, 52), np.float32), 4).split

@@ -1117,7 +1117,7 @@ def test_summary_runs_batch_norm_and_dropout_models_in_eval_mode_and_restores_tr
     lambda: nn.ModuleList([nn.Linear(2, 2), nn.ModuleDict({"a": nn.Tanh(), "b": nn.Linear(2, 1)})]),
 ])
 def test_new_layers_rebuild_from_their_config(make):
-    from deltalab.architecture import from_config, to_config
+    from deltalab.io.architecture import from_config, to_config
 
     module = make()
     again = from_config(to_config(module))
@@ -1126,7 +1126,7 @@ def test_new_layers_rebuild_from_their_config(make):
 
 
 def test_embedding_and_dropout_convert_both_ways():
-    from deltalab.interop import from_torch, to_torch
+    from deltalab.io.interop import from_torch, to_torch
 
     torch.manual_seed(14)
     theirs = torch.nn.Sequential(torch.nn.Embedding(5, 3, padding_idx=1), torch.nn.Dropout(0.2)).double().eval()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import deltalab as dl
-from deltalab import checkpoint, training
+from deltalab import training
+from deltalab.io import checkpoint
 from deltalab.cli import main
 
 QUICK = ["train", "digits-cnn", "--epochs", "2", "--limit", "160", "--batch-size", "32", "--quiet"]

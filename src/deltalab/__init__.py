@@ -35,7 +35,8 @@ from .gradcheck import gradcheck
 from .random import manual_seed, seed
 from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
-from .threads import get_num_threads, set_num_threads
+from .fast import Tuning, get_num_threads, set_num_threads, tuning
+from .io import module_kinds as _module_kinds  # registers the built-in module kinds (they record their arguments)
 
 __version__ = "0.1.0"
 
@@ -50,7 +51,7 @@ __all__ = sorted({
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
     "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",
-    "uint8", "zeros", *_factory_names,
+    "Tuning", "tuning", "uint8", "zeros", *_factory_names,
 })
 
 
@@ -59,11 +60,11 @@ def __getattr__(name):
         return _importlib.import_module(".check", __name__)
     # saving pulls in zipfile and the architecture registry: load it on first use
     if name in ("save", "load"):
-        from . import serialization
+        from .io import serialization
 
         return getattr(serialization, name)
     if name == "load_into":
-        from . import checkpoint
+        from .io import checkpoint
 
         return checkpoint.load_into
     if name == "generate":  # exercise variants (deltalab.exercises): imported on first use

@@ -49,6 +49,10 @@ class NonFiniteResult(DeltalabError, ArithmeticError):
     exit_code = 1
 
 
+class MissingTorchFeature(NotImplementedError, AttributeError):
+    """A torch name deltalab does not have; an AttributeError too, so ``hasattr`` stays False."""
+
+
 def missing_torch_names(module_name, torch_name):
     """A module ``__getattr__`` raising ``MissingTorchFeature`` (a NotImplementedError naming the
     feature, an AttributeError for ``hasattr``) for public names the module lacks; ``torch_name``
@@ -57,8 +61,6 @@ def missing_torch_names(module_name, torch_name):
     def __getattr__(name):
         if name.startswith("_"):
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
-        from .tensor import MissingTorchFeature
-
         raise MissingTorchFeature(f"deltalab has no {torch_name}.{name}")
 
     return __getattr__

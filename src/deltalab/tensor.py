@@ -18,6 +18,7 @@ import collections
 import numpy as np
 
 from . import autograd, dtypes
+from .errors import MissingTorchFeature  # noqa: F401  (deltalab.tensor.MissingTorchFeature, as before)
 
 
 class Size(tuple):
@@ -1060,10 +1061,6 @@ class Tensor:
         if name.startswith("_") or name in _PLAIN_ATTRIBUTE_ERRORS:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         raise MissingTorchFeature(f"deltalab has no torch.Tensor.{name}")
-
-
-class MissingTorchFeature(NotImplementedError, AttributeError):
-    """A torch name deltalab does not have; an AttributeError too, so ``hasattr`` stays False."""
 
 
 _PLAIN_ATTRIBUTE_ERRORS = frozenset({"shape_", "keys", "items", "read", "write", "fileno", "tobytes", "dtype_"})

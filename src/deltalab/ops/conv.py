@@ -1,31 +1,20 @@
 """2-D convolution (cross-correlation, no kernel flip) on NCHW, one fused node.
 
-Forward: im2col into a column matrix ``cols`` (C*kh*kw, rows*N*Wc), one matmul
-``W (O, C*kh*kw) @ cols`` per band of output rows.  Backward, per band: the columns are
-rebuilt, ``dW += dY @ cols.T``, ``dcols = W.T @ dY`` and dcols is added back offset by
-offset (loops over the kh*kw kernel offsets and the bands only, never over batch, pixels
-or channels).
+The fast path (layouts, work buffers, parallel sections) is :mod:`deltalab.fast.conv`;
+:func:`conv2d_windows` is the readable reference it is tested against.
 
-Why this shape (benchmarks/README.md has the numbers): every matmul has contiguous
-operands, so BLAS runs at full speed with no hidden transposed copies.  The padded input
-is stored (C, Hp, N, pitch), so one kernel offset is one shift of the whole buffer and the
-columns of a (channel, offset) pair are long contiguous runs.  With stride 1 in width the
-output is computed on the full row pitch (a few throw-away columns per row; their upstream
-gradient is zero, so they add nothing to dW or dX).  Bands of ~3 MiB of columns stay in
-cache from im2col to the matmuls to the scatter back, and the work buffers are reused
-between calls (fresh large arrays cost page faults).
+Backward: dW = Σ over images and positions of (input window ⊗ δ), a correlation of the
+input with δ; dX = every δ spread back through the kernel over its window (a full
+convolution with the kernel), exactly what :class:`Conv2dWindows` spells out.
 """
 from __future__ import annotations
-
-import threading
-from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import threads
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
+from ..fast import conv as fast_conv
 from ._util import operand, pair
 from .conv_general import GroupedConv2d, dilated_extent
 
@@ -73,381 +62,67 @@ def pad_spatial(x, padding, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
 
 
-class _Workspace(threading.local):
-    """Per-thread work buffers reused between calls (fresh large arrays cost page faults).
-
-    The only buffer cache of the convolution lives here (one per thread).  ``scratch``
-    arrays are fully written before they are read in every op call, so (tag, shape, dtype)
-    keys them.  ``zeroed`` arrays are created zero-filled and a call writes only part of
-    them (the interior of a padded image, the kept columns of a gradient), relying on the
-    rest staying zero: their key is the whole geometry of the call (input and kernel shape,
-    stride, padding), because two geometries with the same buffer shape write different
-    regions -- keyed by shape only, a later call read the earlier call's leftovers as
-    padding.
-    """
-
-    max_keys = 24
-
-    def __init__(self):
-        self.buffers = {}
-
-    def _get(self, key, make):
-        array = self.buffers.get(key)
-        if array is None:
-            if len(self.buffers) >= self.max_keys:
-                self.buffers.clear()
-            array = self.buffers[key] = make()
-        return array
-
-    def scratch(self, tag, shape, dtype):
-        return self._get((tag, shape, np.dtype(dtype)), lambda: np.empty(shape, dtype))
-
-    def zeroed(self, tag, shape, dtype, geometry):
-        key = (tag, shape, np.dtype(dtype), geometry.key)
-        return self._get(key, lambda: np.zeros(shape, dtype))
-
-
-_workspace = _Workspace()
-
-# Output rows per chunk are chosen so one chunk's columns take about this many bytes: small
-# enough to stay in cache between im2col, the matmuls and the scatter back, large enough
-# for BLAS to run at full speed (measured on 512 KiB L2 / 32 MiB L3: 2-4 MiB is best).
-_CHUNK_BYTES = 3 << 20
-
-
-class _Geometry:
-    """Sizes and the padded-image layout of one conv call.
-
-    The input is copied into a flat buffer laid out (C, Hp, N, pitch): for each channel and
-    padded row, that row of every image side by side.  A kernel offset (i, j) then shifts
-    the whole buffer by ``i*N*pitch + j`` elements, so the columns of one (channel, offset)
-    for a band of output rows are ONE long contiguous run (stride 1 in height and width).
-
-    Wide layout (stride 1 in width): pitch = W + pw, so one run of pw zeros is the right
-    padding of an image row *and* the left padding of the next, and outputs are computed on
-    ``wc = pitch`` columns, of which the last ``pitch - wo`` are thrown away.  Plain layout:
-    pitch = W + 2*pw and exactly ``wo`` columns are computed.
-    """
-
-    def __init__(self, x_shape, w_shape, stride, padding):
-        self.w_shape, self.stride, self.padding = w_shape, stride, padding
-        # everything that decides which region of a buffer a call writes
-        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding))
-        self.n, self.c, self.h, self.w = x_shape
-        self.o, _, self.kh, self.kw = w_shape
-        (self.sh, self.sw), (self.ph, self.pw) = stride, padding
-        self.hp = self.h + 2 * self.ph
-        self.ho = output_size(self.h, self.kh, self.sh, self.ph)
-        self.wo = output_size(self.w, self.kw, self.sw, self.pw)
-        narrow = self.w + self.pw
-        # Wide rows pay when the thrown-away columns are few.
-        self.wide = self.sw == 1 and self.wo <= narrow and 4 * (narrow - self.wo) <= self.wo
-        if self.wide:
-            self.pitch, self.col0, self.lead, self.wc = narrow, 0, self.pw, narrow
-        else:
-            self.pitch, self.col0, self.lead, self.wc = self.w + 2 * self.pw, self.pw, 0, self.wo
-        self.k = self.c * self.kh * self.kw
-        self.per_image = self.ho * self.wc
-        # Large output images: per-image matmuls W @ cols[n] are long enough for BLAS and
-        # write NCHW directly, saving the layout transposes (A/B-timed: conv c 0.81x,
-        # conv a equal, conv b 1.26x slower -- hence the size rule).
-        self.image_major = self.wide and self.per_image >= 512
-        self.image_plane = self.hp * self.pitch
-        self.row = self.n * self.pitch  # one padded row of every image
-        self.per_row = self.n * self.wc  # columns per output row
-        self.channel = self.hp * self.row
-        # the lead zeros, the channels, and room for a wide row's last read past the end
-        self.flat_size = self.lead + self.c * self.channel + self.kw
-
-    def images(self, count):
-        """The geometry of a batch of ``count`` of these images."""
-        return _Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding)
-
-    def image_chunk(self, itemsize):
-        """Images per chunk (image-major layout)."""
-        return max(1, min(self.n, _CHUNK_BYTES // max(1, self.k * self.per_image * itemsize)))
-
-    def image_windows(self, flat, first, count):
-        """Image-major layout (N, C, Hp, pitch): (count, C, kh, kw, Ho, Wc) view of every kernel
-        offset of images first..; [:, :, i, j] is the input shifted by offset (i, j)."""
-        s = flat.itemsize
-        start = self.lead + first * self.c * self.image_plane - self.pw + self.col0
-        shape = (count, self.c, self.kh, self.kw, self.ho, self.wc)
-        strides = (self.c * self.image_plane, self.image_plane, self.pitch, 1, self.sh * self.pitch, self.sw)
-        # np.ndarray, not as_strided: ~10x less Python overhead, and it checks the bounds
-        return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
-
-    def image_interior(self, flat):
-        """(N, C, H, W) view of the unpadded region of an image-major flat padded buffer."""
-        planes = flat[self.lead : self.lead + self.n * self.c * self.image_plane]
-        planes = planes.reshape(self.n, self.c, self.hp, self.pitch)
-        return planes[:, :, self.ph : self.ph + self.h, self.col0 : self.col0 + self.w]
-
-    def chunk(self, itemsize):
-        """Output rows per chunk."""
-        return max(1, min(self.ho, _CHUNK_BYTES // max(1, self.k * self.per_row * itemsize)))
-
-    def windows(self, flat, first, count):
-        """(C, kh, kw, count, N, Wc) view of every kernel offset for output rows first..;
-        [:, i, j] is the padded input shifted by offset (i, j)."""
-        s = flat.itemsize
-        start = self.lead + first * self.sh * self.row - self.pw + self.col0
-        shape = (self.c, self.kh, self.kw, count, self.n, self.wc)
-        strides = (self.channel, self.row, 1, self.sh * self.row, self.pitch, self.sw)
-        return np.ndarray(shape, flat.dtype, flat, start * s, tuple(v * s for v in strides))
-
-    def interior(self, flat):
-        """(C, H, N, W) view of the unpadded image region of a flat padded buffer."""
-        planes = flat[self.lead : self.lead + self.c * self.channel]
-        planes = planes.reshape(self.c, self.hp, self.n, self.pitch)
-        return planes[:, self.ph : self.ph + self.h, :, self.col0 : self.col0 + self.w]
-
-
-def _padded_input(x, geo, dtype):
-    flat = _workspace.zeroed("conv-x", (geo.flat_size,), dtype, geo)
-    geo.interior(flat)[...] = x.transpose(1, 2, 0, 3)  # padding is never written: stays zero
-    return flat
-
-
-def _im2col(flat, geo, cols, first, count):
-    """cols (K, count*N*Wc): cols[(c, i, j), (y, n, z)] = xpad[n, c, (first + y)*sh + i, z*sw + j]."""
-    cols = cols[:, : count * geo.per_row].reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
-    cols[...] = geo.windows(flat, first, count)  # one copy; runs of count*N*Wc in wide rows
-
-
-def _forward_per_image(x, w2, bias, geo, dtype, out):
-    flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
-    geo.image_interior(flat)[...] = x
-    chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-    prod = _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
-    for first in range(0, geo.n, chunk):
-        count = min(chunk, geo.n - first)
-        _image_im2col(flat, geo, cols[:count], first, count)
-        part = prod[:count]
-        np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
-        part = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
-        if bias is None:
-            out[first : first + count] = part
-        else:
-            np.add(part, bias.reshape(1, geo.o, 1, 1), out=out[first : first + count])
-
-
-def _image_im2col(flat, geo, cols, first, count):
-    cols[...] = geo.image_windows(flat, first, count)  # one copy; runs of Ho*Wc in wide rows
-
-
-# _thrown_away_columns: a wide row's thrown-away columns read real pixels of the next row;
-# their gradient is 0, but 0 · NaN (or inf) is NaN, so with a non-finite input those columns
-# are zeroed before dW = g · colsᵀ, or a NaN would reach weights whose true gradient is finite.
-# Likewise dcols = Wᵀ · g of those columns is Wᵀ · 0, NaN for a non-finite weight, and the
-# scatter back adds it to real pixels of the next row: zeroed then too.  (The zero padding
-# itself IS multiplied, in the forward pass and in dW, as torch's own kernels do: 0 · inf is
-# NaN at a border tap that reads padding -- see the conv2d docstring.)
-
-
-def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
-    chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
-    gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
-    gb = np.zeros(geo.o, dtype) if want_b else None
-    dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
-    dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
-    if want_w:
-        flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
-        geo.image_interior(flat)[...] = x
-        cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-        gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k), dtype)
-    if want_x:
-        dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
-        dflat.fill(0)
-        dcols = _workspace.scratch("conv-idcols", (chunk, geo.k, geo.per_image), dtype)
-    for first in range(0, geo.n, chunk):
-        count = min(chunk, geo.n - first)
-        g[:count, :, :, : geo.wo] = grad[first : first + count]
-        g3 = g[:count].reshape(count, geo.o, geo.per_image)
-        if want_w:
-            _image_im2col(flat, geo, cols[:count], first, count)
-            if dirty:
-                cols[:count, ..., geo.wo :] = 0
-            cols3 = cols[:count].reshape(count, geo.k, geo.per_image)
-            np.matmul(g3, cols3.transpose(0, 2, 1), out=gw_parts[:count])
-            gw += gw_parts[:count].sum(axis=0)
-        if want_b:
-            gb += g3.sum(axis=(0, 2))
-        if want_x:
-            part = dcols[:count]
-            np.matmul(w2.T, g3, out=part)
-            part = part.reshape(count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
-            if dirty_w:
-                part[..., geo.wo :] = 0
-            shifted = geo.image_windows(dflat, first, count)  # offsets overlap: add one at a time
-            for i in range(geo.kh):
-                for j in range(geo.kw):
-                    shifted[:, :, i, j] += part[:, :, i, j]
-    if want_x:
-        gx[...] = geo.image_interior(dflat)
-    return gw, gb
-
-
-def _forward_bands(x, w2, bias, geo, dtype, out):
-    flat = _padded_input(x, geo, dtype)
-    chunk = geo.chunk(np.dtype(dtype).itemsize)
-    cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
-    prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
-    bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
-    for first in range(0, geo.ho, chunk):
-        count = min(chunk, geo.ho - first)
-        width = count * geo.per_row
-        _im2col(flat, geo, cols, first, count)
-        part = prod[:, :width]
-        np.matmul(w2, cols[:, :width], out=part)
-        part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
-        if bias4 is None:
-            out[:, :, first : first + count] = part
-        else:
-            np.add(part, bias4, out=out[:, :, first : first + count])
-    # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
-
-
-def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
-    chunk = geo.chunk(np.dtype(dtype).itemsize)
-    # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
-    # so they add nothing to dW and scatter exact zeros into padding in dX.
-    g = _workspace.zeroed("conv-grad", (geo.o, chunk, geo.n, geo.wc), dtype, geo)
-    gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
-    gb = np.zeros(geo.o, dtype) if want_b else None
-    dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
-    dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
-    if want_w:
-        flat = _padded_input(x, geo, dtype)
-        cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
-        gw_part = _workspace.scratch("conv-gwT", (geo.k, geo.o), dtype)
-    if want_x:
-        dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
-        dflat.fill(0)
-        dcols = _workspace.scratch("conv-dcols", (geo.k, chunk * geo.per_row), dtype)
-    for first in range(0, geo.ho, chunk):
-        count = min(chunk, geo.ho - first)
-        width = count * geo.per_row
-        g[:, :count, :, : geo.wo] = grad[:, :, first : first + count].transpose(1, 2, 0, 3)
-        g2 = g[:, :count].reshape(geo.o, width)
-        if want_w:
-            _im2col(flat, geo, cols, first, count)
-            if dirty:
-                cols[:, :width].reshape(geo.k, count, geo.n, geo.wc)[..., geo.wo :] = 0
-            # dWᵀ = cols · gᵀ: OpenBLAS runs this orientation ~1.7x faster than g · colsᵀ
-            # (conv b, 1 thread: 0.74 ms vs 1.29 ms; per-image batches measured equal)
-            np.matmul(cols[:, :width], g2.T, out=gw_part)
-            gw += gw_part.T
-        if want_b:
-            gb += g2.sum(axis=1)
-        if want_x:
-            part = dcols[:, :width]
-            np.matmul(w2.T, g2, out=part)
-            part = part.reshape(geo.c, geo.kh, geo.kw, count, geo.n, geo.wc)
-            if dirty_w:
-                part[..., geo.wo :] = 0
-            # An offset view never overlaps itself; a wide row's spill past its image row
-            # only adds the exact zeros of thrown-away columns to padding.
-            shifted = geo.windows(dflat, first, count)  # offsets overlap: add one at a time
-            for i in range(geo.kh):
-                for j in range(geo.kw):
-                    shifted[:, i, j] += part[:, i, j]
-    if want_x:
-        gx[...] = geo.interior(dflat).transpose(2, 0, 1, 3)
-    return gw, gb
-
-
-def _forward(x, w2, bias, geo, dtype, out):
-    (_forward_per_image if geo.image_major else _forward_bands)(x, w2, bias, geo, dtype, out)
-
-
-def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
-    fn = _backward_per_image if geo.image_major else _backward_bands
-    return fn(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
-
-
-# Parallel sections (deltalab.threads): with 2+ threads the batch is split into one
-# contiguous range of images per thread, and each thread runs the serial code above on its
-# range with its own work buffers (_Workspace is per thread) and single-threaded matmuls:
-# the copies, im2col and col2im then run in parallel too, not only the matmuls.  A range is
-# a convolution of its own, so no two threads ever write the same memory (not even the
-# exact-zero spill of wide rows); dW and db are summed over the ranges in range order, so
-# results are deterministic (but not bit-identical to the 1-thread path, which sums in
-# another order).
-_PARALLEL = None  # None: the size rule below decides; True / False: always / never (tests)
-
-# A section costs ~0.1-0.2 ms (waking and pinning the worker, BLAS limit, the GIL handoffs
-# between the threads' NumPy calls), so it pays only for large calls.  Work per call is
-# estimated as N*Ho*Wc*K*(O + 8): the matmul multiply-adds plus the column copies (one
-# copied element ~ 8 multiply-adds).  Forward + backward at 2 threads, parallel / serial
-# (serial = 2-thread BLAS), bench-like bursts on a quiet 2-vCPU machine:
-#   conv a N=64 (21.5M) 0.76x, conv b N=64 (77M) 0.83x, conv c N=32 (38M) 0.68x,
-#   conv c N=16 (18.8M) 0.93x, conv b N=16 (19.4M) 1.01x;
-#   conv a N=32 (10.7M) 1.11x, conv b N=8 (9.7M) 1.06x, conv c N=8 (9.4M) 0.97x,
-#   conv a N=16 (5.4M) 1.42x, conv a N=8 (2.7M) 1.82x.
-_PARALLEL_MIN_WORK = 16_000_000
-
-
-def _parallel_ranges(geo):
-    """Image ranges, one per thread, or None to run serially."""
-    if geo.n < 2 or _PARALLEL is False:
-        return None
-    if _PARALLEL is None and geo.n * geo.ho * geo.wc * geo.k * (geo.o + 8) < _PARALLEL_MIN_WORK:
-        return None
-    n_threads = min(threads.parallel_threads(), geo.n)
-    if n_threads < 2:
-        return None
-    bounds = [geo.n * t // n_threads for t in range(n_threads + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
 class Conv2d(Function):
+    """y[n, o] = Σ_c x[n, c] ⋆ W[o, c] + b[o]; dW[o, c] = Σ_n x[n, c] ⋆ δ[n, o] (a correlation of
+    input and δ), dX[n, c] = Σ_o δ[n, o] ∗ W[o, c] (a full convolution with the kernel).
+
+    Computed by the fast path (:mod:`deltalab.fast.conv`), which is tested against
+    :func:`conv2d_windows`."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
         dtype = np.result_type(x, weight) if bias is None else np.result_type(x, weight, bias)
-        geo = _Geometry(x.shape, weight.shape, stride, padding)
+        geo = fast_conv.Geometry(x.shape, weight.shape, stride, padding)
         w2 = weight.reshape(geo.o, geo.k).astype(dtype, copy=False)
         ctx.save_for_backward(x, w2)
         ctx.geometry, ctx.weight_shape, ctx.has_bias, ctx.dtype = geo, weight.shape, bias is not None, dtype
-        out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
-        ranges = _parallel_ranges(geo)
-        if ranges is not None:
-            tasks = [
-                partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b]) for a, b in ranges
-            ]
-            if threads.run_parallel(tasks) is not None:
-                return out
-        _forward(x, w2, bias, geo, dtype, out)
-        return out
+        return fast_conv.forward(x, w2, bias, geo, dtype)
 
     @staticmethod
     def backward(ctx, grad):
         x, w2 = ctx.saved
-        geo, dtype = ctx.geometry, ctx.dtype
         want_x, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
-        gx = np.empty(x.shape, dtype) if want_x else None
-        ranges = _parallel_ranges(geo)
-        parts = None
-        if ranges is not None:
-            tasks = [
-                partial(_backward, x[a:b], w2, grad[a:b], geo.images(b - a), dtype, want_x, want_w, want_b,
-                        None if gx is None else gx[a:b])
-                for a, b in ranges
-            ]
-            parts = threads.run_parallel(tasks)
-        if parts is None:
-            gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
-        else:  # sum the per-range partial sums in range order: deterministic
-            gw, gb = parts[0]
-            for pw, pb in parts[1:]:
-                if want_w:
-                    gw += pw
-                if want_b:
-                    gb += pb
+        gx, gw, gb = fast_conv.backward(x, w2, grad, ctx.geometry, ctx.dtype, want_x, want_w, want_b)
         gw = gw.reshape(ctx.weight_shape) if want_w else None
         return gx, gw, gb, None, None
+
+
+class Conv2dWindows(Function):
+    """The readable reference of :class:`Conv2d`: every kernel window of the padded input as a
+    view, one tensordot per direction.  Slower (the window view is copied whole); the fast
+    path is tested against it (tests/test_conv_pool_fast_paths.py)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding):
+        kernel = weight.shape[2:]
+        cols = windows(pad_spatial(x, padding), kernel, stride)  # (N, C, Ho, Wo, kh, kw)
+        out = np.tensordot(cols, weight, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
+        if bias is not None:
+            out = out + bias.reshape(1, -1, 1, 1)
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
+        return np.ascontiguousarray(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved
+        (ph, pw), kernel = ctx.padding, weight.shape[2:]
+        xp = pad_spatial(x, ctx.padding)
+        gw = np.tensordot(grad, windows(xp, kernel, ctx.stride), axes=([0, 2, 3], [0, 2, 3]))  # (O, C, kh, kw)
+        cols = np.tensordot(weight, grad, axes=([0], [1]))  # (C, kh, kw, N, Ho, Wo)
+        dxp = np.zeros((x.shape[1], x.shape[0]) + xp.shape[2:], grad.dtype)  # (C, N, Hp, Wp)
+        add_windows_back(dxp, cols.transpose(0, 3, 1, 2, 4, 5), ctx.stride, grad.shape[2:])
+        gx = dxp.transpose(1, 0, 2, 3)[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
+        gb = grad.sum(axis=(0, 2, 3)) if ctx.has_bias else None
+        return np.ascontiguousarray(gx), gw, gb, None, None
+
+
+def conv2d_windows(x, weight, bias=None, stride=1, padding=0):
+    """conv2d (groups 1, no dilation) by the reference path :class:`Conv2dWindows`."""
+    x = operand(x, weight)
+    stride, padding = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d")
+    check_window_config("conv2d", x.shape[2:], weight.shape[2:], stride, padding)
+    return Conv2dWindows.apply(x, weight, bias, stride, padding)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

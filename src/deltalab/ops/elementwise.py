@@ -576,12 +576,12 @@ def write_result(target, result, op_name, casting="same_kind"):
         raise RuntimeError(
             f"result type {torch_name(array.dtype)} can't be cast to the desired output type "
             f"{torch_name(target.data.dtype)}")
-    _writable(target)
+    ensure_writable(target)
     np.copyto(target.data, array, casting="unsafe")
     target._version.value += 1
 
 
-def _writable(target):
+def ensure_writable(target):
     if not target.data.flags.writeable:
         if 0 in target.data.strides and target.data.size > 1:
             raise RuntimeError(

@@ -2,10 +2,11 @@
 
 The input projections of all steps are one matrix product; the loop over time does one
 matrix product per step (forward and backward), with no per-step autodiff overhead.
-The elementwise work between those products is NumPy, or, for float32 sequences big enough
-to pay for importing numba, one compiled kernel per step (:mod:`.recurrent_kernels`; see
-:func:`step_kernels`, ``DELTALAB_NUMBA=0`` turns them off).  With the kernels, the LSTM's
-step products may run in column blocks (:class:`StepProduct`).
+The elementwise work between those products is NumPy here, or, for float32 sequences big
+enough to pay, the compiled kernels of :mod:`deltalab.fast.recurrent` (with their scheduling:
+column blocks, parallel batch-row ranges).  Both are tested against the readable references
+:func:`elman_unrolled` and :func:`lstm_unrolled`, the same recurrences spelled out with
+primitive ops for autograd to differentiate.
 
 Backward records what a worked solution needs on the node (``node.deltas`` etc.):
 for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation deltas and ∂E/∂c(t).
@@ -13,223 +14,12 @@ for Elman, δ(t) = ∂E/∂z(t) per step; for LSTM, the gate pre-activation delt
 """
 from __future__ import annotations
 
-import functools
-import os
-import warnings
-
 import numpy as np
 
 from ..autograd import Function
-
-# batch·hidden·steps from which a float32 sequence uses the compiled step kernels: below it
-# (the lecture's problems, small tests) importing numba (~0.4 s) would cost more than it saves.
-KERNEL_MIN_WORK = 1 << 16
-_kernels = None  # the recurrent_kernels module once imported; False if numba is unusable
-
-
-def step_kernels(dtype, work):
-    """The compiled per-step kernels (module :mod:`.recurrent_kernels`) for a sequence of
-    ``work`` = batch·hidden·steps elements of ``dtype``, or None for the NumPy path: float64,
-    small sequences, numba not installed, or the environment variable ``DELTALAB_NUMBA=0``."""
-    global _kernels
-    if dtype != np.float32 or work < KERNEL_MIN_WORK or os.environ.get("DELTALAB_NUMBA") == "0":
-        return None
-    if _kernels is None:
-        try:
-            from . import recurrent_kernels
-
-            _kernels = recurrent_kernels
-        except ImportError:
-            _kernels = False
-        except Exception as error:  # a broken numba install must not break the layer
-            warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
-            _kernels = False
-    return _kernels or None
-
-
-SPLIT_STEP_PRODUCTS = None  # None: StepProduct's rule decides; True / False: force a choice
-
-# OpenBLAS kernel families with small-matrix kernels (used for M·N·K ≤ 10⁶ at one thread).
-SMALL_MATRIX_KERNELS = {"SkylakeX", "Cooperlake", "SapphireRapids"}
-SMALL_MATRIX_MAX = 1_000_000
-
-
-class StepProduct:
-    """``out = left @ right`` for a loop's per-step matrix products (``left`` (B, K) changes,
-    ``right`` (K, N) and the ``out`` buffer (B, N) do not), as one product or as ``blocks``
-    products over column blocks of ``right``.
-
-    Why: OpenBLAS's AVX-512 builds run products with M·N·K ≤ 10⁶ through small-matrix kernels
-    at one thread.  The LSTM's (32, 128)·(128, 512) and (32, 512)·(512, 128) step products are
-    just above that; as four blocks they fall under it and the whole LSTM (T=100, 1 thread)
-    ran 12 % faster (10.7 vs 12.2 ms), while with the AVX2 "Haswell" kernels or two threads the
-    blocks were 3 % slower.  The choice is a fixed rule (kernel family, threads, shape), never
-    a timing, so a machine always computes the same bits.
-    """
-
-    def __init__(self, right, out, blocks, blas_threads=None):
-        self.right, self.out = np.ascontiguousarray(right), out
-        width = right.shape[1]
-        self.blocks = blocks = max(1, min(blocks, width))
-        edges = [width * k // blocks for k in range(blocks + 1)]
-        self.columns = [slice(a, b) for a, b in zip(edges, edges[1:])]
-        self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
-        self.split = SPLIT_STEP_PRODUCTS if blocks > 1 else False
-        if self.split is None:
-            self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks, blas_threads)
-
-    def for_rows(self, lo, hi, blas_threads=None):
-        """The same product for rows lo..hi−1 of ``left`` and ``out`` only, in the fewest
-        column blocks (at most ``max(self.blocks, width // 32)``) that fit the small-matrix
-        kernels, split or not by the rule for that row count and ``blas_threads`` BLAS threads
-        (None: the process's).
-
-        Fewest, because in a parallel section every product call is a GIL handoff between the
-        threads: LSTM B=32 H=128 forward as two 16-row ranges, µs per step: 2 blocks 18-21,
-        4 blocks 26-30, 1 block (not a small-matrix product) 30-34; serial 2-thread BLAS 28-30.
-        """
-        rows = hi - lo
-        inner, width = self.right.shape
-        most = max(self.blocks, width // 32)
-        blocks = next((b for b in range(1, most + 1) if rows * inner * -(-width // b) <= SMALL_MATRIX_MAX),
-                      self.blocks)
-        return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
-
-    @staticmethod
-    def blocks_fit_small_kernels(rows, inner, width, blocks, blas_threads=None):
-        """Whether ``blocks`` column blocks of a (rows, inner)·(inner, width) product fall under
-        OpenBLAS's small-matrix kernels and the whole does not, at ``blas_threads`` BLAS threads
-        (None: :func:`deltalab.threads.get_num_threads`)."""
-        from .. import threads
-
-        if blas_threads is None:
-            blas_threads = threads.get_num_threads()
-        whole = rows * inner * width
-        block = rows * inner * -(-width // blocks)
-        return (block <= SMALL_MATRIX_MAX < whole and blas_threads == 1
-                and threads.blas_kernels() in SMALL_MATRIX_KERNELS)
-
-    def packed(self):
-        """(the column blocks of ``right`` one after the other, each C-contiguous, as one 1-D
-        array; their column edges as int64) -- one block when not split -- for
-        :func:`.recurrent_kernels._step_product`."""
-        if not self.split:
-            return self.right.reshape(-1), np.array([0, self.right.shape[1]], np.int64)
-        edges = [cols.start for cols in self.columns] + [self.columns[-1].stop]
-        return np.concatenate([piece.reshape(-1) for piece, _ in self.pieces]), np.array(edges, np.int64)
-
-    def __call__(self, left):
-        if self.split:
-            for piece, out in self.pieces:
-                np.matmul(left, piece, out=out)
-        else:
-            np.matmul(left, self.right, out=self.out)
-        return self.out
-
-
-# Batch rows are independent recurrences, so with the compiled kernels the loops over time may
-# run as one task per thread, each on its own range of batch rows (fixed ranges: results do not
-# depend on timing), through deltalab.threads.run_parallel: task 0 on the caller, the others on
-# pinned workers, BLAS on one thread meanwhile.  The whole-sequence products (input
-# projection, input and weight gradients) then run as row blocks in sections of their own
-# (see _matmul for why not on the process's BLAS threads).  float64 and the other Elman
-# nonlinearities (NumPy path: ~10 ufunc calls per step, each needing the GIL) stay serial.
-_PARALLEL = None  # None: the size rule below decides; True / False: always / never (tests)
-
-
-def _row_ranges(kind, batch, hidden, steps):
-    """Batch row ranges, one per thread, for the step loops of a ``kind`` ("lstm" / "elman")
-    sequence with compiled kernels, or None to run serially."""
-    from .. import threads
-
-    if batch < 2 or _PARALLEL is False:
-        return None
-    if _PARALLEL is None and not _parallel_pays(kind, batch, hidden, steps):
-        return None
-    n_threads = min(threads.parallel_threads(), batch)
-    if n_threads < 2:
-        return None
-    bounds = [batch * k // n_threads for k in range(n_threads + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-# When it pays (LSTM forward + BPTT at 2 threads, in 32, float32, parallel / serial time, the
-# serial path with 2 BLAS threads; AVX-512 OpenBLAS, 2-vCPU KVM guest, T=100 unless given).
-# With the compiled loops (each range's whole loop in one nogil call, ranges of ≥ 2 rows):
-#   pays:  B=4 H=256 0.51, B=8 H=128 0.89, B=8 H=256 0.50, B=16 H=64 0.88, B=16 H=128 0.61,
-#          B=32 H=64 0.90, B=32 H=128 0.71 (T=20 0.86, T=40 0.73, T=64 0.81, T=1000 0.69),
-#          B=32 H=256 0.68, B=64 H=128 0.85, B=16 H=32 T=200 0.72;
-#   not:   B=32 H=128 T=16 0.97, B=32 H=32 1.00, B=2 H=256 T=200 1.49 (1-row ranges: the
-#          Python loops, see _loop_sgemm).
-# With the Python step loops only (every per-step call a GIL handoff between the threads):
-#   pays:  B=16 H=128 0.83, B=32 H=128 0.80, B=64 H=128 0.92, B=128 H=128 0.86, B=8 H=256
-#          0.75, B=32 H=256 0.76, B=64 H=256 0.88;
-#   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial),
-#          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each); so then only
-#          when the serial step product is not already a small-matrix product (B·4H·H > 10⁶).
-# Elman (tanh kernels, Python loops) never paid: B=32 H=128 1.05, B=64 H=256 1.08,
-# B=128 H=256 1.00 (its per-step work is a quarter of the LSTM's): serial unless forced.
-PARALLEL_MIN_STEPS = 20
-PARALLEL_MIN_STEPS_PYTHON_LOOPS = 64
-
-
-def _parallel_pays(kind, batch, hidden, steps):
-    if kind != "lstm":
-        return False
-    if USE_LOOP_KERNELS and _kernels and _kernels.sgemm_function() is not None:
-        return batch >= 4 and hidden >= 64 and steps >= PARALLEL_MIN_STEPS
-    return batch * 4 * hidden * hidden > SMALL_MATRIX_MAX and steps >= PARALLEL_MIN_STEPS_PYTHON_LOOPS
-
-
-def _run_rows(batch, ranges, task):
-    """``task(lo, hi, blas_threads)`` once per row range in a parallel section (BLAS on one
-    thread), or ``task(0, batch, None)`` when ``ranges`` is None or a section is already
-    running."""
-    if ranges is not None:
-        from .. import threads
-
-        if threads.run_parallel([functools.partial(task, lo, hi, 1) for lo, hi in ranges]) is not None:
-            return
-    task(0, batch, None)
-
-
-USE_LOOP_KERNELS = True  # False: LSTM loops over time always run in Python (tests, comparisons)
-
-
-def _loop_sgemm(kernels, lo, hi):
-    """NumPy's sgemm for :func:`.recurrent_kernels.lstm_forward_loop` / ``lstm_backward_loop``
-    (a range's whole loop over time in one compiled call), or None for the Python step loop.
-
-    Used for ranges of ≥ 2 rows (for one row NumPy's matmul calls gemv, not gemm: the
-    compiled loop would change its bits).  In parallel sections it spares the GIL handoffs of
-    every per-step call; serially it saves the calls' overhead (LSTM B=32 H=128 T=100,
-    1 thread: 10.3 vs 10.9 ms, the same bits).
-    """
-    if hi - lo < 2 or not USE_LOOP_KERNELS:
-        return None
-    return kernels.sgemm_function()
-
-
-def _matmul(left, right, parts=None):
-    """``left @ right`` (2-D); with ``parts`` (≥ 2), as that many row blocks of ``left`` in a
-    parallel section, BLAS on one thread each.
-
-    Why the whole-sequence products of a parallel sequence run so too, not on the process's
-    BLAS threads: after a multi-threaded call OpenBLAS's idle threads spin for a while, and
-    on a 2-core machine the spinning thread takes CPU from the section's worker.  LSTM B=32
-    H=128 T=100 forward step loop as two ranges: 2.1 ms alone, 6.3 ms right after the input
-    projection at 2 BLAS threads (the serial loop: 3.2 ms).
-    """
-    if parts is None or left.shape[0] < parts:
-        return np.matmul(left, right)
-    from .. import threads
-
-    out = np.empty((left.shape[0], right.shape[1]), np.result_type(left, right))
-    bounds = [left.shape[0] * k // parts for k in range(parts + 1)]
-    tasks = [functools.partial(np.matmul, left[a:b], right, out=out[a:b]) for a, b in zip(bounds, bounds[1:])]
-    if threads.run_parallel(tasks) is None:
-        np.matmul(left, right, out=out)
-    return out
+from ..fast import recurrent as fast
+from .elementwise import relu, sigmoid, tanh
+from .shape import stack
 
 
 def sigmoid_(a, out):
@@ -274,11 +64,11 @@ def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None):
     per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H)."""
     rows = flat.shape[0]
     if need_ih and need_hh:
-        both = _matmul(flat.T, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
+        both = fast.matmul(flat.T, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
         features = x.shape[-1]
         return np.ascontiguousarray(both[:, :features]), np.ascontiguousarray(both[:, features:])
-    g_ih = _matmul(flat.T, x.reshape(rows, -1), parts) if need_ih else None
-    g_hh = _matmul(flat.T, h_prev.reshape(rows, -1), parts) if need_hh else None
+    g_ih = fast.matmul(flat.T, x.reshape(rows, -1), parts) if need_ih else None
+    g_hh = fast.matmul(flat.T, h_prev.reshape(rows, -1), parts) if need_hh else None
     return g_ih, g_hh
 
 
@@ -290,25 +80,16 @@ class ElmanSequence(Function):
         f, _ = ACTIVATIONS[nonlinearity]
         steps, batch, _ = x.shape
         hidden = weight_ih.shape[0]
-        kernels = step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
-        ranges = _row_ranges("elman", batch, hidden, steps) if kernels is not None else None
-        z = _matmul(x.reshape(steps * batch, -1), weight_ih.T, ranges and len(ranges)).reshape(steps, batch, hidden)
+        kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
+        ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
+        z = fast.matmul(x.reshape(steps * batch, -1), weight_ih.T, ranges and len(ranges)).reshape(steps, batch, hidden)
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
-        buffer = np.empty((batch, hidden), dtype=z.dtype)
-        if kernels is not None:  # the kernel adds the bias (one pass over z fewer)
-            bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
-            step = kernels.elman_tanh_forward_step
-
-            def loop(lo, hi, blas_threads):
-                out = buffer[lo:hi]
-                for t in range(steps):
-                    np.matmul(h[t, lo:hi], recurrent, out=out)
-                    step(t, lo, hi, z, bias_row, buffer, h)
-
-            _run_rows(batch, ranges, loop)
+        if kernels is not None:
+            fast.elman_tanh_forward(kernels, z, h, recurrent, bias, ranges)
         else:
+            buffer = np.empty((batch, hidden), dtype=z.dtype)
             if bias is not None:
                 z += bias
             with np.errstate(over="ignore"):
@@ -326,24 +107,13 @@ class ElmanSequence(Function):
         x, h, z, weight_ih, weight_hh = ctx.saved
         _, f_prime = ACTIVATIONS[ctx.nonlinearity]
         steps, batch, hidden = z.shape
-        carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
-        kernels = step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
-        ranges = _row_ranges("elman", batch, hidden, steps) if kernels is not None else None
+        kernels = fast.step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
+        ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
         parts = ranges and len(ranges)
         if kernels is not None:
-            delta = np.empty_like(z)
-            grad = np.ascontiguousarray(grad, dtype=z.dtype)
-            recurrent = np.ascontiguousarray(weight_hh, dtype=z.dtype)
-            step = kernels.elman_tanh_backward_step
-
-            def loop(lo, hi, blas_threads):
-                out = carry[lo:hi]
-                for t in range(steps - 1, -1, -1):
-                    step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
-                    np.matmul(delta[t, lo:hi], recurrent, out=out)
-
-            _run_rows(batch, ranges, loop)
+            delta, carry = fast.elman_tanh_backward(kernels, h, grad, weight_hh, ranges)
         else:
+            carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
             delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
             relu = ctx.nonlinearity == "relu"
             incoming = np.empty_like(carry)
@@ -356,9 +126,9 @@ class ElmanSequence(Function):
         ctx.deltas = delta
         flat = delta.reshape(steps * batch, hidden)
         need = ctx.needs_input_grad
-        gx = _matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
-        g_ih = _matmul(flat.T, x.reshape(steps * batch, -1), parts) if need[2] else None
-        g_hh = _matmul(flat.T, h[:-1].reshape(steps * batch, hidden), parts) if need[3] else None
+        gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
+        g_ih = fast.matmul(flat.T, x.reshape(steps * batch, -1), parts) if need[2] else None
+        g_hh = fast.matmul(flat.T, h[:-1].reshape(steps * batch, hidden), parts) if need[3] else None
         gb = flat.sum(axis=0) if ctx.has_bias and need[4] else None
         return gx, carry if need[1] else None, g_ih, g_hh, gb, None
 
@@ -373,34 +143,19 @@ class LSTMSequence(Function):
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias):
         steps, batch, _ = x.shape
         n = weight_hh.shape[1]
-        kernels = step_kernels(np.result_type(x, weight_ih), batch * n * steps)
-        ranges = _row_ranges("lstm", batch, n, steps) if kernels is not None else None
+        kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * n * steps)
+        ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
-        a = _matmul(x.reshape(steps * batch, -1), weight_ih.T, parts).reshape(steps, batch, 4 * n)
+        a = fast.matmul(x.reshape(steps * batch, -1), weight_ih.T, parts).reshape(steps, batch, 4 * n)
         h = np.empty((steps + 1, batch, n), dtype=a.dtype)
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
         h[0], c[0] = h0, c0
         recurrent = np.ascontiguousarray(weight_hh.T)
-        buffer = np.empty((batch, 4 * n), dtype=a.dtype)
-        if kernels is not None:  # pre-activations are overwritten by the gate values; adds the bias
-            bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
-            product = StepProduct(recurrent.astype(a.dtype, copy=False), buffer, 4)  # a block per gate
-            step = kernels.lstm_forward_step
-
-            def loop(lo, hi, blas_threads):
-                rows = np.empty((4, n), dtype=a.dtype)
-                part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
-                sgemm = _loop_sgemm(kernels, lo, hi)
-                if sgemm is not None:
-                    kernels.lstm_forward_loop(sgemm, lo, hi, a, bias_row, *part.packed(), buffer, c, tanh_c, h, rows)
-                    return
-                for t in range(steps):
-                    part(h[t, lo:hi])
-                    step(t, lo, hi, a, bias_row, buffer, c, tanh_c, h, rows)
-
-            _run_rows(batch, ranges, loop)
+        if kernels is not None:  # pre-activations are overwritten by the gate values
+            fast.lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges)
         else:
+            buffer = np.empty((batch, 4 * n), dtype=a.dtype)
             if bias is not None:
                 a += bias
             product = np.empty((batch, n), dtype=a.dtype)
@@ -426,11 +181,11 @@ class LSTMSequence(Function):
     def backward(ctx, grad_h, grad_c):
         x, h, c, tanh_c, gates, weight_ih, weight_hh = ctx.saved
         steps, batch, n = tanh_c.shape
-        kernels = step_kernels(gates.dtype, batch * n * steps)
-        ranges = _row_ranges("lstm", batch, n, steps) if kernels is not None else None
+        kernels = fast.step_kernels(gates.dtype, batch * n * steps)
+        ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
         if kernels is not None:
-            delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_kernels(
+            delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
                 kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
@@ -438,49 +193,15 @@ class LSTMSequence(Function):
         ctx.deltas, ctx.cell_deltas = delta, cell_delta
         flat = delta.reshape(steps * batch, 4 * n)
         need = ctx.needs_input_grad
-        gx = _matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
+        gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
         return gx, carry_h, carry_c, g_ih, g_hh, gb
 
     @staticmethod
-    def _backward_kernels(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None):
-        """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
-        with one compiled kernel per step between the matrix products; the batch row
-        ``ranges`` in parallel (None: serially)."""
-        steps, batch, n = tanh_c.shape
-        dtype = gates.dtype
-        # a missing upstream gradient is one step of zeros, read at index 0 by every step
-        no_gradient = np.zeros((1, batch, n), dtype=dtype)
-        step_h, step_c = int(grad_h is not None), int(grad_c is not None)
-        grad_h = no_gradient if grad_h is None else np.ascontiguousarray(grad_h, dtype=dtype)
-        grad_c = no_gradient if grad_c is None else np.ascontiguousarray(grad_c, dtype=dtype)
-        delta = np.empty_like(gates)
-        cell_delta = np.empty_like(tanh_c)
-        carry_h = np.zeros((batch, n), dtype=dtype)
-        product = StepProduct(weight_hh.astype(dtype, copy=False), carry_h, 4)
-        carry_c = np.zeros_like(carry_h)
-        step = kernels.lstm_backward_step
-
-        def loop(lo, hi, blas_threads):
-            rows = np.empty((4, n), dtype=dtype)
-            part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
-            sgemm = _loop_sgemm(kernels, lo, hi)
-            if sgemm is not None:
-                kernels.lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h,
-                                           carry_c, delta, cell_delta, rows, *part.packed())
-                return
-            for t in range(steps - 1, -1, -1):
-                step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
-                     delta, cell_delta, rows)
-                part(delta[t, lo:hi])
-
-        _run_rows(batch, ranges, loop)
-        return delta, cell_delta, carry_h, carry_c
-
-    @staticmethod
     def _backward_numpy(gates, c, tanh_c, weight_hh, grad_h, grad_c):
-        """:meth:`_backward_kernels` in NumPy."""
+        """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0)) in
+        NumPy (:func:`deltalab.fast.recurrent.lstm_backward` is the compiled twin)."""
         steps, batch, n = tanh_c.shape
         g4 = gates.reshape(steps, batch, 4, n)
         i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
@@ -523,6 +244,36 @@ def elman_sequence(x, h0, weight_ih, weight_hh, bias=None, nonlinearity="tanh"):
 def lstm_sequence(x, h0, c0, weight_ih, weight_hh, bias=None):
     """(h(1..T), c(1..T)) of an LSTM layer for x (T, B, F); one fused node."""
     return LSTMSequence.apply(x, h0, c0, weight_ih, weight_hh, bias)
+
+
+def elman_unrolled(x, h0, weight_ih, weight_hh, bias=None, nonlinearity="tanh"):
+    """The readable reference of :func:`elman_sequence`: h(t) = f(W x(t) + H h(t−1) + b), one
+    step at a time with primitive ops, differentiated by autograd (slow: a node per op)."""
+    f = {"tanh": tanh, "relu": relu, "sigmoid": sigmoid, "identity": lambda z: z}[nonlinearity]
+    h, outputs = h0, []
+    for t in range(x.shape[0]):
+        z = x[t] @ weight_ih.T + h @ weight_hh.T
+        h = f(z if bias is None else z + bias)
+        outputs.append(h)
+    return stack(outputs)
+
+
+def lstm_unrolled(x, h0, c0, weight_ih, weight_hh, bias=None):
+    """The readable reference of :func:`lstm_sequence`: gates i, f, g, o = σ, σ, tanh, σ of
+    W x(t) + H h(t−1) + b; c(t) = f·c(t−1) + i·g; h(t) = o·tanh c(t), one step at a time with
+    primitive ops, differentiated by autograd.  Returns (h(1..T), c(1..T))."""
+    n = weight_hh.shape[1]
+    h, c, hs, cs = h0, c0, [], []
+    for t in range(x.shape[0]):
+        a = x[t] @ weight_ih.T + h @ weight_hh.T
+        if bias is not None:
+            a = a + bias
+        i, f, g, o = a[:, :n].sigmoid(), a[:, n:2 * n].sigmoid(), a[:, 2 * n:3 * n].tanh(), a[:, 3 * n:].sigmoid()
+        c = f * c + i * g
+        h = o * c.tanh()
+        hs.append(h)
+        cs.append(c)
+    return stack(hs), stack(cs)
 
 
 def _sequence_nodes(output):

@@ -205,12 +205,12 @@ class SetItem(Function):
 
 def setitem_(target, index, value, op_name="setitem"):
     """``target[index] = value`` in place (``copy_``, ``fill_`` use it with ``...``)."""
-    from .elementwise import _writable, adopt, check_inplace, snapshot, tracks, write_result
+    from .elementwise import ensure_writable, adopt, check_inplace, snapshot, tracks, write_result
 
     index = plain_index(index)
     check_inplace(target, op_name)
     if not tracks(target, (value,)):
-        _writable(target)
+        ensure_writable(target)
         try:
             target.data[index] = value.data if isinstance(value, Tensor) else value
         except IndexError as exc:

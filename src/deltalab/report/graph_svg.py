@@ -69,7 +69,7 @@ def graph_of(trace):
 def render_svg(trace, decimals: int = 3) -> bytes:
     """The SVG document of the graph of ``trace``'s first step."""
     graph = graph_of(trace)
-    from ..plots import PlotError, require_matplotlib
+    from ..training.plots import PlotError, require_matplotlib
     import networkx as nx
 
     try:

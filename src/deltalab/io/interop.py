@@ -7,9 +7,10 @@ lecture's ElmanNetwork / LSTMNetwork (as :func:`torch_network_class`, a small to
 ``nn.RNN``/``nn.LSTM``, an ``nn.Linear`` and the output activation).  Weights are copied, never
 shared, and keep their dtype (float32 or float64), so both models compute the same function.
 
-torch is imported only inside these functions: ``import deltalab`` never loads it.  More
-classes are added with :func:`register` (a deltalab class, the torch class name, and one
-converter for each direction).
+torch is imported only inside these functions: ``import deltalab`` never loads it.  The
+converters below are registered with their classes, once, in :mod:`.module_kinds` (the one
+module registry); more classes are added with :func:`register` (a deltalab class, the torch
+class name, and one converter for each direction).
 """
 from __future__ import annotations
 
@@ -17,27 +18,23 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import nn
-from .errors import DeltalabError
+from .. import nn
+from ..errors import DeltalabError
+from . import registry
 
 
 class InteropError(DeltalabError, ValueError):
     """A module with no counterpart on the other side, or an option the other side lacks."""
 
 
-_TO_TORCH = {}
-_FROM_TORCH = {}
-
-
 def register(deltalab_class, torch_class_name, to_torch_fn, from_torch_fn):
-    """Teach the converters a pair of classes.
+    """Teach the converters a pair of classes (in the one module registry).
 
     ``to_torch_fn(module, torch) -> torch.nn.Module`` and ``from_torch_fn(module, torch) ->
     deltalab Module`` (``torch`` is the imported package); ``torch_class_name`` is the name
     of the ``torch.nn`` class, e.g. ``"Linear"``.
     """
-    _TO_TORCH[deltalab_class] = to_torch_fn
-    _FROM_TORCH[torch_class_name] = from_torch_fn
+    registry.register_torch(deltalab_class, torch_class_name, to_torch_fn, from_torch_fn)
 
 
 def _torch():
@@ -51,36 +48,38 @@ def _torch():
 def to_torch(model):
     """A ``torch.nn.Module`` computing what the deltalab ``model`` computes (weights copied)."""
     torch = _torch()
-    return _to_torch(model, torch, "model")
+    return convert_to_torch(model, torch, "model")
 
 
 def from_torch(module):
     """A deltalab module computing what the ``torch.nn.Module`` computes (weights copied)."""
     torch = _torch()
-    return _from_torch(module, torch, "module")
+    return convert_from_torch(module, torch, "module")
 
 
-def _to_torch(module, torch, where):
-    convert = _TO_TORCH.get(type(module))
-    if convert is None:
+def convert_to_torch(module, torch, where):
+    """:func:`to_torch` of a part of a model (``where`` names it in errors)."""
+    kind = registry.by_class(type(module))
+    if kind is None or kind.to_torch is None:
         raise InteropError(
             f"to_torch: {where} is a {type(module).__name__}, which has no PyTorch counterpart here "
-            f"(supported: {', '.join(sorted(c.__name__ for c in _TO_TORCH))})"
+            f"(supported: {', '.join(registry.torch_kinds()[0])})"
         )
-    return convert(module, torch)
+    return kind.to_torch(module, torch)
 
 
-def _from_torch(module, torch, where):
+def convert_from_torch(module, torch, where):
+    """:func:`from_torch` of a part of a torch model (``where`` names it in errors)."""
     name = type(module).__name__
     if type(module) is _NETWORK_CLASS.get("class"):
-        return _network_from_torch(module, torch)
-    convert = _FROM_TORCH.get(name) if type(module).__module__.startswith("torch.nn") else None
-    if convert is None:
+        return network_from_torch(module, torch)
+    kind = registry.by_torch_name(name) if type(module).__module__.startswith("torch.nn") else None
+    if kind is None:
         raise InteropError(
             f"from_torch: {where} is a {type(module).__module__}.{name}, which deltalab cannot convert "
-            f"(supported torch.nn classes: {', '.join(sorted(_FROM_TORCH))})"
+            f"(supported torch.nn classes: {', '.join(registry.torch_kinds()[1])})"
         )
-    return convert(module, torch)
+    return kind.from_torch(module, torch)
 
 
 # ------------------------------------------------------------------ helpers
@@ -118,13 +117,13 @@ def _check(condition, message):
 
 
 # ---------------------------------------------------------------- Linear
-def _linear_to_torch(m, torch):
+def linear_to_torch(m, torch):
     t = torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=_torch_dtype(m, torch))
     pairs = [("weight", m.weight.data)] + ([("bias", m.bias.data)] if m.bias is not None else [])
     return _copy_into_torch(t, pairs, torch)
 
 
-def _linear_from_torch(t, torch):
+def linear_from_torch(t, torch):
     weight = tensor_from_torch(t.weight, "Linear.weight")
     m = nn.Linear(t.in_features, t.out_features, bias=t.bias is not None, dtype=weight.dtype)
     _set(m.weight, weight)
@@ -134,7 +133,7 @@ def _linear_from_torch(t, torch):
 
 
 # ---------------------------------------------------------------- Conv2d
-def _conv_to_torch(m, torch):
+def conv_to_torch(m, torch):
     t = torch.nn.Conv2d(
         m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
         groups=m.groups, bias=m.bias is not None, dtype=_torch_dtype(m, torch),
@@ -143,7 +142,7 @@ def _conv_to_torch(m, torch):
     return _copy_into_torch(t, pairs, torch)
 
 
-def _conv_from_torch(t, torch):
+def conv_from_torch(t, torch):
     _check(t.padding_mode == "zeros", f"from_torch: Conv2d with padding_mode={t.padding_mode!r} is not supported")
     padding = t.padding
     if padding == "valid":
@@ -162,21 +161,21 @@ def _conv_from_torch(t, torch):
 
 
 # --------------------------------------------------------------- pooling
-def _max_pool_to_torch(m, torch):
+def max_pool_to_torch(m, torch):
     return torch.nn.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding, return_indices=m.return_indices)
 
 
-def _max_pool_from_torch(t, torch):
+def max_pool_from_torch(t, torch):
     _check(t.dilation in (1, (1, 1)), f"from_torch: MaxPool2d with dilation={t.dilation} is not supported")
     _check(not t.ceil_mode, "from_torch: MaxPool2d with ceil_mode=True is not supported")
     return nn.MaxPool2d(t.kernel_size, stride=t.stride, padding=t.padding, return_indices=t.return_indices)
 
 
-def _avg_pool_to_torch(m, torch):
+def avg_pool_to_torch(m, torch):
     return torch.nn.AvgPool2d(m.kernel_size, stride=m.stride, padding=m.padding, count_include_pad=True)
 
 
-def _avg_pool_from_torch(t, torch):
+def avg_pool_from_torch(t, torch):
     _check(t.count_include_pad, "from_torch: AvgPool2d with count_include_pad=False is not supported")
     _check(not t.ceil_mode, "from_torch: AvgPool2d with ceil_mode=True is not supported")
     _check(t.divisor_override is None, "from_torch: AvgPool2d with divisor_override is not supported")
@@ -184,7 +183,7 @@ def _avg_pool_from_torch(t, torch):
 
 
 # ------------------------------------------------- shape and activations
-def _softmax_from_torch(cls):
+def softmax_from_torch(cls):
     def convert(t, torch):
         _check(t.dim is not None, f"from_torch: {type(t).__name__} needs an explicit dim")
         return cls(dim=t.dim)
@@ -193,41 +192,21 @@ def _softmax_from_torch(cls):
 
 
 # ------------------------------------------------------------ Sequential
-def _sequential_to_torch(m, torch):
+def sequential_to_torch(m, torch):
     return torch.nn.Sequential(
-        OrderedDict((name, _to_torch(child, torch, name)) for name, child in m._modules.items())
+        OrderedDict((name, convert_to_torch(child, torch, name)) for name, child in m.named_children())
     )
 
 
-def _sequential_from_torch(t, torch):
-    return nn.Sequential(OrderedDict((name, _from_torch(child, torch, name)) for name, child in t.named_children()))
-
-
-register(nn.Linear, "Linear", _linear_to_torch, _linear_from_torch)
-register(nn.Conv2d, "Conv2d", _conv_to_torch, _conv_from_torch)
-register(nn.MaxPool2d, "MaxPool2d", _max_pool_to_torch, _max_pool_from_torch)
-register(nn.AvgPool2d, "AvgPool2d", _avg_pool_to_torch, _avg_pool_from_torch)
-register(
-    nn.Flatten, "Flatten",
-    lambda m, torch: torch.nn.Flatten(m.start_dim, m.end_dim),
-    lambda t, torch: nn.Flatten(t.start_dim, t.end_dim),
-)
-for _name in ("ReLU", "Tanh", "Sigmoid", "Identity"):
-    register(
-        getattr(nn, _name), _name,
-        (lambda name: lambda m, torch: getattr(torch.nn, name)())(_name),
-        (lambda name: lambda t, torch: getattr(nn, name)())(_name),
-    )
-register(nn.Softmax, "Softmax", lambda m, torch: torch.nn.Softmax(dim=m.dim), _softmax_from_torch(nn.Softmax))
-register(nn.LogSoftmax, "LogSoftmax", lambda m, torch: torch.nn.LogSoftmax(dim=m.dim), _softmax_from_torch(nn.LogSoftmax))
-register(nn.Sequential, "Sequential", _sequential_to_torch, _sequential_from_torch)
+def sequential_from_torch(t, torch):
+    return nn.Sequential(OrderedDict((name, convert_from_torch(child, torch, name)) for name, child in t.named_children()))
 
 
 # ------------------------------------------------------- RNN, LSTM, GRU
 LAYERS = ("RNN", "LSTM", "GRU")
 
 
-def _layer_to_torch(m, torch, kind):
+def layer_to_torch(m, torch, kind):
     """Parameters by torch's names; the lecture's single bias becomes bias_ih with bias_hh zero
     (their sum is what counts)."""
     extra = {"nonlinearity": m.nonlinearity} if kind == "RNN" else {}
@@ -247,7 +226,7 @@ def _layer_to_torch(m, torch, kind):
     return _copy_into_torch(t, pairs, torch)
 
 
-def _layer_from_torch(t, torch, kind):
+def layer_from_torch(t, torch, kind):
     _check(not getattr(t, "proj_size", 0), f"from_torch: {kind} with proj_size is not supported")
     extra = {"nonlinearity": t.nonlinearity} if kind == "RNN" else {}
     first = tensor_from_torch(t.weight_ih_l0, f"{kind}.weight_ih_l0")
@@ -259,7 +238,7 @@ def _layer_from_torch(t, torch, kind):
     return m
 
 
-def _cell_to_torch(m, torch, kind):
+def cell_to_torch(m, torch, kind):
     extra = {"nonlinearity": m.nonlinearity} if kind == "RNNCell" else {}
     if kind == "RNNCell":
         _check(m.nonlinearity in ("tanh", "relu"),
@@ -268,7 +247,7 @@ def _cell_to_torch(m, torch, kind):
     return _copy_into_torch(t, [(name, p.data) for name, p in m.named_parameters()], torch)
 
 
-def _cell_from_torch(t, torch, kind):
+def cell_from_torch(t, torch, kind):
     extra = {"nonlinearity": t.nonlinearity} if kind == "RNNCell" else {}
     first = tensor_from_torch(t.weight_ih, f"{kind}.weight_ih")
     m = getattr(nn, kind)(t.input_size, t.hidden_size, bias=t.bias, dtype=first.dtype, **extra)
@@ -277,22 +256,8 @@ def _cell_from_torch(t, torch, kind):
     return m
 
 
-for _kind in LAYERS:
-    register(
-        getattr(nn, _kind), _kind,
-        (lambda kind: lambda m, torch: _layer_to_torch(m, torch, kind))(_kind),
-        (lambda kind: lambda t, torch: _layer_from_torch(t, torch, kind))(_kind),
-    )
-for _kind in ("RNNCell", "LSTMCell", "GRUCell"):
-    register(
-        getattr(nn, _kind), _kind,
-        (lambda kind: lambda m, torch: _cell_to_torch(m, torch, kind))(_kind),
-        (lambda kind: lambda t, torch: _cell_from_torch(t, torch, kind))(_kind),
-    )
-
-
 # ------------------------------------------- dropout, normalisation, embedding
-def _batch_norm_to_torch(m, torch):
+def batch_norm_to_torch(m, torch):
     t = getattr(torch.nn, type(m).__name__)(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
                                            track_running_stats=m.track_running_stats, dtype=_torch_dtype(m, torch))
     with torch.no_grad():
@@ -301,7 +266,7 @@ def _batch_norm_to_torch(m, torch):
     return t.train(m.training)
 
 
-def _batch_norm_from_torch(t, torch):
+def batch_norm_from_torch(t, torch):
     m = getattr(nn, type(t).__name__)(t.num_features, eps=t.eps, momentum=t.momentum, affine=t.affine,
                                       track_running_stats=t.track_running_stats)
     state = {k: v.detach().cpu().numpy().copy() for k, v in t.state_dict().items()}
@@ -312,29 +277,17 @@ def _batch_norm_from_torch(t, torch):
     return m.train(t.training)
 
 
-def _embedding_to_torch(m, torch):
+def embedding_to_torch(m, torch):
     t = torch.nn.Embedding(m.num_embeddings, m.embedding_dim, padding_idx=m.padding_idx, dtype=_torch_dtype(m, torch))
     return _copy_into_torch(t, [("weight", m.weight.data)], torch)
 
 
-def _embedding_from_torch(t, torch):
+def embedding_from_torch(t, torch):
     _check(t.max_norm is None, "from_torch: Embedding with max_norm is not supported")
     _check(not t.scale_grad_by_freq and not t.sparse, "from_torch: Embedding with scale_grad_by_freq or sparse is "
                                                        "not supported")
     weight = tensor_from_torch(t.weight, "Embedding.weight")
     return nn.Embedding(t.num_embeddings, t.embedding_dim, padding_idx=t.padding_idx, _weight=weight)
-
-
-register(nn.Dropout, "Dropout", lambda m, torch: torch.nn.Dropout(m.p), lambda t, torch: nn.Dropout(t.p))
-for _name in ("BatchNorm1d", "BatchNorm2d"):
-    register(getattr(nn, _name), _name, _batch_norm_to_torch, _batch_norm_from_torch)
-register(nn.Embedding, "Embedding", _embedding_to_torch, _embedding_from_torch)
-register(nn.ELU, "ELU", lambda m, torch: torch.nn.ELU(m.alpha), lambda t, torch: nn.ELU(t.alpha))
-register(nn.LeakyReLU, "LeakyReLU", lambda m, torch: torch.nn.LeakyReLU(m.negative_slope),
-         lambda t, torch: nn.LeakyReLU(t.negative_slope))
-register(nn.Softplus, "Softplus", lambda m, torch: torch.nn.Softplus(m.beta, m.threshold),
-         lambda t, torch: nn.Softplus(t.beta, t.threshold))
-register(nn.GELU, "GELU", lambda m, torch: torch.nn.GELU(m.approximate), lambda t, torch: nn.GELU(t.approximate))
 
 
 # ------------------------------------------------- ElmanNetwork and LSTMNetwork
@@ -384,8 +337,8 @@ def torch_network_class(torch=None):
 _TORCH_OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
 
 
-def _network_to_torch(m, torch):
-    from .models import LSTMNetwork
+def network_to_torch(m, torch):
+    from ..models import LSTMNetwork
 
     lstm = isinstance(m, LSTMNetwork)
     kind = "LSTM" if lstm else "RNN"
@@ -404,15 +357,15 @@ def _network_to_torch(m, torch):
     return torch_network_class(torch)(recurrent, linear, m.output_activation, m.many_to_one, m.bptt_truncate)
 
 
-def _network_from_torch(t, torch):
-    from .models import ElmanNetwork, LSTMNetwork
+def network_from_torch(t, torch):
+    from ..models import ElmanNetwork, LSTMNetwork
 
-    recurrent = _from_torch(t.recurrent, torch, "recurrent")
+    recurrent = convert_from_torch(t.recurrent, torch, "recurrent")
     _check(isinstance(recurrent, (nn.RNN, nn.LSTM)), "from_torch: TorchElmanNetwork.recurrent must be an RNN or LSTM")
     _check(recurrent.num_layers == 1 and not recurrent.bidirectional,
            "from_torch: TorchElmanNetwork.recurrent must have one layer and one direction")
     _check(not recurrent.batch_first, "from_torch: TorchElmanNetwork.recurrent with batch_first=True is not supported")
-    linear = _from_torch(t.linear, torch, "linear")
+    linear = convert_from_torch(t.linear, torch, "linear")
     _check(isinstance(linear, nn.Linear) and linear.in_features == recurrent.hidden_size,
            "from_torch: TorchElmanNetwork.linear must be a Linear from the hidden size")
     bias = recurrent.bias
@@ -432,13 +385,3 @@ def _network_from_torch(t, torch):
         _set(m.b1, recurrent.bias_ih_l0.data + recurrent.bias_hh_l0.data)
         _set(m.b2, linear.bias.data)
     return m
-
-
-def _register_networks():
-    from .models import ElmanNetwork, LSTMNetwork
-
-    for cls in (ElmanNetwork, LSTMNetwork):
-        _TO_TORCH[cls] = _network_to_torch
-
-
-_register_networks()

@@ -5,9 +5,12 @@ Layout of the file (a NumPy ``.npz``, i.e. a zip of ``.npy`` arrays, read with
 
 * ``__deltalab__`` — a uint8 array holding UTF-8 JSON: ``{"format": "deltalab-checkpoint",
   "version": 1, "architecture": <architecture.to_config(model)>, "parameters": [names],
-  "metadata": {...}, "extra": [names]}``;
+  "buffers": [names], "metadata": {...}, "extra": [names]}``;
 * ``param/<name>`` — one array per parameter (``state_dict`` names), stored in its own
   dtype, so save → load is bit-exact;
+* ``buffer/<name>`` — one array per persistent buffer (BatchNorm's running mean and variance,
+  its batch count), listed in the header's ``"buffers"``; files written before buffers were
+  saved have no such list, and their models keep freshly built buffers;
 * ``extra/<name>`` — optional arrays the caller adds (the trainer stores optimiser state).
 
 The file is written atomically: into a temporary file in the same directory, flushed and
@@ -29,13 +32,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import architecture, architecture_rules, files
-from .errors import CheckpointError, DeltalabError
+from .. import files
+from ..errors import CheckpointError, DeltalabError, ShapeError
+from ..nn.module import StateDictError
+from . import architecture, architecture_rules
 
 FORMAT = "deltalab-checkpoint"
 VERSION = 1
 HEADER_KEY = "__deltalab__"
 PARAM_PREFIX = "param/"
+BUFFER_PREFIX = "buffer/"
 EXTRA_PREFIX = "extra/"
 
 
@@ -49,15 +55,16 @@ class Checkpoint:
     metadata: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     version: int = VERSION
+    buffers: dict | None = None  # None: a file from before buffers were saved
 
     def build(self):
-        """A new model of the stored architecture with the stored parameters."""
+        """A new model of the stored architecture with the stored parameters and buffers."""
         try:
             model = _build_quietly(self.architecture)
         except (DeltalabError, ValueError, TypeError, KeyError, IndexError, MemoryError) as exc:
             # the rules checked sizes and types already; this is a combination the class refuses
             raise CheckpointError(f"{self.path}: the stored architecture cannot be built: {_reason(exc)}") from None
-        _assign(model, self.state, self.path)
+        load_state(model, self)
         return model
 
 
@@ -70,7 +77,8 @@ def save(model, path, metadata=None, extra=None):
     """
     path = os.fspath(path)
     state = {name: np.asarray(p.data) for name, p in model.named_parameters()}
-    for name, value in [*state.items(), *(extra or {}).items()]:
+    buffers = {name: value for name, value in model.state_dict().items() if name not in state}
+    for name, value in [*state.items(), *buffers.items(), *(extra or {}).items()]:
         value = np.asarray(value)
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             # read_checkpoint refuses such a file, so it is never written
@@ -81,6 +89,7 @@ def save(model, path, metadata=None, extra=None):
         "version": VERSION,
         "architecture": architecture.to_config(model),
         "parameters": list(state),
+        "buffers": list(buffers),
         "extra": list(extra or {}),
         "metadata": metadata or {},
     }
@@ -91,6 +100,8 @@ def save(model, path, metadata=None, extra=None):
     arrays = {HEADER_KEY: np.frombuffer(header_bytes, dtype=np.uint8)}
     for name, value in state.items():
         arrays[PARAM_PREFIX + name] = value
+    for name, value in buffers.items():
+        arrays[BUFFER_PREFIX + name] = value
     for name, value in (extra or {}).items():
         value = np.asarray(value)
         if value.dtype.hasobject:
@@ -116,7 +127,7 @@ MAX_MEMBERS = 10_000  # arrays in the .npz
 MAX_JSON_DEPTH = 100  # nesting of the header (a Sequential inside a Sequential ... 20 deep)
 MAX_NPY_HEADER = 10_000  # bytes of one .npy header (NumPy's own default limit)
 READABLE_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}  # numpy.savez(_compressed)
-HEADER_KEYS = ("format", "version", "architecture", "parameters", "extra", "metadata")
+HEADER_KEYS = ("format", "version", "architecture", "parameters", "buffers", "extra", "metadata")
 ARRAY_KINDS = "fiub"  # float, signed and unsigned integer, bool; never objects, strings or records
 PICKLE_START = b"\x80"
 
@@ -150,11 +161,15 @@ def read_checkpoint(path) -> Checkpoint:
             if HEADER_KEY not in members:
                 raise CheckpointError(f"{path}: not a deltalab checkpoint: the .npz has no '{HEADER_KEY}' entry")
             header = _parse_header(_read_array(archive, members[HEADER_KEY], HEADER_KEY, path), path)
-            names, extras = header["parameters"], header["extra"]
-            expected = {HEADER_KEY} | {PARAM_PREFIX + n for n in names} | {EXTRA_PREFIX + n for n in extras}
+            names, extras, buffer_names = header["parameters"], header["extra"], header["buffers"] or []
+            expected = ({HEADER_KEY} | {PARAM_PREFIX + n for n in names} | {BUFFER_PREFIX + n for n in buffer_names}
+                        | {EXTRA_PREFIX + n for n in extras})
             missing = [n for n in names if PARAM_PREFIX + n not in members]
             if missing:
                 raise CheckpointError(f"{path}: corrupt checkpoint: the arrays of parameters {_few(missing)} are missing")
+            missing = [n for n in buffer_names if BUFFER_PREFIX + n not in members]
+            if missing:
+                raise CheckpointError(f"{path}: corrupt checkpoint: the arrays of buffers {_few(missing)} are missing")
             missing = [n for n in extras if EXTRA_PREFIX + n not in members]
             if missing:
                 raise CheckpointError(f"{path}: corrupt checkpoint: the extra arrays {_few(missing)} are missing")
@@ -164,12 +179,20 @@ def read_checkpoint(path) -> Checkpoint:
                                       "in its header")
             state = {n: _finite(_read_array(archive, members[PARAM_PREFIX + n], PARAM_PREFIX + n, path),
                                 f"parameter {n!r}", path) for n in names}
+            buffers = {n: _finite(_read_array(archive, members[BUFFER_PREFIX + n], BUFFER_PREFIX + n, path),
+                                  f"buffer {n!r}", path) for n in buffer_names}
             extra = {n: _finite(_read_array(archive, members[EXTRA_PREFIX + n], EXTRA_PREFIX + n, path),
                                 f"extra array {n!r}", path) for n in extras}
     for name, array in state.items():
         if array.dtype.kind != "f":
             raise CheckpointError(f"{path}: corrupt checkpoint: parameter {name!r} is {array.dtype}, not a float array")
-    return Checkpoint(path, header["architecture"], state, header["metadata"], extra, header["version"])
+    for name, array in buffers.items():
+        if array.dtype.kind == "b" or (array.dtype.kind in "iu" and (array < 0).any()):
+            raise CheckpointError(f"{path}: corrupt checkpoint: buffer {name!r} is {array.dtype}"
+                                  + (" with negative counts" if array.dtype.kind != "b" else "")
+                                  + "; a buffer holds floats or non-negative counts")
+    return Checkpoint(path, header["architecture"], state, header["metadata"], extra, header["version"],
+                      None if header["buffers"] is None else buffers)
 
 
 def _open_regular(path):
@@ -323,12 +346,15 @@ def _parse_header(raw, path):
         if field_name not in header:
             raise CheckpointError(f"{path}: corrupt checkpoint: the header lacks '{field_name}'")
     header.setdefault("extra", [])
+    header.setdefault("buffers", None)  # None: written before buffers were saved
     header.setdefault("metadata", {})
     if not isinstance(header["metadata"], dict):
         raise CheckpointError(f"{path}: corrupt checkpoint: header.metadata: expected a table, "
                               f"got {_short(header['metadata'])}")
-    for field_name in ("parameters", "extra"):
+    for field_name in ("parameters", "buffers", "extra"):
         names = header[field_name]
+        if field_name == "buffers" and names is None:
+            continue
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise CheckpointError(f"{path}: corrupt checkpoint: header.{field_name}: expected a list of names, "
                                   f"got {_short(names)}")
@@ -381,7 +407,7 @@ def load_into(model, path):
             f"{path}: architecture mismatch: the checkpoint holds {describe(checkpoint.architecture)}, "
             f"the model is {describe(own)}"
         )
-    _assign(model, checkpoint.state, path)
+    load_state(model, checkpoint)
     return model
 
 
@@ -402,31 +428,53 @@ def _show(value):
     return repr(value)
 
 
-def _assign(model, state, path):
-    own = dict(model.named_parameters())
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = ([f"missing parameters {missing}"] if missing else []) + (
-            [f"unexpected parameters {unexpected}"] if unexpected else []
-        )
-        raise CheckpointError(f"{path}: architecture mismatch: {', '.join(parts)}")
-    for name, array in state.items():
-        if array.shape != own[name].shape:
-            raise CheckpointError(
-                f"{path}: architecture mismatch: parameter {name!r} has shape {own[name].shape} in the model, "
-                f"{array.shape} in the checkpoint"
-            )
-        if array.dtype.kind != "f":
-            raise CheckpointError(f"{path}: corrupt checkpoint: parameter {name!r} is {array.dtype}, not a float array")
-    for name, array in state.items():
-        own[name].data = np.array(array, copy=True)  # keeps the saved dtype: bit-exact
-        own[name].grad = None
+def load_state(model, checkpoint):
+    """Copy the checkpoint's parameters and buffers into ``model`` through ``load_state_dict``,
+    each array keeping its saved dtype (bit-exact).  A file from before buffers were saved
+    leaves the model's own buffers as they are."""
+    state = dict(checkpoint.state)
+    if checkpoint.buffers is None:
+        params = {name for name, _ in model.named_parameters()}
+        state.update((name, value) for name, value in model.state_dict().items() if name not in params)
+    else:
+        state.update(checkpoint.buffers)
+    tensors = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    for name, array in state.items():  # the saved dtype wins: cast the model's tensor first
+        tensor = tensors.get(name)
+        if tensor is not None and tensor.dtype != array.dtype and tensor.dtype.kind == array.dtype.kind == "f":
+            tensor.data = tensor.data.astype(array.dtype)
+    try:
+        model.load_state_dict(state)
+    except (StateDictError, ShapeError):
+        raise CheckpointError(f"{checkpoint.path}: architecture mismatch: {_mismatch(model, state)}") from None
+    for parameter in model.parameters():
+        parameter.grad = None
+
+
+def _mismatch(model, state):
+    """What load_state_dict refused, said with both sides' names and shapes."""
+    params = dict(model.named_parameters())
+    own = {**params, **dict(model.named_buffers())}
+    expected = model.state_dict()
+    parts = []
+    for what, names in (("parameters", params), ("buffers", [k for k in expected if k not in params])):
+        missing = [k for k in names if k not in state]
+        if missing:
+            parts.append(f"missing {what} {missing}")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        parts.append(f"unexpected parameters {unexpected}")
+    if parts:
+        return ", ".join(parts)
+    name = next(k for k in state if tuple(state[k].shape) != tuple(own[k].shape))
+    what = "parameter" if name in params else "buffer"
+    return f"{what} {name!r} has shape {own[name].shape} in the model, {state[name].shape} in the checkpoint"
 
 
 def _build_quietly(config):
     """Build a model without moving deltalab's seeded generator (fresh weights draw from it)."""
-    from . import random as deltalab_random
+    from .. import random as deltalab_random
 
     generator = deltalab_random.generator()
     saved = generator.bit_generator.state

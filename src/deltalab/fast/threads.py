@@ -10,7 +10,8 @@ NumPy releases the GIL inside copies, ufuncs and BLAS calls.
 The thread count follows the BLAS thread count the process was started with (read once,
 through ``threadpoolctl`` when it is installed -- the optional ``fast`` extra -- otherwise
 from ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / the CPUs this process may use), or
-whatever :func:`set_num_threads` set, like ``torch.set_num_threads``.
+whatever :func:`set_num_threads` set, like ``torch.set_num_threads`` (or, for a block,
+``dl.tuning(threads=n)``: see :mod:`deltalab.fast.tuning`).
 
 Limiting BLAS needs threadpoolctl (it finds NumPy's OpenBLAS and its thread setter); the
 limit is one C call each way (well under a microsecond) and is process-wide while a
@@ -25,9 +26,11 @@ import os
 import queue
 import threading
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from .tuning import current as current_tuning
 
-__all__ = ["get_num_threads", "set_num_threads"]
+__all__ = ["blas_kernels", "blas_libraries", "get_num_threads", "parallel_threads", "restore", "run_parallel",
+           "set_num_threads", "snapshot"]
 
 _num_threads = None  # None: not decided yet (detected on first use)
 _explicit = False  # set_num_threads was called
@@ -36,7 +39,7 @@ _section = threading.Lock()  # one parallel section at a time; nested/concurrent
 _workers = []
 
 
-def _blas_libraries():
+def blas_libraries():
     """threadpoolctl controllers of the OpenBLAS that NumPy uses ([] without threadpoolctl)."""
     global _blas
     if _blas is None:
@@ -67,8 +70,10 @@ def _env_threads():
 def get_num_threads():
     """Threads deltalab's parallel ops use (the process's BLAS thread count unless set)."""
     global _num_threads
+    if current_tuning().threads is not None:
+        return current_tuning().threads
     if _num_threads is None:
-        libs = _blas_libraries()
+        libs = blas_libraries()
         _num_threads = max(1, libs[0].get_num_threads() or 1) if libs else _env_threads()
     return _num_threads
 
@@ -84,21 +89,46 @@ def set_num_threads(n):
     if n < 1:
         raise ConfigurationError(f"set_num_threads: need at least 1 thread, got {n}")
     with _section:  # not while a parallel section has BLAS limited
-        for lib in _blas_libraries():
+        for lib in blas_libraries():
             lib.set_num_threads(n)
         _num_threads, _explicit = n, True
 
 
+def snapshot():
+    """The thread settings now, for :func:`restore` (``dl.tuning`` restores them on exit)."""
+    return _num_threads, _explicit, [(lib, lib.get_num_threads()) for lib in blas_libraries()]
+
+
+def restore(state):
+    """Go back to the thread settings :func:`snapshot` returned.
+
+    Takes no lock: it may run inside a parallel section (a ``dl.tuning`` block in a task),
+    where BLAS counts are unchanged unless the block called set_num_threads."""
+    global _num_threads, _explicit
+    number, explicit, blas = state
+    if (_num_threads, _explicit) == (number, explicit):
+        return  # set_num_threads was not called (BLAS may be limited by a running section)
+    for lib, n in blas:
+        if lib.get_num_threads() != n:
+            lib.set_num_threads(n)
+    _num_threads, _explicit = number, explicit
+
+
 def blas_kernels():
-    """The kernel family of NumPy's OpenBLAS (e.g. 'SkylakeX', 'Haswell'), or None if unknown."""
-    libs = _blas_libraries()
+    """The kernel family of NumPy's OpenBLAS (e.g. 'SkylakeX', 'Haswell'), or None if unknown
+    (``dl.tuning(blas_kernels=...)`` overrides it for the size rules)."""
+    if current_tuning().blas_kernels is not None:
+        return current_tuning().blas_kernels or None
+    libs = blas_libraries()
     return getattr(libs[0], "architecture", None) if libs else None
 
 
 def parallel_threads():
     """Threads a parallel section may use now: 1 means run serially."""
     n = get_num_threads()
-    if n > 1 and not _explicit and not _blas_libraries():
+    if current_tuning().threads is not None:
+        return n
+    if n > 1 and not _explicit and not blas_libraries():
         return 1  # cannot keep each part's matmuls on one thread
     return n
 
@@ -182,11 +212,11 @@ def run_parallel(tasks):
     try:
         while len(_workers) < len(tasks) - 1:
             _workers.append(_Worker())
-        limited = [(lib, lib.get_num_threads() or 1) for lib in _blas_libraries()]
+        limited = [(lib, lib.get_num_threads() or 1) for lib in blas_libraries()]
         for lib, threads in limited:
             if threads != 1:
                 lib.set_num_threads(1)
-        restore = _pin(len(tasks)) if pin_threads else None
+        restore = _pin(len(tasks)) if current_tuning().pin_threads else None
         try:
             done = queue.SimpleQueue()
             for index, (worker, task) in enumerate(zip(_workers, tasks[1:]), 1):
@@ -216,5 +246,3 @@ def run_parallel(tasks):
     finally:
         _section.release()
 
-
-pin_threads = True

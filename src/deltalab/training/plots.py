@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from .autograd import no_grad
-from .errors import DeltalabError
-from .tensor import Tensor
+from ..autograd import no_grad
+from ..errors import DeltalabError
+from ..tensor import Tensor
 
 
 class PlotError(DeltalabError):
@@ -106,7 +106,7 @@ def plot_kernels(conv, path, title="First-layer kernels"):
 # ----------------------------------------------------------- feature maps
 def conv_outputs(model, x):
     """[(layer name, Conv2d, output array of shape (C, H, W))] for one input ``x`` (C, H, W)."""
-    from .nn import Conv2d
+    from ..nn import Conv2d
 
     captured = []
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, Conv2d)]
@@ -206,7 +206,7 @@ def plot_hidden_states(panels, path, title="Hidden state over time", unit_label=
 # ------------------------------------------------------------------ a run
 def training_plots(result, task, data):
     """Draw every plot of a finished run into its directory; returns {title: path}."""
-    from .nn import Conv2d
+    from ..nn import Conv2d
 
     out = result.out_dir
     images = {"Loss and accuracy": plot_curves(result.history, os.path.join(out, "curves.png"),

@@ -17,7 +17,7 @@ backward kernels do NumPy's arithmetic in NumPy's order without FMA contraction,
 same forward values they agree with the NumPy backward bit for bit.
 
 This module imports numba, so it is imported only when a sequence is big enough to pay
-(see :func:`deltalab.ops.recurrent.step_kernels`); compiled code is cached on disk
+(see :func:`deltalab.fast.recurrent.step_kernels`); compiled code is cached on disk
 (``cache=True``; the first compile takes a few seconds).  Set the environment variable
 ``DELTALAB_NUMBA=0`` to force the NumPy path everywhere (for comparisons, or where numba
 misbehaves).
@@ -302,11 +302,11 @@ def sgemm_function():
 def _find_sgemm():
     import ctypes
 
-    from .. import threads
+    from . import threads
 
     if ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
-    for lib in threads._blas_libraries():
+    for lib in threads.blas_libraries():
         try:
             dll = ctypes.CDLL(lib.filepath)
         except OSError:

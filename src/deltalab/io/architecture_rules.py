@@ -411,10 +411,10 @@ RULES = {
 
 
 def check(config, registered, where="architecture"):
-    """Check ``config`` (a :func:`deltalab.architecture.to_config` dict read from a file) against
+    """Check ``config`` (a :func:`deltalab.io.architecture.to_config` dict read from a file) against
     the rules; returns an upper bound of the parameter entries building it allocates.
 
-    ``registered`` holds the class names :func:`deltalab.architecture.from_config` knows."""
+    ``registered`` holds the class names :func:`deltalab.io.architecture.from_config` knows."""
     parameters = _Walk(set(registered)).module(config, where)
     if parameters > MAX_PARAMETERS:
         _fail(where, f"about {parameters:,} parameters; the largest model a checkpoint may hold has "

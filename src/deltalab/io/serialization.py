@@ -1,6 +1,6 @@
 """``dl.save(obj, f)`` / ``dl.load(f)`` like ``torch.save``/``torch.load``, without pickle.
 
-* A Module is saved as a checkpoint (architecture JSON + parameters, :mod:`deltalab.checkpoint`);
+* A Module is saved as a checkpoint (architecture JSON + parameters, :mod:`deltalab.io.checkpoint`);
   ``load`` rebuilds the model.
 * A tensor, or a state_dict -- any nesting of dicts, lists and tuples of tensors, NumPy arrays,
   numbers, strings, booleans and None (an optimiser's ``state_dict()`` too) -- is saved as a NumPy
@@ -20,9 +20,10 @@ import zipfile
 
 import numpy as np
 
-from . import checkpoint, files
-from .errors import CheckpointError
-from .tensor import Tensor
+from .. import files
+from ..errors import CheckpointError
+from ..tensor import Tensor
+from . import checkpoint
 
 FORMAT = "deltalab-tensors"
 VERSION = 1
@@ -32,7 +33,7 @@ TENSOR_PREFIX = "tensor/"
 
 def save(obj, f, metadata=None, extra=None, **_torch_options):
     """Save a Module (as a checkpoint), a tensor or a state_dict to a path or a binary file object."""
-    from .nn import Module
+    from ..nn import Module
 
     if isinstance(obj, Module):
         if not isinstance(f, (str, os.PathLike)):

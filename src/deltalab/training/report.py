@@ -11,7 +11,8 @@ import html
 import os
 from dataclasses import asdict
 
-from .files import write_text_atomic
+from ..files import write_text_atomic
+from .metrics import percent
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -68,9 +69,7 @@ def settings(config) -> list:
 
 
 def render_train_report(result, input_shape, images):
-    from .summary import summary
-
-    from .training import percent
+    from ..summary import summary
 
     config, last = result.config, result.final
     held_out = result.task is None or result.task.held_out

@@ -1,0 +1,325 @@
+"""The recurrent sequences' fast path: compiled step kernels, step products in column blocks,
+and batch-row ranges in parallel sections.
+
+The maths (forward, BPTT) and its NumPy path are :mod:`deltalab.ops.recurrent`, whose
+unrolled references (:func:`deltalab.ops.recurrent.lstm_unrolled`, ``elman_unrolled``) this
+path is tested against.  For float32 sequences big enough to pay for importing numba, the
+elementwise work of a step is one compiled kernel (:mod:`.recurrent_kernels`, see
+:func:`step_kernels`); the LSTM's step products may run in column blocks (:class:`StepProduct`).
+Every switch is a :class:`~deltalab.fast.tuning.Tuning` field.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import numpy as np
+
+from . import threads
+from .tuning import current as current_tuning
+
+__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "load_kernels", "lstm_backward",
+           "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels"]
+
+
+@functools.cache
+def load_kernels():
+    """The :mod:`.recurrent_kernels` module, or None when numba is unusable (imported once;
+    ``load_kernels.cache_clear()`` looks again)."""
+    try:
+        from . import recurrent_kernels
+    except ImportError:
+        return None
+    except Exception as error:  # a broken numba install must not break the layer
+        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
+        return None
+    return recurrent_kernels
+
+
+def step_kernels(dtype, work):
+    """The compiled per-step kernels (module :mod:`.recurrent_kernels`) for a sequence of
+    ``work`` = batch·hidden·steps elements of ``dtype``, or None for the NumPy path: float64,
+    small sequences (below ``Tuning.kernel_min_work``: importing numba, ~0.4 s, would cost more
+    than it saves), numba not installed, ``Tuning.numba`` False, or the environment variable
+    ``DELTALAB_NUMBA=0``."""
+    tuning = current_tuning()
+    if dtype != np.float32 or work < tuning.kernel_min_work or tuning.numba is False:
+        return None
+    if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
+        return None
+    return load_kernels()
+
+
+# OpenBLAS kernel families with small-matrix kernels (used for M·N·K ≤ Tuning.small_matrix_max
+# at one thread).
+SMALL_MATRIX_KERNELS = {"SkylakeX", "Cooperlake", "SapphireRapids"}
+
+
+class StepProduct:
+    """``out = left @ right`` for a loop's per-step matrix products (``left`` (B, K) changes,
+    ``right`` (K, N) and the ``out`` buffer (B, N) do not), as one product or as ``blocks``
+    products over column blocks of ``right``.
+
+    Why: OpenBLAS's AVX-512 builds run products with M·N·K ≤ 10⁶ through small-matrix kernels
+    at one thread.  The LSTM's (32, 128)·(128, 512) and (32, 512)·(512, 128) step products are
+    just above that; as four blocks they fall under it and the whole LSTM (T=100, 1 thread)
+    ran 12 % faster (10.7 vs 12.2 ms), while with the AVX2 "Haswell" kernels or two threads the
+    blocks were 3 % slower.  The choice is a fixed rule (kernel family, threads, shape), never
+    a timing, so a machine always computes the same bits.
+    """
+
+    def __init__(self, right, out, blocks, blas_threads=None):
+        self.right, self.out = np.ascontiguousarray(right), out
+        width = right.shape[1]
+        self.blocks = blocks = max(1, min(blocks, width))
+        edges = [width * k // blocks for k in range(blocks + 1)]
+        self.columns = [slice(a, b) for a, b in zip(edges, edges[1:])]
+        self.pieces = [(np.ascontiguousarray(self.right[:, cols]), out[:, cols]) for cols in self.columns]
+        self.split = current_tuning().split_step_products if blocks > 1 else False
+        if self.split is None:
+            self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks, blas_threads)
+
+    def for_rows(self, lo, hi, blas_threads=None):
+        """The same product for rows lo..hi−1 of ``left`` and ``out`` only, in the fewest
+        column blocks (at most ``max(self.blocks, width // 32)``) that fit the small-matrix
+        kernels, split or not by the rule for that row count and ``blas_threads`` BLAS threads
+        (None: the process's).
+
+        Fewest, because in a parallel section every product call is a GIL handoff between the
+        threads: LSTM B=32 H=128 forward as two 16-row ranges, µs per step: 2 blocks 18-21,
+        4 blocks 26-30, 1 block (not a small-matrix product) 30-34; serial 2-thread BLAS 28-30.
+        """
+        rows = hi - lo
+        inner, width = self.right.shape
+        most = max(self.blocks, width // 32)
+        small = current_tuning().small_matrix_max
+        blocks = next((b for b in range(1, most + 1) if rows * inner * -(-width // b) <= small),
+                      self.blocks)
+        return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
+
+    @staticmethod
+    def blocks_fit_small_kernels(rows, inner, width, blocks, blas_threads=None):
+        """Whether ``blocks`` column blocks of a (rows, inner)·(inner, width) product fall under
+        OpenBLAS's small-matrix kernels and the whole does not, at ``blas_threads`` BLAS threads
+        (None: :func:`deltalab.fast.threads.get_num_threads`)."""
+        if blas_threads is None:
+            blas_threads = threads.get_num_threads()
+        whole = rows * inner * width
+        block = rows * inner * -(-width // blocks)
+        return (block <= current_tuning().small_matrix_max < whole and blas_threads == 1
+                and threads.blas_kernels() in SMALL_MATRIX_KERNELS)
+
+    def packed(self):
+        """(the column blocks of ``right`` one after the other, each C-contiguous, as one 1-D
+        array; their column edges as int64) -- one block when not split -- for
+        :func:`.recurrent_kernels.lstm_forward_loop`."""
+        if not self.split:
+            return self.right.reshape(-1), np.array([0, self.right.shape[1]], np.int64)
+        edges = [cols.start for cols in self.columns] + [self.columns[-1].stop]
+        return np.concatenate([piece.reshape(-1) for piece, _ in self.pieces]), np.array(edges, np.int64)
+
+    def __call__(self, left):
+        if self.split:
+            for piece, out in self.pieces:
+                np.matmul(left, piece, out=out)
+        else:
+            np.matmul(left, self.right, out=self.out)
+        return self.out
+
+
+# Batch rows are independent recurrences, so with the compiled kernels the loops over time may
+# run as one task per thread, each on its own range of batch rows (fixed ranges: results do not
+# depend on timing), through deltalab.fast.threads.run_parallel: task 0 on the caller, the others on
+# pinned workers, BLAS on one thread meanwhile.  The whole-sequence products (input
+# projection, input and weight gradients) then run as row blocks in sections of their own
+# (see _matmul for why not on the process's BLAS threads).  float64 and the other Elman
+# nonlinearities (NumPy path: ~10 ufunc calls per step, each needing the GIL) stay serial.
+
+
+def row_ranges(kind, batch, hidden, steps):
+    """Batch row ranges, one per thread, for the step loops of a ``kind`` ("lstm" / "elman")
+    sequence with compiled kernels, or None to run serially (``Tuning.parallel``)."""
+    parallel = current_tuning().parallel
+    if batch < 2 or parallel is False:
+        return None
+    if parallel is None and not _parallel_pays(kind, batch, hidden, steps):
+        return None
+    n_threads = min(threads.parallel_threads(), batch)
+    if n_threads < 2:
+        return None
+    bounds = [batch * k // n_threads for k in range(n_threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+# When it pays (LSTM forward + BPTT at 2 threads, in 32, float32, parallel / serial time, the
+# serial path with 2 BLAS threads; AVX-512 OpenBLAS, 2-vCPU KVM guest, T=100 unless given).
+# With the compiled loops (each range's whole loop in one nogil call, ranges of ≥ 2 rows):
+#   pays:  B=4 H=256 0.51, B=8 H=128 0.89, B=8 H=256 0.50, B=16 H=64 0.88, B=16 H=128 0.61,
+#          B=32 H=64 0.90, B=32 H=128 0.71 (T=20 0.86, T=40 0.73, T=64 0.81, T=1000 0.69),
+#          B=32 H=256 0.68, B=64 H=128 0.85, B=16 H=32 T=200 0.72;
+#   not:   B=32 H=128 T=16 0.97, B=32 H=32 1.00, B=2 H=256 T=200 1.49 (1-row ranges: the
+#          Python loops, see _loop_sgemm).
+# With the Python step loops only (every per-step call a GIL handoff between the threads):
+#   pays:  B=16 H=128 0.83, B=32 H=128 0.80, B=64 H=128 0.92, B=128 H=128 0.86, B=8 H=256
+#          0.75, B=32 H=256 0.76, B=64 H=256 0.88;
+#   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial),
+#          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each); so then only
+#          when the serial step product is not already a small-matrix product (B·4H·H > 10⁶).
+# Elman (tanh kernels, Python loops) never paid: B=32 H=128 1.05, B=64 H=256 1.08,
+# B=128 H=256 1.00 (its per-step work is a quarter of the LSTM's): serial unless forced.
+# Hence Tuning.lstm_parallel_min_steps = 20 and lstm_parallel_min_steps_python_loops = 64
+# (benchmarks/README.md, "Tuning rules").
+
+
+def _parallel_pays(kind, batch, hidden, steps):
+    if kind != "lstm":
+        return False
+    tuning = current_tuning()
+    kernels = load_kernels()
+    if tuning.loop_kernels and kernels is not None and kernels.sgemm_function() is not None:
+        return batch >= 4 and hidden >= 64 and steps >= tuning.lstm_parallel_min_steps
+    return batch * 4 * hidden * hidden > tuning.small_matrix_max and steps >= tuning.lstm_parallel_min_steps_python_loops
+
+
+def run_rows(batch, ranges, task):
+    """``task(lo, hi, blas_threads)`` once per row range in a parallel section (BLAS on one
+    thread), or ``task(0, batch, None)`` when ``ranges`` is None or a section is already
+    running."""
+    if ranges is not None:
+        if threads.run_parallel([functools.partial(task, lo, hi, 1) for lo, hi in ranges]) is not None:
+            return
+    task(0, batch, None)
+
+
+def _loop_sgemm(kernels, lo, hi):
+    """NumPy's sgemm for :func:`.recurrent_kernels.lstm_forward_loop` / ``lstm_backward_loop``
+    (a range's whole loop over time in one compiled call), or None for the Python step loop.
+
+    Used for ranges of ≥ 2 rows (for one row NumPy's matmul calls gemv, not gemm: the
+    compiled loop would change its bits).  In parallel sections it spares the GIL handoffs of
+    every per-step call; serially it saves the calls' overhead (LSTM B=32 H=128 T=100,
+    1 thread: 10.3 vs 10.9 ms, the same bits).
+    """
+    if hi - lo < 2 or not current_tuning().loop_kernels:
+        return None
+    return kernels.sgemm_function()
+
+
+def matmul(left, right, parts=None):
+    """``left @ right`` (2-D); with ``parts`` (≥ 2), as that many row blocks of ``left`` in a
+    parallel section, BLAS on one thread each.
+
+    Why the whole-sequence products of a parallel sequence run so too, not on the process's
+    BLAS threads: after a multi-threaded call OpenBLAS's idle threads spin for a while, and
+    on a 2-core machine the spinning thread takes CPU from the section's worker.  LSTM B=32
+    H=128 T=100 forward step loop as two ranges: 2.1 ms alone, 6.3 ms right after the input
+    projection at 2 BLAS threads (the serial loop: 3.2 ms).
+    """
+    if parts is None or left.shape[0] < parts:
+        return np.matmul(left, right)
+
+    out = np.empty((left.shape[0], right.shape[1]), np.result_type(left, right))
+    bounds = [left.shape[0] * k // parts for k in range(parts + 1)]
+    tasks = [functools.partial(np.matmul, left[a:b], right, out=out[a:b]) for a, b in zip(bounds, bounds[1:])]
+    if threads.run_parallel(tasks) is None:
+        np.matmul(left, right, out=out)
+    return out
+
+
+# ------------------------------------------------------------------ the compiled step loops
+# Each writes what the NumPy loops in deltalab.ops.recurrent write, into the same arrays.
+def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
+    """h(t) = tanh(z(t) + H h(t−1) + b) for every step, into ``h`` (T+1, B, H); ``z`` holds the
+    input projections (the kernel adds the bias: one pass over z fewer)."""
+    steps, batch, hidden = z.shape
+    bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
+    buffer = np.empty((batch, hidden), dtype=z.dtype)
+    step = kernels.elman_tanh_forward_step
+
+    def loop(lo, hi, blas_threads):
+        out = buffer[lo:hi]
+        for t in range(steps):
+            np.matmul(h[t, lo:hi], recurrent, out=out)
+            step(t, lo, hi, z, bias_row, buffer, h)
+
+    run_rows(batch, ranges, loop)
+
+
+def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
+    """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0))."""
+    steps, batch, hidden = grad.shape
+    dtype = h.dtype
+    carry = np.zeros((batch, hidden), dtype=dtype)  # ∂E/∂h(t) through h(t+1)
+    delta = np.empty((steps, batch, hidden), dtype=dtype)
+    grad = np.ascontiguousarray(grad, dtype=dtype)
+    recurrent = np.ascontiguousarray(weight_hh, dtype=dtype)
+    step = kernels.elman_tanh_backward_step
+
+    def loop(lo, hi, blas_threads):
+        out = carry[lo:hi]
+        for t in range(steps - 1, -1, -1):
+            step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
+            np.matmul(delta[t, lo:hi], recurrent, out=out)
+
+    run_rows(batch, ranges, loop)
+    return delta, carry
+
+
+def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
+    """The LSTM steps into h, c, tanh c (T+1 / T+1 / T, B, H); ``a`` (T, B, 4H) holds the input
+    projections and is overwritten by the gate values (the kernel adds the bias)."""
+    steps, batch, n4 = a.shape
+    n = n4 // 4
+    bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
+    buffer = np.empty((batch, 4 * n), dtype=a.dtype)
+    product = StepProduct(recurrent.astype(a.dtype, copy=False), buffer, 4)  # a block per gate
+    step = kernels.lstm_forward_step
+
+    def loop(lo, hi, blas_threads):
+        rows = np.empty((4, n), dtype=a.dtype)
+        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+        sgemm = _loop_sgemm(kernels, lo, hi)
+        if sgemm is not None:
+            kernels.lstm_forward_loop(sgemm, lo, hi, a, bias_row, *part.packed(), buffer, c, tanh_c, h, rows)
+            return
+        for t in range(steps):
+            part(h[t, lo:hi])
+            step(t, lo, hi, a, bias_row, buffer, c, tanh_c, h, rows)
+
+    run_rows(batch, ranges, loop)
+
+
+def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None):
+    """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
+    with one compiled kernel per step between the matrix products; the batch row
+    ``ranges`` in parallel (None: serially)."""
+    steps, batch, n = tanh_c.shape
+    dtype = gates.dtype
+    # a missing upstream gradient is one step of zeros, read at index 0 by every step
+    no_gradient = np.zeros((1, batch, n), dtype=dtype)
+    step_h, step_c = int(grad_h is not None), int(grad_c is not None)
+    grad_h = no_gradient if grad_h is None else np.ascontiguousarray(grad_h, dtype=dtype)
+    grad_c = no_gradient if grad_c is None else np.ascontiguousarray(grad_c, dtype=dtype)
+    delta = np.empty_like(gates)
+    cell_delta = np.empty_like(tanh_c)
+    carry_h = np.zeros((batch, n), dtype=dtype)
+    product = StepProduct(weight_hh.astype(dtype, copy=False), carry_h, 4)
+    carry_c = np.zeros_like(carry_h)
+    step = kernels.lstm_backward_step
+
+    def loop(lo, hi, blas_threads):
+        rows = np.empty((4, n), dtype=dtype)
+        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+        sgemm = _loop_sgemm(kernels, lo, hi)
+        if sgemm is not None:
+            kernels.lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h,
+                                       carry_c, delta, cell_delta, rows, *part.packed())
+            return
+        for t in range(steps - 1, -1, -1):
+            step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
+                 delta, cell_delta, rows)
+            part(delta[t, lo:hi])
+
+    run_rows(batch, ranges, loop)
+    return delta, cell_delta, carry_h, carry_c

@@ -1,0 +1,82 @@
+"""Every speed switch of deltalab in one object, changed for a block with ``dl.tuning(...)``.
+
+Each field chooses between paths that compute the same maths (to the tolerance their tests
+state); none changes what is computed, only how fast.  The defaults are the size rules
+measured on the project's benchmark machine: benchmarks/README.md, "Tuning rules", has the
+measurement behind each number.  ``with dl.tuning(parallel=False): ...`` changes a field for
+the block (process-wide, like ``torch.set_num_threads``, so parallel workers see it too) and
+restores everything on exit, including a thread count set inside with ``dl.set_num_threads``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+
+from ..errors import ConfigurationError
+
+__all__ = ["Tuning", "current", "override"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    #: parallel sections of conv2d and the recurrent sequences: None, the size rules below
+    #: decide; True / False, always / never (when 2+ threads are available)
+    parallel: bool | None = None
+    #: threads the parallel sections and size rules assume (None: ``get_num_threads()``);
+    #: BLAS's own thread count is left alone (``dl.set_num_threads`` sets both)
+    threads: int | None = None
+    #: compiled numba step kernels for float32 sequences: None, on unless the environment
+    #: variable ``DELTALAB_NUMBA=0``; True / False, on / off
+    numba: bool | None = None
+    #: OpenBLAS kernel family the recurrent size rules assume (None: the one NumPy loaded)
+    blas_kernels: str | None = None  # "" : as if unknown (not OpenBLAS, or no threadpoolctl)
+    #: batch·hidden·steps from which a float32 sequence uses the compiled kernels
+    #: (benchmarks/README.md, "Tuning rules": importing numba costs ~0.4 s)
+    kernel_min_work: int = 1 << 16
+    #: LSTM step products in column blocks: None, the small-matrix rule decides
+    split_step_products: bool | None = None
+    #: a range's whole LSTM loop over time in one compiled call (False: Python step loops)
+    loop_kernels: bool = True
+    #: M·N·K up to which OpenBLAS's AVX-512 builds use small-matrix kernels at one thread
+    small_matrix_max: int = 1_000_000
+    #: fewest steps for a parallel LSTM with compiled loops / with Python step loops
+    lstm_parallel_min_steps: int = 20
+    lstm_parallel_min_steps_python_loops: int = 64
+    #: conv2d work (N·Ho·Wc·K·(O + 8)) from which a call splits its batch over threads
+    conv_parallel_min_work: int = 16_000_000
+    #: bytes of im2col columns per conv2d chunk (stays in cache; 2-4 MiB measured best)
+    conv_chunk_bytes: int = 3 << 20
+    #: pin a parallel section's caller and workers to distinct CPUs
+    pin_threads: bool = True
+
+
+_current = Tuning()
+_lock = threading.Lock()
+
+
+def current() -> Tuning:
+    """The tuning in force now."""
+    return _current
+
+
+@contextlib.contextmanager
+def override(**changes):
+    """Run a block with some :class:`Tuning` fields changed (``dl.tuning`` also restores the
+    thread count); unknown names and impossible values are refused."""
+    global _current
+    names = [f.name for f in dataclasses.fields(Tuning)]
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise ConfigurationError(f"tuning: no setting {unknown[0]!r} (settings: {', '.join(names)})")
+    threads = changes.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigurationError(f"tuning: threads must be a whole number from 1 or None, got {threads!r}")
+    with _lock:
+        previous = _current
+        _current = dataclasses.replace(previous, **changes)
+    try:
+        yield _current
+    finally:
+        with _lock:
+            _current = previous

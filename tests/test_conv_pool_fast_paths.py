@@ -298,7 +298,7 @@ def test_max_pool_module_returns_indices_and_refuses_what_it_lacks():
 
 
 def test_max_pool_return_indices_survives_a_checkpoint_and_torch_interop(tmp_path):
-    from deltalab import interop
+    from deltalab.io import interop
 
     model = dl.nn.Sequential(dl.nn.MaxPool2d(2, return_indices=True))
     dl.save(model, tmp_path / "pool.npz")

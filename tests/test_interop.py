@@ -249,3 +249,22 @@ def test_networks_torch_cannot_express_are_refused_by_name():
         to_torch(dl.models.ElmanNetwork(2, 3, 1, hidden_activation="sigmoid"))
     with pytest.raises(InteropError, match="nonlinearity 'identity'"):
         to_torch(nn.RNNCell(2, 3, nonlinearity="identity"))
+
+
+@pytest.mark.filterwarnings("ignore:Implicit dimension choice")
+@pytest.mark.parametrize("kind", ["Softmax", "LogSoftmax"])
+def test_a_softmax_without_dim_crosses_over_and_survives_a_checkpoint(kind, tmp_path):
+    """nn.Softmax() keeps torch's implicit dim (1 for a 2-D input) through from_torch, to_torch
+    and dl.save/dl.load (its checkpoint config holds dim = None)."""
+    torch_model = torch.nn.Sequential(torch.nn.Linear(3, 4).double(), getattr(torch.nn, kind)())
+    model = from_torch(torch_model)
+    x = np.random.default_rng(4).standard_normal((5, 3))
+    expected = torch_model(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(model(dl.tensor(x)).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(to_torch(model)(torch.tensor(x)).detach().numpy(), expected, rtol=1e-12)
+    dl.save(model, tmp_path / "model.npz")
+    np.testing.assert_allclose(dl.load(tmp_path / "model.npz")(dl.tensor(x)).numpy(), expected, rtol=1e-12)
+
+
+def test_to_torch_and_from_torch_are_top_level_names():
+    assert dl.to_torch is to_torch and dl.from_torch is from_torch

@@ -37,6 +37,7 @@ from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
 from .fast import Tuning, get_num_threads, set_num_threads, tuning
 from .io import module_kinds as _module_kinds  # registers the built-in module kinds (they record their arguments)
+from .io.interop import from_torch, to_torch  # torch itself is imported only when they are called
 
 __version__ = "0.1.0"
 
@@ -51,7 +52,7 @@ __all__ = sorted({
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
     "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",
-    "Tuning", "tuning", "uint8", "zeros", *_factory_names,
+    "Tuning", "tuning", "to_torch", "from_torch", "uint8", "zeros", *_factory_names,
 })
 
 

@@ -315,6 +315,11 @@ def _axis(value, where):
     return _int(value, where, -MAX_AXIS, MAX_AXIS)
 
 
+def _softmax_axis(value, where):
+    """A softmax's dim, or None: torch's legacy implicit dim, as nn.Softmax() builds it."""
+    return None if value is None else _axis(value, where)
+
+
 def _truncate(value, where):
     return _optional_int(value, where)
 
@@ -372,8 +377,8 @@ RULES = {
     "AvgPool2d": _POOL,
     "Flatten": ({"start_dim": _axis, "end_dim": _axis}, _nothing),
     "ReLU": _NO_ARGUMENTS, "Tanh": _NO_ARGUMENTS, "Sigmoid": _NO_ARGUMENTS, "Identity": _NO_ARGUMENTS,
-    "Softmax": ({"dim": _axis}, _nothing),
-    "LogSoftmax": ({"dim": _axis}, _nothing),
+    "Softmax": ({"dim": _softmax_axis}, _nothing),
+    "LogSoftmax": ({"dim": _softmax_axis}, _nothing),
     "Sequential": ({"modules": _any}, _sequential),
     "RNN": ({"input_size": _size, "hidden_size": _size, "bias": _bool,
              "nonlinearity": _one_of(*RECURRENT_ACTIVATIONS), "batch_first": _bool, "bptt_truncate": _truncate,

@@ -193,8 +193,8 @@ def test_optimizer_state_round_trip(tmp_path):
     assert saved.metadata == {"epoch": 3}
     fresh = dl.optim.Adam(model.parameters(), lr=0.1)
     checkpoint.load_optimizer_state(fresh, saved.extra)
-    assert fresh.state[0]["step"] == 1
-    np.testing.assert_array_equal(fresh.state[1]["exp_avg_sq"], opt.state[1]["exp_avg_sq"])
+    assert fresh.state[fresh.params[0]]["step"] == 1
+    np.testing.assert_array_equal(fresh.state[fresh.params[1]]["exp_avg_sq"], opt.state[opt.params[1]]["exp_avg_sq"])
 
 
 # ------------------------------------------------------------- architecture

@@ -307,7 +307,7 @@ def test_malformed_optimizer_state_is_refused_by_name(tmp_path):
     good = {"optimizer/0/step": np.asarray(3), "optimizer/0/exp_avg": np.zeros((2, 2)),
             "optimizer/0/exp_avg_sq": np.zeros((2, 2))}
     checkpoint.load_optimizer_state(optimizer, good, "c.npz")
-    assert optimizer.state[0]["step"] == 3
+    assert optimizer.state[optimizer.params[0]]["step"] == 3
     cases = [
         ({"optimizer/abc/exp_avg": np.zeros((2, 2))}, "expected optimizer/<parameter index>/<state name>"),
         ({"optimizer/00/exp_avg": np.zeros((2, 2))}, "expected optimizer/<parameter index>"),

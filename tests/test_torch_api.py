@@ -879,3 +879,21 @@ def test_a_zero_learning_rate_is_allowed_and_a_negative_one_is_torchs_value_erro
             getattr(torch.optim, optimiser)([torch.zeros(1, requires_grad=True)], lr=-1)
         with pytest.raises(ValueError, match="Invalid learning rate"):
             getattr(dl.optim, optimiser)([dl.zeros(1, requires_grad=True)], lr=-1)
+
+
+def test_optimizer_state_is_keyed_by_the_parameter_as_torchs():
+    values = np.array([0.5, -1.0, 2.0])
+    ours, theirs = dl.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    unused = dl.zeros(2, requires_grad=True)
+    opt, topt = dl.optim.Adam([ours, unused], lr=0.1), torch.optim.Adam([theirs], lr=0.1)
+    assert len(opt.state) == len(topt.state) == 0 and opt.state[ours] == {} and topt.state[theirs] == {}
+    for _ in range(3):
+        ours.grad, theirs.grad = dl.tensor(values * 2), torch.tensor(values * 2)
+        opt.step()
+        topt.step()
+    assert sorted(opt.state[ours]) == sorted(topt.state[theirs]) and unused not in opt.state
+    assert opt.state[ours]["step"] == int(topt.state[theirs]["step"]) == 3
+    np.testing.assert_allclose(opt.state[ours]["exp_avg_sq"], topt.state[theirs]["exp_avg_sq"].numpy(), rtol=1e-12)
+    restored = dl.optim.Adam([ours, unused], lr=0.1)
+    restored.load_state_dict(opt.state_dict())
+    np.testing.assert_array_equal(restored.state[ours]["exp_avg"], opt.state[ours]["exp_avg"])

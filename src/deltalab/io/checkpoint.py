@@ -488,8 +488,8 @@ def _build_quietly(config):
 def optimizer_state(optimizer):
     """The optimiser's per-parameter state as ``{"optimizer/<i>/<key>": array}`` for ``extra``."""
     arrays = {}
-    for index, state in enumerate(optimizer.state):
-        for key, value in state.items():
+    for index, p in enumerate(optimizer.params):
+        for key, value in optimizer.state.get(p, {}).items():
             arrays[f"optimizer/{index}/{key}"] = np.asarray(value)
     return arrays
 
@@ -532,7 +532,8 @@ def load_optimizer_state(optimizer, extra, path="checkpoint"):
             if state and set(state) != set(kinds):
                 missing = sorted(set(kinds) - set(state))
                 raise CheckpointError(f"{path}: optimiser state of parameter {index} lacks {', '.join(missing)}")
-    optimizer.state = states
+    optimizer.state.clear()
+    optimizer.state.update((p, state) for p, state in zip(optimizer.params, states) if state)
 
 
 def _optimizer_value(value, kind, shape, where):

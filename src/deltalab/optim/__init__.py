@@ -3,7 +3,8 @@ SGD (momentum, dampening, Nesterov, weight decay), Adam / AdamW (amsgrad), RMSpr
 (momentum, centered); ``optim.lr_scheduler`` has StepLR and CosineAnnealingLR.
 
 ``optimizer.param_groups`` is torch's list of dicts (a scheduler changes ``group["lr"]``);
-``optimizer.state`` holds one dict of NumPy arrays per parameter, in parameter order.  A step
+``optimizer.state`` maps each parameter to its dict of state, as torch's (``optimizer.state[p]``,
+empty until the parameter's first step); the entries are NumPy arrays and a Python int ``step``.  A step
 changes each parameter in place, as torch's ``p.add_``: views and references see it, and a graph
 that saved the parameter before the step refuses ``backward()`` (the version counter).
 """
@@ -19,6 +20,15 @@ from ..errors import ConfigurationError, missing_torch_names
 from ..tensor import Tensor, from_array, write_in_place
 
 
+class ParameterState(dict):
+    """torch's ``optimizer.state``: a parameter's state dict, made empty on first use (a
+    defaultdict(dict) keyed by the parameter itself)."""
+
+    def __missing__(self, parameter):
+        self[parameter] = entries = {}
+        return entries
+
+
 class Optimizer:
     """Base class: ``step()`` updates every parameter that has a gradient, group by group."""
 
@@ -31,7 +41,7 @@ class Optimizer:
                 raise NotImplementedError(f"deltalab has no torch.optim {name}=True")
         self.defaults = defaults
         self.param_groups = []
-        self.state = []
+        self.state = ParameterState()
         groups = list(params)
         if not groups:
             raise ConfigurationError(f"{type(self).__name__}: got an empty parameter list "
@@ -56,7 +66,6 @@ class Optimizer:
             group.setdefault(name, default)
         self._check_group(group)
         self.param_groups.append(group)
-        self.state.extend(dict() for _ in group["params"])
 
     def _check_group(self, group):
         lr = group["lr"]
@@ -69,7 +78,7 @@ class Optimizer:
 
     @property
     def params(self):
-        """Every parameter, in group order (the order of ``state``)."""
+        """Every parameter, in group order (the order of ``state_dict()``'s indices)."""
         return [p for group in self.param_groups for p in group["params"]]
 
     @property
@@ -96,13 +105,11 @@ class Optimizer:
         loss = None
         if closure is not None:
             loss = closure()
-        index = 0
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state[index]
-                index += 1
                 if p.grad is None:
                     continue
+                state = self.state[p]
                 grad = -p.grad.data if group.get("maximize") else p.grad.data
                 # in place, as torch's p.add_: views and aliases see the step, the version moves
                 write_in_place(p, self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group))
@@ -123,7 +130,8 @@ class Optimizer:
             start += len(group["params"])
             groups.append(packed)
         state = {}
-        for index, entries in enumerate(self.state):
+        for index, p in enumerate(self.params):
+            entries = self.state.get(p)
             if entries:
                 state[index] = {k: _state_tensor(k, v) for k, v in entries.items()}
         return {"state": state, "param_groups": groups}
@@ -139,10 +147,11 @@ class Optimizer:
                              "optimizer's group")
         params = self.params
         positions = {key: k for k, key in enumerate(key for g in groups for key in g["params"])}
-        states = [dict() for _ in params]
+        states = ParameterState()
         for key, entries in state_dict["state"].items():
             index = positions[key]
             dtype = params[index].data.dtype
+            own_state = states[params[index]]
             for name, value in entries.items():
                 if value is None:
                     continue
@@ -150,9 +159,9 @@ class Optimizer:
                     value = value.detach().cpu().numpy()
                 array = np.array(value.data if isinstance(value, Tensor) else value)
                 if name == "step":
-                    states[index][name] = int(array)
+                    own_state[name] = int(array)
                 else:
-                    states[index][name] = array.astype(dtype) if array.dtype.kind == "f" else array
+                    own_state[name] = array.astype(dtype) if array.dtype.kind == "f" else array
         for saved, own in zip(groups, self.param_groups):
             for key, value in saved.items():
                 if key != "params":

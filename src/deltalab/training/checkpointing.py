@@ -49,7 +49,7 @@ def resume(path, config, shuffle_rng, dtype, task):
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
     if saved_optimizer == config.optimizer:
         checkpoint.load_optimizer_state(optimizer, saved.extra, path)
-        for state in optimizer.state:
+        for state in optimizer.state.values():
             for key, value in state.items():
                 if isinstance(value, np.ndarray) and value.dtype.kind == "f":
                     state[key] = value.astype(dtype)

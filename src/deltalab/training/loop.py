@@ -143,7 +143,7 @@ def non_finite_state(model, optimizer):
         name = names.get(id(p), f"#{index}")
         if not np.isfinite(p.data).all():
             return f"parameter {name!r}"
-        for key, value in optimizer.state[index].items():
+        for key, value in optimizer.state.get(p, {}).items():
             if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
                 return f"the optimiser state {key} of parameter {name!r}"
     return None

@@ -28,7 +28,7 @@ def submissions(directory, count=100, seed=0):
     from deltalab.check.grading import quantity_nodes
     from deltalab.examples import example_path
     from deltalab.problem import load_problem
-    from deltalab.solve import solve_problem
+    from deltalab.recorder import solve_problem
 
     nodes = quantity_nodes(solve_problem(load_problem(example_path(EXAMPLE))).steps[0].derivation)
     rng = np.random.default_rng(seed)

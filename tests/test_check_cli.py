@@ -15,7 +15,7 @@ import deltalab as dl
 from deltalab.check.grading import quantity_nodes
 from deltalab.examples import example_path
 from deltalab.problem import load_problem
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 PROBLEMS = Path(__file__).parent / "check_problems"
 

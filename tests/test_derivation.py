@@ -14,7 +14,7 @@ import pytest
 
 from deltalab.examples import example_names, example_path
 from deltalab.problem import load_problem
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 VARIANTS = sorted((Path(__file__).parent / "derivation_problems").glob("*.toml"))
 PROBLEMS = [pytest.param(example_path(name), id=name) for name in example_names()] + [

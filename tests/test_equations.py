@@ -14,7 +14,7 @@ import pytest
 from deltalab.examples import example_names, example_path
 from deltalab.problem import load_problem, parse_problem
 from deltalab.report import FORMATS, render
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 EQUATION_EXAMPLES = [n for n in example_names() if n.startswith("eq-")]
 

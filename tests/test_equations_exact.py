@@ -16,7 +16,7 @@ sympy = pytest.importorskip("sympy")
 from deltalab.examples import example_path  # noqa: E402
 from deltalab.problem import load_problem, parse_problem  # noqa: E402
 from deltalab.report import render  # noqa: E402
-from deltalab.solve import solve_problem  # noqa: E402
+from deltalab.recorder import solve_problem  # noqa: E402
 
 ELMAN_WITH_UNKNOWN_LABELS = """
 title = "Elman ReLU cell, labels unknown"

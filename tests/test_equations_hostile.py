@@ -13,7 +13,7 @@ import pytest
 
 from deltalab.errors import NonFiniteResult, SpecError
 from deltalab.problem import load_problem, parse_problem
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 TEMPLATE = """
 [model]

@@ -23,7 +23,7 @@ import torch
 from deltalab.exercises import generate, template_names
 from deltalab.problem import load_problem
 from deltalab.report.json_report import step_dict
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 try:
     import tomllib

@@ -13,7 +13,7 @@ from deltalab import report
 from deltalab.examples import example_names
 from deltalab.problem import load_problem
 from deltalab.examples import example_path
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None,

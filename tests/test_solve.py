@@ -10,7 +10,7 @@ import pytest
 from deltalab.errors import SpecError
 from deltalab.examples import example_names, example_path
 from deltalab.problem import load_problem, parse_problem
-from deltalab.solve import build_model, solve_problem
+from deltalab.recorder import build_model, solve_problem
 from deltalab.summary import summary
 
 

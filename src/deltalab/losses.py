@@ -209,7 +209,7 @@ def binary_cross_entropy(probability, target, weight=None, size_average=None, re
 _LOG_FLOOR = np.exp(-100.0)
 
 
-def _clamped_log(x):
+def clamped_log(x):
     """log(x) floored at −100 (PyTorch's BCE clamp): 0·log 0 stays finite."""
     ok = x.data > _LOG_FLOOR
     return ops.where(ok, ops.log(ops.where(ok, x, 1.0)), -100.0)

@@ -109,7 +109,7 @@ def scoped_css(css: str, scope: str) -> str:
 def solve(problem, check_torch=False, exact=False) -> Solution:
     """Solve a problem -- a Problem, a problem file's path or a built-in example's name -- and
     return its worked solution (it shows itself in a notebook; ``print`` gives the text)."""
-    from .solve import solve_problem
+    from .recorder import solve_problem
 
     problem = _problem(problem)
     trace = solve_problem(problem, check_torch=check_torch, exact=exact)

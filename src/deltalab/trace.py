@@ -1,7 +1,7 @@
 """What happened in one training step, recorded from the engine: the data a worked solution shows.
 
 A :class:`Trace` is plain data (NumPy arrays and floats, no tensors, no graph).  The recorder
-in :mod:`deltalab.solve` fills it while the engine runs the step; reports only format it.
+in :mod:`deltalab.recorder` fills it while the engine runs the step; reports only format it.
 
 Keys are the lecture's notation and are stable (they are the JSON contract):
 - forward values: ``x[0](t)`` input, ``z[l](t)`` pre-activation, ``x[l](t)`` activation
@@ -119,6 +119,7 @@ class StepTrace:
     local_derivatives: list = field(default_factory=list)  # [LocalDerivative] (equations problems)
     paths: dict = field(default_factory=dict)  # parameter -> PathSum (equations problems)
     exact: list = field(default_factory=list)  # [ExactValue] (solve --exact)
+    error_steps: dict = field(default_factory=dict)  # errors' key -> its time step ("E(1)" -> 1), None: per sample
 
 
 @dataclass

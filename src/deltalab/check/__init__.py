@@ -143,7 +143,7 @@ def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, 
     ``tolerance``: an absolute tolerance for every entry instead of the written decimals;
     ``follow_through``: count answers that are wrong only because of an earlier wrong answer
     (consistent) as right; ``trace``: the solved problem, when grading many submissions."""
-    from ..solve import solve_problem
+    from ..recorder import solve_problem
 
     problem = load(problem)
     symbolic = problem.model_type == "equations" and bool(problem.equations.symbols)

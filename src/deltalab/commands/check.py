@@ -65,7 +65,7 @@ def run(args):
         answers.insert(0, str(lecture_answers_path(args.example)))
     if not answers:
         raise DeltalabError("check: no answers file given")
-    from ..solve import solve_problem
+    from ..recorder import solve_problem
 
     problem = load(problem_path)
     trace = solve_problem(problem, exact=problem.model_type == "equations" and bool(problem.equations.symbols))

@@ -37,7 +37,7 @@ def problem_path(args):
 
 def run(args):
     from ..problem import load_problem
-    from ..solve import solve_problem
+    from ..recorder import solve_problem
     from ..trace import non_finite_values
 
     if args.decimals < 0 or args.decimals > 16:

@@ -39,7 +39,7 @@ def run(args):
 
 def _problem_summary(path, console):
     from ..problem import load_problem
-    from ..solve import build_model
+    from ..recorder import build_model
     from ..summary import summary
 
     problem = load_problem(path)

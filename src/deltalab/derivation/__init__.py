@@ -2,23 +2,7 @@
 from .expressions import Const, Expr, Op, Ref, op
 from .record import KINDS, Derivation, Node
 
-__all__ = ["Const", "Derivation", "Expr", "KINDS", "Node", "Op", "Ref", "derive_step", "node_dict", "op"]
-
-
-def derive_step(problem, step, model=None):
-    """The derivation of one recorded training step of ``problem`` (``model``: the layered
-    network, for its layer specs)."""
-    if problem.model_type == "equations":
-        from .equations import derive_equations
-
-        return derive_equations(problem, step)
-    if problem.model_type in ("rnn", "lstm"):
-        from .recurrent import derive_recurrent
-
-        return derive_recurrent(problem, step)
-    from .layered import derive_layered
-
-    return derive_layered(problem, model, step, problem.inputs.shape != problem.input_shape)
+__all__ = ["Const", "Derivation", "Expr", "KINDS", "Node", "Op", "Ref", "node_dict", "op"]
 
 
 def node_dict(node, array) -> dict:

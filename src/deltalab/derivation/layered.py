@@ -1,11 +1,13 @@
 """The derivation of one step of a layered (mlp / cnn) problem: forward, loss, the backward
 recursion δ[l] = (W[l+1]ᵀ δ[l+1]) ⊙ f′(z[l]) (conv: a full convolution with the kernel;
 pooling: routing), gradients and updates -- each value as recorded by the engine, each
-formula written over the values it comes from."""
+formula written over the values it comes from.  Each layer kind's own formulas are in its
+module of the layer registry (:mod:`deltalab.problems.layers`)."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..problems.layers import LAYERS
 from .expressions import Const, op, total
 from .losses import loss_formulas
 from .record import Derivation
@@ -41,16 +43,11 @@ def derive_layered(problem, model, step, batched) -> Derivation:
     current = d.add("forward:x[0]", "x[0]", "input", values["x[0]"].array, section="forward", key="x[0]")
     layer_input, layer_output, activations = {}, {}, {}  # per layer l
     for l, spec in enumerate(specs, start=1):
-        kind = spec["type"]
+        layer = LAYERS[spec["type"]]
         layer_input[l] = current
         w, b = params.get(f"W{l}"), params.get(f"b{l}")
-        if kind in ("dense", "conv2d"):
-            if kind == "dense":
-                z = (current @ w.T if batched else w @ current)
-                z = z + b if b is not None else z
-            else:
-                args = (current, w) + ((b,) if b is not None else ())
-                z = op("conv2d", *args, stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
+        if layer.activated:
+            z = layer.derive_preactivation(spec, current, w, b, batched)
             z_ref = d.add(f"forward:z[{l}]", f"z[{l}]", "forward", values[f"z[{l}]"].array, z, section="forward",
                           key=f"z[{l}]")
             function = spec.get("activation", "identity")
@@ -58,18 +55,13 @@ def derive_layered(problem, model, step, batched) -> Derivation:
             if function == "identity":
                 current = z_ref
             else:
-                axis = sample_axis if (kind == "conv2d" or batched) else -1
+                axis = layer.activation_axis(sample_axis, batched)
                 current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array,
                                 op("apply", z_ref, function=function, axis=axis), section="forward", key=f"x[{l}]")
-        elif kind in ("max_pool2d", "avg_pool2d"):
-            formula = op("pool", current, kind=kind[:3], kernel=tuple(spec["kernel_size"]),
-                         stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
-            current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array, formula,
-                            section="forward", key=f"x[{l}]")
-        else:  # flatten
-            shape = values[f"x[{l}]"].array.shape
-            current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", values[f"x[{l}]"].array,
-                            op("reshape", current, shape=shape, label="flatten"), section="forward", key=f"x[{l}]")
+        else:
+            array = values[f"x[{l}]"].array
+            current = d.add(f"forward:x[{l}]", f"x[{l}]", "forward", array,
+                            layer.derive_output(spec, current, array.shape), section="forward", key=f"x[{l}]")
         layer_output[l] = current
     last = len(specs)
     y = d.add("outputs:y", "y", "output", step.outputs[0].array, current, section="outputs", key="y")
@@ -94,12 +86,12 @@ def derive_layered(problem, model, step, batched) -> Derivation:
     delta_in = {}  # l -> ∂E/∂(what layer l computes first): δ[l] = ∂E/∂z[l], or ∂E/∂x[l]
     for l in range(last, 0, -1):
         spec = specs[l - 1]
-        kind = spec["type"]
+        layer = LAYERS[spec["type"]]
         if l == last:
             out_grad = loss.output_gradient  # None: the loss gives δ[L] directly (softmax + cross-entropy)
         else:
             out_grad = backprop(d, specs[l], l + 1, layer_input[l + 1], delta_in[l + 1], params, batched)
-        if kind in ("dense", "conv2d"):
+        if layer.activated:
             function = activations[l]
             if out_grad is None:
                 formula = loss.output_delta
@@ -109,7 +101,7 @@ def derive_layered(problem, model, step, batched) -> Derivation:
                 if f"x[{l}]" in recorded:
                     out_grad = d.add(f"deltas:x[{l}]", f"∂E/∂x[{l}]", "delta", recorded[f"x[{l}]"], out_grad,
                                      section="deltas", key=f"x[{l}]")
-                axis = sample_axis if (batched or kind == "conv2d") else -1
+                axis = layer.activation_axis(sample_axis, batched)
                 formula = through_activation(function, out_grad, d.ref(f"forward:z[{l}]"), layer_output[l], axis)
             delta_in[l] = d.add(f"deltas:z[{l}]", f"δ[{l}]", "delta", recorded[f"z[{l}]"], formula,
                                 section="deltas", key=f"z[{l}]")
@@ -119,18 +111,10 @@ def derive_layered(problem, model, step, batched) -> Derivation:
         else:
             return d  # nothing recorded behind this layer (the input needs no delta)
     for l, spec in enumerate(specs, start=1):
-        kind = spec["type"]
-        if kind not in ("dense", "conv2d"):
+        layer = LAYERS[spec["type"]]
+        if not layer.activated:
             continue
-        delta = delta_in[l]
-        x = layer_input[l]
-        if kind == "dense":
-            gw = op("outer_sum" if batched else "outer", delta, x)
-            gb = op("sum_rows", delta, keep=1) if batched else delta
-        else:
-            gw = op("conv_weight_grad", x, delta, kernel=tuple(spec["kernel_size"]), stride=tuple(spec["stride"]),
-                    padding=tuple(spec["padding"]))
-            gb = op("channel_sum", delta)
+        gw, gb = layer.derive_gradients(spec, delta_in[l], layer_input[l], batched)
         for name, formula in ((f"W{l}", gw), (f"b{l}", gb)):
             if name in step.gradients:
                 d.add(f"gradients:{name}", f"∂E/∂{name}", "gradient", step.gradients[name], formula,
@@ -141,17 +125,8 @@ def derive_layered(problem, model, step, batched) -> Derivation:
 
 def backprop(d, spec, l, x_in, upstream, params, batched):
     """∂E/∂x[l−1] from layer l's upstream delta."""
-    kind = spec["type"]
-    if kind == "dense":
-        w = params[f"W{l}"]
-        return upstream @ w if batched else w.T @ upstream
-    if kind == "conv2d":
-        return op("conv_input_grad", upstream, params[f"W{l}"], stride=tuple(spec["stride"]),
-                  padding=tuple(spec["padding"]), input_shape=tuple(d[x_in.node].value.shape))
-    if kind in ("max_pool2d", "avg_pool2d"):
-        return op("pool_route", x_in, upstream, kind=kind[:3], kernel=tuple(spec["kernel_size"]),
-                  stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
-    return op("reshape", upstream, shape=tuple(d[x_in.node].value.shape), label="unflatten")
+    return LAYERS[spec["type"]].derive_input_delta(spec, l, x_in, upstream, params.get(f"W{l}"),
+                                                   d[x_in.node].value.shape, batched)
 
 
 def add_updates(d, step, learning_rate):

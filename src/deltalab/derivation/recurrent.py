@@ -21,9 +21,10 @@ def _gate_rows(ref, gate, n):
     return op("gate_rows", ref, start=k * n, stop=(k + 1) * n, gate=gate)
 
 
-def derive_recurrent(problem, step) -> Derivation:
+def derive_recurrent(problem, step, cell) -> Derivation:
+    """``cell``: the LSTM's cell state and gates (else the Elman layer)."""
     d = Derivation()
-    lstm = problem.model_type == "lstm"
+    lstm = cell
     n = problem.hidden_size
     steps = problem.inputs.shape[0]
     forward = {v.key: v.array for v in step.forward}

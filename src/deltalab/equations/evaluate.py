@@ -197,7 +197,7 @@ def evaluate(node, values, backend, condition_values=None):
 def evaluate_graph(graph, mode="engine", parameters=None, backend=None, keep=False):
     """Every node's value in evaluation order (engine tensors; ``mode="shapes"``: no graph recorded).
 
-    ``parameters`` overrides parameter values (name -> array); ``keep`` retains the gradient of
+    ``parameters`` overrides parameter values (name -> array, or a Tensor used as the leaf itself); ``keep`` retains the gradient of
     every computed node (its delta ∂L/∂node after ``backward``).
     """
     from ..autograd import no_grad
@@ -216,7 +216,8 @@ def _run(graph, backend, values, parameters, grad, keep):
     for key, node in graph.nodes.items():
         if node.kind == "parameter":
             value = node.value if parameters is None else parameters[key]
-            values[key] = backend.leaf(node, value, grad)
+            # a Tensor is the caller's own leaf (the recorder's parameter, which optim.SGD updates)
+            values[key] = value if isinstance(value, Tensor) else backend.leaf(node, value, grad)
         elif node.kind in ("data", "initial"):
             values[key] = backend.leaf(node, node.value, False)
         elif node.kind == "total":

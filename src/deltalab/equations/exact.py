@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ..errors import SpecError
-from ..trace import Check, ExactValue, StepTrace, Trace, Value
+from ..trace import Check, ExactValue
 from .evaluate import evaluate, evaluate_graph
 from .parser import EquationError
 
@@ -30,7 +30,6 @@ MAX_MATMUL_PRODUCTS = 30_000  # exact multiplications of one @
 MAX_JACOBIAN_ENTRIES = 20_000  # local derivatives SymPy takes over the whole graph
 MAX_FUNCTION_NESTING = 5  # tanh(w·tanh(w·tanh(…))) levels: SymPy's sign tests cost ~2^depth
 MAX_EXPANDED_TERMS = 2_000  # a gradient with symbols is expanded only if it stays this short
-EXACT_TOLERANCE = 1e-12
 
 
 def _sympy():
@@ -542,7 +541,7 @@ def exact_pass(graph, parameters=None):
     return values, deltas, local
 
 
-def _exact_entries(graph, values, deltas, local, symbol):
+def exact_entries(graph, values, deltas, local, symbol):
     entries = []
     for key, node in graph.nodes.items():
         if node.kind in ("equation", "total"):
@@ -556,13 +555,13 @@ def _exact_entries(graph, values, deltas, local, symbol):
                                   decimal(_object(value)), "local"))
     for name in graph.parameters:
         if name in deltas:
-            gradient = _simplify(deltas[name])
+            gradient = simplified(deltas[name])
             entries.append(ExactValue(f"∂{symbol}/∂{name}", lecture(gradient), plain(gradient), decimal(gradient),
                                       "gradient"))
     return entries
 
 
-def _simplify(array):
+def simplified(array):
     sp = _sympy()
     out = np.empty(np.shape(array), dtype=object)
     for index, e in zip(np.ndindex(out.shape), np.asarray(array, dtype=object).reshape(-1)):
@@ -572,19 +571,19 @@ def _simplify(array):
     return _object(out)
 
 
-def annotate(trace, problem, graph, parameters):
-    """Add the exact values of step 1 to a numeric trace and check them against it (1e-12)."""
+def annotate(trace, problem, graph, parameters, tolerance):
+    """Add the exact values of step 1 to a numeric trace and check them against it."""
     symbol = problem.equations.loss or "E"
     try:
         values, deltas, local = exact_pass(graph, parameters)
     except EquationError as exc:
         raise SpecError(f"{problem.path}: {getattr(exc, 'where', 'equations')}: {exc.message}") from None
     step = trace.steps[0]
-    step.exact = _exact_entries(graph, values, deltas, local, symbol)
+    step.exact = exact_entries(graph, values, deltas, local, symbol)
     for edge in step.local_derivatives:
         if (edge.output, edge.input) in local:
             edge.expression = lecture(local[(edge.output, edge.input)][0])
-    trace.checks.append(compare(step, graph, values, deltas, numeric_values(step)))
+    trace.checks.append(compare(step, graph, values, deltas, numeric_values(step), tolerance))
     return trace
 
 
@@ -604,7 +603,7 @@ def close_error(exact, numeric):
     return float(np.max(np.abs(exact - numeric), initial=0.0) / scale)
 
 
-def compare(step, graph, values, deltas, numeric, names=None):
+def compare(step, graph, values, deltas, numeric, tolerance, names=None):
     """Check: exact decimals against the numeric solve (values and gradients), see close_error."""
     per = {}
     worst_value = 0.0
@@ -620,43 +619,4 @@ def compare(step, graph, values, deltas, numeric, names=None):
         if name in deltas and target in step.gradients:
             per[target] = close_error(decimal(deltas[name]), step.gradients[target])
     per["forward values"] = worst_value
-    return Check("SymPy exact arithmetic", max(per.values(), default=0.0), per, EXACT_TOLERANCE)
-
-
-def solve_symbolic(problem, graph) -> Trace:
-    """A problem with unknown symbols: everything exact, numbers shown where no symbol remains."""
-    from .solver import describe
-
-    eq = problem.equations
-    symbol = eq.loss or "E"
-    try:
-        values, deltas, local = exact_pass(graph)
-    except EquationError as exc:
-        raise SpecError(f"{problem.path}: {getattr(exc, 'where', 'equations')}: {exc.message}") from None
-    lines, equations, formula = describe(problem, graph)
-    lines.append("exact mode with unknown symbols: the loss and the gradients are expressions in them "
-                 "(see Exact values)")
-    before = {n: np.array(v, dtype=np.float64) for n, v in eq.parameters.items()}
-    forward, outputs = [], []
-    hidden = set(graph.outputs) | set(graph.step_losses) | ({graph.loss} if graph.loss else set())
-    for key, node in graph.nodes.items():
-        number = decimal(values[key])
-        if number is None:
-            continue
-        if node.kind == "data":
-            forward.append(Value(key, number, None, node.step, "input"))
-        elif node.kind == "initial":
-            forward.append(Value(key, number, None, 0, "state"))
-        elif node.kind == "equation" and key not in hidden:
-            forward.append(Value(key, number, None, node.step, "node"))
-    for key in graph.outputs:
-        number = decimal(values[key])
-        if number is not None:
-            outputs.append(Value(key, number, None, graph.nodes[key].step, "output"))
-    loss = None if graph.loss is None else decimal(values[graph.loss])
-    step = StepTrace(1, before, forward, outputs, [], {}, None if loss is None else float(loss.reshape(-1)[0]))
-    step.exact = _exact_entries(graph, values, deltas, local, symbol)
-    gradients = {n: decimal(_simplify(deltas[n])) for n in graph.parameters if n in deltas}
-    step.gradients = {n: g for n, g in gradients.items() if g is not None}
-    return Trace(problem.title, "equations", lines, equations, f"the node {symbol}" if eq.loss else "none", formula,
-                 problem.learning_rate, [step], loss_symbol=symbol)
+    return Check("SymPy exact arithmetic", max(per.values(), default=0.0), per, tolerance)

@@ -171,7 +171,7 @@ def quantities(template, trace, ask) -> list:
 def _original_fingerprint(template):
     from ..examples import example_names, example_path
     from ..problem import load_problem
-    from ..solve import solve_problem
+    from ..recorder import solve_problem
 
     name = template.settings.original
     if name is None:
@@ -191,7 +191,7 @@ def generate_variants(template, count, seed=0, mistake=None) -> Generation:
     """``count`` accepted variants of ``template`` drawn from ``seed``; with ``mistake`` (a
     mistake of check's library) each has it planted (:mod:`.planting`)."""
     from ..problem import parse_problem
-    from ..solve import solve_problem
+    from ..recorder import solve_problem
     from . import planting
     from .numbers import shown_decimals
 

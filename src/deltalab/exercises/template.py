@@ -245,7 +245,7 @@ def _inferred_shapes(template, paths) -> dict:
     else:
         shapes[("data", "inputs")] = tuple(problem.input_shape)
     if any(p[0] == "parameters" for p in paths) or (targets_drawn and model_type not in ("rnn", "lstm")):
-        from ..solve import build_model
+        from ..recorder import build_model
 
         model = build_model(problem)
         shapes.update({("parameters", name): tuple(p.shape) for name, p in model.named_parameters()})

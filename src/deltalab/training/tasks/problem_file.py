@@ -21,7 +21,7 @@ def _prepare_file_task(path):
     With the default full batch one epoch is one solve step and the reported loss is the
     problem's E (summed over the batch, as the lecture sums it)."""
     from ...problem import load_problem
-    from ...solve import build_model, problem_forward
+    from ...recorder import build_model, problem_forward
 
     problem = load_problem(path)
     if problem.targets is None:

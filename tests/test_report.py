@@ -44,7 +44,7 @@ def make_step(index, scale=1.0):
                  "b2": np.array([-0.407845, -0.407845]) * scale}
     after = {name: parameters[name] - 1.0 * gradients[name] for name in parameters}
     return StepTrace(index, parameters, forward, outputs, targets, {"E(1)": 0.31838, "E(2)": 0.27139},
-                     0.589768045508808, deltas, gradients, contributions, after)
+                     0.589768045508808, deltas, gradients, contributions, after, error_steps={"E(1)": 1, "E(2)": 2})
 
 
 def make_trace(steps=1):
@@ -292,11 +292,11 @@ def test_multichannel_arrays_are_shown_by_channel():
 
 
 def solve_lecture_rnn():
-    solve = pytest.importorskip("deltalab.solve")
     from deltalab.examples import example_path
     from deltalab.problem import load_problem
+    from deltalab.recorder import solve_problem
 
-    return solve.solve_problem(load_problem(example_path("rnn-many-to-many-identity")))
+    return solve_problem(load_problem(example_path("rnn-many-to-many-identity")))
 
 
 def test_real_trace_of_the_lecture_rnn_renders_in_every_format():

@@ -280,3 +280,51 @@ def test_mse_on_some_steps_is_the_mean_over_the_targeted_outputs():
         ys.append(p["W2"] @ h + p.get("b2", 0))
     expected = torch.nn.functional.mse_loss(torch.stack(ys)[[1, 3]], torch.tensor(problem.targets))
     assert trace.steps[0].loss == pytest.approx(expected.item(), rel=1e-12)
+
+
+# ------------------------------------------------------------------ the recorder (issue 14)
+def test_errors_carry_their_time_step_as_a_number():
+    """Reports group E(t) by the recorded step number, not by parsing the key."""
+    step = solve("rnn-many-to-many-identity").steps[0]
+    assert step.error_steps == {"E(1)": 1, "E(2)": 2}
+    batch = solve("mlp-relu-exam-network").steps[0]
+    assert all(batch.error_steps[key] is None for key in batch.errors)  # per sample, no time step
+
+
+def test_the_update_is_sgd_on_the_recorded_gradients_for_every_kind():
+    """θ′ = θ − η ∂E/∂θ (optim.SGD in the one loop) for a layered, a recurrent and an equations problem."""
+    for name in ("mlp-relu-exam-network", "rnn-many-to-one-softmax", "eq-alarmwork-net"):
+        problem = load_problem(example_path(name))
+        step = solve_problem(problem).steps[0]
+        for key, before in step.parameters_before.items():
+            expected = np.asarray(before) - problem.learning_rate * step.gradients[key]
+            np.testing.assert_array_equal(step.parameters_after[key], expected)
+
+
+@pytest.mark.parametrize("name", ["mlp-dense-10x10-to-10x10x5", "rnn-sequence-completion"])
+def test_exact_beyond_its_limits_is_one_line_and_exit_2(name):
+    done = run_cli("solve", "--example", name, "--exact", "--format", "json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "--exact" in done.stderr and "solve without --exact" in done.stderr
+
+
+def test_dl_solve_is_the_notebook_solution():
+    import deltalab as dl
+    from deltalab.solution import Solution
+
+    solution = dl.solve("mlp-relu-exam-network")
+    assert isinstance(solution, Solution) and solution.passed
+    assert solution.trace.steps[0].loss == pytest.approx(solve("mlp-relu-exam-network").steps[0].loss, abs=0)
+
+
+def test_a_layer_kind_is_one_registered_module():
+    """Every layer kind the reader accepts has its module in the registry, and the registry
+    alone decides which names a problem file may use."""
+    from deltalab.problems.layers import LAYER_TYPES, LAYERS, MODULES
+
+    assert LAYER_TYPES == MODULES == ("dense", "conv2d", "max_pool2d", "avg_pool2d", "flatten")
+    for name, kind in LAYERS.items():
+        assert kind.name == name and kind.keys[0] == "type"
+    with pytest.raises(SpecError, match="expected one of dense, conv2d, max_pool2d, avg_pool2d, flatten"):
+        parse_problem('[model]\ntype = "mlp"\ninput_shape = [2]\n[[model.layers]]\ntype = "gru"\n'
+                      '[data]\ninputs = [1, 2]\n', "p.toml")

@@ -51,8 +51,8 @@ __all__ = sorted({
     "backends", "bool", "cuda", "device", "double", "enable_grad", "float", "float32", "float64", "func", "functional",
     "get_default_dtype", "get_num_threads", "gradcheck", "inference_mode", "int", "int8", "int16", "int32", "int64",
     "is_grad_enabled", "load", "load_into", "long", "manual_seed", "models", "nn", "no_grad", "ones", "ops", "optim",
-    "save", "seed", "set_default_dtype", "set_grad_enabled", "set_num_threads", "short", "summary", "tensor",
-    "Tuning", "tuning", "to_torch", "from_torch", "uint8", "zeros", *_factory_names,
+    "save", "seed", "set_default_dtype", "solve", "set_grad_enabled", "set_num_threads", "short", "summary",
+    "tensor", "Tuning", "tuning", "to_torch", "from_torch", "uint8", "zeros", *_factory_names,
 })
 
 
@@ -68,6 +68,10 @@ def __getattr__(name):
         from .io import checkpoint
 
         return checkpoint.load_into
+    if name == "solve":  # a worked solution that shows itself in a notebook (deltalab.solution)
+        from .solution import solve
+
+        return solve
     if name == "generate":  # exercise variants (deltalab.exercises): imported on first use
         from .exercises import generate
 

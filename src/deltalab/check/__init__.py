@@ -143,10 +143,12 @@ def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, 
     ``tolerance``: an absolute tolerance for every entry instead of the written decimals;
     ``follow_through``: count answers that are wrong only because of an earlier wrong answer
     (consistent) as right; ``trace``: the solved problem, when grading many submissions."""
+    from ..problems.kinds import problem_kind
     from ..recorder import solve_problem
 
     problem = load(problem)
-    symbolic = problem.model_type == "equations" and bool(problem.equations.symbols)
+    kind = problem_kind(problem)
+    symbolic = kind.solved_exactly(problem)
     if trace is None:
         trace = solve_problem(problem, exact=symbolic)
     if tolerance is not None and not (float(tolerance) >= 0):
@@ -159,8 +161,7 @@ def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, 
 
         return CheckResult(trace.title, submission.source, submission.student,
                            grade_exact(trace, problem, submission, weights), follow_through)
-    loss_name = problem.loss if problem.model_type != "equations" else "equations"
-    quantities = grade(trace, submission, follow_through, weights, diagnose, loss_name)
+    quantities = grade(trace, submission, follow_through, weights, diagnose, kind.grading_loss(problem))
     return CheckResult(trace.title, submission.source, submission.student, quantities, follow_through)
 
 

@@ -65,10 +65,11 @@ def run(args):
         answers.insert(0, str(lecture_answers_path(args.example)))
     if not answers:
         raise DeltalabError("check: no answers file given")
+    from ..problems.kinds import problem_kind
     from ..recorder import solve_problem
 
     problem = load(problem_path)
-    trace = solve_problem(problem, exact=problem.model_type == "equations" and bool(problem.equations.symbols))
+    trace = solve_problem(problem, exact=problem_kind(problem).solved_exactly(problem))
     weights = check_weights(problem)
     results = [check(problem, a, tolerance=tolerance, follow_through=not args.no_follow_through, trace=trace,
                      weights=weights) for a in answers]

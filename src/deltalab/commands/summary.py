@@ -39,17 +39,15 @@ def run(args):
 
 def _problem_summary(path, console):
     from ..problem import load_problem
+    from ..problems.kinds import problem_kind
     from ..recorder import build_model
     from ..summary import summary
 
     problem = load_problem(path)
-    if problem.model_type == "equations":
+    input_shape = problem_kind(problem).summary_input_shape(problem)
+    if input_shape is None:
         return _equations_summary(problem, console)
     model = build_model(problem)
-    if problem.model_type in ("rnn", "lstm"):
-        input_shape = (problem.inputs.shape[0], problem.input_size)
-    else:
-        input_shape = problem.input_shape
     result = summary(model, input_shape, print_table=False)
     console.print(result.table(title=f"{problem.title}  (input {'×'.join(map(str, input_shape))})"))
     return 0

@@ -35,6 +35,18 @@ class ProblemKind:
         ``heading``: its (title, description), already read."""
         raise NotImplementedError
 
+    def solved_exactly(self, problem) -> bool:
+        """Whether the problem can only be solved in exact arithmetic (unknown symbols remain)."""
+        return False
+
+    def grading_loss(self, problem) -> str:
+        """The loss's name as ``deltalab check``'s mistake rules know it."""
+        return problem.loss
+
+    def summary_input_shape(self, problem):
+        """The input shape ``deltalab summary`` shows the model's layers for (None: no layers)."""
+        return None
+
     # ---- the model and one recorded step
     def build(self, problem, purpose="solve"):
         """The model the recorder trains: it has ``named_parameters()`` / ``parameters()`` of

@@ -73,6 +73,12 @@ class EquationsKind(ProblemKind):
         return Problem(path=r.path, title=title, model_type="equations", loss=equations.loss or "",
                        description=description, learning_rate=learning_rate, steps=steps, equations=equations)
 
+    def solved_exactly(self, problem):
+        return bool(problem.equations.symbols)
+
+    def grading_loss(self, problem):
+        return "equations"
+
     # ------------------------------------------------------------------ the model
     def build(self, problem, purpose="solve"):
         from ..equations.graph import build

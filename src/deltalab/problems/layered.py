@@ -111,6 +111,9 @@ class LayeredKind(NetworkKind):
             r.fail("data.targets", f"expected shape {whole[1:]}{' or ' + str(whole) if batched else ''} "
                                    f"(the network's output), got {problem.targets.shape}")
 
+    def summary_input_shape(self, problem):
+        return problem.input_shape
+
     # ------------------------------------------------------------------ the model
     def make_network(self, problem):
         return LayeredNetwork(problem.input_shape, problem.layers, dtype=np.float64)

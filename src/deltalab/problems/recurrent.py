@@ -81,6 +81,9 @@ class RecurrentKind(NetworkKind):
 
     state_values = 2  # values per hidden unit and step: z[1] and x[1]
 
+    def summary_input_shape(self, problem):
+        return (problem.inputs.shape[0], problem.input_size)
+
     # ------------------------------------------------------------------ the model
     def make_network(self, problem):
         return ElmanNetwork(problem.input_size, problem.hidden_size, problem.output_size, problem.hidden_activation,

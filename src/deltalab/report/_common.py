@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_STEP_SUFFIX = re.compile(r"\((-?\d+)\)\s*$")
-
 
 # ---------------------------------------------------------------- numbers and arrays
 
@@ -169,11 +167,6 @@ class TimeGroup:
     error: tuple | None = None  # ("E(1)", value)
 
 
-def _step_of_key(key: str):
-    match = _STEP_SUFFIX.search(key)
-    return int(match.group(1)) if match else None
-
-
 def time_groups(step) -> tuple:
     """(groups in time order, errors not tied to a group) for one StepTrace."""
     groups: dict = {}
@@ -191,7 +184,7 @@ def time_groups(step) -> tuple:
         group(value.step).targets.append(value)
     loose = []
     for name, value in step.errors.items():
-        t = _step_of_key(name)
+        t = step.error_steps.get(name)  # the recorder's time step of this error (None: per sample)
         if t in groups and groups[t].error is None:
             groups[t].error = (name, value)
         else:

@@ -1,0 +1,70 @@
+"""``deltalab solve`` latency: process start to exit, median of repeated runs per example.
+
+    python benchmarks/solve_latency.py                       # this checkout's src/
+    python benchmarks/solve_latency.py --src /old/src --src src --runs 11   # compare two trees
+
+Wall time is process start to exit; CPU time (user + system of the child) is less sensitive
+to other load on a shared machine.  Each run is a fresh ``python -c "from deltalab.cli import main; ..."`` with ``PYTHONPATH`` set
+to the tree under test, output to /dev/null; with several trees the runs alternate (tree A,
+tree B, tree A, ...) so both see the same machine load.  Not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = ("mlp-relu-exam-network", "cnn-feature-detectors", "rnn-many-to-many-softmax", "eq-lstm-cell")
+LAUNCH = "import sys; from deltalab.cli import main; sys.exit(main())"
+
+
+def one_run(src, example, fmt):
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LAUNCH, "solve", "--example", example, "--format", fmt],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{src}: solve --example {example} failed: {done.stderr.decode()[-300:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", action="append", help="a source tree (the directory holding deltalab/); repeatable")
+    parser.add_argument("--runs", type=int, default=11, help="runs per example and tree (default 11)")
+    parser.add_argument("--format", default="json", help="solve's --format (default json)")
+    parser.add_argument("--examples", default=",".join(EXAMPLES), help="comma-separated example names")
+    args = parser.parse_args(argv)
+    trees = args.src or [str(Path(__file__).resolve().parent.parent / "src")]
+    examples = args.examples.split(",")
+    times = {(tree, example): [] for tree in trees for example in examples}
+    for example in examples:
+        for tree in trees:
+            one_run(tree, example, args.format)  # warm the file cache and the .pyc files
+        for _ in range(args.runs):
+            for tree in trees:
+                times[tree, example].append(one_run(tree, example, args.format))
+    width = max(len(e) for e in examples)
+    names = [Path(t).resolve().parent.name or t for t in trees]
+    print(f"{'example':<{width}}  " + "  ".join(f"{name + ' wall s':>22} {'cpu s':>6}" for name in names))
+    for example in examples:
+        cells = []
+        for tree in trees:
+            wall = statistics.median(t for t, _ in times[tree, example])
+            cpu = statistics.median(c for _, c in times[tree, example])
+            cells.append(f"{wall:22.3f} {cpu:6.3f}")
+        print(f"{example:<{width}}  " + "  ".join(cells))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}; {args.runs} runs per cell, format {args.format}")
+
+
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,7 @@ class ProblemKind:
         return None
 
     # ---- the model and one recorded step
-    def build(self, problem, purpose="solve"):
+    def build(self, problem):
         """The model the recorder trains: it has ``named_parameters()`` / ``parameters()`` of
         Tensors, updated in place by ``optim.SGD``, and ``trains`` (False: nothing to update)."""
         raise NotImplementedError

@@ -80,7 +80,7 @@ class EquationsKind(ProblemKind):
         return "equations"
 
     # ------------------------------------------------------------------ the model
-    def build(self, problem, purpose="solve"):
+    def build(self, problem):
         from ..equations.graph import build
 
         eq = problem.equations

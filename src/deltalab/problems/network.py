@@ -14,7 +14,7 @@ from ..autograd import no_grad
 from ..errors import ConfigurationError, ShapeError, SpecError
 from ..tensor import Tensor
 from .base import Header, ProblemKind
-from .file import NetworkSize, Problem
+from .file import Problem
 from .reader import describe_value
 
 LOSSES = ("half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
@@ -138,7 +138,7 @@ class NetworkKind(ProblemKind):
         """The engine network with drawn parameters (ConfigurationError if it cannot be built)."""
         raise NotImplementedError
 
-    def build(self, problem, purpose="solve"):
+    def build(self, problem):
         """The engine model of a problem, with parameters filled, drawn or given explicitly."""
         from .. import random as dl_random
 
@@ -200,7 +200,7 @@ class NetworkKind(ProblemKind):
 
     # ------------------------------------------------------------------ checks
     def difference_probe(self, problem, model, first, step):
-        checked = self.build(problem, purpose="check")
+        checked = self.build(problem)
         params = dict(checked.named_parameters())
         for name, p in params.items():
             p.data = first[name].copy()
@@ -321,4 +321,4 @@ def _parameters(table, problem, r):
         problem.seed = r.non_negative_int(table["seed"], "parameters.seed")
 
 
-__all__ = ["DATA_KEYS", "LOSSES", "LOSS_FORMULAS", "Forward", "NetworkKind", "NetworkSize", "error_terms", "vector"]
+__all__ = ["DATA_KEYS", "LOSSES", "LOSS_FORMULAS", "Forward", "NetworkKind", "error_terms", "vector"]

@@ -159,8 +159,9 @@ class WindowLayer(LayerKind):
         return out
 
     @staticmethod
-    def counted_window(spec, shape):
-        """(kernel, stride, padding, per-sample output size) as counted before building, or None."""
+    def counted_window(spec):
+        """(kernel, stride, padding) with ``"same"`` padding as numbers, as counted before
+        building; None where ``"same"`` cannot hold (building then says why)."""
         kernel, stride, padding = spec["kernel_size"], spec["stride"], spec["padding"]
         if padding == "same":
             if stride != (1, 1) or any(k % 2 == 0 for k in kernel):

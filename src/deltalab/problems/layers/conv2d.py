@@ -23,7 +23,7 @@ class Conv2d(ActivatedLayer, WindowLayer):
         self.check_window(spec, where, reader)
 
     def count(self, spec, shape, batch, where, reader):
-        window = self.counted_window(spec, shape) if len(shape) == 3 else None
+        window = self.counted_window(spec) if len(shape) == 3 else None
         if window is None:
             return None
         kernel, stride, padding = window

@@ -25,7 +25,7 @@ EXAMPLE = "rnn-many-to-many-identity"
 
 def submissions(directory, count=100, seed=0):
     """Every gradient and update of the example, a random one wrong in half of them."""
-    from deltalab.check.grading import quantity_nodes
+    from deltalab.marking.grading import quantity_nodes
     from deltalab.examples import example_path
     from deltalab.problem import load_problem
     from deltalab.recorder import solve_problem

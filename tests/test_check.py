@@ -192,7 +192,7 @@ def test_a_trailing_zero_counts_as_a_written_decimal():
 
 
 def test_fractions_are_exact():
-    from deltalab.check.answers import exact_number
+    from deltalab.marking.answers import exact_number
 
     assert exact_number("1/8") == 0.125 and exact_number("(1 - 0.5)**2") == 0.25
     with pytest.raises(dl.SpecError, match="cannot read"):
@@ -361,7 +361,7 @@ def test_the_explanation_speaks_the_lectures_notation():
 
 
 def test_every_mistake_id_is_registered_with_a_docstring_and_an_example():
-    from deltalab.check.mistakes import IDS, load_mistakes
+    from deltalab.marking.mistakes import IDS, load_mistakes
 
     mistakes = load_mistakes()
     assert list(mistakes) == list(IDS)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import deltalab as dl
-from deltalab.check.grading import quantity_nodes
+from deltalab.marking.grading import quantity_nodes
 from deltalab.examples import example_path
 from deltalab.problem import load_problem
 from deltalab.recorder import solve_problem

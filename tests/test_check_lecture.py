@@ -17,7 +17,7 @@ import sys
 import pytest
 
 import deltalab as dl
-from deltalab.check.lecture import lecture_answers_path, lecture_names
+from deltalab.marking.lecture import lecture_answers_path, lecture_names
 
 ERRATA = {
     "eq-sigmoid-skip-network": {"gradients.b1": "factor_dropped"},

@@ -308,10 +308,13 @@ def test_exact_beyond_its_limits_is_one_line_and_exit_2(name):
     assert done.stderr.count("\n") == 1 and "--exact" in done.stderr and "solve without --exact" in done.stderr
 
 
-def test_dl_solve_is_the_notebook_solution():
+def test_dl_solve_and_dl_check_are_functions():
     import deltalab as dl
     from deltalab.solution import Solution
 
+    import deltalab.marking  # noqa: F401 - importing the grading package hides neither function
+
+    assert dl.check.__module__ == "deltalab.marking" and dl.solve.__module__ == "deltalab.solution"
     solution = dl.solve("mlp-relu-exam-network")
     assert isinstance(solution, Solution) and solution.passed
     assert solution.trace.steps[0].loss == pytest.approx(solve("mlp-relu-exam-network").steps[0].loss, abs=0)

@@ -5,7 +5,6 @@ The engine (:mod:`tensor`, :mod:`autograd`, :mod:`ops`) knows nothing of files o
 PyTorch's names work the same way here (``dl.zeros``, ``dl.float32``, ``dl.no_grad``, ...); a torch
 name deltalab does not have raises ``NotImplementedError: deltalab has no torch.X``.
 """
-import importlib as _importlib
 import importlib.util as _importlib_util
 import types as _types
 
@@ -57,8 +56,10 @@ __all__ = sorted({
 
 
 def __getattr__(name):
-    if name == "check":  # grading a hand solution: the package deltalab.check, callable as dl.check(...)
-        return _importlib.import_module(".check", __name__)
+    if name == "check":  # grading a hand solution (deltalab.marking)
+        from .marking import check
+
+        return check
     # saving pulls in zipfile and the architecture registry: load it on first use
     if name in ("save", "load"):
         from .io import serialization

@@ -44,7 +44,7 @@ def _tolerance(text):
 
 
 def run(args):
-    from ..check import check, check_weights, load
+    from ..marking import check, check_weights, load
     from ..examples import example_path
 
     tolerance = _tolerance(args.tolerance)
@@ -60,7 +60,7 @@ def run(args):
     if args.lecture:
         if not args.example:
             raise DeltalabError("--lecture: needs --example NAME")
-        from ..check.lecture import lecture_answers_path
+        from ..marking.lecture import lecture_answers_path
 
         answers.insert(0, str(lecture_answers_path(args.example)))
     if not answers:
@@ -73,18 +73,18 @@ def run(args):
     weights = check_weights(problem)
     results = [check(problem, a, tolerance=tolerance, follow_through=not args.no_follow_through, trace=trace,
                      weights=weights) for a in answers]
-    from ..check import report
+    from ..marking import report
     from ..files import write_text_atomic
 
     if args.csv:
-        from ..check.batch import csv_text
+        from ..marking.batch import csv_text
 
         try:
             write_text_atomic(args.csv, csv_text(results))
         except OSError as exc:
             raise DeltalabError(f"--csv: cannot write {args.csv} ({exc.strerror or exc})") from None
     if args.out:
-        from ..check.batch import write_feedback
+        from ..marking.batch import write_feedback
 
         try:
             write_feedback(results, args.out, "html" if args.format == "html" else "markdown")

@@ -1,4 +1,4 @@
-"""``check``: grade a student's hand solution against the worked one.
+"""Marking: grade a student's hand solution against the worked one (``deltalab check``, ``dl.check``).
 
 Each answered quantity is judged against the true value and against the value its formula
 gives from the student's own answers for its inputs (the error carried forward), so one
@@ -167,14 +167,3 @@ def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, 
 
 __all__ = ["Answers", "AnswersError", "CheckResult", "Diagnosis", "Quantity", "check", "read_answers"]
 
-
-class _CallableModule(type(__import__("sys"))):
-    """``deltalab.check`` is both this package and the function ``dl.check(problem, answers)``:
-    importing a subpackage sets the parent's attribute to the module, which would hide a
-    function of the same name, so the module itself calls :func:`check`."""
-
-    def __call__(self, problem, answers, **options):
-        return check(problem, answers, **options)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule

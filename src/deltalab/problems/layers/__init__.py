@@ -1,20 +1,29 @@
 """The layer registry of layered (mlp / cnn) problems: one module per layer kind.
 
-Each module defines ``KIND``, a :class:`~.base.LayerKind` with everything about that layer:
-its keys and how they are read, its size, parameters and engine forward pass, its PyTorch
-reference, its description and its formulas in the derivation record.  Adding a layer kind
-means adding one module and its name to ``MODULES``; nothing else names layer kinds.
+Each module that defines ``KIND``, a :class:`~.base.LayerKind`, is a layer kind, with
+everything about that layer: its keys and how they are read, its size, parameters and engine
+forward pass, its PyTorch reference, its description and its formulas in the derivation
+record.  Adding a layer kind means adding one module here; nothing else names layer kinds.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from .base import LayerKind, LayerSpec, spec_dict
 
-MODULES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "flatten")  # the order error messages list them in
 
-LAYERS = {kind.name: kind for kind in (importlib.import_module(f".{name}", __name__).KIND for name in MODULES)}
-LAYER_TYPES = tuple(LAYERS)
+def _discover():
+    kinds = []
+    for module in pkgutil.iter_modules(__path__):
+        kind = getattr(importlib.import_module(f".{module.name}", __name__), "KIND", None)
+        if kind is not None:
+            kinds.append(kind)
+    return {kind.name: kind for kind in sorted(kinds, key=lambda k: (k.order, k.name))}
+
+
+LAYERS = _discover()
+LAYER_TYPES = tuple(LAYERS)  # in ``order``: the order error messages list them in
 
 
 def layer_kind(name) -> LayerKind:

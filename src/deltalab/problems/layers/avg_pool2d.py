@@ -7,6 +7,7 @@ from .pooling import Pooling
 
 class AvgPool2d(Pooling):
     name = "avg_pool2d"
+    order = 40
     short = "avg"
 
     def engine_pool(self, x, kernel, stride, padding):

@@ -52,6 +52,7 @@ class LayerKind:
     x[l] = f(z[l]); the others map x[l−1] to x[l] directly."""
 
     name = ""
+    order = 100  # where error messages list the kind among the others
     keys: tuple = ("type",)
     activated = False
     needs_cnn = False  # only in a cnn problem (an image input)

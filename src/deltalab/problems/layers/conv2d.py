@@ -13,6 +13,7 @@ from .base import OUTPUT_ACTIVATIONS, ActivatedLayer, LayerCount, WindowLayer
 
 class Conv2d(ActivatedLayer, WindowLayer):
     name = "conv2d"
+    order = 20
     keys = ("type", "out_channels", "kernel_size", "stride", "padding", "bias", "activation")
 
     def read(self, layer, spec, where, reader):

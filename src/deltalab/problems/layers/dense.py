@@ -10,6 +10,7 @@ from .base import OUTPUT_ACTIVATIONS, ActivatedLayer, LayerCount
 
 class Dense(ActivatedLayer):
     name = "dense"
+    order = 10
     keys = ("type", "units", "activation", "bias")
 
     def read(self, layer, spec, where, reader):

@@ -10,6 +10,7 @@ from .base import LayerCount, LayerKind
 
 class Flatten(LayerKind):
     name = "flatten"
+    order = 50
 
     def count(self, spec, shape, batch, where, reader):
         return LayerCount((int(np.prod(shape)),))

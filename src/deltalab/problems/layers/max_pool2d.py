@@ -7,6 +7,7 @@ from .pooling import Pooling
 
 class MaxPool2d(Pooling):
     name = "max_pool2d"
+    order = 30
     short = "max"
 
     def engine_pool(self, x, kernel, stride, padding):

@@ -18,7 +18,6 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import time
 
 from .errors import DeltalabError, OutputError
@@ -126,6 +125,8 @@ def atomic_write(path, write) -> None:
     Every failure (a refused target, permission, a full disk, a name too long, a read-only
     file system) is an :class:`OutputError` naming the path; the old file is left as it was.
     """
+    import tempfile  # with shutil, lzma and bz2: only when something is written (solve's start stays light)
+
     shown = check_output_path(path)
     directory = os.path.dirname(os.path.abspath(shown))
     remove_stale_temporaries(directory)

@@ -9,7 +9,6 @@ from typing import NamedTuple
 
 from ..errors import ConfigurationError
 from ..nn.module import Module, uniform_
-from ..problems.layers import LAYERS
 
 
 class LayerValue(NamedTuple):
@@ -24,6 +23,8 @@ class LayeredNetwork(Module):
     stride, padding, bias, activation), as in a problem file's ``[[model.layers]]``."""
 
     def __init__(self, input_shape, layers, dtype=None):
+        from ..problems.layers import LAYERS  # the layer kinds (imported with the first network built)
+
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.specs = [dict(s) if isinstance(s, dict) else dict(vars(s)) for s in layers]
@@ -39,6 +40,8 @@ class LayeredNetwork(Module):
 
     def run(self, x) -> list:
         """Every value of the forward pass in order: x[0], then z[l] (if any) and x[l] per layer."""
+        from ..problems.layers import LAYERS
+
         values = [LayerValue("x[0]", x, 0, "input")]
         for l, spec in enumerate(self.specs, start=1):
             z, x = LAYERS[spec["type"]].forward(spec, x, getattr(self, f"W{l}", None), getattr(self, f"b{l}", None))

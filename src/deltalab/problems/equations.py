@@ -256,3 +256,6 @@ class EquationsKind(ProblemKind):
         from ..equations.exact import annotate
 
         return annotate(trace, problem, model.graph, first, tolerance)
+
+
+EQUATIONS = EquationsKind()

@@ -139,18 +139,18 @@ def _check_tree(data, r):
 
 
 def _read(data, r) -> Problem:
-    from .kinds import KINDS, MODEL_TYPES
+    from .kinds import MODEL_TYPES, kind_named
 
     model = data.get("model")
     named = model.get("type") if isinstance(model, dict) else None
-    if isinstance(named, str) and named in KINDS and KINDS[named].own_layout:
+    if isinstance(named, str) and named in MODEL_TYPES and kind_named(named).own_layout:
         # a file of its own shape (equations)
-        return KINDS[named].read_file(data, r, named, title_and_description(data, r))
+        return kind_named(named).read_file(data, r, named, title_and_description(data, r))
     r.check_keys(data, TOP_KEYS, "")
     heading = title_and_description(data, r)
     model = r.table(data, "model", "model")
     model_type = r.choice(model, "type", MODEL_TYPES, "model.type")
-    return KINDS[model_type].read_file(data, r, model_type, heading)
+    return kind_named(model_type).read_file(data, r, model_type, heading)
 
 
 def title_and_description(data, r):

@@ -5,8 +5,8 @@
 
 Wall time is process start to exit; CPU time (user + system of the child) is less sensitive
 to other load on a shared machine.  Each run is a fresh ``python -c "from deltalab.cli import main; ..."`` with ``PYTHONPATH`` set
-to the tree under test, output to /dev/null; with several trees the runs alternate (tree A,
-tree B, tree A, ...) so both see the same machine load.  Not part of the test suite.
+to the tree under test, output to /dev/null; with several trees the runs alternate (A B, B A, A B, ...)
+so both see the same machine load and neither always goes first.  Not part of the test suite.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def main(argv=None):
     for example in examples:
         for tree in trees:
             one_run(tree, example, args.format)  # warm the file cache and the .pyc files
-        for _ in range(args.runs):
-            for tree in trees:
+        for round_ in range(args.runs):
+            for tree in trees if round_ % 2 == 0 else trees[::-1]:  # alternate who goes first
                 times[tree, example].append(one_run(tree, example, args.format))
     width = max(len(e) for e in examples)
     names = [Path(t).resolve().parent.name or t for t in trees]

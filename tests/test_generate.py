@@ -544,7 +544,7 @@ def test_a_draw_of_the_wrong_shape_names_the_template_and_the_parameter(tmp_path
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_deltalab_check_gives_each_answers_file_full_marks(made, name):
-    from deltalab.check import check
+    from deltalab.marking import check
 
     result, out = made(name)
     for path, variant in zip(_variants(out), result.variants):
@@ -598,8 +598,8 @@ def test_every_shipped_template_is_listed_for_planting():
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_check_names_exactly_the_planted_mistake_for_every_mistake_a_template_hosts(made, name, tmp_path):
-    from deltalab.check import check
-    from deltalab.check.mistakes import IDS, load_mistakes
+    from deltalab.marking import check
+    from deltalab.marking.mistakes import IDS, load_mistakes
     from deltalab.exercises.planting import plant
 
     result, out = made(name)
@@ -638,7 +638,7 @@ def test_check_names_exactly_the_planted_mistake_for_every_mistake_a_template_ho
 
 
 def test_a_planted_sign_flip_is_the_uphill_update_by_exact_fractions(made):
-    from deltalab.check.mistakes import load_mistakes
+    from deltalab.marking.mistakes import load_mistakes
     from deltalab.exercises.planting import plant
 
     result, out = made("relu-exam-network")
@@ -783,8 +783,8 @@ def test_several_training_steps_are_asked_and_keyed_per_step_by_torch(two_steps)
 
 
 def test_check_grades_a_key_of_several_steps_and_carries_a_slip_into_the_next_step(two_steps, tmp_path):
-    from deltalab.check import check
-    from deltalab.check.mistakes import load_mistakes
+    from deltalab.marking import check
+    from deltalab.marking.mistakes import load_mistakes
     from deltalab.exercises.planting import plant
 
     result, out = two_steps
@@ -834,7 +834,7 @@ def test_the_latex_matrix_allowance_is_the_widest_matrix():
 
 
 def test_a_planted_key_of_exact_fractions_writes_the_right_value_as_a_fraction():
-    from deltalab.check import check
+    from deltalab.marking import check
     from deltalab.exercises import parse_template
 
     text = (Path(__file__).parents[1] / "src/deltalab/examples/templates/elman-relu-cell.toml").read_text()

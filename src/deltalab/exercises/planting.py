@@ -3,7 +3,7 @@ from ``deltalab check``'s library at a stated place, every quantity after it car
 from the wrong value -- as a student who made that mistake and then worked on correctly
 would have it.
 
-A rule of the library (:mod:`deltalab.check.mistakes`) rewrites a quantity's formula the
+A rule of the library (:mod:`deltalab.marking.mistakes`) rewrites a quantity's formula the
 wrong way; planting evaluates that rewritten formula on the true values before it, takes the
 result as the quantity's value and recomputes everything after it (later training steps
 start from the wrong updated parameters).  A place is kept only when
@@ -35,7 +35,7 @@ MIN_DECIMALS = 6  # decimals written in a planted solution file (more where a va
 class Planted:
     """One planted mistake: where it is, the wrong formula, and the whole mistaken solution."""
 
-    mistake: object  # deltalab.check.mistakes.Mistake
+    mistake: object  # deltalab.marking.mistakes.Mistake
     step: int  # training step of the mistake (1-based)
     node: object  # the derivation node that holds it
     formula: object  # the formula as the mistake has it (an expression tree)
@@ -54,7 +54,7 @@ class Planted:
     def rewritten_parts(self, derivation) -> list:
         """[(node, formula, value)]: the quantities inside the planted formula that the mistake
         rewrote (a BPTT contribution written out in a gradient's sum), with their wrong values."""
-        from ..check.formulas import Evaluator, Inlined, children
+        from ..marking.formulas import Evaluator, Inlined, children
 
         found = []
         evaluate = Evaluator(self.values[self.step - 1])
@@ -83,7 +83,7 @@ class Planted:
 
 def mistake_named(name):
     """The library's mistake ``name``; an unknown name is refused with a did-you-mean and the list."""
-    from ..check.mistakes import IDS, load_mistakes
+    from ..marking.mistakes import IDS, load_mistakes
 
     if name not in IDS:
         close = difflib.get_close_matches(str(name), IDS, n=1)
@@ -99,9 +99,9 @@ def _loss_name(problem):
 def _contexts(trace, problem):
     """(step, node, values, context) for every quantity ``check`` grades, as check sees it
     when every quantity is answered (so a rule rewrites the quantity's own formula)."""
-    from ..check.formulas import expand
-    from ..check.grading import quantity_nodes
-    from ..check.mistakes import Context
+    from ..marking.formulas import expand
+    from ..marking.grading import quantity_nodes
+    from ..marking.mistakes import Context
 
     for index, step in enumerate(trace.steps, start=1):
         derivation = step.derivation
@@ -118,7 +118,7 @@ def _contexts(trace, problem):
 def _places(trace, problem, mistake, shown_decimals):
     """[(step, node, [(formula, explanation, value)])]: every quantity where ``mistake``'s
     rule gives a visibly different value of the right shape, in reading order."""
-    from ..check.formulas import Evaluator
+    from ..marking.formulas import Evaluator
 
     visible = 10.0 ** -shown_decimals
     places, evaluators = [], {}
@@ -150,7 +150,7 @@ def has_place(trace, problem, mistake) -> bool:
 
 def _answered(derivation) -> list:
     """The ids of the quantities ``check`` grades, in reading order."""
-    from ..check.grading import quantity_nodes
+    from ..marking.grading import quantity_nodes
 
     return [n.id for n in quantity_nodes(derivation).values()]
 
@@ -203,7 +203,7 @@ def _nested(value):
 
 def solution_text(trace, values, name, mistake_id) -> str:
     """The mistaken solution as an answers file: every quantity ``check`` grades, every step."""
-    from ..check.grading import quantity_nodes
+    from ..marking.grading import quantity_nodes
     from .documents import answers_text
 
     entries = []
@@ -217,7 +217,7 @@ def solution_text(trace, values, name, mistake_id) -> str:
 def plant(variant, mistake, shown_decimals=4, name=None):
     """``mistake`` (a library Mistake) planted in ``variant`` (solved), or None when no place
     of this variant hosts it so that ``check`` names it alone."""
-    from ..check import check as grade
+    from ..marking import check as grade
 
     trace, problem = variant.trace, variant.problem
     name = name or variant.name
@@ -239,7 +239,7 @@ def plant(variant, mistake, shown_decimals=4, name=None):
 
 def plantable(variant, shown_decimals=4) -> list:
     """The ids of every mistake that can be planted in ``variant``."""
-    from ..check.mistakes import load_mistakes
+    from ..marking.mistakes import load_mistakes
 
     return [id for id, m in load_mistakes().items() if plant(variant, m, shown_decimals) is not None]
 

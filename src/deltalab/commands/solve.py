@@ -36,7 +36,7 @@ def problem_path(args):
 
 
 def run(args):
-    from ..problem import load_problem
+    from ..problems.file import load_problem
     from ..recorder import solve_problem
     from ..trace import non_finite_values
 

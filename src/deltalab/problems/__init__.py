@@ -7,22 +7,6 @@
   records a step, describes itself and gives PyTorch's reference (see :mod:`.base`);
 - :mod:`.layers`  the layer registry of layered problems, one module per layer kind.
 
-This package imports nothing heavy on its own: ``models`` reads the layer registry from here.
+Problems are read with :func:`deltalab.problems.file.load_problem` (``deltalab.problem`` re-exports
+it); this package imports nothing on its own.
 """
-
-
-def load_problem(path):
-    """Read and validate a problem file (see :func:`deltalab.problems.file.load_problem`)."""
-    from .file import load_problem as load
-
-    return load(path)
-
-
-def parse_problem(text, path="<problem>"):
-    """Validate the text of a problem file (see :func:`deltalab.problems.file.parse_problem`)."""
-    from .file import parse_problem as parse
-
-    return parse(text, path)
-
-
-__all__ = ["load_problem", "parse_problem"]

@@ -2,7 +2,12 @@
 order: central differences (through :mod:`deltalab.gradcheck`), the PyTorch re-run
 (``--check-torch``), the chain rule (sum over paths, equations problems) and exact mode
 (``--exact``).  Each says when it applies and appends its :class:`~deltalab.trace.Check`;
-every tolerance comes from :data:`~.tolerance.TOLERANCES`.
+every tolerance comes from the one policy, :data:`TOLERANCES`.
+
+The tolerance policy: central differences carry O(ε²) truncation and cancellation error, so
+they pass per entry on |a − n| ≤ atol + rtol·|n| (PyTorch's gradcheck rule); the other paths
+compute the same quantities in float64 (PyTorch, the sum over paths) or exactly (SymPy), so a
+relative error near rounding is expected of them.
 """
 from __future__ import annotations
 
@@ -11,9 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DeltalabError
-from ..gradcheck import compare_with_differences, relative_error, sampled_entries
+from ..gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, relative_error, sampled_entries
 from ..trace import Check
-from .tolerance import TOLERANCES
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    differences_rtol: float = FD_RTOL  # central finite differences, per entry
+    differences_atol: float = FD_ATOL
+    torch: float = 1e-9  # PyTorch float64: relative error of each gradient
+    chain_rule: float = 1e-10  # the sum over all paths against autodiff
+    exact: float = 1e-12  # SymPy's exact values against the float64 solve (see equations.exact.close_error)
+
+
+TOLERANCES = Tolerances()
 
 
 @dataclass

@@ -8,15 +8,17 @@ record.  Adding a layer kind means adding one module here; nothing else names la
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import os
 
 from .base import LayerKind, LayerSpec, spec_dict
 
 
 def _discover():
     kinds = []
-    for module in pkgutil.iter_modules(__path__):
-        kind = getattr(importlib.import_module(f".{module.name}", __name__), "KIND", None)
+    for file in sorted(os.listdir(__path__[0])):
+        if not file.endswith(".py") or file.startswith("_"):
+            continue
+        kind = getattr(importlib.import_module(f".{file[:-3]}", __name__), "KIND", None)
         if kind is not None:
             kinds.append(kind)
     return {kind.name: kind for kind in sorted(kinds, key=lambda k: (k.order, k.name))}

@@ -16,6 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +24,12 @@ EXAMPLES = ("mlp-relu-exam-network", "cnn-feature-detectors", "rnn-many-to-many-
 LAUNCH = "import sys; from deltalab.cli import main; sys.exit(main())"
 
 
-def one_run(src, example, fmt):
+def one_run(src, example, fmt, bytecode):
     env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
+    if bytecode:  # cached .pyc files as after a pip install, kept per tree outside the source
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "deltalab-latency-pyc",
+                                                  str(abs(hash(str(Path(src).resolve())))))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", LAUNCH, "solve", "--example", example, "--format", fmt],
@@ -43,16 +48,19 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=11, help="runs per example and tree (default 11)")
     parser.add_argument("--format", default="json", help="solve's --format (default json)")
     parser.add_argument("--examples", default=",".join(EXAMPLES), help="comma-separated example names")
+    parser.add_argument("--bytecode", action="store_true",
+                        help="use cached .pyc files even where PYTHONDONTWRITEBYTECODE is set (as an installed "
+                             "package runs); without it every run also compiles the sources it imports")
     args = parser.parse_args(argv)
     trees = args.src or [str(Path(__file__).resolve().parent.parent / "src")]
     examples = args.examples.split(",")
     times = {(tree, example): [] for tree in trees for example in examples}
     for example in examples:
         for tree in trees:
-            one_run(tree, example, args.format)  # warm the file cache and the .pyc files
+            one_run(tree, example, args.format, args.bytecode)  # warm the file cache and the .pyc files
         for round_ in range(args.runs):
             for tree in trees if round_ % 2 == 0 else trees[::-1]:  # alternate who goes first
-                times[tree, example].append(one_run(tree, example, args.format))
+                times[tree, example].append(one_run(tree, example, args.format, args.bytecode))
     width = max(len(e) for e in examples)
     names = [Path(t).resolve().parent.name or t for t in trees]
     print(f"{'example':<{width}}  " + "  ".join(f"{name + ' wall s':>22} {'cpu s':>6}" for name in names))
@@ -63,7 +71,9 @@ def main(argv=None):
             cpu = statistics.median(c for _, c in times[tree, example])
             cells.append(f"{wall:22.3f} {cpu:6.3f}")
         print(f"{example:<{width}}  " + "  ".join(cells))
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}; {args.runs} runs per cell, format {args.format}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}; {args.runs} runs per cell, format {args.format}, "
+          + ("cached bytecode" if args.bytecode or not os.environ.get("PYTHONDONTWRITEBYTECODE") else
+             "no bytecode cache (PYTHONDONTWRITEBYTECODE: sources compiled on every run)"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from deltalab.examples import example_path
 from deltalab.problem import load_problem
 from deltalab.report import render
 from deltalab.report.terminal import render as terminal
-from deltalab.solve import solve_problem
+from deltalab.recorder import solve_problem
 
 
 @pytest.fixture(scope="module")

@@ -184,32 +184,11 @@ class LayeredKind(NetworkKind):
         return (x if z is None else z), x
 
     def as_equations(self, problem, parameters):
-        """One sample of an mlp of dense layers as equations: ``x0`` the input, ``z<l>``/``x<l>`` per
-        layer, ``target`` and ``E``."""
-        from ..equations.parser import parse_equation
-        from ..equations.spec import EquationProblem
-        from ..equations.translate import error_equation
+        from ..equations.translate import layered_equations
 
         if self.image:
             return super().as_equations(problem, parameters)
-        if problem.inputs.shape != tuple(problem.input_shape):
-            raise SpecError(f"{problem.path}: --exact solves one sample; data.inputs has shape {problem.inputs.shape}")
-        texts, previous = [], "x0"
-        for l, layer in enumerate(problem.layers, start=1):
-            more = LAYERS[layer.type].exact_equations(l, spec_dict(layer), previous, f"b{l}" in parameters)
-            if more is None:
-                raise SpecError(f"{problem.path}: --exact supports dense layers only, layer {l} is {layer.type}")
-            texts += more
-            previous = more[-1][0]
-        last = len(problem.layers)
-        data = {"x0": np.array(problem.inputs, dtype=np.float64)}
-        loss = None
-        if problem.targets is not None:
-            data["target"] = np.array(problem.targets, dtype=np.float64).reshape(-1)
-            texts.append(("E", error_equation(problem.loss, f"x{last}", f"z{last}", "target", data["target"].size)))
-            loss = "E"
-        equations = [parse_equation(name, text) for name, text in texts]
-        return EquationProblem(equations, [], dict(parameters), data, {}, loss, outputs=[f"x{last}"])
+        return layered_equations(problem, parameters)
 
 
 MLP = LayeredKind("mlp", image=False)

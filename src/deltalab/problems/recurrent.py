@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .. import limits
+from ..models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
 from ..models.elman import ElmanNetwork, LSTMNetwork
 from ..ops.recurrent import sequence_record
 from ..tensor import Tensor
 from ..trace import Contribution, StepTrace, Value
 from .file import NetworkSize
-from .layers.base import OUTPUT_ACTIVATIONS
 from .network import NetworkKind, vector
 
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
+OUTPUT_ACTIVATIONS = tuple(ENGINE_ACTIVATIONS)  # identity, softmax, sigmoid, tanh, relu
 
 
 class RecurrentKind(NetworkKind):
@@ -198,39 +199,9 @@ class RecurrentKind(NetworkKind):
         return z, activation(z)
 
     def as_equations(self, problem, parameters):
-        """The Elman network as a recurrence: ``z1(t)``, ``x1(t)``, ``z2(t)``, ``y(t)`` and ``E``."""
-        from ..equations.parser import parse_equation
-        from ..equations.spec import EquationProblem
-        from ..equations.translate import ACTIVATION, error_equation
+        from ..equations.translate import recurrent_equations
 
-        hidden = ACTIVATION[problem.hidden_activation].format("z1")
-        bias1 = " + b1" if "b1" in parameters else ""
-        bias2 = " + b2" if "b2" in parameters else ""
-        texts = [("z1", f"W1 @ x[t] + H1 @ x1[t-1]{bias1}"), ("x1", hidden), ("z2", f"W2 @ x1{bias2}"),
-                 ("y", ACTIVATION[problem.output_activation].format("z2"))]
-        steps = problem.inputs.shape[0]
-        data = {"x": np.array(problem.inputs, dtype=np.float64)}
-        initial = {"x1": np.zeros(problem.hidden_size) if problem.initial_state is None
-                   else np.array(problem.initial_state, dtype=np.float64)}
-        loss, loss_steps = None, "all"
-        if problem.targets is not None:
-            target = np.zeros((steps, problem.output_size))
-            if problem.many_to_one:
-                target[-1] = problem.targets
-                loss_steps = "last"
-            elif problem.target_steps is not None:
-                for row, step in enumerate(problem.target_steps):
-                    target[step - 1] = problem.targets[row]
-                loss_steps = tuple(problem.target_steps)
-            else:
-                target[:] = problem.targets
-            data["target"] = target
-            count = int(np.size(problem.targets))
-            texts.append(("E", error_equation(problem.loss, "y", "z2", "target[t]", count)))
-            loss = "E"
-        recurrence = [parse_equation(name, text, recurrent=True) for name, text in texts]
-        return EquationProblem([], recurrence, dict(parameters), data, initial, loss, loss_steps=loss_steps,
-                               time_steps=steps, outputs=["y"], sequences={"x", "target"} if loss else {"x"})
+        return recurrent_equations(problem, parameters)
 
 
 class LSTMKind(RecurrentKind):

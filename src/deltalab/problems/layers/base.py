@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ConfigurationError
+from ...models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
 from ...ops.conv import output_size
 
-OUTPUT_ACTIVATIONS = ("identity", "softmax", "sigmoid", "tanh", "relu")
+OUTPUT_ACTIVATIONS = tuple(ENGINE_ACTIVATIONS)  # identity, softmax, sigmoid, tanh, relu
 
 
 @dataclass

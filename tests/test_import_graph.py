@@ -19,13 +19,10 @@ ENGINE = ("deltalab.tensor", "deltalab.autograd", "deltalab.ops", "deltalab.nn")
 
 # cycles not yet cleared, as sorted tuples of their modules (owner in the comment)
 KNOWN_CYCLES = {
-    ("deltalab.equations.exact", "deltalab.equations.solver"),  # recorder (issue 14 parts 1-2)
     ("deltalab.optim", "deltalab.optim.lr_scheduler"),  # torch12 (optim/)
 }
 # (importing module, imported module, private name) not yet cleared (owner in the comment)
 KNOWN_PRIVATE_IMPORTS = {
-    ("deltalab.equations.translate", "deltalab.equations.exact", "_exact_entries"),  # recorder
-    ("deltalab.solve", "deltalab.losses", "_clamped_log"),  # recorder
     ("deltalab.factories", "deltalab.tensor", "_dim"),  # torch12 (factories, tensor.py)
     ("deltalab.factories", "deltalab.tensor", "_shape_args"),  # torch12
     ("deltalab.ops.reduction", "deltalab.tensor", "_dim"),  # torch12 (tensor.py)

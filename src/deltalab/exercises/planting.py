@@ -119,6 +119,7 @@ def _places(trace, problem, mistake, shown_decimals):
     """[(step, node, [(formula, explanation, value)])]: every quantity where ``mistake``'s
     rule gives a visibly different value of the right shape, in reading order."""
     from ..marking.formulas import Evaluator
+    from ..marking.grading import mistaken_values
 
     visible = 10.0 ** -shown_decimals
     places, evaluators = [], {}
@@ -126,13 +127,7 @@ def _places(trace, problem, mistake, shown_decimals):
         evaluator = evaluators.setdefault(index, Evaluator(values))
         true = np.asarray(node.value, dtype=np.float64)
         found = []
-        for variant in mistake.variants(context):
-            evaluate = evaluator if variant.values is None else Evaluator(variant.values)
-            try:
-                with np.errstate(all="ignore"):
-                    value = evaluate(variant.formula)
-            except (ValueError, IndexError, TypeError, KeyError):
-                continue
+        for variant, value in mistaken_values(mistake, context, evaluator):
             if value.shape != true.shape or not np.all(np.isfinite(value)):
                 continue
             if np.max(np.abs(value - true), initial=0.0) >= visible:

@@ -160,19 +160,27 @@ def grade(trace, answers: Answers, follow_through=True, weights=None, diagnose=T
     return quantities
 
 
+def mistaken_values(mistake, ctx, evaluator=None):
+    """(variant, value) for each way ``mistake`` applies at ``ctx`` that can be evaluated: what a
+    student following that wrong rule would write (check diagnoses with it, generate plants it)."""
+    evaluator = evaluator or Evaluator(ctx.values)
+    for variant in mistake.variants(ctx):
+        evaluate = evaluator if variant.values is None else Evaluator(variant.values)
+        try:
+            with np.errstate(all="ignore"):
+                value = evaluate(variant.formula)
+        except (ValueError, IndexError, TypeError, KeyError):
+            continue
+        yield variant, value
+
+
 def diagnoses(ctx, answer, true, implied, mistakes):
     """Every rule that reproduces the wrong answer (not the true or the implied value)."""
     found = []
     evaluator = Evaluator(ctx.values)
     seen = set()
     for mistake in mistakes.values():
-        for variant in mistake.variants(ctx):
-            evaluate = evaluator if variant.values is None else Evaluator(variant.values)
-            try:
-                with np.errstate(all="ignore"):
-                    value = evaluate(variant.formula)
-            except (ValueError, IndexError, TypeError, KeyError):
-                continue
+        for variant, value in mistaken_values(mistake, ctx, evaluator):
             if value.shape != answer.value.shape or not close(answer.value, value, answer.tolerance):
                 continue
             if value.shape == np.shape(true) and close(value, true, answer.tolerance):
@@ -189,4 +197,4 @@ def diagnoses(ctx, answer, true, implied, mistakes):
     return found
 
 
-__all__ = ["Diagnosis", "Quantity", "VERDICTS", "bind", "close", "grade", "quantity_nodes"]
+__all__ = ["Diagnosis", "Quantity", "VERDICTS", "bind", "close", "grade", "mistaken_values", "quantity_nodes"]

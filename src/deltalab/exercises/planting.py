@@ -93,7 +93,9 @@ def mistake_named(name):
 
 
 def _loss_name(problem):
-    return problem.loss if problem.model_type != "equations" else "equations"
+    from ..problems.kinds import problem_kind
+
+    return problem_kind(problem).grading_loss(problem)
 
 
 def _contexts(trace, problem):

@@ -219,9 +219,13 @@ def _inferred_shapes(template, paths) -> dict:
     """Shapes for whole-array draws without ``shape``, read off the model the template builds."""
     from ..problem import parse_problem
 
+    from ..problems.kinds import MODEL_TYPES, kind_named
+
     model_type = template.data.get("model", {}).get("type") if isinstance(template.data.get("model"), dict) else None
-    if model_type == "equations" or model_type is None:
-        return {}
+    known = model_type in MODEL_TYPES
+    if model_type is None or known and kind_named(model_type).own_layout:
+        return {}  # an own-layout kind (equations) has no [parameters] / [data] arrays to shape
+    sequence = known and kind_named(model_type).sequence  # (an unknown type: the reader names it below)
     probe = copy.deepcopy(template.data)
     # every other draw at its first value; the arrays whose shape we need left out for now
     for path, draw in _all_draws(probe):
@@ -229,27 +233,27 @@ def _inferred_shapes(template, paths) -> dict:
     for section, key in paths:
         probe[section].pop(key, None)
     if ("data", "inputs") in paths:
-        if model_type in ("rnn", "lstm"):
+        if sequence:
             template.fail("data.inputs", "a drawn sequence needs its shape: add shape = [T, input_size]")
         probe["data"]["inputs"] = 0
     targets_drawn = ("data", "targets") in paths
-    if targets_drawn and model_type in ("rnn", "lstm"):
+    if targets_drawn and sequence:
         probe["data"].pop("target_steps", None)
     problem = parse_problem(dumps(probe), template.path)
     shapes = {}
-    if model_type in ("rnn", "lstm"):
+    if sequence:
         hidden, output = problem.hidden_size, problem.output_size
         rows = len(template.data["data"].get("target_steps", [])) or problem.inputs.shape[0]
         shapes[("data", "targets")] = (output,) if problem.many_to_one else (rows, output)
         shapes[("data", "initial_state")] = shapes[("data", "initial_cell")] = (hidden,)
     else:
         shapes[("data", "inputs")] = tuple(problem.input_shape)
-    if any(p[0] == "parameters" for p in paths) or (targets_drawn and model_type not in ("rnn", "lstm")):
+    if any(p[0] == "parameters" for p in paths) or (targets_drawn and not sequence):
         from ..recorder import build_model
 
         model = build_model(problem)
         shapes.update({("parameters", name): tuple(p.shape) for name, p in model.named_parameters()})
-        if model_type not in ("rnn", "lstm"):
+        if not sequence:
             drawn_inputs = ("data", "inputs") in paths
             batch = () if drawn_inputs or problem.inputs.shape == tuple(problem.input_shape) else problem.inputs.shape[:1]
             shapes[("data", "targets")] = batch + tuple(model.shapes[-1])

@@ -28,6 +28,8 @@ class ProblemKind:
     names: tuple = ()
     records_paths = False  # steps record the chain rule's paths (checked against autodiff)
     own_layout = False  # True: the file's sections are the kind's own (no [parameters] / [data] tables)
+    sequence = False  # True: data.inputs is one sequence (T × features), targets per time step
+    layer_names = True  # True: W1, b1, H1 name layer 1's parameters (False: the file's own names)
 
     # ---- the problem file
     def read_file(self, data, reader, model_type, heading):

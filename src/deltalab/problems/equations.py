@@ -62,6 +62,7 @@ class EquationsModel:
 
 class EquationsKind(ProblemKind):
     names = ("equations",)
+    layer_names = False
     own_layout = True
     records_paths = True
 

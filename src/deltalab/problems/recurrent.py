@@ -23,6 +23,7 @@ class RecurrentKind(NetworkKind):
     initial_keys = ("initial_state",)
     gates = 1  # weight blocks per hidden unit (an LSTM has four: i, f, g, o)
     name = "Elman RNN"
+    sequence = True
 
     def __init__(self, name):
         self.names = (name,)

@@ -291,7 +291,10 @@ def layer_notation(trace) -> bool:
     """Whether ``W1``, ``b1``, ``H1`` name layer 1's parameters (written W^[1]): in the layered
     models, where the number is the layer; an equations problem's names (``w1``, ``b1``) are
     the student's own and are written as typed."""
-    return getattr(trace, "model_type", "") != "equations"
+    from ..problems.kinds import MODEL_TYPES, kind_named
+
+    model_type = getattr(trace, "model_type", "")
+    return model_type not in MODEL_TYPES or kind_named(model_type).layer_names
 
 
 def latex(text: str, layers: bool = True) -> str:

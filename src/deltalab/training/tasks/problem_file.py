@@ -21,12 +21,13 @@ def _prepare_file_task(path):
     With the default full batch one epoch is one solve step and the reported loss is the
     problem's E (summed over the batch, as the lecture sums it)."""
     from ...problem import load_problem
+    from ...problems.kinds import problem_kind
     from ...recorder import build_model, problem_forward
 
     problem = load_problem(path)
     if problem.targets is None:
         raise ConfigurationError(f"train file: {path} has no data.targets, so there is no loss to train on")
-    recurrent = problem.model_type in ("rnn", "lstm")
+    recurrent = problem_kind(problem).sequence
     batched = not recurrent and problem.inputs.shape != problem.input_shape
     # one sample per row: a recurrent problem holds one sequence, a layered one a sample or a batch
     inputs = problem.inputs if batched else problem.inputs[None]

@@ -727,6 +727,19 @@ def run_row(workload, threads, quick, pause, rounds):
     return row
 
 
+def _dependency_versions():
+    """deltalab's default dependencies as installed (the benchmark measures the default install)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in ("deltalab", "numpy", "numba", "threadpoolctl"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def child(args):
     threads = int(args.child)
     malloc_fixed = _fix_malloc()
@@ -764,7 +777,8 @@ def child(args):
               f"deltalab {best['deltalab_ms']:.1f} ms  {_check_text(best)}  "
               f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
         rows.append(best)
-    json.dump({"rows": rows, "matmul_peak": peak, "malloc_fixed": malloc_fixed, "numpy": np.__version__,
+    json.dump({"rows": rows, "matmul_peak": peak, "dependencies": _dependency_versions(),
+               "malloc_fixed": malloc_fixed, "numpy": np.__version__,
                "torch": torch.__version__, "openblas_kernels": blas_kernels(),
                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}, sys.stdout)
 
@@ -890,6 +904,8 @@ def print_table(rows, info):
     console.print(f"{info.get('Model name', '?')}, {info.get('CPU(s)', '?')} CPUs; numpy "
                   f"{info.get('numpy')} ({info.get('numpy_blas')}, {info.get('openblas_kernels')} "
                   f"kernels), torch {info.get('torch')} ({info.get('torch_cpu_capability')})")
+    deps = info.get("dependencies", {})
+    console.print("default dependencies: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in deps.items()))
     pin = info.get("openblas_pin_in_environment")
     if pin:
         kept = "kept" if info.get("openblas_pin_kept") else "removed for the timed runs"
@@ -941,6 +957,7 @@ def main(argv=None):
                     openblas_pin_in_environment={v: os.environ[v] for v in OPENBLAS_PIN_VARS if v in os.environ},
                     openblas_pin_kept=args.keep_openblas_pin)
         info["matmul_peak"][threads] = data["matmul_peak"]
+        info["dependencies"] = data["dependencies"]
         rows += data["rows"]
     print_table(rows, info)
     Path(args.output).write_text(json.dumps({"machine": info, "rows": rows, "scaling": scaling_rows(rows),

@@ -18,8 +18,13 @@ Fairness rules (see /work/shared/BENCHMARKING.md):
 - ``os.getloadavg()`` and the CPU time other processes used during the row are recorded; a
   row measured while others were busy is re-run (up to ``--retries`` times).
 
-A workload is one small function returning a :class:`Workload`; add new rows to
-``WORKLOADS``.  Results go to benchmarks/results.json (gitignored).
+Each row also gets its share of the matrix-product peak (its product FLOPs / time / a float32
+1024³ product timed in the same child), and the output ends with a scaling table (time at 2
+threads / time at 1 thread, per library).
+
+A workload is one small function returning a :class:`Workload` (with ``flops`` if it has
+matrix products); add new rows in ``workloads()``.  Results go to benchmarks/results.json
+(gitignored).
 """
 from __future__ import annotations
 

@@ -18,8 +18,13 @@ Fairness rules (see /work/shared/BENCHMARKING.md):
 - ``os.getloadavg()`` and the CPU time other processes used during the row are recorded; a
   row measured while others were busy is re-run (up to ``--retries`` times).
 
-A workload is one small function returning a :class:`Workload`; add new rows to
-``WORKLOADS``.  Results go to benchmarks/results.json (gitignored).
+Each row also gets its share of the matrix-product peak (its product FLOPs / time / a float32
+1024³ product timed in the same child), and the output ends with a scaling table (time at 2
+threads / time at 1 thread, per library).
+
+A workload is one small function returning a :class:`Workload` (with ``flops`` if it has
+matrix products); add new rows in ``workloads()``.  Results go to benchmarks/results.json
+(gitignored).
 """
 from __future__ import annotations
 
@@ -64,6 +69,10 @@ class Workload:
     # ``run(threads, quick, pause, rounds) -> dict`` returns the timing part of the row itself.
     run: Callable | None = None
     goal: str = ""
+    # multiply-add FLOPs (2 per multiply-add) of the step's matrix products, forward + backward;
+    # 0 for rows without products (pooling, batch norm).  The share of the matrix-product peak
+    # is flops / time / peak, with the peak measured in the same child (see ``_matmul_peak``).
+    flops: float = 0.0
 
 
 def _rng(seed=0):
@@ -112,7 +121,12 @@ def conv_workload(name, n, c, hw, o, k, padding, repeats=30):
         return step
 
     desc = f"conv2d N={n} {c}x{hw}x{hw} -> {o}@{k}x{k} pad {padding}"
-    return Workload(name, desc, deltalab, torch_, repeats=repeats)
+    return Workload(name, desc, deltalab, torch_, repeats=repeats, flops=conv_flops(n, c, out_hw, o, k))
+
+
+def conv_flops(n, c, out_hw, o, k):
+    """Forward, weight gradient and input gradient: three products of N·Ho·Wo × C·k·k × O."""
+    return 3 * 2 * n * out_hw * out_hw * c * k * k * o
 
 
 def pool_workload(name, kind, shape=(64, 8, 28, 28), kernel=2, stride=2, repeats=50):
@@ -160,31 +174,34 @@ def pool_workload(name, kind, shape=(64, 8, 28, 28), kernel=2, stride=2, repeats
 
 
 def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=10, warmup=3):
-    """Forward + BPTT through a whole sequence: deltalab.nn.RNN/LSTM vs torch.nn.RNN/LSTM.
+    """Forward + BPTT through a whole sequence: deltalab.nn.RNN/LSTM/GRU vs torch's.
 
-    deltalab has ONE bias per layer (the lecture's); torch has bias_ih + bias_hh, so torch
-    gets ours in bias_ih and zeros in bias_hh.  Loss = sum(output * g_out) + sum(h_n * g_h).
+    Both get the same bias_ih and, for the Elman RNN and the LSTM, zeros in bias_hh (the
+    lecture's one bias); the GRU gets a random bias_hh too, since b_hn sits inside r ∘ (W_hn h +
+    b_hn) and is not a second copy of bias_ih.  Loss = sum(output * g_out).
     """
     import numpy as np
 
     rng = _rng(3)
     x = rng.standard_normal((t, batch, inputs), dtype=np.float32)
-    gates = 4 if kind == "lstm" else 1
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
     scale = 1 / np.sqrt(hidden)
     w_ih = (rng.uniform(-scale, scale, (gates * hidden, inputs))).astype(np.float32)
     w_hh = (rng.uniform(-scale, scale, (gates * hidden, hidden))).astype(np.float32)
     bias = (rng.uniform(-scale, scale, gates * hidden)).astype(np.float32)
+    bias_hh = (rng.uniform(-scale, scale, gates * hidden)).astype(np.float32) if kind == "gru" else \
+        np.zeros(gates * hidden, dtype=np.float32)
     g_out = rng.standard_normal((t, batch, hidden), dtype=np.float32)
 
     def deltalab():
         import deltalab as dl
 
-        cls = dl.nn.LSTM if kind == "lstm" else dl.nn.RNN
+        cls = {"lstm": dl.nn.LSTM, "gru": dl.nn.GRU, "rnn": dl.nn.RNN}[kind]
         net = cls(inputs, hidden).float()
         net.weight_ih_l0.data[...] = w_ih
         net.weight_hh_l0.data[...] = w_hh
         net.bias_ih_l0.data[...] = bias
-        net.bias_hh_l0.data[...] = 0
+        net.bias_hh_l0.data[...] = bias_hh
         xt = dl.tensor(x, requires_grad=True)
         go = dl.tensor(g_out)
 
@@ -194,20 +211,20 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
             out, _ = net(xt)
             (out * go).sum().backward()
             return [out.data, xt.grad.data, net.weight_ih_l0.grad.data, net.weight_hh_l0.grad.data,
-                    net.bias_ih_l0.grad.data]
+                    net.bias_ih_l0.grad.data, net.bias_hh_l0.grad.data]
 
         return step
 
     def torch_():
         import torch
 
-        cls = torch.nn.LSTM if kind == "lstm" else torch.nn.RNN
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
         net = cls(inputs, hidden)
         with torch.no_grad():
             net.weight_ih_l0.copy_(torch.from_numpy(w_ih))
             net.weight_hh_l0.copy_(torch.from_numpy(w_hh))
             net.bias_ih_l0.copy_(torch.from_numpy(bias))
-            net.bias_hh_l0.zero_()
+            net.bias_hh_l0.copy_(torch.from_numpy(bias_hh))
         xt = torch.tensor(x, requires_grad=True)
         go = torch.from_numpy(g_out)
 
@@ -217,12 +234,140 @@ def recurrent_workload(name, kind, t, batch=32, inputs=32, hidden=128, repeats=1
             out, _ = net(xt)
             (out * go).sum().backward()
             return [out.detach().numpy(), xt.grad.numpy(), net.weight_ih_l0.grad.numpy(),
-                    net.weight_hh_l0.grad.numpy(), net.bias_ih_l0.grad.numpy()]
+                    net.weight_hh_l0.grad.numpy(), net.bias_ih_l0.grad.numpy(), net.bias_hh_l0.grad.numpy()]
 
         return step
 
-    desc = f"{'LSTM' if kind == 'lstm' else 'Elman RNN'} B={batch} T={t} in {inputs} hidden {hidden}"
-    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats, warmup=warmup)
+    label = {"lstm": "LSTM", "gru": "GRU", "rnn": "Elman RNN"}[kind]
+    desc = f"{label} B={batch} T={t} in {inputs} hidden {hidden}"
+    # input projection, step products, and in the backward dW_ih, dW_hh, dx, dh: 3 × forward
+    flops = 3 * 2 * t * batch * gates * hidden * (inputs + hidden)
+    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats, warmup=warmup, flops=flops)
+
+
+def batchnorm_workload(name, shape=(64, 16, 28, 28), repeats=30):
+    """BatchNorm2d in training mode (batch statistics, running stats updated), forward + backward."""
+    import numpy as np
+
+    rng = _rng(4)
+    x = (rng.standard_normal(shape, dtype=np.float32) * 2 + 0.5).astype(np.float32)
+    weight = rng.uniform(0.5, 1.5, shape[1]).astype(np.float32)
+    bias = rng.standard_normal(shape[1], dtype=np.float32)
+    g = rng.standard_normal(shape, dtype=np.float32)
+
+    def deltalab():
+        import deltalab as dl
+
+        bn = dl.nn.BatchNorm2d(shape[1]).float().train()
+        bn.weight.data[...] = weight
+        bn.bias.data[...] = bias
+        xt = dl.tensor(x, requires_grad=True)
+
+        def step():
+            bn.zero_grad()
+            xt.grad = None
+            y = bn(xt)
+            y.backward(g)
+            return [y.data, xt.grad.data, bn.weight.grad.data, bn.bias.grad.data]
+
+        return step
+
+    def torch_():
+        import torch
+
+        bn = torch.nn.BatchNorm2d(shape[1]).train()
+        with torch.no_grad():
+            bn.weight.copy_(torch.from_numpy(weight))
+            bn.bias.copy_(torch.from_numpy(bias))
+        xt = torch.tensor(x, requires_grad=True)
+        gt = torch.from_numpy(g)
+
+        def step():
+            bn.zero_grad()
+            xt.grad = None
+            y = bn(xt)
+            y.backward(gt)
+            return [y.detach().numpy(), xt.grad.numpy(), bn.weight.grad.numpy(), bn.bias.grad.numpy()]
+
+        return step
+
+    desc = f"BatchNorm2d training mode on {'x'.join(map(str, shape))}"
+    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats)
+
+
+def cifar_step_workload(name="cifar_step", batch=32, classes=10, lr=0.01, repeats=20):
+    """One SGD training step of a small CIFAR-sized CNN: forward, cross-entropy, backward, step.
+
+    32×3×32×32 → conv 16@3×3 pad 1 → ReLU → max-pool 2 → conv 32@3×3 pad 1 → ReLU → max-pool 2
+    → flatten → linear 10.  Same initial weights (deltalab's under ``manual_seed(0)``, copied
+    with ``to_torch``), same batch and labels every step.  Each library's step changes its own
+    weights, so the compared numbers are the first step's loss, logits and parameter gradients
+    (taken before any timed step).
+    """
+    import numpy as np
+
+    rng = _rng(5)
+    x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, classes, batch)
+
+    def build():
+        import deltalab as dl
+        from deltalab.random import manual_seed
+
+        manual_seed(0)
+        return dl.nn.Sequential(
+            dl.nn.Conv2d(3, 16, 3, padding=1), dl.nn.ReLU(), dl.nn.MaxPool2d(2),
+            dl.nn.Conv2d(16, 32, 3, padding=1), dl.nn.ReLU(), dl.nn.MaxPool2d(2),
+            dl.nn.Flatten(), dl.nn.Linear(32 * 8 * 8, classes),
+        ).float()
+
+    def deltalab():
+        import deltalab as dl
+
+        net = build()
+        optimizer = dl.optim.SGD(net.parameters(), lr=lr)
+        loss_fn = dl.nn.CrossEntropyLoss()
+        xt, yt = dl.tensor(x), dl.tensor(y)
+
+        def step():
+            optimizer.zero_grad()
+            logits = net(xt)
+            loss = loss_fn(logits, yt)
+            loss.backward()
+            grads = [p.grad.data.copy() for p in net.parameters()]
+            optimizer.step()
+            return [np.array(loss.item()), logits.data, *grads]
+
+        return step
+
+    def torch_():
+        import torch
+
+        from deltalab.io.interop import to_torch
+
+        net = to_torch(build())
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            optimizer.zero_grad()
+            logits = net(xt)
+            loss = loss_fn(logits, yt)
+            loss.backward()
+            grads = [p.grad.numpy().copy() for p in net.parameters()]
+            optimizer.step()
+            return [np.array(loss.item()), logits.detach().numpy(), *grads]
+
+        return step
+
+    flops = conv_flops(batch, 3, 32, 16, 3) + conv_flops(batch, 16, 16, 32, 3) + 3 * 2 * batch * 32 * 8 * 8 * classes
+    desc = (f"SGD step, N={batch} 3x32x32: conv16@3x3-relu-pool-conv32@3x3-relu-pool-linear{classes}, "
+            "cross-entropy")
+    return Workload(name, desc, deltalab, torch_, rtol=1e-3, repeats=repeats, flops=flops)
+
+
+
 
 
 # ------------------------------------------------------- end to end: the digits CNN (training issue)
@@ -417,7 +562,7 @@ def _has_recurrent():
     try:
         import deltalab
 
-        return hasattr(deltalab.nn, "RNN") and hasattr(deltalab.nn, "LSTM")
+        return all(hasattr(deltalab.nn, name) for name in ("RNN", "LSTM", "GRU"))
     except Exception:
         return False
 
@@ -436,8 +581,11 @@ def workloads():
             recurrent_workload("rnn_t1000", "rnn", 1000, repeats=7, warmup=2),
             recurrent_workload("lstm_t100", "lstm", 100),
             recurrent_workload("lstm_t1000", "lstm", 1000, repeats=7, warmup=2),
+            recurrent_workload("gru_t100", "gru", 100),
+            recurrent_workload("gru_t1000", "gru", 1000, repeats=7, warmup=2),
         ]
-    rows += [digits_cnn_workload(), solve_latency_workload()]
+    rows += [batchnorm_workload("batch_norm"), cifar_step_workload(),
+             digits_cnn_workload(), solve_latency_workload()]
     return rows
 
 
@@ -454,6 +602,40 @@ def _fix_malloc():
         return True
     except Exception:
         return False
+
+
+def _matmul_peak(size=1024, repeats=7):
+    """GFLOP/s of a size³ float32 matrix product in NumPy and in torch at this thread count.
+
+    The "peak" a row's share is taken of is the faster of the two (they are within ~10 % here);
+    each library is timed in its own block with a pause between, as the rows are.
+    """
+    import numpy as np
+    import torch
+
+    a = _rng(9).standard_normal((size, size), dtype=np.float32)
+    b = _rng(10).standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    tout = torch.empty_like(ta)
+    flops = 2.0 * size**3
+    median_np = _measure(lambda: np.matmul(a, b, out=out), repeats, 1, 2)[0]
+    time.sleep(0.5)
+    median_torch = _measure(lambda: torch.matmul(ta, tb, out=tout), repeats, 1, 2)[0]
+    time.sleep(0.5)
+    numpy_gflops, torch_gflops = flops / median_np / 1e9, flops / median_torch / 1e9
+    return {"size": size, "numpy_gflops": numpy_gflops, "torch_gflops": torch_gflops,
+            "peak_gflops": max(numpy_gflops, torch_gflops), "loadavg_1min": os.getloadavg()[0]}
+
+
+def _add_peak_share(row, flops, peak_gflops):
+    """Share of the matrix-product peak each library reaches on the row's product FLOPs."""
+    if not flops or row.get("torch_ms") is None:
+        row.update(product_mflop=None, deltalab_peak_share=None, torch_peak_share=None)
+        return
+    peak_ms = flops / (peak_gflops * 1e9) * 1e3
+    row.update(product_mflop=flops / 1e6, peak_ms=peak_ms,
+               deltalab_peak_share=peak_ms / row["deltalab_ms"], torch_peak_share=peak_ms / row["torch_ms"])
 
 
 def _busy_jiffies():
@@ -550,6 +732,19 @@ def run_row(workload, threads, quick, pause, rounds):
     return row
 
 
+def _dependency_versions():
+    """deltalab's default dependencies as installed (the benchmark measures the default install)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in ("deltalab", "numpy", "numba", "threadpoolctl"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def child(args):
     threads = int(args.child)
     malloc_fixed = _fix_malloc()
@@ -563,6 +758,9 @@ def child(args):
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+    peak = _matmul_peak()
+    print(f"  {threads} thread(s) float32 1024³ matmul: NumPy {peak['numpy_gflops']:.0f} GFLOP/s, "
+          f"torch {peak['torch_gflops']:.0f} GFLOP/s", file=sys.stderr)
     rows = []
     for workload in workloads():
         if args.only and not any(o in workload.name for o in args.only.split(",")):
@@ -579,11 +777,13 @@ def child(args):
             print(f"  {workload.name}: others busy {row['other_cores_busy']:.2f} cores, "
                   f"load {row['loadavg_1min']:.2f}; re-running", file=sys.stderr)
             time.sleep(args.pause * 5)
+        _add_peak_share(best, workload.flops, peak["peak_gflops"])
         print(f"  {threads} thread(s) {best['name']:<13} ratio {_fmt(best['ratio'], '.2f')}  "
               f"deltalab {best['deltalab_ms']:.1f} ms  {_check_text(best)}  "
               f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
         rows.append(best)
-    json.dump({"rows": rows, "malloc_fixed": malloc_fixed, "numpy": np.__version__,
+    json.dump({"rows": rows, "matmul_peak": peak, "dependencies": _dependency_versions(),
+               "malloc_fixed": malloc_fixed, "numpy": np.__version__,
                "torch": torch.__version__, "openblas_kernels": blas_kernels(),
                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}, sys.stdout)
 
@@ -639,6 +839,33 @@ def _check_text(r):
     return text + ("" if r["same_numbers"] else " MISMATCH")
 
 
+def _share_text(r):
+    """"deltalab % / torch %" of the matrix-product peak, or "—" for rows without products."""
+    if r.get("deltalab_peak_share") is None:
+        return "—"
+    return f"{r['deltalab_peak_share']:.0%} / {r['torch_peak_share']:.0%}"
+
+
+def scaling_rows(rows, few=1, many=2):
+    """Per workload timed at both thread counts: time at ``many`` threads / time at ``few``.
+
+    Below 1 the extra threads pay; torch's column is what "scales like torch" is measured
+    against.  Rows without a torch side (latency) get deltalab's only.
+    """
+    by_key = {(r["name"], r["threads"]): r for r in rows}
+    out = []
+    for r in rows:
+        if r["threads"] != few or (r["name"], many) not in by_key:
+            continue
+        other = by_key[(r["name"], many)]
+        torch_scaling = (other["torch_ms"] / r["torch_ms"]) if r.get("torch_ms") and other.get("torch_ms") else None
+        out.append({"name": r["name"], "threads": [few, many],
+                    "deltalab": other["deltalab_ms"] / r["deltalab_ms"], "torch": torch_scaling,
+                    "ratio": [r["ratio"], other["ratio"]],
+                    "loadavg_1min": [r["loadavg_1min"], other["loadavg_1min"]]})
+    return out
+
+
 def print_table(rows, info):
     try:
         from rich.console import Console
@@ -647,11 +874,14 @@ def print_table(rows, info):
         for r in rows:
             print(f"{r['name']:<13} {r['threads']}t  deltalab {r['deltalab_ms']:9.2f} ms  "
                   f"torch {_fmt(r['torch_ms'], '9.2f')} ms  ratio {_fmt(r['ratio'], '5.2f')}  "
+                  f"peak {_share_text(r)}  "
                   f"{_check_text(r)}  load {r['loadavg_1min']:.2f}  others {r['other_cores_busy']:.2f}")
+        for s in scaling_rows(rows):
+            print(f"scaling {s['name']:<13} 2t/1t deltalab {s['deltalab']:.2f}  torch {_fmt(s['torch'], '.2f')}")
         return
     table = Table(title="deltalab / torch, forward + backward, float32 (lower is better)")
-    for col in ("workload", "threads", "deltalab ms", "torch ms", "ratio", "max rel err / check", "load 1m",
-                "others busy"):
+    for col in ("workload", "threads", "deltalab ms", "torch ms", "ratio", "peak share dl / torch",
+                "max rel err / check", "load 1m", "others busy"):
         table.add_column(col, justify="left" if col == "workload" else "right")
     for r in rows:
         if r["ratio"] is None:
@@ -660,12 +890,27 @@ def print_table(rows, info):
             style = "green" if r["ratio"] <= 1.0 else ("yellow" if r["ratio"] <= 1.5 else "red")
             ratio = f"[{style}]{r['ratio']:.2f}[/]"
         table.add_row(r["name"], str(r["threads"]), f"{r['deltalab_ms']:.2f}", _fmt(r["torch_ms"], ".2f"),
-                      ratio, _check_text(r), f"{r['loadavg_1min']:.2f}", f"{r['other_cores_busy']:.2f}")
+                      ratio, _share_text(r), _check_text(r), f"{r['loadavg_1min']:.2f}",
+                      f"{r['other_cores_busy']:.2f}")
     console = Console(width=max(120, Console().width))
     console.print(table)
+    scaling = scaling_rows(rows)
+    if scaling:
+        table = Table(title="scaling: time at 2 threads / time at 1 thread (below 1: the second thread pays)")
+        for col in ("workload", "deltalab 2t/1t", "torch 2t/1t", "ratio 1t", "ratio 2t"):
+            table.add_column(col, justify="left" if col == "workload" else "right")
+        for s in scaling:
+            table.add_row(s["name"], f"{s['deltalab']:.2f}", _fmt(s["torch"], ".2f"),
+                          _fmt(s["ratio"][0], ".2f"), _fmt(s["ratio"][1], ".2f"))
+        console.print(table)
+    for threads, peak in sorted(info.get("matmul_peak", {}).items()):
+        console.print(f"{threads} thread(s): float32 1024³ matmul NumPy {peak['numpy_gflops']:.0f}, torch "
+                      f"{peak['torch_gflops']:.0f} GFLOP/s (peak share = product FLOPs / time / the faster)")
     console.print(f"{info.get('Model name', '?')}, {info.get('CPU(s)', '?')} CPUs; numpy "
                   f"{info.get('numpy')} ({info.get('numpy_blas')}, {info.get('openblas_kernels')} "
                   f"kernels), torch {info.get('torch')} ({info.get('torch_cpu_capability')})")
+    deps = info.get("dependencies", {})
+    console.print("default dependencies: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in deps.items()))
     pin = info.get("openblas_pin_in_environment")
     if pin:
         kept = "kept" if info.get("openblas_pin_kept") else "removed for the timed runs"
@@ -695,6 +940,7 @@ def main(argv=None):
         return child(args)
 
     info = machine_info()
+    info["matmul_peak"] = {}
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
@@ -715,9 +961,11 @@ def main(argv=None):
                     torch_cpu_capability=data["torch_cpu_capability"],
                     openblas_pin_in_environment={v: os.environ[v] for v in OPENBLAS_PIN_VARS if v in os.environ},
                     openblas_pin_kept=args.keep_openblas_pin)
+        info["matmul_peak"][threads] = data["matmul_peak"]
+        info["dependencies"] = data["dependencies"]
         rows += data["rows"]
     print_table(rows, info)
-    Path(args.output).write_text(json.dumps({"machine": info, "rows": rows,
+    Path(args.output).write_text(json.dumps({"machine": info, "rows": rows, "scaling": scaling_rows(rows),
                                              "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
     print(f"wrote {args.output}")
     return 0

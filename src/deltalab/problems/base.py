@@ -30,6 +30,7 @@ class ProblemKind:
     own_layout = False  # True: the file's sections are the kind's own (no [parameters] / [data] tables)
     sequence = False  # True: data.inputs is one sequence (T × features), targets per time step
     layer_names = True  # True: W1, b1, H1 name layer 1's parameters (False: the file's own names)
+    graph = False  # True: the problem is a graph of named nodes (solve --graph draws it)
 
     # ---- the problem file
     def read_file(self, data, reader, model_type, heading):

@@ -63,6 +63,7 @@ class EquationsModel:
 class EquationsKind(ProblemKind):
     names = ("equations",)
     layer_names = False
+    graph = True
     own_layout = True
     records_paths = True
 

@@ -36,7 +36,9 @@ def graph_of(trace):
         import networkx as nx
     except ImportError:
         raise GraphError("--graph needs networkx and matplotlib: pip install 'deltalab[plots]'") from None
-    if trace.model_type != "equations" or not trace.steps:
+    from ..problems.kinds import kind_named
+
+    if not kind_named(trace.model_type).graph or not trace.steps:
         raise GraphError(f"--graph: drawn for equations problems (the eq-… examples); this is a "
                          f"{trace.model_type} problem")
     step = trace.steps[0]

@@ -37,8 +37,8 @@ def make_step(index, scale=1.0):
                Value("t(2)", np.array([0.0, 1.0]), None, 2, "target")]
     deltas = [Value("z[1](2)", DELTA_1_2 * scale, 1, 2, "preactivation"),
               Value("z[1](1)", np.full(3, -0.0430858) * scale, 1, 1, "preactivation")]
-    contributions = {"H1": [Contribution(1, "δ[1](1) · x[1](0)ᵀ", H1_STEP_1),
-                            Contribution(2, "δ[1](2) · x[1](1)ᵀ", H1_STEP_2 * scale)]}
+    contributions = {"H1": [Contribution(1, "δ[1](1) · x[1](0)ᵀ", H1_STEP_1, "δ[1](t) · x[1](t−1)ᵀ"),
+                            Contribution(2, "δ[1](2) · x[1](1)ᵀ", H1_STEP_2 * scale, "δ[1](t) · x[1](t−1)ᵀ")]}
     gradients = {"W1": np.full((3, 4), -0.05) * scale, "H1": (H1_STEP_1 + H1_STEP_2) * scale,
                  "b1": np.full(3, -0.0514605) * scale, "W2": np.full((2, 3), 0.2) * scale,
                  "b2": np.array([-0.407845, -0.407845]) * scale}

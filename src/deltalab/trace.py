@@ -49,6 +49,7 @@ class Contribution:
     step: int
     formula: str  # e.g. "δ[1](2) · x[0](2)ᵀ"
     array: np.ndarray
+    general: str = ""  # the same formula at any step t, e.g. "δ[1](t) · x[0](t)ᵀ" ("": none)
 
 
 @dataclass

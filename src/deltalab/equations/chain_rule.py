@@ -180,8 +180,9 @@ def _contract(vector, factor):
     return (vector.reshape(1, rows) @ factor.reshape(rows, -1)).reshape(factor.shape[vector.ndim:])
 
 
-def contributions(graph, edges, formula):
-    """parameter -> [(step, formula, array)] for parameters read at two or more steps."""
+def contributions(graph, edges, formula, general):
+    """parameter -> [(step, formula, general, array)] for parameters read at two or more steps;
+    ``general(edge)`` writes an edge's formula at any step t (with t, t−1, t+1)."""
     by_parameter = {}
     for e in edges:
         if graph.nodes[e.input].kind != "parameter" or e.step is None or e.backprop is None:
@@ -191,7 +192,8 @@ def contributions(graph, edges, formula):
     for name, steps in by_parameter.items():
         if len(steps) < 2:
             continue
-        out[name] = [(s, " + ".join(formula(e) for e in items), np.sum([e.backprop for e in items], axis=0))
+        out[name] = [(s, " + ".join(formula(e) for e in items), " + ".join(general(e) for e in items),
+                      np.sum([e.backprop for e in items], axis=0))
                      for s, items in sorted(steps.items())]
     return out
 

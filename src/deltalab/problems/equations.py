@@ -192,8 +192,13 @@ class EquationsKind(ProblemKind):
         def formula(edge):
             return f"∂{symbol}/∂{edge.output} · ∂{edge.output}/∂{edge.input}"
 
-        for name, items in chain_rule.contributions(graph, edges, formula).items():
-            step.contributions[name] = [Contribution(s, f, a) for s, f, a in items]
+        def general(edge):
+            node = graph.nodes[edge.output]
+            output = node.key if node.step is None else f"{node.name}({relative_step(node.step, edge.step)})"
+            return f"∂{symbol}/∂{output} · ∂{output}/∂{edge.input}"
+
+        for name, items in chain_rule.contributions(graph, edges, formula, general).items():
+            step.contributions[name] = [Contribution(s, f, a, g) for s, f, g, a in items]
         return step
 
     def _record_exact(self, problem, model):
@@ -261,3 +266,8 @@ class EquationsKind(ProblemKind):
 
 
 EQUATIONS = EquationsKind()
+
+
+def relative_step(step, t):
+    """``step`` written relative to the step ``t`` a formula is read at: t, t−1, t+1 (else the number)."""
+    return {t: "t", t - 1: "t−1", t + 1: "t+1"}.get(step, str(step))

@@ -159,15 +159,17 @@ class RecurrentKind(NetworkKind):
         contributions = {"W1": [], "H1": [], "b1": [], "W2": [], "b2": []}
         for t in range(steps):
             s = t + 1
-            contributions["W1"].append(Contribution(s, f"δ[1]({s}) · x[0]({s})ᵀ", record["dW_ih"][t]))
-            contributions["H1"].append(Contribution(s, f"δ[1]({s}) · x[1]({s - 1})ᵀ", record["dW_hh"][t]))
+            contributions["W1"].append(Contribution(s, f"δ[1]({s}) · x[0]({s})ᵀ", record["dW_ih"][t], "δ[1](t) · x[0](t)ᵀ"))
+            contributions["H1"].append(Contribution(s, f"δ[1]({s}) · x[1]({s - 1})ᵀ", record["dW_hh"][t],
+                                                         "δ[1](t) · x[1](t−1)ᵀ"))
             if problem.bias:
-                contributions["b1"].append(Contribution(s, f"δ[1]({s})", record["db"][t]))
+                contributions["b1"].append(Contribution(s, f"δ[1]({s})", record["db"][t], "δ[1](t)"))
             if not last_only:
                 x1 = record["h"][t + 1, 0]
-                contributions["W2"].append(Contribution(s, f"δ[2]({s}) · x[1]({s})ᵀ", np.outer(delta2[t], x1)))
+                contributions["W2"].append(Contribution(s, f"δ[2]({s}) · x[1]({s})ᵀ", np.outer(delta2[t], x1),
+                                                             "δ[2](t) · x[1](t)ᵀ"))
                 if problem.bias:
-                    contributions["b2"].append(Contribution(s, f"δ[2]({s})", vector(delta2[t])))
+                    contributions["b2"].append(Contribution(s, f"δ[2]({s})", vector(delta2[t]), "δ[2](t)"))
         step.contributions = {k: v for k, v in contributions.items() if v}
         return step
 

@@ -202,22 +202,9 @@ def delta_groups(step) -> list:
 
 
 def general_formula(contributions) -> str | None:
-    """``δ[1](t) · x[1](t−1)ᵀ`` when every step's formula is this one with its own t, else None."""
-    generals = set()
-    for c in contributions:
-        s = c.step
-
-        def swap(match, s=s):
-            n = int(match.group(1))
-            if n == s:
-                return "(t)"
-            if n == s - 1:
-                return "(t−1)"
-            if n == s + 1:
-                return "(t+1)"
-            return match.group(0)
-
-        generals.add(re.sub(r"\((-?\d+)\)", swap, c.formula))
+    """``δ[1](t) · x[1](t−1)ᵀ`` when every step's formula is this one with its own t, else None
+    (each contribution carries its formula at step t, as the recorder wrote it)."""
+    generals = {c.general for c in contributions}
     if len(generals) == 1 and contributions:
         general = generals.pop()
         return general if "(t" in general else None

@@ -57,6 +57,7 @@ class LayerKind:
     keys: tuple = ("type",)
     activated = False
     needs_cnn = False  # only in a cnn problem (an image input)
+    class_scores = False  # as the last layer, its outputs are one score per class (argmax = class)
 
     # ---- reading a problem file
     def read(self, layer, spec, where, reader):

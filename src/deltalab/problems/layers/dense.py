@@ -12,6 +12,7 @@ class Dense(ActivatedLayer):
     name = "dense"
     order = 10
     keys = ("type", "units", "activation", "bias")
+    class_scores = True
 
     def read(self, layer, spec, where, reader):
         spec.units = reader.positive_int(layer, "units", f"{where}.units", largest=limits.WIDTH)

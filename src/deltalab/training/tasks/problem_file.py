@@ -22,6 +22,7 @@ def _prepare_file_task(path):
     problem's E (summed over the batch, as the lecture sums it)."""
     from ...problem import load_problem
     from ...problems.kinds import problem_kind
+    from ...problems.layers import layer_kind
     from ...recorder import build_model, problem_forward
 
     problem = load_problem(path)
@@ -51,7 +52,7 @@ def _prepare_file_task(path):
         # a class per target row: the output's argmax is the target's (one-hot) argmax
         return np.asarray(output).argmax(axis=-1) == np.asarray(target).argmax(axis=-1)
 
-    classifies = problem.loss == "cross_entropy" and (recurrent or problem.layers[-1].type == "dense")
+    classifies = problem.loss == "cross_entropy" and (recurrent or layer_kind(problem.layers[-1].type).class_scores)
 
     def states(model, data):
         with no_grad():

@@ -18,15 +18,9 @@ PACKAGE = "deltalab"
 ENGINE = ("deltalab.tensor", "deltalab.autograd", "deltalab.ops", "deltalab.nn")
 
 # cycles not yet cleared, as sorted tuples of their modules (owner in the comment)
-KNOWN_CYCLES = {
-    ("deltalab.optim", "deltalab.optim.lr_scheduler"),  # torch12 (optim/)
-}
+KNOWN_CYCLES = set()
 # (importing module, imported module, private name) not yet cleared (owner in the comment)
-KNOWN_PRIVATE_IMPORTS = {
-    ("deltalab.factories", "deltalab.tensor", "_dim"),  # torch12 (factories, tensor.py)
-    ("deltalab.factories", "deltalab.tensor", "_shape_args"),  # torch12
-    ("deltalab.ops.reduction", "deltalab.tensor", "_dim"),  # torch12 (tensor.py)
-}
+KNOWN_PRIVATE_IMPORTS = set()
 
 
 def module_files():

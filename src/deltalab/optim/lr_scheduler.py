@@ -10,9 +10,9 @@ import math
 
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
-        from . import Optimizer
-
-        if not isinstance(optimizer, Optimizer):
+        # an optimiser is what has torch's param_groups (the package imports this module, so
+        # the check does not import Optimizer back)
+        if not isinstance(getattr(optimizer, "param_groups", None), list):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
         if last_epoch == -1:

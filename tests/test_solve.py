@@ -335,3 +335,51 @@ def test_a_layer_kind_is_one_registered_module():
     with pytest.raises(SpecError, match="expected one of dense, conv2d, max_pool2d, avg_pool2d, flatten"):
         parse_problem('[model]\ntype = "mlp"\ninput_shape = [2]\n[[model.layers]]\ntype = "gru"\n'
                       '[data]\ninputs = [1, 2]\n', "p.toml")
+
+
+GRADIENTS_ONLY = """
+title = "gradients only"
+[model]
+type = "mlp"
+input_shape = [2]
+loss = "half_squared_error"
+[[model.layers]]
+type = "dense"
+units = 1
+[parameters]
+W1 = [[0.5, -1.0]]
+b1 = [0.0]
+[data]
+inputs = [1.0, 2.0]
+targets = [1.0]
+"""
+
+
+def test_a_question_for_the_gradients_needs_no_training_table():
+    # by hand: y = 0.5·1 − 1·2 = −1.5, δ = y − t = −2.5, ∂E/∂W1 = δ x = (−2.5, −5), ∂E/∂b1 = −2.5
+    trace = solve_problem(parse_problem(GRADIENTS_ONLY, "gradients.toml"), check_torch=True)
+    (step,) = trace.steps
+    assert trace.learning_rate is None and step.parameters_after == {}
+    np.testing.assert_allclose(step.gradients["W1"], [[-2.5, -5.0]], rtol=1e-12)
+    np.testing.assert_allclose(step.gradients["b1"], [-2.5], rtol=1e-12)
+    assert all(check.passed for check in trace.checks)
+
+
+def test_an_equations_question_for_the_gradients_needs_no_training_table():
+    text = example_path("eq-relu-exam-network").read_text()
+    start = text.index("[training]")
+    end = text.find("\n[", start + 1)
+    without = text[:start] + (text[end + 1:] if end >= 0 else "")
+    gradients_only = solve_problem(parse_problem(without, "exam.toml"))  # checked by finite differences
+    with_update = solve_problem(parse_problem(text, "exam.toml"))
+    (step,), (updated,) = gradients_only.steps, with_update.steps
+    assert step.parameters_after == {} and updated.parameters_after
+    for name, gradient in updated.gradients.items():
+        np.testing.assert_array_equal(step.gradients[name], gradient)
+    assert all(check.passed for check in gradients_only.checks)
+
+
+@pytest.mark.parametrize("table", ["[training]\nsteps = 2\n"])
+def test_several_steps_without_a_learning_rate_are_refused(table):
+    with pytest.raises(SpecError, match="training.steps"):
+        parse_problem(GRADIENTS_ONLY + table, "gradients.toml")

@@ -165,12 +165,16 @@ def read(data, r, path):
         if not isinstance(outputs, list) or not all(isinstance(o, str) and normalize(o) in defined_names for o in outputs):
             r.fail("model.outputs", f"expected a list of equation names (from {', '.join(defined)})")
         problem.outputs = [normalize(o) for o in outputs]
-    training = r.table(data, "training", "training", required=problem.loss is not None)
+    # without [training] (or its learning_rate) a question asks for the gradients only: no update
+    training = r.table(data, "training", "training", required=False)
     r.check_keys(training, TRAINING_KEYS, "training")
     learning_rate = None
-    if problem.loss is not None or "learning_rate" in training:
+    if "learning_rate" in training:
         learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
     steps = r.positive_int(training, "steps", "training.steps", default=1)
+    if steps > 1 and problem.loss is not None and learning_rate is None:
+        r.fail("training.steps", f"{steps} training steps need training.learning_rate "
+                                 "(without it the gradients of one pass are worked out)")
     nodes = limits.graph_nodes(problem)
     if nodes > limits.MAX_GRAPH_NODES:
         where = "model.time_steps" if problem.time_steps > 1 and problem.recurrence else "equations"

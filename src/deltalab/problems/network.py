@@ -53,11 +53,15 @@ class NetworkKind(ProblemKind):
             r.fail("model.loss", f"binary_cross_entropy needs a sigmoid output, the output activation is {last!r}")
         _parameters(r.table(data, "parameters", "parameters", required=False), problem, r)
         self._data(r.table(data, "data", "data"), problem, r)
-        training = r.table(data, "training", "training", required=problem.targets is not None)
+        # without [training] (or its learning_rate) a question asks for the gradients only: no update
+        training = r.table(data, "training", "training", required=False)
         r.check_keys(training, TRAINING_KEYS, "training")
-        if problem.targets is not None or "learning_rate" in training:
+        if "learning_rate" in training:
             problem.learning_rate = r.number(training, "learning_rate", "training.learning_rate", positive=True)
         problem.steps = r.positive_int(training, "steps", "training.steps", default=1, largest=limits.STEPS)
+        if problem.steps > 1 and problem.targets is not None and problem.learning_rate is None:
+            r.fail("training.steps", f"{problem.steps} training steps need training.learning_rate "
+                                     "(without it the gradients of one pass are worked out)")
         self._check_size(problem, r)
         return problem
 

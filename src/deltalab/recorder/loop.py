@@ -42,7 +42,9 @@ def solve_problem(problem, check_torch=False, exact=False, differences=True) -> 
     header = kind.describe(problem, model)
     trace = Trace(problem.title, problem.model_type, header.lines, header.equations, header.loss_name,
                   header.loss_formula, problem.learning_rate, [], loss_symbol=header.loss_symbol)
-    optimizer = optim.SGD(list(model.parameters()), lr=problem.learning_rate) if model.trains else None
+    # no learning rate: the question asks for the gradients only, so no update is made or shown
+    updates = model.trains and problem.learning_rate is not None
+    optimizer = optim.SGD(list(model.parameters()), lr=problem.learning_rate) if updates else None
     first = {name: p.data.copy() for name, p in model.named_parameters()}
     try:
         for index in range(1, kind.steps(problem, model) + 1):

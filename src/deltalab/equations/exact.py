@@ -306,21 +306,14 @@ def check_size(expr, sizes):
 
     ``sizes`` caches every subexpression seen, so checking each new result costs only its own
     arguments: h = h·h + h repeated doubles the tree while the check stays linear."""
-    stack = [(expr, False)]
-    while stack:
-        node, ready = stack.pop()
-        if node in sizes:
-            continue
-        args = getattr(node, "args", ())
-        if ready or not args:
-            own = 1
-            if getattr(node, "is_Rational", False):
-                own += (abs(int(node.p)).bit_length() + int(node.q).bit_length()) // 64
-            sizes[node] = own + sum(sizes[a] for a in args)
-            continue
-        stack.append((node, True))
-        stack += [(a, False) for a in args if a not in sizes]
-    size = sizes[expr]
+
+    def parts(node, inner):
+        own = 1
+        if getattr(node, "is_Rational", False):
+            own += (abs(int(node.p)).bit_length() + int(node.q).bit_length()) // 64
+        return own + sum(inner)
+
+    size = fold_tree(expr, sizes, parts)
     if size > MAX_EXPRESSION_PARTS:
         raise ValueError(f"an exact value grew to {_parts(size)} parts; the largest exact-mode expression has "
                          f"{MAX_EXPRESSION_PARTS:,} (solve without --exact for the numbers)")
@@ -329,19 +322,26 @@ def check_size(expr, sizes):
 
 def nesting(expr, depths):
     """How deeply function applications (tanh, exp, log, sigmoid, relu, …) nest in ``expr``."""
+    return fold_tree(expr, depths,
+                     lambda node, inner: max(inner, default=0) + (1 if getattr(node, "is_Function", False) else 0))
+
+
+def fold_tree(expr, memo, combine):
+    """``combine(node, [results of its args])`` bottom up over a SymPy tree, without recursion
+    (trees nest deeper than Python's stack) and once per distinct subexpression: ``memo`` keeps
+    every result, shared between calls."""
     stack = [(expr, False)]
     while stack:
         node, ready = stack.pop()
-        if node in depths:
+        if node in memo:
             continue
         args = getattr(node, "args", ())
         if ready or not args:
-            inner = max((depths[a] for a in args), default=0)
-            depths[node] = inner + (1 if getattr(node, "is_Function", False) else 0)
+            memo[node] = combine(node, [memo[a] for a in args])
             continue
         stack.append((node, True))
-        stack += [(a, False) for a in args if a not in depths]
-    return depths[expr]
+        stack += [(a, False) for a in args if a not in memo]
+    return memo[expr]
 
 
 def _parts(size):

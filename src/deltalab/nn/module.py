@@ -187,18 +187,19 @@ class Module:
         return module
 
     def get_parameter(self, target):
-        path, _, name = target.rpartition(".")
-        module = self.get_submodule(path)
-        if name not in module._parameters:
-            raise AttributeError(f"{type(module).__name__} has no parameter `{name}`")
-        return module._parameters[name]
+        return self._get_registered(target, "_parameters", "parameter")
 
     def get_buffer(self, target):
+        return self._get_registered(target, "_buffers", "buffer")
+
+    def _get_registered(self, target, table, what):
+        """``a.b.name`` from the ``table`` (``_parameters`` / ``_buffers``) of submodule ``a.b``."""
         path, _, name = target.rpartition(".")
         module = self.get_submodule(path)
-        if name not in module._buffers:
-            raise AttributeError(f"{type(module).__name__} has no buffer `{name}`")
-        return module._buffers[name]
+        registered = getattr(module, table)
+        if name not in registered:
+            raise AttributeError(f"{type(module).__name__} has no {what} `{name}`")
+        return registered[name]
 
     # ------------------------------------------------------------------ calls
     def forward(self, *args, **kwargs):  # pragma: no cover - interface

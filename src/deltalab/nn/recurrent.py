@@ -75,45 +75,40 @@ def init_recurrent_parameters(module, input_size, hidden_size, gates, bias, dtyp
     module.register_parameter("bias", uniform_((rows,), hidden_size, dtype) if bias else None)
 
 
-def run_elman(x, h, weight_ih, weight_hh, bias, nonlinearity, truncate=None):
-    """h(1..T) for x (T, B, F), in chunks of ``truncate`` steps with the gradient cut between them."""
-    outputs = []
+def run_in_chunks(x, states, sequence, truncate=None):
+    """The state sequences of ``sequence(x_chunk, *states)`` over x (T, B, F), run in chunks of
+    ``truncate`` steps: each chunk starts from the last states of the one before, detached (the
+    gradient is cut between chunks); one chunk when ``truncate`` is None."""
+    pieces = []
     for start, stop in _chunks(x.shape[0], truncate):
         if start:
-            h = h.detach()
-        out = elman_sequence(x if stop - start == x.shape[0] else x[start:stop], h, weight_ih, weight_hh, bias,
-                             nonlinearity)
-        outputs.append(out)
-        h = out[-1]
-    return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
+            states = tuple(s.detach() for s in states)
+        sequences = sequence(x if stop - start == x.shape[0] else x[start:stop], *states)
+        pieces.append(sequences)
+        states = tuple(s[-1] for s in sequences)
+    if len(pieces) == 1:
+        return pieces[0]
+    return tuple(ops.concatenate(list(chunks), axis=0) for chunks in zip(*pieces))
+
+
+def run_elman(x, h, weight_ih, weight_hh, bias, nonlinearity, truncate=None):
+    """h(1..T) for x (T, B, F), in chunks of ``truncate`` steps with the gradient cut between them."""
+    (out,) = run_in_chunks(x, (h,), lambda xs, h: (elman_sequence(xs, h, weight_ih, weight_hh, bias, nonlinearity),),
+                           truncate)
+    return out
 
 
 def run_lstm(x, h, c, weight_ih, weight_hh, bias, truncate=None):
     """(h(1..T), c(1..T)) for x (T, B, F), in chunks of ``truncate`` steps (gradient cut between)."""
-    hs, cs = [], []
-    for start, stop in _chunks(x.shape[0], truncate):
-        if start:
-            h, c = h.detach(), c.detach()
-        h_seq, c_seq = lstm_sequence(x if stop - start == x.shape[0] else x[start:stop], h, c, weight_ih, weight_hh, bias)
-        hs.append(h_seq)
-        cs.append(c_seq)
-        h, c = h_seq[-1], c_seq[-1]
-    if len(hs) == 1:
-        return hs[0], cs[0]
-    return ops.concatenate(hs, axis=0), ops.concatenate(cs, axis=0)
+    return tuple(run_in_chunks(x, (h, c), lambda xs, h, c: lstm_sequence(xs, h, c, weight_ih, weight_hh, bias),
+                               truncate))
 
 
 def run_gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh, truncate=None):
     """h(1..T) of a GRU for x (T, B, F), in chunks of ``truncate`` steps (gradient cut between)."""
-    outputs = []
-    for start, stop in _chunks(x.shape[0], truncate):
-        if start:
-            h = h.detach()
-        out = gru_sequence(x if stop - start == x.shape[0] else x[start:stop], h, weight_ih, weight_hh, bias_ih,
-                           bias_hh)
-        outputs.append(out)
-        h = out[-1]
-    return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=0)
+    (out,) = run_in_chunks(x, (h,), lambda xs, h: (gru_sequence(xs, h, weight_ih, weight_hh, bias_ih, bias_hh),),
+                           truncate)
+    return out
 
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}

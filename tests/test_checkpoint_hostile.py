@@ -4,6 +4,7 @@ time and memory, and writes nothing."""
 import io
 import json
 import os
+import re
 import resource
 import struct
 import subprocess
@@ -385,3 +386,43 @@ def test_non_finite_parameters_after_a_step_are_divergence(tmp_path, capsys):
     assert "last good checkpoint (the initial weights, before epoch 1)" in err
     saved = checkpoint.read_checkpoint(out / "checkpoint.npz")  # finite, so it loads
     assert saved.metadata["epoch"] == 0
+
+
+def layered_config(layers, input_shape=(1, 6, 6)):
+    """A LayeredNetwork's stored config, built as a checkpoint holds it."""
+    from deltalab.models.layered import LayeredNetwork
+
+    return dl.io.architecture.to_config(LayeredNetwork(input_shape, layers))
+
+
+def test_stored_layered_networks_are_read_and_counted_by_the_layer_registry():
+    registered = dl.io.architecture.registered()
+    cnn = layered_config([{"type": "conv2d", "out_channels": 2, "kernel_size": [3, 3]},
+                          {"type": "max_pool2d", "kernel_size": [2, 2]},
+                          {"type": "flatten"}, {"type": "dense", "units": 3}])
+    # by hand: conv 2·(1·3·3 + 1) = 20, pool and flatten none, dense on 2·2·2 = 8 inputs: 3·(8 + 1) = 27
+    assert architecture_rules.check(cnn, registered) == 47
+
+    def with_field(config, index, key, value):
+        config = json.loads(json.dumps(config))
+        pairs = config["kwargs"]["layers"][index]["dict"]
+        pairs[:] = [pair for pair in pairs if pair[0] != key] + [[key, value]]
+        return config
+
+    def refused(config, fragment):
+        with pytest.raises(architecture_rules.ArchitectureRuleError, match=re.escape(fragment)):
+            architecture_rules.check(config, registered)
+
+    refused(with_field(cnn, 0, "kernel_size", {"tuple": [9, 9]}), "architecture.layers[0]: layer 1 (conv2d): kernel")
+    refused(with_field(cnn, 0, "kernel_size", {"tuple": [3]}), "architecture.layers[0].kernel_size: expected two")
+    refused(with_field(cnn, 1, "padding", {"tuple": [2, 2]}), "architecture.layers[1].padding: padding [2, 2] must be")
+    refused(with_field(cnn, 2, "type", "dense"), "architecture.layers[2].units: expected an integer from 1")
+    refused(with_field(with_field(cnn, 2, "type", "dense"), 2, "units", 4),
+            "architecture.layers[2]: layer 3 (dense): needs a flat input")
+    refused(with_field(with_field(cnn, 3, "type", "max_pool2d"), 3, "kernel_size", {"tuple": [2, 2]}),
+            "architecture.layers[3]: layer 4 (max_pool2d): needs a (channels")
+    refused(with_field(cnn, 3, "type", "lstm"), "architecture.layers[3].type: expected one of dense, conv2d")
+    refused(with_field(cnn, 0, "out_channels", 0), "architecture.layers[0].out_channels: expected an integer from 1")
+    # a model built in Python may be wider than a hand-written exercise allows: the checkpoint limits apply
+    wide = layered_config([{"type": "dense", "units": 20_000}], input_shape=(3,))
+    assert architecture_rules.check(wide, registered) == 20_000 * 4

@@ -13,6 +13,8 @@ Errors are :class:`ArchitectureRuleError` whose message starts with the field's 
 """
 from __future__ import annotations
 
+from ..errors import ConfigurationError
+
 MAX_SIZE = 1 << 20  # one size: features, channels, hidden units, a kernel side, an input side
 MAX_PARAMETERS = 16_000_000  # parameter entries of a whole model (128 MB in float64)
 MAX_VALUES_PER_SAMPLE = 1 << 24  # values of one sample between two layers of a LayeredNetwork
@@ -22,8 +24,6 @@ MAX_AXIS = 32  # |dim| of Flatten / Softmax
 
 RECURRENT_ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("identity", "relu", "sigmoid", "softmax", "tanh")
-LAYER_TYPES = ("dense", "conv2d", "max_pool2d", "avg_pool2d", "flatten")
-LAYER_KEYS = ("type", "units", "out_channels", "kernel_size", "stride", "padding", "bias", "activation")
 
 
 class ArchitectureRuleError(ValueError):
@@ -219,59 +219,70 @@ def _feedback(walk, v, kwargs, where):
     return v["size"] ** 2
 
 
-def _window(n, kernel, stride, padding):
-    return (n + 2 * padding - kernel) // stride + 1
+class _StoredLayerReader:
+    """The field reader a layer kind reads a stored layer with (the layer registry's
+    ``read`` and ``count``), answering in this module's words: a checkpoint's sizes are
+    bounded by :data:`MAX_SIZE`, not by the problem-file limits, since a model built in
+    Python may be larger than an exercise written by hand."""
+
+    def fail(self, where, message):
+        _fail(where, message)
+
+    def positive_int(self, table, key, where, default=None, largest=None):
+        if key not in table and default is not None:
+            return default
+        return _int(table.get(key), where)
+
+    def choice(self, table, key, choices, where, default=None):
+        if key not in table and default is not None:
+            return default
+        return _choice(table.get(key), where, choices)
+
+    def boolean(self, table, key, where, default):
+        return _bool(table.get(key, default), where)
+
+    def pair(self, value, where, allow_same=False, largest=None):
+        if allow_same and value == "same":
+            return "same"
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value, value]
+        return _pair(value, where, 0)
 
 
 def _layered(walk, v, kwargs, where):
-    """Parameters of a LayeredNetwork, following the per-sample shape through its layers."""
+    """Parameters of a LayeredNetwork, following the per-sample shape through its layers.
+
+    Each layer is read and counted by its kind in the layer registry (the same code that reads
+    a problem file's layers), so a new layer kind is checked here without naming it."""
+    from ..problems.layers import LAYER_TYPES, LayerSpec, layer_kind, spec_dict
+    from ..problems.layers.base import spec_keys
+
     shape = v["input_shape"]
     layers = kwargs["layers"]
     if not isinstance(layers, list):
         _fail(f"{where}.layers", f"expected a list of layers, got {_show(layers)}")
     if len(layers) > MAX_LAYERS:
         _fail(f"{where}.layers", f"{len(layers):,} layers; at most {MAX_LAYERS:,} are allowed")
+    reader, known = _StoredLayerReader(), spec_keys()
     total = 0
     for i, raw in enumerate(layers):
         at = f"{where}.layers[{i}]"
-        spec = _pairs(raw, at)
-        unknown = [k for k in spec if k not in LAYER_KEYS]
+        stored = _pairs(raw, at)
+        unknown = [k for k in stored if k not in known]
         if unknown:
-            _fail(f"{at}.{unknown[0]}", f"unknown layer key (known: {', '.join(LAYER_KEYS)})")
-        kind = _choice(spec.get("type"), f"{at}.type", LAYER_TYPES)
-        for key in ("units", "out_channels"):
-            if key in spec:
-                _int(spec[key], f"{at}.{key}", 0)
-        if "bias" in spec:
-            _bool(spec["bias"], f"{at}.bias")
-        if "activation" in spec:
-            _choice(spec["activation"], f"{at}.activation", OUTPUT_ACTIVATIONS)
-        bias = spec.get("bias", True)
-        if kind == "dense":
-            if len(shape) != 1:
-                _fail(at, f"a dense layer needs a flat input, it gets shape {shape}")
-            units = _int(spec.get("units"), f"{at}.units")
-            total += units * (shape[0] + bias)
-            shape = (units,)
-        elif kind == "flatten":
-            shape = (_product(shape),)
-        else:
-            if len(shape) != 3:
-                _fail(at, f"a {kind} layer needs a (channels, height, width) input, it gets shape {shape}")
-            kernel = _pair(spec.get("kernel_size"), f"{at}.kernel_size", 1)
-            if kind != "conv2d" and not ("stride" in spec and "padding" in spec):
-                _fail(at, "a pooling layer needs its stride and padding")
-            stride = _pair(spec.get("stride", [1, 1]), f"{at}.stride", 1)
-            padding = spec.get("padding", [0, 0])
-            padding = (kernel[0] // 2, kernel[1] // 2) if padding == "same" else _pair(padding, f"{at}.padding", 0)
-            spatial = tuple(_window(n, k, s, p) for n, k, s, p in zip(shape[1:], kernel, stride, padding))
-            if min(spatial) < 1:
-                _fail(at, f"the kernel {kernel} with padding {padding} does not fit the {shape[1]}×{shape[2]} input")
-            channels = shape[0]
-            if kind == "conv2d":
-                channels = _int(spec.get("out_channels"), f"{at}.out_channels")
-                total += channels * (shape[0] * kernel[0] * kernel[1] + bias)
-            shape = (channels,) + spatial
+            _fail(f"{at}.{unknown[0]}", f"unknown layer key (known: {', '.join(known)})")
+        kind = layer_kind(_choice(stored.get("type"), f"{at}.type", LAYER_TYPES))
+        spec = LayerSpec(type=kind.name)
+        kind.read(stored, spec, at, reader)
+        counted = kind.count(spec_dict(spec), shape, 1, at, reader)
+        if counted is None:
+            try:
+                kind.build(i + 1, spec_dict(spec), shape)
+            except ConfigurationError as exc:
+                _fail(at, str(exc))
+            _fail(at, f"a {kind.name} layer does not fit its input of shape {shape}")
+        total += counted.parameters
+        shape = counted.shape
         if _product(shape) > MAX_VALUES_PER_SAMPLE:
             _fail(at, f"the layer's output has {_product(shape):,} values per sample; "
                       f"the largest allowed is {MAX_VALUES_PER_SAMPLE:,}")

@@ -11,7 +11,7 @@ architecture file or a checkpoint; a key may be missing there, so kinds read wit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ...errors import ConfigurationError
 from ...models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
@@ -32,6 +32,11 @@ class LayerSpec:
     padding: object = (0, 0)
     bias: bool = True
     activation: str = "identity"
+
+
+def spec_keys() -> tuple:
+    """The keys a stored layer spec may hold (a LayeredNetwork's config, a checkpoint)."""
+    return tuple(field.name for field in fields(LayerSpec))
 
 
 def spec_dict(spec) -> dict:
@@ -153,6 +158,9 @@ class WindowLayer(LayerKind):
 
     @staticmethod
     def window_shape(l, shape, spec):
+        if len(shape) != 3:
+            raise ConfigurationError(f"layer {l} ({spec['type']}): needs a (channels, height, width) input, "
+                                     f"gets {tuple(shape)}")
         kernel, stride = tuple(spec["kernel_size"]), tuple(spec.get("stride", spec["kernel_size"]))
         padding = tuple(spec.get("padding", (0, 0)))
         out = tuple(output_size(n, k, s, p) for n, k, s, p in zip(shape[1:], kernel, stride, padding))

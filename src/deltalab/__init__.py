@@ -36,7 +36,6 @@ from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
 from .fast import Tuning, get_num_threads, set_num_threads, tuning
 from .io import module_kinds as _module_kinds  # registers the built-in module kinds (they record their arguments)
-from .io.interop import from_torch, to_torch  # torch itself is imported only when they are called
 
 __version__ = "0.1.0"
 
@@ -65,6 +64,10 @@ def __getattr__(name):
         from .io import serialization
 
         return getattr(serialization, name)
+    if name in ("to_torch", "from_torch"):  # torch interop: loaded (and torch imported) on first use
+        from .io import interop
+
+        return getattr(interop, name)
     if name == "load_into":
         from .io import checkpoint
 

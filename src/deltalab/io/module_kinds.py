@@ -12,10 +12,27 @@ from collections import OrderedDict
 
 from .. import models, nn
 from ..models.shift_register import FeedbackCell
-from . import interop
 from .registry import register
 
 __all__ = []  # importing the module registers the kinds
+
+
+def _interop(name, *extra):
+    """interop's converter ``name`` (called with ``extra`` after the module and torch), imported
+    on the first conversion: torch interop stays off the path of ``import deltalab``."""
+    def convert(module, torch):
+        from . import interop
+
+        return getattr(interop, name)(module, torch, *extra)
+    return convert
+
+
+def _softmax_from_torch(cls):
+    def convert(module, torch):
+        from . import interop
+
+        return interop.softmax_from_torch(cls)(module, torch)
+    return convert
 
 
 def _same(name):
@@ -26,28 +43,29 @@ def _same(name):
 # --------------------------------------------------------------- layers and shapes
 register(nn.Linear, lambda m: {"in_features": m.in_features, "out_features": m.out_features,
                                "bias": m.bias is not None},
-         torch=("Linear", interop.linear_to_torch, interop.linear_from_torch))
+         torch=("Linear", _interop("linear_to_torch"), _interop("linear_from_torch")))
 register(nn.Conv2d, lambda m: {
     "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": tuple(m.kernel_size),
     "stride": tuple(m.stride), "padding": tuple(m.padding), "dilation": tuple(m.dilation), "groups": m.groups,
     "bias": m.bias is not None,
-}, torch=("Conv2d", interop.conv_to_torch, interop.conv_from_torch))
+}, torch=("Conv2d", _interop("conv_to_torch"), _interop("conv_from_torch")))
 
 
 def _pool_arguments(m):
     return {"kernel_size": tuple(m.kernel_size), "stride": tuple(m.stride), "padding": tuple(m.padding)}
 
 
-register(nn.MaxPool2d, lambda m: {**_pool_arguments(m), "return_indices": m.return_indices}, torch=("MaxPool2d", interop.max_pool_to_torch, interop.max_pool_from_torch))
-register(nn.AvgPool2d, _pool_arguments, torch=("AvgPool2d", interop.avg_pool_to_torch, interop.avg_pool_from_torch))
+register(nn.MaxPool2d, lambda m: {**_pool_arguments(m), "return_indices": m.return_indices},
+         torch=("MaxPool2d", _interop("max_pool_to_torch"), _interop("max_pool_from_torch")))
+register(nn.AvgPool2d, _pool_arguments, torch=("AvgPool2d", _interop("avg_pool_to_torch"), _interop("avg_pool_from_torch")))
 register(nn.Flatten, torch=("Flatten", lambda m, torch: torch.nn.Flatten(m.start_dim, m.end_dim),
                             lambda t, torch: nn.Flatten(t.start_dim, t.end_dim)))
 for _name in ("ReLU", "Tanh", "Sigmoid", "Identity"):
     register(getattr(nn, _name), torch=_same(_name))
 register(nn.Softmax, torch=("Softmax", lambda m, torch: torch.nn.Softmax(dim=m.dim),
-                            interop.softmax_from_torch(nn.Softmax)))
+                            _softmax_from_torch(nn.Softmax)))
 register(nn.LogSoftmax, torch=("LogSoftmax", lambda m, torch: torch.nn.LogSoftmax(dim=m.dim),
-                               interop.softmax_from_torch(nn.LogSoftmax)))
+                               _softmax_from_torch(nn.LogSoftmax)))
 register(nn.ELU, omit=("inplace",), torch=("ELU", lambda m, torch: torch.nn.ELU(m.alpha),
                                             lambda t, torch: nn.ELU(t.alpha)))
 register(nn.LeakyReLU, omit=("inplace",), torch=("LeakyReLU", lambda m, torch: torch.nn.LeakyReLU(m.negative_slope),
@@ -59,14 +77,14 @@ register(nn.GELU, torch=("GELU", lambda m, torch: torch.nn.GELU(m.approximate),
 register(nn.Dropout, omit=("inplace",), torch=("Dropout", lambda m, torch: torch.nn.Dropout(m.p),
                                                 lambda t, torch: nn.Dropout(t.p)))
 for _name in ("BatchNorm1d", "BatchNorm2d"):
-    register(getattr(nn, _name), torch=(_name, interop.batch_norm_to_torch, interop.batch_norm_from_torch))
+    register(getattr(nn, _name), torch=(_name, _interop("batch_norm_to_torch"), _interop("batch_norm_from_torch")))
 register(nn.Embedding, omit=("max_norm", "norm_type", "scale_grad_by_freq", "sparse", "_weight", "_freeze"),
-         torch=("Embedding", interop.embedding_to_torch, interop.embedding_from_torch))
+         torch=("Embedding", _interop("embedding_to_torch"), _interop("embedding_from_torch")))
 
 # -------------------------------------------------------------------- containers
 register(nn.Sequential, lambda m: {"modules": OrderedDict(m.named_children())},
          build=lambda modules: nn.Sequential(modules),
-         torch=("Sequential", interop.sequential_to_torch, interop.sequential_from_torch))
+         torch=("Sequential", _interop("sequential_to_torch"), _interop("sequential_from_torch")))
 register(nn.ModuleList, lambda m: {"modules": list(m)}, build=lambda modules: nn.ModuleList(modules))
 register(nn.ModuleDict, lambda m: {"modules": OrderedDict(m.items())}, build=lambda modules: nn.ModuleDict(modules))
 
@@ -92,13 +110,11 @@ def _legacy_single_bias(cls):
 
 
 def _torch_layer(kind):
-    return (kind, lambda m, torch: interop.layer_to_torch(m, torch, kind),
-            lambda t, torch: interop.layer_from_torch(t, torch, kind))
+    return kind, _interop("layer_to_torch", kind), _interop("layer_from_torch", kind)
 
 
 def _torch_cell(kind):
-    return (kind, lambda m, torch: interop.cell_to_torch(m, torch, kind),
-            lambda t, torch: interop.cell_from_torch(t, torch, kind))
+    return kind, _interop("cell_to_torch", kind), _interop("cell_from_torch", kind)
 
 
 register(nn.RNN, _layer_arguments("nonlinearity", "single_bias"), build=_legacy_single_bias(nn.RNN),
@@ -110,8 +126,8 @@ for _kind in ("RNNCell", "LSTMCell", "GRUCell"):
 register(nn.Recurrent)
 
 # ------------------------------------------------------------ the lecture's models
-register(models.ElmanNetwork, torch=("ElmanNetwork", interop.network_to_torch, None))
-register(models.LSTMNetwork, torch=("LSTMNetwork", interop.network_to_torch, None))
+register(models.ElmanNetwork, torch=("ElmanNetwork", _interop("network_to_torch"), None))
+register(models.LSTMNetwork, torch=("LSTMNetwork", _interop("network_to_torch"), None))
 register(models.LayeredNetwork, lambda m: {"input_shape": m.input_shape, "layers": [dict(spec) for spec in m.specs]},
          build=lambda input_shape, layers: models.LayeredNetwork(tuple(input_shape), layers))
 register(FeedbackCell)

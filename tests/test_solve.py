@@ -383,3 +383,11 @@ def test_an_equations_question_for_the_gradients_needs_no_training_table():
 def test_several_steps_without_a_learning_rate_are_refused(table):
     with pytest.raises(SpecError, match="training.steps"):
         parse_problem(GRADIENTS_ONLY + table, "gradients.toml")
+
+
+def test_python_dash_m_deltalab_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "deltalab", "examples"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "mlp-relu-exam-network" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "deltalab", "solve", "--example", "nope"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr

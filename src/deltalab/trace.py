@@ -33,6 +33,7 @@ class Value:
     layer: int | None = None  # l, or None
     step: int | None = None  # time step t (1-based), or None
     kind: str = ""  # "input" | "preactivation" | "activation" | "output" | "state"
+    sequence: int | None = None  # n of a batch of sequences (1-based), or None for one sequence
 
     @property
     def delta_symbol(self) -> str:
@@ -50,6 +51,7 @@ class Contribution:
     formula: str  # e.g. "δ[1](2) · x[0](2)ᵀ"
     array: np.ndarray
     general: str = ""  # the same formula at any step t, e.g. "δ[1](t) · x[0](t)ᵀ" ("": none)
+    sequence: int | None = None  # n of a batch of sequences (1-based), or None for one sequence
 
 
 @dataclass
@@ -121,6 +123,9 @@ class StepTrace:
     paths: dict = field(default_factory=dict)  # parameter -> PathSum (equations problems)
     exact: list = field(default_factory=list)  # [ExactValue] (solve --exact)
     error_steps: dict = field(default_factory=dict)  # errors' key -> its time step ("E(1)" -> 1), None: per sample
+    # a batch of sequences: each error's (sequence n, time step t) ("E⁽²⁾(1)" -> (2, 1))
+    error_places: dict = field(default_factory=dict)
+    sequences: int | None = None  # N of a batch of sequences (rnn / lstm), None for one sequence
 
 
 @dataclass

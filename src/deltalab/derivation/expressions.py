@@ -404,6 +404,9 @@ def _latex_fn(name):
 OPS = {
     "add": OpKind(np.add, _infix("+"), _infix("+"), SUM, (SUM, SUM + 1)),
     "sum_of": OpKind(lambda *a: sum(a[1:], a[0]), lambda *a: " + ".join(a), lambda *a: " + ".join(a), SUM, (SUM,)),
+    "mean_of": OpKind(lambda *a, count: sum(a[1:], a[0]) / count,
+                      lambda *a, count: f"1/{count} · (" + " + ".join(a) + ")",
+                      lambda *a, count: rf"\frac{{1}}{{{count}}}\left(" + " + ".join(a) + r"\right)", PRODUCT, (SUM,)),
     "sub": OpKind(np.subtract, _infix("−"), _infix("-"), SUM, (SUM, SUM + 1)),
     "mul": OpKind(np.multiply, lambda a, b: f"{a} ⊙ {b}" if not _scalar_text(a) else f"{a} · {b}",
                   lambda a, b: rf"{a} \odot {b}" if not _scalar_text(a) else rf"{a} \cdot {b}", PRODUCT,

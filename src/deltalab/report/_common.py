@@ -165,31 +165,36 @@ class TimeGroup:
     outputs: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     error: tuple | None = None  # ("E(1)", value)
+    sequence: int | None = None  # n of a batch of sequences (None: one sequence)
 
 
 def time_groups(step) -> tuple:
-    """(groups in time order, errors not tied to a group) for one StepTrace."""
+    """(groups in time order -- a batch of sequences: sequence by sequence --, errors not tied to
+    a group) for one StepTrace."""
     groups: dict = {}
 
-    def group(t):
-        if t not in groups:
-            groups[t] = TimeGroup(t)
-        return groups[t]
+    def group(value):
+        place = (getattr(value, "sequence", None), value.step)
+        if place not in groups:
+            groups[place] = TimeGroup(value.step, sequence=place[0])
+        return groups[place]
 
     for value in step.forward:
-        group(value.step).forward.append(value)
+        group(value).forward.append(value)
     for value in step.outputs:
-        group(value.step).outputs.append(value)
+        group(value).outputs.append(value)
     for value in step.targets:
-        group(value.step).targets.append(value)
+        group(value).targets.append(value)
     loose = []
+    places = getattr(step, "error_places", {})
     for name, value in step.errors.items():
-        t = step.error_steps.get(name)  # the recorder's time step of this error (None: per sample)
-        if t in groups and groups[t].error is None:
-            groups[t].error = (name, value)
+        # the recorder's time step of this error (None: per sample); a batch: (sequence, step)
+        place = places.get(name) or (None, step.error_steps.get(name))
+        if place in groups and groups[place].error is None:
+            groups[place].error = (name, value)
         else:
             loose.append((name, value))
-    ordered = sorted(groups.values(), key=lambda g: (-1 if g.step is None else g.step))
+    ordered = sorted(groups.values(), key=lambda g: (g.sequence or 0, -1 if g.step is None else g.step))
     return ordered, loose
 
 
@@ -243,7 +248,7 @@ _LATEX_CHARS = {
     "\\": r"\backslash", "^": r"\wedge", "_": r"\_", " ": " ", "\u00a0": " ",
 }
 _SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7",
-                 "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+", "ᵀ": r"\top", "ⁿ": "n", "ᵗ": "t"}
+                 "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+", "ᵀ": r"\top", "ⁿ": "n", "ᵗ": "t", "⁽": "(", "⁾": ")"}
 _SUBSCRIPTS = {"₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7",
                "₈": "8", "₉": "9", "₋": "-", "₊": "+", "ₜ": "t"}
 _ACCENTS = {"\u0303": r"\tilde", "\u0302": r"\hat", "\u0304": r"\bar", "\u0307": r"\dot", "\u0308": r"\ddot"}

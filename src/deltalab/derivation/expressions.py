@@ -216,8 +216,16 @@ def latex_symbol(symbol: str) -> str:
         out = out.replace(k, v + (" " if v[-1].isalpha() else ""))
     out = out.replace("ᵀ", "^{T}")
     out = re.sub(r"\[(\d+)\]", r"^{[\1]}", out)
+    # a batch's sequence mark: x[0]⁽²⁾ → x^{[0](2)}, y⁽²⁾ → y^{(2)}
+    out = re.sub(r"\^\{\[(\d+)\]\}⁽([⁰¹²³⁴⁵⁶⁷⁸⁹]+)⁾",
+                 lambda m: "^{[" + m.group(1) + "](" + _plain_digits(m.group(2)) + ")}", out)
+    out = re.sub(r"⁽([⁰¹²³⁴⁵⁶⁷⁸⁹]+)⁾", lambda m: "^{(" + _plain_digits(m.group(1)) + ")}", out)
     out = re.sub(r"^([A-Za-z])(\d+)", r"\1_{\2}", out)
     return out
+
+
+def _plain_digits(superscripts: str) -> str:
+    return superscripts.translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789"))
 
 
 # ------------------------------------------------------------------ the operations

@@ -187,14 +187,14 @@ class RecurrentKind(NetworkKind):
                            + ["z[2](t) = W2 x[1](t) + b2", f"y(t) = {problem.output_activation}(z[2](t))"])
 
     def batch_loss_text(self, problem, n):
-        return "E = Σₙ E⁽ⁿ⁾" if problem.reduction != "mean" else f"E = 1/N Σₙ E⁽ⁿ⁾ with N = {n}"
+        return "E = Σₙ E⁽ⁿ⁾" if problem.reduction != "mean" else f"E = 1/N Σₙ E⁽ⁿ⁾ (N = {n})"
 
     def header(self, problem, lines, equations):
         header = super().header(problem, lines, equations)
         n = sequence_count(problem)
         if n is not None:  # the file's loss is each sequence's error; E combines them
             header.loss_formula = (LOSS_FORMULAS[problem.loss].replace("E = ", "E⁽ⁿ⁾ = ", 1)
-                                   + " for each sequence n,  " + self.batch_loss_text(problem, n))
+                                   + ",  " + self.batch_loss_text(problem, n))
         return header
 
     def hidden_text(self, problem):

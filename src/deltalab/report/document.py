@@ -228,9 +228,10 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
         if any(n.time_step is not None for n in derivation if n.kind == "delta"):
             blocks.append(Block("text", "Back-propagation through time: the last time step first."))
         if batch:
-            blocks.append(Block("text", f"Each sequence n is back-propagated through its own error: "
-                                        f"δ⁽ⁿ⁾ = ∂{symbol}⁽ⁿ⁾/∂z⁽ⁿ⁾ (the sequences share the weights, nothing else); "
-                                        f"the gradients below combine the sequences as {symbol} does."))
+            blocks.append(Block("text", f"A batch of sequences: each sequence n is back-propagated through its "
+                                        f"own error {symbol}⁽ⁿ⁾, so its deltas are δ⁽ⁿ⁾ = ∂{symbol}⁽ⁿ⁾/∂z⁽ⁿ⁾ (the "
+                                        f"sequences share the weights, nothing else); the gradients below combine "
+                                        f"the sequences as {symbol} does."))
         current = object()
         chains = []
         for node in derivation:

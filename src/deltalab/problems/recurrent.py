@@ -371,6 +371,13 @@ class RecurrentKind(NetworkKind):
 
         return derive_recurrent(problem, step, cell=self.gates > 1)
 
+    def refusal_for(self, command, problem):
+        n = sequence_count(problem)
+        if n is None or command not in ("check", "generate"):
+            return None
+        return (f"data.inputs: deltalab {command} does not support a batch of sequences yet (this file holds {n}); "
+                "give it one sequence per problem file")
+
     # ------------------------------------------------------------------ checks
     def check_options(self, problem, model, check_torch, exact):
         if exact and sequence_count(problem) is not None:

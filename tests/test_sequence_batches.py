@@ -326,3 +326,18 @@ def test_train_file_trains_on_the_batch_with_its_reduction(tmp_path, capsys):
     after = {name: problem.parameters[name] - problem.learning_rate * g for name, g in gradients.items()}
     later, _, _, _ = torch_reference(replace(problem, parameters=after), "mean")
     assert final["test_loss"] == pytest.approx(later, rel=1e-12)  # after one SGD step on the mean
+
+
+def test_a_batch_without_targets_is_a_forward_pass_of_each_sequence(tmp_path, capsys):
+    text = example_path(EXAMPLE).read_text()
+    text = text.replace('reduction = "mean"\n', "").split("targets =")[0]  # no reduction needed: no error
+    path = tmp_path / "forward.toml"
+    path.write_text(text)
+    assert main(["solve", str(path), "--format", "json", "-o", str(tmp_path / "f.json")]) == 0
+    data = json.loads((tmp_path / "f.json").read_text())
+    problem = load_problem(path)
+    rnn, linear = torch_rnn(problem)
+    with torch.no_grad():
+        y = linear(rnn(torch.tensor(problem.inputs))[0]).numpy()
+    assert data["loss"] is None and data["gradients"] == {}
+    assert np.allclose([[data["outputs"][f"y{m}({t})"] for t in (1, 2)] for m in ("⁽¹⁾", "⁽²⁾")], y, rtol=1e-12)

@@ -113,7 +113,9 @@ class RecurrentKind(NetworkKind):
                                       f"row per time step), got shape {x.shape}")
             if x.shape[1] == 0:
                 r.fail("data.inputs", "the sequences are empty")
-            if problem.reduction is None and n > 1:
+            if problem.reduction is None and n == 1:
+                problem.reduction = "sum"  # one sequence: its sum and its mean are the same
+            if problem.reduction is None and t is not None:  # (without targets there is no E to reduce)
                 r.fail("model.reduction", f"missing; data.inputs holds {n} sequences: say how their errors make E, "
                                           "\"sum\" (E = Σₙ E⁽ⁿ⁾) or \"mean\" (E = 1/N Σₙ E⁽ⁿ⁾)")
             if t is not None and (t.ndim == 0 or t.shape[0] != n):
@@ -180,9 +182,9 @@ class RecurrentKind(NetworkKind):
                  + ("many-to-one" if problem.many_to_one else "many-to-many")]
         n = sequence_count(problem)
         if n is not None:
-            lines.append(f"a batch of {n} sequence{'s' if n != 1 else ''} of {problem.inputs.shape[1]} time steps, "
-                         f"each with its own error E⁽ⁿ⁾; reduction = {problem.reduction or 'sum'}: "
-                         + self.batch_loss_text(problem, n))
+            lines.append(f"a batch of {n} sequence{'s' if n != 1 else ''} of {problem.inputs.shape[1]} time steps"
+                         + ("" if problem.targets is None else f", each with its own error E⁽ⁿ⁾; reduction = "
+                            f"{problem.reduction}: {self.batch_loss_text(problem, n)}"))
         return self.header(problem, lines, self.cell_equations(problem)
                            + ["z[2](t) = W2 x[1](t) + b2", f"y(t) = {problem.output_activation}(z[2](t))"])
 

@@ -9,7 +9,9 @@ Keys are the lecture's notation and are stable (they are the JSON contract):
 - outputs: ``y(t)`` (or ``y``);
 - deltas: keyed by the node they belong to, ``z[l](t)`` → δ[l](t) = ∂E/∂z[l](t), and
   ``x[l]`` → ∂E/∂x[l] for layers without parameters (pooling, flatten);
-- parameters: ``W<l>``, ``H<l>`` (recurrent), ``b<l>``; conv kernels (out, in, kh, kw).
+- parameters: ``W<l>``, ``H<l>`` (recurrent), ``b<l>``; conv kernels (out, in, kh, kw);
+- a batch of sequences (rnn / lstm): every key carries its sequence's mark, ``x[0]⁽²⁾(1)``,
+  ``E⁽²⁾(1)``, ``E⁽²⁾`` (:func:`sequence_mark`), and its Values their ``sequence``.
 
 Problems of type ``equations`` (:mod:`deltalab.equations`) key everything by the node names
 of their equations (``h3``, ``h(2)`` at step 2) and also fill the optional chain-rule fields
@@ -22,6 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import NonFiniteResult
+
+
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sequence_mark(n) -> str:
+    """⁽ⁿ⁾, the mark of sequence n of a batch on a key or symbol (``x[0]⁽²⁾(1)``: sequence 2's
+    input at t = 1); "" for None (one sequence)."""
+    return "" if n is None else f"⁽{str(n).translate(_SUPERSCRIPT)}⁾"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..trace import sequence_mark
 from .expressions import Const, op, total
 from .layered import add_updates, through_activation
 from .losses import loss_formulas
@@ -38,8 +39,6 @@ class _Sequence:
 
 def derive_recurrent(problem, step, cell) -> Derivation:
     """``cell``: the LSTM's cell state and gates (else the Elman layer)."""
-    from ..problems.recurrent import reduction_factor, sequence_mark
-
     d = Derivation()
     count = step.sequences
     params = {name: d.add(f"parameters_before:{name}", name, "parameter", value, section="parameters_before",
@@ -78,7 +77,7 @@ def derive_recurrent(problem, step, cell) -> Derivation:
                                        sequence=seq.index) for s in sorted(seq.targets)])
             errors.append(d.add(f"errors:E{mark}", f"E{mark}", "error", step.errors[f"E{mark}"], formula,
                                 section="errors", key=f"E{mark}", sequence=seq.index))
-        loss = _reduced(errors, reduction_factor(problem, count), count)
+        loss = _reduced(errors, _factor(problem, count), count)
     d.add("loss", "E", "loss", step.loss, loss, key="loss")
     recorded = {(v.key, v.step): v.array for v in step.deltas}
     for seq in sequences:
@@ -86,9 +85,14 @@ def derive_recurrent(problem, step, cell) -> Derivation:
     if count is None:
         _gradients(d, step, problem, params, sequences[0])
     else:
-        _batch_gradients(d, step, problem, params, sequences, reduction_factor(problem, count), count)
+        _batch_gradients(d, step, problem, params, sequences, _factor(problem, count), count)
     add_updates(d, step, problem.learning_rate)
     return d
+
+
+def _factor(problem, count):
+    """E = factor · Σₙ E⁽ⁿ⁾: 1 for reduction = "sum", 1/N for "mean"."""
+    return 1.0 if problem.reduction == "sum" else 1.0 / count
 
 
 def _reduced(refs, factor, count):

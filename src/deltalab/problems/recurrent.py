@@ -19,25 +19,19 @@ from ..models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
 from ..models.elman import ElmanNetwork, LSTMNetwork
 from ..ops.recurrent import sequence_record
 from ..tensor import Tensor
-from ..trace import Contribution, StepTrace, Value
+from ..trace import Contribution, StepTrace, Value, sequence_mark
 from .file import NetworkSize
 from .network import LOSS_FORMULAS, NetworkKind, error_terms, vector
 
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 OUTPUT_ACTIVATIONS = tuple(ENGINE_ACTIVATIONS)  # identity, softmax, sigmoid, tanh, relu
 REDUCTIONS = ("sum", "mean")  # how a batch's sequence errors make E, PyTorch's reduction names
-_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def sequence_count(problem):
     """N for a batch of sequences (``data.inputs`` of shape (N, T, F)); None for one sequence (T, F)."""
     x = problem.inputs
     return None if x is None or x.ndim != 3 else x.shape[0]
-
-
-def sequence_mark(n) -> str:
-    """⁽ⁿ⁾, the mark of sequence n on a symbol (x[0]⁽²⁾(1): sequence 2's input at t = 1); "" for None."""
-    return "" if n is None else f"⁽{str(n).translate(_SUPERSCRIPT)}⁾"
 
 
 def one_sequence(problem, n):
@@ -47,11 +41,6 @@ def one_sequence(problem, n):
 
     return replace(problem, inputs=problem.inputs[n], targets=None if problem.targets is None else problem.targets[n],
                    initial_state=row(problem.initial_state), initial_cell=row(problem.initial_cell), reduction=None)
-
-
-def reduction_factor(problem, n):
-    """E = factor · Σₙ E⁽ⁿ⁾: 1 for reduction = "sum", 1/N for "mean"."""
-    return 1.0 if problem.reduction == "sum" else 1.0 / n
 
 
 class RecurrentKind(NetworkKind):

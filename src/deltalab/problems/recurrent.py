@@ -384,8 +384,9 @@ class RecurrentKind(NetworkKind):
         n = sequence_count(problem)
         if n is None:
             return super().torch_loss(problem, torch, parameters)
-        total = sum(super(RecurrentKind, self).torch_loss(one_sequence(problem, k), torch, parameters)
-                    for k in range(n))
+        # each sequence's error as PyTorch computes it for a file holding that sequence, then reduced
+        one_loss = super().torch_loss
+        total = sum(one_loss(one_sequence(problem, k), torch, parameters) for k in range(n))
         return total if problem.reduction == "sum" else total / n
 
     def torch_outputs(self, problem, torch, p):

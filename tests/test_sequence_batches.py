@@ -341,3 +341,9 @@ def test_a_batch_without_targets_is_a_forward_pass_of_each_sequence(tmp_path, ca
         y = linear(rnn(torch.tensor(problem.inputs))[0]).numpy()
     assert data["loss"] is None and data["gradients"] == {}
     assert np.allclose([[data["outputs"][f"y{m}({t})"] for t in (1, 2)] for m in ("⁽¹⁾", "⁽²⁾")], y, rtol=1e-12)
+
+
+def test_summary_of_a_batch_shows_one_sequence_and_counts_every_parameter(capsys):
+    assert main(["summary", "--example", EXAMPLE]) == 0
+    text = capsys.readouterr().out
+    assert "(input 2×2)" in text and "13" in text  # a sequence is T × features; 2·(2+2+1) + (2+1) parameters

@@ -9,7 +9,9 @@ Keys are the lecture's notation and are stable (they are the JSON contract):
 - outputs: ``y(t)`` (or ``y``);
 - deltas: keyed by the node they belong to, ``z[l](t)`` → δ[l](t) = ∂E/∂z[l](t), and
   ``x[l]`` → ∂E/∂x[l] for layers without parameters (pooling, flatten);
-- parameters: ``W<l>``, ``H<l>`` (recurrent), ``b<l>``; conv kernels (out, in, kh, kw).
+- parameters: ``W<l>``, ``H<l>`` (recurrent), ``b<l>``; conv kernels (out, in, kh, kw);
+- a batch of sequences (rnn / lstm): every key carries its sequence's mark, ``x[0]⁽²⁾(1)``,
+  ``E⁽²⁾(1)``, ``E⁽²⁾`` (:func:`sequence_mark`), and its Values their ``sequence``.
 
 Problems of type ``equations`` (:mod:`deltalab.equations`) key everything by the node names
 of their equations (``h3``, ``h(2)`` at step 2) and also fill the optional chain-rule fields
@@ -24,6 +26,15 @@ import numpy as np
 from .errors import NonFiniteResult
 
 
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sequence_mark(n) -> str:
+    """⁽ⁿ⁾, the mark of sequence n of a batch on a key or symbol (``x[0]⁽²⁾(1)``: sequence 2's
+    input at t = 1); "" for None (one sequence)."""
+    return "" if n is None else f"⁽{str(n).translate(_SUPERSCRIPT)}⁾"
+
+
 @dataclass
 class Value:
     """One labelled array of the solution."""
@@ -33,6 +44,7 @@ class Value:
     layer: int | None = None  # l, or None
     step: int | None = None  # time step t (1-based), or None
     kind: str = ""  # "input" | "preactivation" | "activation" | "output" | "state"
+    sequence: int | None = None  # n of a batch of sequences (1-based), or None for one sequence
 
     @property
     def delta_symbol(self) -> str:
@@ -50,6 +62,7 @@ class Contribution:
     formula: str  # e.g. "δ[1](2) · x[0](2)ᵀ"
     array: np.ndarray
     general: str = ""  # the same formula at any step t, e.g. "δ[1](t) · x[0](t)ᵀ" ("": none)
+    sequence: int | None = None  # n of a batch of sequences (1-based), or None for one sequence
 
 
 @dataclass
@@ -121,6 +134,9 @@ class StepTrace:
     paths: dict = field(default_factory=dict)  # parameter -> PathSum (equations problems)
     exact: list = field(default_factory=list)  # [ExactValue] (solve --exact)
     error_steps: dict = field(default_factory=dict)  # errors' key -> its time step ("E(1)" -> 1), None: per sample
+    # a batch of sequences: each error's (sequence n, time step t) ("E⁽²⁾(1)" -> (2, 1))
+    error_places: dict = field(default_factory=dict)
+    sequences: int | None = None  # N of a batch of sequences (rnn / lstm), None for one sequence
 
 
 @dataclass

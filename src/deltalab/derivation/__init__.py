@@ -12,4 +12,6 @@ def node_dict(node, array) -> dict:
            "formula": None if node.formula is None else node.formula.text(),
            "latex": None if node.formula is None else node.formula.latex(),
            "tree": None if node.formula is None else node.formula.tree()}
+    if node.sequence is not None:  # a batch of sequences: which one (absent for one sequence)
+        out["sequence"] = node.sequence
     return out

@@ -216,8 +216,16 @@ def latex_symbol(symbol: str) -> str:
         out = out.replace(k, v + (" " if v[-1].isalpha() else ""))
     out = out.replace("ᵀ", "^{T}")
     out = re.sub(r"\[(\d+)\]", r"^{[\1]}", out)
+    # a batch's sequence mark: x[0]⁽²⁾ → x^{[0](2)}, y⁽²⁾ → y^{(2)}
+    out = re.sub(r"\^\{\[(\d+)\]\}⁽([⁰¹²³⁴⁵⁶⁷⁸⁹]+)⁾",
+                 lambda m: "^{[" + m.group(1) + "](" + _plain_digits(m.group(2)) + ")}", out)
+    out = re.sub(r"⁽([⁰¹²³⁴⁵⁶⁷⁸⁹]+)⁾", lambda m: "^{(" + _plain_digits(m.group(1)) + ")}", out)
     out = re.sub(r"^([A-Za-z])(\d+)", r"\1_{\2}", out)
     return out
+
+
+def _plain_digits(superscripts: str) -> str:
+    return superscripts.translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789"))
 
 
 # ------------------------------------------------------------------ the operations
@@ -404,6 +412,9 @@ def _latex_fn(name):
 OPS = {
     "add": OpKind(np.add, _infix("+"), _infix("+"), SUM, (SUM, SUM + 1)),
     "sum_of": OpKind(lambda *a: sum(a[1:], a[0]), lambda *a: " + ".join(a), lambda *a: " + ".join(a), SUM, (SUM,)),
+    "mean_of": OpKind(lambda *a, count: sum(a[1:], a[0]) / count,
+                      lambda *a, count: f"1/{count} · (" + " + ".join(a) + ")",
+                      lambda *a, count: rf"\frac{{1}}{{{count}}}\left(" + " + ".join(a) + r"\right)", PRODUCT, (SUM,)),
     "sub": OpKind(np.subtract, _infix("−"), _infix("-"), SUM, (SUM, SUM + 1)),
     "mul": OpKind(np.multiply, lambda a, b: f"{a} ⊙ {b}" if not _scalar_text(a) else f"{a} · {b}",
                   lambda a, b: rf"{a} \odot {b}" if not _scalar_text(a) else rf"{a} \cdot {b}", PRODUCT,

@@ -30,6 +30,7 @@ class Node:
     time_step: int | None = None  # t of a recurrent net (1-based), else None
     section: str | None = None  # the key's section in ``solve --format json`` ("deltas", ...)
     key: str | None = None  # the key there, e.g. "z[1](2)"
+    sequence: int | None = None  # n of a batch of sequences (1-based), None for one sequence
 
     @property
     def inputs(self) -> list:
@@ -44,13 +45,14 @@ class Derivation:
     keyed: dict = field(default_factory=dict)  # (section, key) -> Node, for by_key
     recorded: dict = field(default_factory=dict)  # id -> value, kept as nodes are added
 
-    def add(self, id, symbol, kind, value, formula=None, time_step=None, section=None, key=None) -> Ref:
+    def add(self, id, symbol, kind, value, formula=None, time_step=None, section=None, key=None,
+            sequence=None) -> Ref:
         if id in self.nodes:
             raise ValueError(f"derivation: node {id!r} recorded twice")
         if kind not in KINDS:
             raise ValueError(f"derivation: unknown kind {kind!r}")
         node = self.nodes[id] = Node(id, symbol, kind, np.asarray(value, dtype=np.float64), formula, time_step,
-                                     section, key)
+                                     section, key, sequence)
         self.keyed.setdefault((section, key), node)
         self.recorded[id] = node.value
         return Ref(id, symbol)

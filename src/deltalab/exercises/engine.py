@@ -191,6 +191,7 @@ def generate_variants(template, count, seed=0, mistake=None) -> Generation:
     """``count`` accepted variants of ``template`` drawn from ``seed``; with ``mistake`` (a
     mistake of check's library) each has it planted (:mod:`.planting`)."""
     from ..problem import parse_problem
+    from ..problems.kinds import problem_kind
     from ..recorder import solve_problem
     from . import planting
     from .numbers import shown_decimals
@@ -213,6 +214,9 @@ def generate_variants(template, count, seed=0, mistake=None) -> Generation:
             data = {"title": f"{template.title} (variant {number})", **{k: v for k, v in data.items() if k != "title"}}
             text = dumps(data)
             problem = parse_problem(text, template.path)  # a mistake is in the template's field
+            refusal = problem_kind(problem).refusal_for("generate", problem)
+            if refusal:
+                raise SpecError(f"{template.path}: {refusal}")
             try:
                 trace = solve_problem(problem, differences=False)
             except NonFiniteResult:

@@ -129,11 +129,18 @@ def load(problem):
     from ..examples import example_names, example_path
     from ..problem import Problem, load_problem
 
-    if isinstance(problem, Problem):
-        return problem
-    if isinstance(problem, str) and problem in example_names() and not Path(problem).exists():
-        return load_problem(example_path(problem))
-    return load_problem(problem)
+    from ..errors import SpecError
+    from ..problems.kinds import problem_kind
+
+    if not isinstance(problem, Problem):
+        if isinstance(problem, str) and problem in example_names() and not Path(problem).exists():
+            problem = load_problem(example_path(problem))
+        else:
+            problem = load_problem(problem)
+    refusal = problem_kind(problem).refusal_for("check", problem)
+    if refusal:
+        raise SpecError(f"{problem.path}: {refusal}")
+    return problem
 
 
 def check(problem, answers, tolerance=None, follow_through=True, diagnose=True, trace=None,

@@ -46,6 +46,11 @@ class ProblemKind:
         """The loss's name as ``deltalab check``'s mistake rules know it."""
         return problem.loss
 
+    def refusal_for(self, command, problem):
+        """Why ``deltalab COMMAND`` (check, generate) cannot take this problem, naming the
+        feature it lacks (None: it can)."""
+        return None
+
     def summary_input_shape(self, problem):
         """The input shape ``deltalab summary`` shows the model's layers for (None: no layers)."""
         return None

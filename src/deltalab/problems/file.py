@@ -54,6 +54,7 @@ class Problem:
     initial_state: np.ndarray | None = None
     initial_cell: np.ndarray | None = None
     target_steps: tuple | None = None  # 1-based time steps that have targets (default: all)
+    reduction: str | None = None  # rnn / lstm: "sum" or "mean" of the sequences' errors (model.reduction)
     learning_rate: float | None = None
     steps: int = 1
     description: str = ""

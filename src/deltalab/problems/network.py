@@ -85,8 +85,12 @@ class NetworkKind(ProblemKind):
         """(NetworkSize, per-layer [parameters, values, multiply-adds]) from the file's numbers alone."""
         raise NotImplementedError
 
+    def check_raw_data(self, table, r):
+        """Checks of the ``[data]`` table as written, before its lists become arrays."""
+
     def _data(self, table, problem, r):
         r.check_keys(table, DATA_KEYS, "data")
+        self.check_raw_data(table, r)
         if "inputs" not in table:
             r.fail("data.inputs", "missing; expected the input values")
         problem.inputs = self.read_inputs(r.array(table["inputs"], "data.inputs"), problem)
@@ -281,11 +285,12 @@ class Forward:
             self.loss = self.terms.sum()
 
 
-def error_terms(problem, output, preactivation, target, axis):
+def error_terms(problem, output, preactivation, target, axis, count=None):
     """Elementwise error terms whose sum is E, so per-step errors add up to E.
 
     For mse each term is divided by the number of target values (problem.targets, which has
-    rows only for the targeted steps), like torch's mse_loss on the targeted outputs.
+    rows only for the targeted steps), like torch's mse_loss on the targeted outputs;
+    ``count``: another number to divide by (a batch of sequences: one sequence's values).
     """
     if problem.loss in ("half_squared_error", "squared_error", "mse"):
         diff = output - target
@@ -293,7 +298,7 @@ def error_terms(problem, output, preactivation, target, axis):
         if problem.loss == "half_squared_error":
             terms = 0.5 * terms
         if problem.loss == "mse":
-            terms = terms / float(np.size(problem.targets))
+            terms = terms / float(np.size(problem.targets) if count is None else count)
         return terms
     if problem.loss == "cross_entropy":
         return -(target * ops.log_softmax(preactivation, axis=axis))

@@ -165,31 +165,36 @@ class TimeGroup:
     outputs: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     error: tuple | None = None  # ("E(1)", value)
+    sequence: int | None = None  # n of a batch of sequences (None: one sequence)
 
 
 def time_groups(step) -> tuple:
-    """(groups in time order, errors not tied to a group) for one StepTrace."""
+    """(groups in time order -- a batch of sequences: sequence by sequence --, errors not tied to
+    a group) for one StepTrace."""
     groups: dict = {}
 
-    def group(t):
-        if t not in groups:
-            groups[t] = TimeGroup(t)
-        return groups[t]
+    def group(value):
+        place = (getattr(value, "sequence", None), value.step)
+        if place not in groups:
+            groups[place] = TimeGroup(value.step, sequence=place[0])
+        return groups[place]
 
     for value in step.forward:
-        group(value.step).forward.append(value)
+        group(value).forward.append(value)
     for value in step.outputs:
-        group(value.step).outputs.append(value)
+        group(value).outputs.append(value)
     for value in step.targets:
-        group(value.step).targets.append(value)
+        group(value).targets.append(value)
     loose = []
+    places = getattr(step, "error_places", {})
     for name, value in step.errors.items():
-        t = step.error_steps.get(name)  # the recorder's time step of this error (None: per sample)
-        if t in groups and groups[t].error is None:
-            groups[t].error = (name, value)
+        # the recorder's time step of this error (None: per sample); a batch: (sequence, step)
+        place = places.get(name) or (None, step.error_steps.get(name))
+        if place in groups and groups[place].error is None:
+            groups[place].error = (name, value)
         else:
             loose.append((name, value))
-    ordered = sorted(groups.values(), key=lambda g: (-1 if g.step is None else g.step))
+    ordered = sorted(groups.values(), key=lambda g: (g.sequence or 0, -1 if g.step is None else g.step))
     return ordered, loose
 
 
@@ -243,17 +248,18 @@ _LATEX_CHARS = {
     "\\": r"\backslash", "^": r"\wedge", "_": r"\_", " ": " ", "\u00a0": " ",
 }
 _SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7",
-                 "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+", "ᵀ": r"\top", "ⁿ": "n", "ᵗ": "t"}
+                 "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+", "ᵀ": r"\top", "ⁿ": "n", "ᵗ": "t", "⁽": "(", "⁾": ")"}
 _SUBSCRIPTS = {"₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7",
-               "₈": "8", "₉": "9", "₋": "-", "₊": "+", "ₜ": "t"}
+               "₈": "8", "₉": "9", "₋": "-", "₊": "+", "ₜ": "t", "ₙ": "n"}
 _ACCENTS = {"\u0303": r"\tilde", "\u0302": r"\hat", "\u0304": r"\bar", "\u0307": r"\dot", "\u0308": r"\ddot"}
 FUNCTIONS = ("tanh", "sigmoid", "softmax", "relu", "ReLU", "log", "exp", "conv2d", "max_pool2d",
              "avg_pool2d", "flatten", "identity", "max", "min", "mean", "diag", "sum", "where", "transpose", "step",
              "half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
 
+_MARK = "(?:⁽[⁰¹²³⁴⁵⁶⁷⁸⁹ⁿ]+⁾)"  # a batch's sequence n on a symbol: x[0]⁽ⁿ⁾(t)
 _TOKEN = re.compile(
-    r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\](?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
-    r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?:\((?P<step>[^()]*)\))?)"
+    r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*" + _MARK + r"?(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\]" + _MARK + r"?(?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
+    r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?P<sequence>" + _MARK + r")?(?:\((?P<step>[^()]*)\))?)"
     r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
     r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
     r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*))"
@@ -299,7 +305,9 @@ def latex(text: str, layers: bool = True) -> str:
             out.append(r"\frac{\partial " + latex(m.group("of"), layers) + r"}{\partial "
                        + latex(m.group("by"), layers) + "}")
         elif kind in ("node", "name", "layer", "step"):
-            base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer"), layers) + "]}}"
+            sequence = m.group("sequence")  # x[0]⁽²⁾ as x^{[0](2)}: layer and sequence in one superscript
+            mark = "" if not sequence else "(" + "".join(_SUPERSCRIPTS[c] for c in sequence[1:-1]) + ")"
+            base = "{" + _latex_name(m.group("name")) + "^{[" + latex(m.group("layer"), layers) + "]" + mark + "}}"
             if m.group("step") is not None:
                 base += "(" + latex(m.group("step"), layers) + ")"
             out.append(base)

@@ -184,6 +184,8 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     for group in groups:
         if group.step is not None:
             title = f"t = {group.step}" + (" (initial state)" if group.step == 0 else "")
+            if group.sequence is not None:
+                title = f"sequence {group.sequence}, {title}"
             blocks.append(Block("heading", title, level=3))
         chains = [value_chain(v.key, v.array) for v in group.forward + group.outputs + group.targets]
         if group.error is not None:
@@ -193,7 +195,12 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     totals = [value_chain(name, value) for name, value in loose]
     symbol = loss_symbol(trace)
     last_only = None
-    if step.loss is not None:
+    derivation = getattr(step, "derivation", None)
+    batch = getattr(step, "sequences", None) is not None and derivation is not None
+    if batch and step.loss is not None:  # E⁽ⁿ⁾ of each sequence, then E, each with its formula
+        totals = [derived_chain(node, derivation) for node in derivation
+                  if node.kind in ("error", "loss") and node.time_step is None]
+    elif step.loss is not None:
         names = [name for name, _ in step.errors.items()]
         last_only = _last_step_loss(step, symbol)
         rows = [[Term("", " + ".join(names))]] if len(names) > 1 else [[Term("", last_only)]] if last_only else []
@@ -216,23 +223,28 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             blocks.append(Block("text", "No targets: forward pass only."))
         return blocks
     # Backward pass
-    derivation = getattr(step, "derivation", None)
     if step.deltas and derivation is not None and any(n.kind == "delta" for n in derivation):
         blocks.append(Block("heading", f"{prefix}Backward pass"))
         if any(n.time_step is not None for n in derivation if n.kind == "delta"):
             blocks.append(Block("text", "Back-propagation through time: the last time step first."))
+        if batch:
+            blocks.append(Block("text", f"A batch of sequences: each sequence n is back-propagated through its "
+                                        f"own error {symbol}⁽ⁿ⁾, so its deltas are δ⁽ⁿ⁾ = ∂{symbol}⁽ⁿ⁾/∂z⁽ⁿ⁾ (the "
+                                        f"sequences share the weights, nothing else); the gradients below combine "
+                                        f"the sequences as {symbol} does."))
         current = object()
         chains = []
         for node in derivation:
             if node.kind != "delta":
                 continue
-            if node.time_step != current:
+            if (node.sequence, node.time_step) != current:
                 if chains:
                     blocks.append(Block("chains", items=chains))
                     chains = []
-                current = node.time_step
-                if current is not None:
-                    blocks.append(Block("heading", f"t = {current}", level=3))
+                current = (node.sequence, node.time_step)
+                if node.time_step is not None:
+                    blocks.append(Block("heading", f"t = {node.time_step}" if node.sequence is None
+                                        else f"sequence {node.sequence}, t = {node.time_step}", level=3))
             chains.append(derived_chain(node, derivation))
         if chains:
             blocks.append(Block("chains", items=chains))
@@ -253,6 +265,18 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                 continue
             contributions = sorted(step.contributions.get(name, []), key=lambda c: c.step)
             node = None if derivation is None else derivation.by_key("gradients", name)
+            if batch and node is not None and node.formula is not None:  # each sequence's part, then their sum / mean
+                chains += [derived_chain(part, derivation) for part in derivation
+                           if part.kind == "contribution" and part.key == name]
+                rows = derived_chain(node, derivation).rows
+                if len(rows) == 2:  # matrices are not substituted into a formula: the parts' sum written out
+                    parts = [Term("" if i == 0 else "+", np.asarray(derivation.evaluate(ref), dtype=float))
+                             for i, ref in enumerate(node.inputs)]
+                    mean = node.formula.name == "mean_of"
+                    rows.insert(1, ([Term("", f"1/{len(parts)} · (")] if mean else []) + parts
+                                + ([Term("", ")")] if mean else []))
+                chains.append(Chain(f"∂{symbol}/∂{name}", rows))
+                continue
             if not contributions and node is not None and node.formula is not None:
                 chain = derived_chain(node, derivation)
                 chains.append(Chain(f"∂{symbol}/∂{name}", chain.rows))

@@ -33,6 +33,8 @@ Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
     "deltas": {"z[1](2)": [...], ...},  # keyed by node: "z[l](t)" holds δ[l](t) = ∂E/∂z[l](t)
     "gradients": {"W1": [[...]], "H1": [[...]], "b1": [...], ...},            # ∂E/∂θ
     "contributions": {"H1": [{"step": 1, "formula": "δ[1](1) · x[1](0)ᵀ", "value": [[...]]}, ...]},
+                                      # a batch of sequences (rnn / lstm): each entry also has
+                                      # "sequence": n, and keys carry n as x[0]⁽ⁿ⁾(t), δ⁽ⁿ⁾ = ∂E⁽ⁿ⁾/∂z⁽ⁿ⁾
     "parameters_before": {"W1": [[...]], ...},
     "parameters_after": {"W1": [[...]], ...},      # θ − η ∂E/∂θ
     "local_derivatives": [            # equations problems (else []): one entry per edge of the graph
@@ -55,6 +57,7 @@ Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
                                       # delta | contribution | gradient | update | local
          "value": ..., "step": int | null,     # the time step t of a recurrent net
          "section": str | null, "key": str | null,   # where the value is above ("deltas", "z[1](2)")
+         "sequence": int,              # only in a batch of sequences: the node's sequence n
          "inputs": [id, ...],          # the nodes the formula reads
          "formula": str | null, "latex": str | null,   # null for givens
          "tree": {...} | null}, ...]  # the formula: {"ref": id, "symbol"} | {"const": number,
@@ -105,7 +108,8 @@ def step_dict(step) -> dict:
         "deltas": {v.key: array(v.array) for v in step.deltas},
         "gradients": {name: array(a) for name, a in step.gradients.items()},
         "contributions": {
-            name: [{"step": int(c.step), "formula": c.formula, "value": array(c.array)} for c in items]
+            name: [{"step": int(c.step), "formula": c.formula, "value": array(c.array),
+                    **({} if c.sequence is None else {"sequence": int(c.sequence)})} for c in items]
             for name, items in step.contributions.items()
         },
         "parameters_before": {name: array(a) for name, a in step.parameters_before.items()},

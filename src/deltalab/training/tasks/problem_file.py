@@ -29,10 +29,14 @@ def _prepare_file_task(path):
     if problem.targets is None:
         raise ConfigurationError(f"train file: {path} has no data.targets, so there is no loss to train on")
     recurrent = problem_kind(problem).sequence
-    batched = not recurrent and problem.inputs.shape != problem.input_shape
-    # one sample per row: a recurrent problem holds one sequence, a layered one a sample or a batch
+    sequences = recurrent and problem.inputs.ndim == 3  # a batch of sequences (N, T, F)
+    batched = sequences or not recurrent and problem.inputs.shape != problem.input_shape
+    # one sample per row: a recurrent problem holds one sequence or a batch, a layered one a sample or a batch
     inputs = problem.inputs if batched else problem.inputs[None]
     targets = problem.targets if batched else problem.targets[None]
+    if sequences and any(v is not None and v.ndim == 2 for v in (problem.initial_state, problem.initial_cell)):
+        raise ConfigurationError(f"train file: {path}: data.initial_state / initial_cell give one row per sequence; "
+                                 "training draws mini-batches of sequences, so give one state for all of them")
 
     def load_data(dtype):
         x = np.asarray(inputs, dtype=dtype)
@@ -40,13 +44,16 @@ def _prepare_file_task(path):
         return TaskData(x, y, x, y, x.shape[1:])
 
     def batch_loss(model, x, y):
-        if recurrent:
+        if recurrent and not sequences:
             (x,), (y,) = x, y  # batches of one sequence
+        # a mini-batch of sequences is a batch of its own: its errors summed or averaged as the file says
         fwd = problem_forward(replace(problem, inputs=x, targets=y), model)
         output = fwd.output.data
+        if sequences and not problem.many_to_one:
+            output = output.transpose(1, 0, 2)  # (T, B, O) as the targets are, (B, T, O)
         if recurrent and problem.target_steps is not None:
-            output = output[[step - 1 for step in problem.target_steps]]
-        return (output[None] if recurrent else output), fwd.loss
+            output = output[..., [step - 1 for step in problem.target_steps], :]
+        return (output[None] if recurrent and not sequences else output), fwd.loss
 
     def correct(output, target):
         # a class per target row: the output's argmax is the target's (one-hot) argmax

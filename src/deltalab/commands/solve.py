@@ -24,8 +24,9 @@ def register(subparsers):
                         "(equations problems; small mlp/rnn problems)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--graph", metavar="FILE.svg",
-                   help="also draw the computation graph (equations problems) with every node's value and delta "
-                        "and each edge's local derivative, as SVG (needs networkx and matplotlib)")
+                   help="also draw the computation graph (every problem type; an RNN/LSTM unrolled over time) with "
+                        "every node's value and delta and the edges' local derivatives, as SVG (needs the plots "
+                        "extra: networkx and matplotlib)")
     p.set_defaults(run=run)
 
 

@@ -80,8 +80,8 @@ def compact(value, decimals: int = 3, one_line: bool = False) -> str:
     if array.ndim == 1 and array.size <= INLINE_SIZE:
         return "(" + ", ".join(_minus(number(v, decimals)) for v in array) + ")"
     if array.ndim == 2 and (array.size <= INLINE_SIZE or not one_line and max(array.shape) <= GRID_SIZE):
-        rows = ["[" + " ".join(_minus(number(v, decimals)) for v in row) + "]" for row in array]
-        return "; ".join(rows) if array.size <= INLINE_SIZE else "\n".join(rows)
+        rows = [" ".join(_minus(number(v, decimals)) for v in row) for row in array]
+        return "[" + "; ".join(rows) + "]" if array.size <= INLINE_SIZE else "\n".join(f"[{r}]" for r in rows)
     return f"{array.size}-vector" if array.ndim == 1 else "×".join(str(n) for n in array.shape)
 
 

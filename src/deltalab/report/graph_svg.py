@@ -28,7 +28,9 @@ from ._common import number
 
 MAX_NODES = 150  # more nodes than this make an unreadable picture: refused with the count
 EDGE_LABELS_SHOWN = 80  # more edges than this: no edge labels (they would cover the picture)
-INLINE_SIZE = 4  # arrays with at most this many entries are written out in a label
+INLINE_SIZE = 4  # matrices (and edge labels) with at most this many entries are written out in a label
+VECTOR_SIZE = 6  # … vectors with at most this many
+KERNEL_LABELS_SHOWN = 12  # a convolution with more channel pairs: its edges unlabelled
 GRID_SIZE = 3  # … and matrices of at most GRID_SIZE × GRID_SIZE, one row per line
 PLOTS_EXTRA = "pip install 'deltalab[plots]'"
 GATE_KEY = re.compile(r"([ifgo])(\[\d+\](?:\(\d+\))?)")  # "i[1](2)": gate i of layer 1 at t = 2
@@ -71,13 +73,13 @@ def _minus(text: str) -> str:
 
 
 def compact(value, decimals: int = 3, one_line: bool = False) -> str:
-    """A value as a label writes it: a number, a short vector ``(1.500, 0.000)``, a 2×2
+    """A value as a label writes it: a number, a vector of up to 6 ``(1.500, 0.000)``, a 2×2
     matrix ``[1 2; 3 4]``, a matrix up to 3×3 one row per line (not ``one_line``), anything
     larger as its shape ``10×10``."""
     array = np.asarray(value, dtype=float)
     if array.size == 1:
         return _minus(number(array.reshape(-1)[0], decimals))
-    if array.ndim == 1 and array.size <= INLINE_SIZE:
+    if array.ndim == 1 and array.size <= VECTOR_SIZE:
         return "(" + ", ".join(_minus(number(v, decimals)) for v in array) + ")"
     if array.ndim == 2 and (array.size <= INLINE_SIZE or not one_line and max(array.shape) <= GRID_SIZE):
         rows = [" ".join(_minus(number(v, decimals)) for v in row) for row in array]
@@ -266,7 +268,7 @@ def graph_of(trace, decimals: int = 3):
                 continue
             if node.key is not None and (node.key, drawn[source].key) in local_edges:  # the engine's Jacobian
                 jacobian = local_edges[node.key, drawn[source].key].value
-                label = compact(jacobian, decimals, one_line=True) if jacobian.size <= INLINE_SIZE else None
+                label = compact(np.squeeze(jacobian), decimals, one_line=True) if jacobian.size <= INLINE_SIZE else None
             elif unrolled and drawn[source].kind == "parameter":
                 label = None  # the same shared weight at every step: its edges stay unlabelled
             else:
@@ -315,8 +317,9 @@ def _connect(graph, sources, targets, node, source_node, label):
         for a, b in zip(sources, targets):
             graph.add_edge(a, b, label=label)
         return
-    kernel = None
-    if convolution and source_node.kind != "parameter" and node.formula.args[1].refs():
+    kernel = None  # each edge's kernel W[o, c], when there are few enough edges to read them
+    if convolution and source_node.kind != "parameter" and node.formula.args[1].refs() and \
+            len(sources) * len(targets) <= KERNEL_LABELS_SHOWN:
         kernel = node.formula.args[1]
     for o, b in enumerate(targets):
         for c, a in enumerate(sources):

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..derivation import Node
-from ..derivation.recurrent import GATES  # an LSTM layer's δ[l](t) holds its gates' deltas in this order
 from ..errors import DeltalabError
 from ._common import number
 
@@ -33,7 +32,6 @@ VECTOR_SIZE = 6  # … vectors with at most this many
 KERNEL_LABELS_SHOWN = 12  # a convolution with more channel pairs: its edges unlabelled
 GRID_SIZE = 3  # … and matrices of at most GRID_SIZE × GRID_SIZE, one row per line
 PLOTS_EXTRA = "pip install 'deltalab[plots]'"
-GATE_KEY = re.compile(r"([ifgo])(\[\d+\](?:\(\d+\))?)")  # "i[1](2)": gate i of layer 1 at t = 2
 DRAWN_KINDS = ("input", "target", "parameter", "forward", "output", "error", "loss")
 COLOURS = {"parameter": "#fde68a", "input": "#e5e7eb", "target": "#e5e7eb", "error": "#fecaca", "loss": "#fecaca"}
 NODE_COLOUR = "#dbeafe"
@@ -185,7 +183,7 @@ def _edge_label(local, values, decimals):
         return text
     try:
         value = np.asarray(local.expr.evaluate(values), dtype=float)
-    except Exception:  # a formula over nodes not kept (a big intermediate): the symbol alone
+    except (KeyError, ValueError):  # a formula over nodes not kept, or shapes it cannot combine: the symbol alone
         return text
     if value.size <= INLINE_SIZE:
         return f"{text} = {compact(value, decimals, one_line=True)}"
@@ -238,8 +236,9 @@ def graph_of(trace, decimals: int = 3):
     count = sum(_channels(n) for n in drawn.values())
     if count > MAX_NODES:
         raise GraphError(f"--graph: the graph has {count:,} nodes; the largest drawn is {MAX_NODES}")
+    stacked = _stacked_deltas(d)
     for node in drawn.values():
-        delta_node = _delta_node(d, node)
+        delta_node = _delta_node(d, node, stacked)
         channels = _channels(node)
         symbol = node.symbol + (f" = {renamed[node.id]}" if node.id in renamed else "")
         parts[node.id] = []
@@ -257,8 +256,8 @@ def graph_of(trace, decimals: int = 3):
             graph.add_node(key, lines=lines, kind=node.kind, step=node.time_step)
             parts[node.id].insert(0, key)
     unrolled = not _is_graph_kind(trace) and _unrolled(drawn.values())
-    local_edges = {(n.id.split("/")[0][len("local:"):], n.id.split("/", 1)[1]): n for n in d
-                   if n.kind == "local" and n.symbol.startswith("∂") and "ᵀ" not in n.symbol}
+    local_edges = {(e.output, e.input): e.value for e in getattr(step, "local_derivatives", [])
+                   if e.value is not None}  # an equations problem's Jacobians, as the engine computed them
     for node in drawn.values():
         if node.formula is None:
             continue
@@ -267,7 +266,7 @@ def graph_of(trace, decimals: int = 3):
             if source not in drawn:
                 continue
             if node.key is not None and (node.key, drawn[source].key) in local_edges:  # the engine's Jacobian
-                jacobian = local_edges[node.key, drawn[source].key].value
+                jacobian = np.asarray(local_edges[node.key, drawn[source].key])
                 label = compact(np.squeeze(jacobian), decimals, one_line=True) if jacobian.size <= INLINE_SIZE else None
             elif unrolled and drawn[source].kind == "parameter":
                 label = None  # the same shared weight at every step: its edges stay unlabelled
@@ -289,7 +288,32 @@ def _is_graph_kind(trace) -> bool:
         return False
 
 
-def _delta_node(d, node):
+def _stacked_deltas(d) -> dict:
+    """node id -> the delta that stacks its part (an LSTM's δ[l](t) = [δi; δf; δg; δo], formed
+    from the gates it is recorded over)."""
+    from ..derivation.expressions import Op
+
+    stacked = {}
+    for node in d:
+        if node.kind == "delta" and isinstance(node.formula, Op) and node.formula.name == "concat":
+            for operand in node.formula.refs():
+                stacked.setdefault(operand, node)
+    return stacked
+
+
+def _gate_rows(formula):
+    """(gate, first row, row after the last) of the weight rows a gate's formula reads, else None."""
+    from ..derivation.expressions import Op
+
+    if not isinstance(formula, Op):
+        return None
+    if formula.name == "gate_rows":
+        params = dict(formula.params)
+        return params["gate"], params["start"], params["stop"]
+    return next((rows for rows in map(_gate_rows, formula.args) if rows is not None), None)
+
+
+def _delta_node(d, node, stacked):
     """The node's recorded delta (a parameter: its gradient); an LSTM gate's is its rows of the
     layer's δ[l](t), the delta of the gate's pre-activation."""
     if node.key is None:
@@ -297,14 +321,12 @@ def _delta_node(d, node):
     wanted = f"gradients:{node.key}" if node.kind == "parameter" else f"deltas:{node.key}"
     if wanted in d.nodes:
         return d.nodes[wanted]
-    gate = GATE_KEY.fullmatch(node.key)
-    layer = d.nodes.get(f"deltas:z{gate.group(2)}") if gate else None
-    if layer is None:
+    rows = _gate_rows(node.formula)
+    if rows is None or node.id not in stacked:
         return None
-    n = np.shape(layer.value)[-1] // len(GATES)
-    k = GATES.index(gate.group(1))
-    return Node(layer.id, f"{layer.symbol}[{gate.group(1)}]", "delta",
-                np.take(layer.value, range(k * n, (k + 1) * n), axis=-1))
+    gate, start, stop = rows
+    layer = stacked[node.id]
+    return Node(layer.id, f"{layer.symbol}[{gate}]", "delta", np.take(layer.value, range(start, stop), axis=-1))
 
 
 def _connect(graph, sources, targets, node, source_node, label):

@@ -393,7 +393,6 @@ def render_svg(trace, decimals: int = 3) -> bytes:
     graph = graph_of(trace, decimals)
     plt = _pyplot()
     columns = sorted({c for _, c in graph.nodes(data="column")})
-    index = {c: i for i, c in enumerate(columns)}
     by_column = {c: [k for k in graph.nodes if graph.nodes[k]["column"] == c] for c in columns}
     tallest = max(len(keys) for keys in by_column.values())
     lines = max(len("\n".join(graph.nodes[k]["lines"]).splitlines()) for k in graph.nodes)
@@ -402,7 +401,16 @@ def render_svg(trace, decimals: int = 3) -> bytes:
     width = max(6.0, len(columns) * max(1.5, 0.075 * widest + 0.6))
     height = max(3.0, tallest * (0.14 * lines + 0.35))
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": SVG_SALT, "font.size": 7}):
-        fig, axis = plt.subplots(figsize=(width, height))
+        symbol = getattr(trace, "loss_symbol", "E")
+        title = textwrap.wrap(trace.title, max(40, int(width * 14))) + [
+            f"node: symbol, value, δ = ∂{symbol}/∂node (a parameter: its gradient); edge: local derivative "
+            "∂node/∂operand" + (" (step 1)" if len(trace.steps) > 1 else "")]
+        top = 0.2 + 0.16 * len(title)  # inches above the graph for the title
+        # the axes fill the figure below the title and every label fits inside them (half a column
+        # and half a row of margin), so no second drawing pass is needed to crop the picture
+        fig = plt.figure(figsize=(width, height + top))
+        axis = fig.add_axes((0.0, 0.0, 1.0, height / (height + top)))
+        fig.text(0.5, 1 - 0.1 / (height + top), "\n".join(title), ha="center", va="top", fontsize=8)
         axis.set_axis_off()
         texts = {}
         for key, data in graph.nodes(data=True):
@@ -431,13 +439,8 @@ def render_svg(trace, decimals: int = 3) -> bytes:
         axis.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
         pad_y = 0.5 * (max(ys) - min(ys)) / max(1, tallest - 1) if tallest > 1 else 0.5
         axis.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
-        symbol = getattr(trace, "loss_symbol", "E")
-        title = "\n".join(textwrap.wrap(trace.title, max(40, int(width * 14))))
-        axis.set_title(f"{title}\nnode: symbol, value, δ = ∂{symbol}/∂node (a parameter: its gradient); "
-                       "edge: local derivative ∂node/∂operand" + (" (step 1)" if len(trace.steps) > 1 else ""),
-                       fontsize=8)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
         plt.close(fig)
     return buffer.getvalue()
 

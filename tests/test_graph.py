@@ -27,7 +27,7 @@ def lines_of(svg: str) -> list:
     """Every text line of an SVG picture (matplotlib writes one <text> per line)."""
     root = ElementTree.fromstring(svg)
     assert root.tag.endswith("svg")
-    return ["".join(t.itertext()) for t in root.iter() if t.tag.endswith("}text")]
+    return ["".join(t.itertext()) for t in root.iter() if t.tag.rpartition("}")[2] == "text"]
 
 
 def inline_svg_of(page: str) -> str:
@@ -201,3 +201,29 @@ def test_exercise_keys_and_json_carry_no_picture(example_pages):
     trace, _ = example_pages["mlp-relu-exam-network"]
     assert "<svg" not in report.render(trace, "html", figure=False)
     assert "svg" not in report.render(trace, "json") and "graph" not in report.render(trace, "json")
+
+
+def test_a_page_with_its_picture_is_still_self_contained_and_well_nested(example_pages):
+    from html.parser import HTMLParser
+
+    class Nesting(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.sources = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.sources += [value for name, value in attrs if name in ("src", "href", "xlink:href")]
+            if tag not in ("meta", "br", "link", "img", "hr", "input"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack and self.stack[-1] == tag, (self.stack[-3:], tag)
+            self.stack.pop()
+
+    for name in ("mlp-relu-exam-network", "cnn-two-conv-10x10", "rnn-sequence-completion", "eq-alarmwork-net"):
+        page = example_pages[name][1]
+        parser = Nesting()
+        parser.feed(page)
+        parser.close()
+        assert not parser.stack and not parser.sources, name
+        assert "<script" not in page.lower() and "http" not in page.lower() and "url(" not in page, name

@@ -430,7 +430,7 @@ def render_svg(trace, decimals: int = 3) -> bytes:
         labels = {(a, b): text for a, b, text in graph.edges(data="label") if text}
         if labels and len(labels) <= EDGE_LABELS_SHOWN:
             nx.draw_networkx_edge_labels(graph, positions, edge_labels=labels, ax=axis, font_size=5.5,
-                                         label_pos=0.5, rotate=False, connectionstyle=style,
+                                         label_pos=0.5, rotate=False, connectionstyle=style, clip_on=False,
                                          bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none",
                                                    alpha=0.85))
         span = [positions[k] for k in graph.nodes]
@@ -456,6 +456,8 @@ def inline_svg(trace) -> str:
         return f"<p>No picture of the computation graph: {exc.args[0].removeprefix('--graph: ')}.</p>"
     svg = svg[svg.index("<svg"):]  # no XML declaration or DOCTYPE inside a page
     svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)  # its rules would restyle the page
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)  # matplotlib's credits, with links
+    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)  # HTML knows <svg>: the page links to nothing
     width = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg)
     limit = f"max-width:{float(width.group(1)) * 4 / 3:.0f}px;" if width else ""
     svg = re.sub(r'(<svg[^>]*?)\s(width|height)="[^"]*"', r"\1", svg, count=1)

@@ -13,7 +13,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from deltalab.cli import main
-from deltalab.examples import example_names, example_path
+from deltalab.examples import example_path
 from deltalab.problem import load_problem
 from deltalab.recorder import solve_problem
 

@@ -26,11 +26,11 @@ from ..errors import DeltalabError
 from ._common import number
 
 MAX_NODES = 150  # more nodes than this make an unreadable picture: refused with the count
-EDGE_LABELS_SHOWN = 80  # more edges than this: no edge labels (they would cover the picture)
+EDGE_LABELS_SHOWN = 80  # more labelled edges than this: none labelled (they would cover the picture)
 INLINE_SIZE = 4  # matrices (and edge labels) with at most this many entries are written out in a label
 VECTOR_SIZE = 6  # … vectors with at most this many
-KERNEL_LABELS_SHOWN = 12  # a convolution with more channel pairs: its edges unlabelled
 GRID_SIZE = 3  # … and matrices of at most GRID_SIZE × GRID_SIZE, one row per line
+KERNEL_LABELS_SHOWN = 12  # a convolution with more channel pairs: its edges unlabelled
 PLOTS_EXTRA = "pip install 'deltalab[plots]'"
 DRAWN_KINDS = ("input", "target", "parameter", "forward", "output", "error", "loss")
 COLOURS = {"parameter": "#fde68a", "input": "#e5e7eb", "target": "#e5e7eb", "error": "#fecaca", "loss": "#fecaca"}

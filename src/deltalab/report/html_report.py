@@ -1,7 +1,8 @@
 """The worked solution as one self-contained HTML page a teacher can share.
 
 Inline CSS only: no scripts, fonts, images or links to anything outside the page. Maths is
-plain HTML: ``z<sup>[1]</sup>(2)`` for the notation and bracketed tables for matrices.
+plain HTML: ``z<sup>[1]</sup>(2)`` for the notation and bracketed tables for matrices; the
+computation graph is an inline ``<svg>`` (:mod:`.graph_svg`), scaled to the page's width.
 """
 from __future__ import annotations
 

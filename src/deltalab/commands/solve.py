@@ -49,8 +49,10 @@ def run(args):
         check_output_path(args.output)  # before the work: a refused -o costs nothing
     if args.graph is not None:
         from ..files import check_output_path
+        from ..report.graph_svg import require_plots
 
         check_output_path(args.graph)
+        require_plots()  # a missing plots extra is named before the problem is solved
     problem = load_problem(problem_path(args))
     trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
     trace.statement = problem.description  # the problem as its author states it, shown first

@@ -65,6 +65,13 @@ def _pyplot():
     return plt
 
 
+def require_plots() -> None:
+    """Refuse (MissingPlotsExtra, one line naming the extra) before any work when the picture
+    cannot be drawn."""
+    _networkx()
+    _pyplot()
+
+
 # ------------------------------------------------------------------ numbers in labels
 def _minus(text: str) -> str:
     return text.replace("-", "−")
@@ -468,4 +475,4 @@ def inline_svg(trace) -> str:
 
 
 __all__ = ["GraphError", "MAX_NODES", "MissingPlotsExtra", "compact", "graph_of", "inline_svg",
-           "local_derivative", "render_svg"]
+           "local_derivative", "render_svg", "require_plots"]

@@ -45,3 +45,19 @@ def float64_default():
     dl.set_default_dtype("float64")
     yield
     dl.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def example_pages():
+    """Every built-in example as {name: (trace, HTML page)}, solved and rendered once per test run:
+    drawing each page's computation graph with matplotlib is the slow part."""
+    from deltalab import report
+    from deltalab.examples import example_names, example_path
+    from deltalab.problem import load_problem
+    from deltalab.recorder import solve_problem
+
+    pages = {}
+    for name in example_names():
+        trace = solve_problem(load_problem(example_path(name)))
+        pages[name] = (trace, report.render(trace, "html"))
+    return pages

@@ -9,11 +9,7 @@ import subprocess
 
 import pytest
 
-from deltalab import report
 from deltalab.examples import example_names
-from deltalab.problem import load_problem
-from deltalab.examples import example_path
-from deltalab.recorder import solve_problem
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -55,10 +51,10 @@ def _measure(tmp_path, names):
     return json.loads(found.group(1).replace("&quot;", '"')) if found else {}
 
 
-def test_no_example_overflows_a_phone_screen(tmp_path):
+def test_no_example_overflows_a_phone_screen(tmp_path, example_pages):
     for name in example_names():
         page = tmp_path / f"{name}.html"
-        page.write_text(report.render(solve_problem(load_problem(example_path(name))), "html"))
+        page.write_text(example_pages[name][1])  # with its computation graph as inline SVG
     results = {}
     for attempt in range(3):  # a busy machine may dump the page before every frame is measured
         missing = [n for n in example_names() if n not in results]
@@ -70,10 +66,10 @@ def test_no_example_overflows_a_phone_screen(tmp_path):
     assert all(r["inner"] == PHONE for r in results.values())
 
 
-def test_a_page_prints_to_pdf(tmp_path):
+def test_a_page_prints_to_pdf(tmp_path, example_pages):
     page = tmp_path / "page.html"
-    page.write_text(report.render(solve_problem(load_problem(example_path("rnn-many-to-many-identity"))), "html"))
-    assert "@media print" in page.read_text()
+    page.write_text(example_pages["rnn-many-to-many-identity"][1])
+    assert "@media print" in page.read_text() and "<svg" in page.read_text()
     pdf = tmp_path / "page.pdf"
     result = _chromium(f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
                        page.as_uri())

@@ -310,7 +310,9 @@ def test_graph_svg_draws_every_node_with_its_value_and_delta(tmp_path, capsys):
     for node in ("h(3)", "C(1)", "w_xi", "L(3)"):
         assert node in text, node
     total, _ = lstm_by_hand()
-    assert f"δ {total:.3f}" in text                       # the gradient of w_xi, −0.022
-    # a layered problem has no recorded graph: one line, exit 2, nothing written
-    assert main(["solve", "--example", "mlp-relu-exam-network", "--graph", str(tmp_path / "m.svg")]) == 2
-    assert "drawn for equations problems" in capsys.readouterr().err and not (tmp_path / "m.svg").exists()
+    assert f"δ {total:.3f}".replace("-", "−") in text     # the gradient of w_xi, −0.022
+    # a picture that cannot be written: one line naming the path, exit 2, nothing written
+    missing = tmp_path / "no-such-directory" / "m.svg"
+    assert main(["solve", "--example", "mlp-relu-exam-network", "--graph", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and len(err.strip().splitlines()) == 1 and not missing.parent.exists()

@@ -24,8 +24,9 @@ def register(subparsers):
                         "(equations problems; small mlp/rnn problems)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--graph", metavar="FILE.svg",
-                   help="also draw the computation graph (equations problems) with every node's value and delta "
-                        "and each edge's local derivative, as SVG (needs networkx and matplotlib)")
+                   help="also draw the computation graph (every problem type; an RNN/LSTM unrolled over time) with "
+                        "every node's value and delta and the edges' local derivatives, as SVG (needs the plots "
+                        "extra: networkx and matplotlib)")
     p.set_defaults(run=run)
 
 
@@ -48,8 +49,10 @@ def run(args):
         check_output_path(args.output)  # before the work: a refused -o costs nothing
     if args.graph is not None:
         from ..files import check_output_path
+        from ..report.graph_svg import require_plots
 
         check_output_path(args.graph)
+        require_plots()  # a missing plots extra is named before the problem is solved
     problem = load_problem(problem_path(args))
     trace = solve_problem(problem, check_torch=args.check_torch, exact=args.exact)
     trace.statement = problem.description  # the problem as its author states it, shown first

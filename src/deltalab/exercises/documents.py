@@ -229,7 +229,8 @@ def sheet_html(generation, answers=False) -> str:
                 f"<li>{html.escape(_question(q))} = {html_array(q.value, numbers.text)}</li>" for q in v.quantities)
                 + "</ol>")
         if answers and v.planted is None:
-            page = report.render(v.trace, "html", decimals=_decimals(generation))
+            # no picture per variant: every variant draws the same network
+            page = report.render(v.trace, "html", decimals=_decimals(generation), figure=False)
             style = re.search(r"<style>(.*?)</style>", page, re.S)
             if style and style.group(1) not in styles:
                 styles.append(style.group(1))

@@ -22,9 +22,11 @@ _MODULES = {"terminal": "terminal", "markdown": "markdown", "markdown-maths": "m
             "html": "html_report"}
 
 
-def render(trace, fmt: str = "terminal", decimals: int = 4, maths: bool = False) -> str:
+def render(trace, fmt: str = "terminal", decimals: int = 4, maths: bool = False, figure: bool = True) -> str:
     """The worked solution of ``trace`` as text in ``fmt`` with ``decimals`` decimals (JSON: full
-    precision); ``maths``: Markdown with ``$$`` maths for KaTeX/MathJax instead of fenced text."""
+    precision); ``maths``: Markdown with ``$$`` maths for KaTeX/MathJax instead of fenced text;
+    ``figure``: HTML with the picture of the computation graph (``False``: a page without it,
+    e.g. one of many variants of the same network)."""
     if maths and fmt == "markdown":
         fmt = "markdown-maths"
     if fmt not in FORMATS and fmt != "markdown-maths":
@@ -34,7 +36,8 @@ def render(trace, fmt: str = "terminal", decimals: int = 4, maths: bool = False)
     from ..text import printable
 
     module = importlib.import_module(f".{_MODULES[fmt]}", __name__)
-    return printable(module.render(trace, decimals=decimals))  # control characters from the file, escaped
+    options = {"figure": figure} if fmt == "html" else {}
+    return printable(module.render(trace, decimals=decimals, **options))  # control characters from the file, escaped
 
 
 def print_terminal(trace, decimals: int = 4, console=None) -> None:

@@ -1,7 +1,8 @@
 """The worked solution as one self-contained HTML page a teacher can share.
 
 Inline CSS only: no scripts, fonts, images or links to anything outside the page. Maths is
-plain HTML: ``z<sup>[1]</sup>(2)`` for the notation and bracketed tables for matrices.
+plain HTML: ``z<sup>[1]</sup>(2)`` for the notation and bracketed tables for matrices; the
+computation graph is an inline ``<svg>`` (:mod:`.graph_svg`), scaled to the page's width.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ table.m td { text-align: right; padding: 0; white-space: nowrap; }
 table.grid { border-collapse: collapse; margin: .5rem 0; }
 table.grid th, table.grid td { border: 1px solid #bbb; padding: .25rem .6rem; }
 table.grid td { text-align: right; } table.grid td:first-child { text-align: left; }
+figure.graph { margin: .5rem 0; max-width: 100%; }
+figure.graph svg { display: block; max-width: 100%; height: auto; }
 .ok { color: #1a7f37; font-weight: bold; } .bad { color: #cf222e; font-weight: bold; }
 @media (max-width: 40rem) {
   body { margin: 1rem auto; padding: 0 .6rem; }
@@ -44,6 +47,7 @@ table.grid td { text-align: right; } table.grid td:first-child { text-align: lef
   h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
   .row, table.m, table.grid tr { break-inside: avoid; page-break-inside: avoid; }
   .wide, .grid-box { overflow: visible; }
+  figure.graph { break-inside: avoid; page-break-inside: avoid; }
 }
 """.strip()
 
@@ -84,10 +88,24 @@ def _cell(text: str, layers=True) -> str:
     return html_symbol(text, layers)
 
 
-def render(trace, decimals: int = 4) -> str:
+def graph_section(trace) -> list:
+    """The computation graph's section: the inline SVG picture (or one line saying why there
+    is none); nothing for a trace without a derivation record."""
+    if not trace.steps or trace.steps[0].derivation is None:
+        return []
+    from .graph_svg import inline_svg
+
+    return ["<h2>Computation graph</h2>", inline_svg(trace)]
+
+
+def render(trace, decimals: int = 4, figure: bool = True) -> str:
     body = []
     layers = layer_notation(trace)
+    pending = graph_section(trace) if figure else []  # after the problem's statement, before the forward pass
     for block in build(trace, decimals):
+        if pending and block.kind == "heading" and block.level <= 2 and block.text != "Problem":
+            body += pending
+            pending = []
         if block.kind == "title":
             body.append(f"<h1>{escape(block.text)}</h1>")
         elif block.kind == "heading":
@@ -112,6 +130,7 @@ def render(trace, decimals: int = 4) -> str:
             head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
             rows = "".join("<tr>" + "".join(f"<td>{_cell(c, layers)}</td>" for c in row) + "</tr>" for row in block.items)
             body.append(f'<div class="grid-box"><table class="grid"><tr>{head}</tr>{rows}</table></div>')
+    body += pending
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{escape(trace.title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"

@@ -47,6 +47,17 @@ def test_a_solution_from_a_file_a_problem_or_an_example_name(tmp_path):
         np.testing.assert_allclose(solution.to_dict()["loss"], 2.5)
 
 
+def test_example_keyword_is_the_built_in_problem_even_beside_a_file_of_that_name(tmp_path, monkeypatch):
+    import deltalab as dl
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp-relu-exam-network").write_text("not a problem file")
+    np.testing.assert_allclose(dl.solve(example="mlp-relu-exam-network").to_dict()["loss"], 2.5)  # the lecture's E
+    for wrong in ((), ("mlp-relu-exam-network",)):
+        with pytest.raises(TypeError, match="example=NAME"):
+            dl.solve(*wrong, **({"example": "mlp-relu-exam-network"} if wrong else {}))
+
+
 def test_a_summary_shows_its_table_once_as_html_and_text():
     net = dl.nn.Sequential(dl.nn.Linear(3, 4), dl.nn.ReLU(), dl.nn.Linear(4, 2))
     summary = dl.summary(net, (3,), print_table=False)

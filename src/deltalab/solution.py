@@ -106,12 +106,16 @@ def scoped_css(css: str, scope: str) -> str:
     return "\n".join(out)
 
 
-def solve(problem, check_torch=False, exact=False) -> Solution:
-    """Solve a problem -- a Problem, a problem file's path or a built-in example's name -- and
+def solve(problem=None, *, example=None, check_torch=False, exact=False) -> Solution:
+    """Solve a problem -- a Problem, a problem file's path or a built-in example's name, or
+    ``example=NAME`` (always the built-in one, even where a file of that name exists) -- and
     return its worked solution (it shows itself in a notebook; ``print`` gives the text)."""
     from .recorder import solve_problem
 
-    problem = _problem(problem)
+    if (problem is None) == (example is None):
+        raise TypeError("solve() takes a problem (a file, a Problem or an example's name) or example=NAME, "
+                        "not both or neither")
+    problem = load_example(example) if example is not None else _problem(problem)
     trace = solve_problem(problem, check_torch=check_torch, exact=exact)
     trace.statement = problem.description  # the problem as its author states it, shown first
     return Solution(problem, trace)

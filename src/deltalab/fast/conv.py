@@ -141,6 +141,12 @@ class Geometry:
         planes = planes.reshape(self.n, self.c, self.hp, self.pitch)
         return planes[:, :, self.ph : self.ph + self.h, self.col0 : self.col0 + self.w]
 
+    def largest_product(self, itemsize):
+        """M·N·K of the largest single BLAS call of a serial forward or backward."""
+        if self.image_major:
+            return self.o * self.k * self.per_image
+        return self.o * self.k * self.chunk(itemsize) * self.per_row
+
     def chunk(self, itemsize):
         """Output rows per chunk."""
         return max(1, min(self.ho, current_tuning().conv_chunk_bytes // max(1, self.k * self.per_row * itemsize)))
@@ -368,7 +374,8 @@ def forward(x, w2, bias, geo, dtype):
         tasks = [partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b]) for a, b in ranges]
         if threads.run_parallel(tasks) is not None:
             return out
-    _forward(x, w2, bias, geo, dtype, out)
+    with threads.product(geo.largest_product(np.dtype(dtype).itemsize)):
+        _forward(x, w2, bias, geo, dtype, out)
     return out
 
 
@@ -385,7 +392,8 @@ def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b):
         ]
         parts = threads.run_parallel(tasks)
     if parts is None:
-        gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+        with threads.product(geo.largest_product(np.dtype(dtype).itemsize)):
+            gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
     else:  # sum the per-range partial sums in range order: deterministic
         gw, gb = parts[0]
         for pw, pb in parts[1:]:

@@ -47,6 +47,9 @@ class Tuning:
     conv_parallel_min_work: int = 16_000_000
     #: bytes of im2col columns per conv2d chunk (stays in cache; 2-4 MiB measured best)
     conv_chunk_bytes: int = 3 << 20
+    #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
+    #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
+    blas_parallel_min_product: int = 4_000_000
     #: pin a parallel section's caller and workers to distinct CPUs
     pin_threads: bool = True
 

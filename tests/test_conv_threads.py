@@ -185,3 +185,28 @@ def test_small_products_run_on_one_blas_thread_and_restore_the_count():
         assert blas_threads() == 2
     with dl.tuning(blas_parallel_min_product=1):
         assert threads.product(0) is not None
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_in_parallel_sections_gives_the_serial_bits(two_threads, kind, kernel, stride, padding):
+    """Pooling works image by image, so batch ranges on two threads change no bit (ties, an
+    inf upstream gradient and overlapping windows included)."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((5, 3, 9, 8)), 0)  # ReLU-like: ties at 0
+    g_shape = F.max_pool2d(dl.tensor(x), kernel, stride, padding).shape
+    g = rng.standard_normal(g_shape)
+    g[1, 2, 0, 0] = np.inf
+    results = {}
+    for parallel in (False, True):
+        for dtype in (np.float32, np.float64):
+            with dl.tuning(parallel=parallel):
+                xt = dl.tensor(x.astype(dtype), requires_grad=True)
+                pool = F.max_pool2d if kind == "max" else F.avg_pool2d
+                y = pool(xt, kernel, stride, padding)
+                y.backward(g.astype(dtype))
+                results[parallel, dtype] = (y.data, xt.grad.data)
+    assert len(two_threads) == 4  # forward and backward of both dtypes
+    for dtype in (np.float32, np.float64):
+        for serial, parallel in zip(results[False, dtype], results[True, dtype]):
+            np.testing.assert_array_equal(serial, parallel)

@@ -16,12 +16,9 @@ evaluation, is what this one is tested against, with torch).  Why this shape:
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from . import threads
-from .tuning import current as current_tuning
 
 __all__ = ["applies", "backward", "center", "normalize"]
 
@@ -31,29 +28,8 @@ def applies(x):
     return x.dtype == np.float32 and x.ndim >= 2 and x.size > 0
 
 
-def _ranges(n, size):
-    """Batch ranges, one per thread, or None to run serially (``Tuning.parallel``,
-    ``Tuning.norm_parallel_min_size``)."""
-    tuning = current_tuning()
-    if n < 2 or tuning.parallel is False:
-        return None
-    if tuning.parallel is None and size < tuning.norm_parallel_min_size:
-        return None
-    count = min(threads.parallel_threads(), n)
-    if count < 2:
-        return None
-    bounds = [n * t // count for t in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
 def _split(n, size, task):
-    """Run ``task(lo, hi)`` over batch ranges in parallel when it pays; the results in order."""
-    ranges = _ranges(n, size)
-    if ranges is not None:
-        results = threads.run_parallel([partial(task, lo, hi) for lo, hi in ranges])
-        if results is not None:
-            return results
-    return [task(0, n)]
+    return threads.over_batch(n, size, task)
 
 
 def _channel_sums(a3, ones):

@@ -22,6 +22,7 @@ matmuls would start BLAS threads of their own and oversubscribe the cores), unle
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
 import queue
@@ -30,8 +31,8 @@ import threading
 from ..errors import ConfigurationError
 from .tuning import current as current_tuning
 
-__all__ = ["blas_kernels", "blas_libraries", "get_num_threads", "parallel_threads", "product", "restore",
-           "run_parallel", "set_num_threads", "snapshot"]
+__all__ = ["batch_ranges", "blas_kernels", "blas_libraries", "get_num_threads", "over_batch", "parallel_threads",
+           "product", "restore", "run_parallel", "set_num_threads", "snapshot"]
 
 _num_threads = None  # None: not decided yet (detected on first use)
 _explicit = False  # set_num_threads was called
@@ -321,3 +322,36 @@ def product(multiply_adds):
     if multiply_adds >= current_tuning().blas_parallel_min_product or get_num_threads() < 2:
         return _NO_CHANGE
     return _OneBlasThread()
+
+
+# ----------------------------------------------------------------------------- elementwise ops
+# NumPy runs ufuncs on one thread.  Elementwise ops that work image by image (pooling) or pass
+# by pass with per-channel sums (batch norm) split the batch into one range per thread in a
+# parallel section when the array is large enough to pay for it (a section costs ~0.1-0.2 ms):
+# Tuning.elementwise_parallel_min_size (benchmarks/README.md, run 7).
+
+
+def batch_ranges(n, size):
+    """Batch ranges [(lo, hi)], one per thread, for an elementwise op on ``size`` elements of a
+    batch of ``n``, or None to run serially (``Tuning.parallel``, the size rule)."""
+    tuning = current_tuning()
+    if n < 2 or tuning.parallel is False:
+        return None
+    if tuning.parallel is None and size < tuning.elementwise_parallel_min_size:
+        return None
+    count = min(parallel_threads(), n)
+    if count < 2:
+        return None
+    bounds = [n * t // count for t in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def over_batch(n, size, task):
+    """Run ``task(lo, hi)`` over batch ranges in one parallel section when it pays, else as
+    ``task(0, n)``; the results in range order."""
+    ranges = batch_ranges(n, size)
+    if ranges is not None:
+        results = run_parallel([functools.partial(task, lo, hi) for lo, hi in ranges])
+        if results is not None:
+            return results
+    return [task(0, n)]

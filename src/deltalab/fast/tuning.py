@@ -50,9 +50,9 @@ class Tuning:
     #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000
-    #: elements of a float32 training-mode batch norm from which its passes split the batch
+    #: elements from which pooling and the float32 training-mode batch norm split the batch
     #: over threads (benchmarks/README.md, run 7)
-    norm_parallel_min_size: int = 1 << 18
+    elementwise_parallel_min_size: int = 1 << 18
     #: pin a parallel section's caller and workers to distinct CPUs
     pin_threads: bool = True
 

@@ -190,11 +190,9 @@ def _forward_per_image(x, w2, bias, geo, dtype, out):
         _image_im2col(flat, geo, cols[:count], first, count)
         part = prod[:count]
         np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
-        part = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
-        if bias is None:
-            out[first : first + count] = part
-        else:
-            np.add(part, bias.reshape(1, geo.o, 1, 1), out=out[first : first + count])
+        if bias is not None:  # on the contiguous product, then one plain copy (see _forward_bands)
+            np.add(part, bias.reshape(1, geo.o, 1), out=part)
+        out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
 
 
 def _image_im2col(flat, geo, cols, first, count):
@@ -259,18 +257,18 @@ def _forward_bands(x, w2, bias, geo, dtype, out):
     chunk = geo.chunk(np.dtype(dtype).itemsize)
     cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
     prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
-    bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
+    bias2 = None if bias is None else bias.reshape(geo.o, 1)
     for first in range(0, geo.ho, chunk):
         count = min(chunk, geo.ho - first)
         width = count * geo.per_row
         _im2col(flat, geo, cols, first, count)
         part = prod[:, :width]
         np.matmul(w2, cols[:, :width], out=part)
-        part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
-        if bias4 is None:
-            out[:, :, first : first + count] = part
-        else:
-            np.add(part, bias4, out=out[:, :, first : first + count])
+        # the bias on the contiguous product, then a plain transposing copy: adding it during
+        # the transposing copy took 1.12 ms against 0.30 ms (conv b, 1 thread, run 7)
+        if bias2 is not None:
+            np.add(part, bias2, out=part)
+        out[:, :, first : first + count] = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
     # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
 
 

@@ -210,3 +210,20 @@ def test_pooling_in_parallel_sections_gives_the_serial_bits(two_threads, kind, k
     for dtype in (np.float32, np.float64):
         for serial, parallel in zip(results[False, dtype], results[True, dtype]):
             np.testing.assert_array_equal(serial, parallel)
+
+
+def test_backward_under_another_split_than_the_forward_rebuilds_its_columns(two_threads):
+    """The forward keeps its column matrices per image range for the weight gradient; a backward
+    that runs other ranges (here: serially) rebuilds them, and the gradients stay the same."""
+    x, w, b, stride, padding = make(CASES[1], np.float64)
+    want = run(x, w, b, stride, padding, parallel=False)
+    for forward_parallel, backward_parallel in ((True, False), (False, True), (True, True)):
+        xt, wt, bt = (dl.tensor(a, requires_grad=True) for a in (x, w, b))
+        with dl.tuning(parallel=forward_parallel):
+            y = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+        g = np.random.default_rng(7).standard_normal(y.shape)
+        with dl.tuning(parallel=backward_parallel):
+            y.backward(g, retain_graph=True)
+            y.backward(g)  # the kept columns serve a second backward too
+        for got, expected in zip([y.data, xt.grad.data / 2, wt.grad.data / 2, bt.grad.data / 2], want):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

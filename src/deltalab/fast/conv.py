@@ -382,7 +382,9 @@ def parallel_ranges(geo):
 # Kept columns: the row-band layout (conv b's) keeps the forward's column matrices for the
 # backward's weight gradient when one will be needed, instead of rebuilding them from a second
 # padded copy of x (conv b, 1 thread: im2col 0.58 ms and the padded copy 0.26 ms of a ~11 ms
-# step saved, for 7.7 MB held per layer until the backward; benchmarks/README.md, run 7).
+# step saved, for 7.7 MB held per layer until the backward; thread-CPU A/B 0.92-0.95x;
+# benchmarks/README.md, run 7).  The per-image layout rebuilds them: keeping them there measured
+# conv a 1.05x (slower: a fresh 5.7 MB array instead of a cache-hot 3 MiB chunk), conv c 0.97x.
 # They belong to the image ranges the forward ran; a backward that runs other ranges (a
 # different tuning) rebuilds its columns as before.
 

@@ -51,8 +51,9 @@ class Tuning:
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000
     #: elements from which pooling and the float32 training-mode batch norm split the batch
-    #: over threads (benchmarks/README.md, run 7)
-    elementwise_parallel_min_size: int = 1 << 18
+    #: over threads: 1M (4 MB of float32), so the bench's rows stay serial until a quiet run
+    #: shows the sections pay (benchmarks/README.md, run 7: under load they lost 1.4-16x)
+    elementwise_parallel_min_size: int = 1 << 20
     #: pin a parallel section's caller and workers to distinct CPUs
     pin_threads: bool = True
 

@@ -305,3 +305,34 @@ def test_max_pool_return_indices_survives_a_checkpoint_and_torch_interop(tmp_pat
     assert dl.load(tmp_path / "pool.npz")[0].return_indices is True
     assert interop.to_torch(model)[0].return_indices is True
     assert interop.from_torch(torch.nn.Sequential(torch.nn.MaxPool2d(2, return_indices=True)))[0].return_indices
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_bitwise_path_equals_maximum_and_where_bit_for_bit(dtype):
+    """ReLU's float path (a bitwise AND with a keep mask) gives np.maximum(a, 0) and
+    np.where(a > 0 or NaN, g, 0) exactly: +0.0 for -0.0 and negatives, NaN kept, and a NaN or
+    inf upstream gradient where a ≤ 0 stopped (as torch's threshold_backward)."""
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    flat = base.reshape(-1)
+    flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan]
+    upstream = rng.standard_normal(base.shape).astype(dtype)
+    upstream.reshape(-1)[[1, 2, 4, 7, 8]] = [np.nan, np.inf, -np.inf, np.nan, -np.inf]
+    for a, g in ((base, upstream), (base.transpose(0, 2, 1, 3), upstream.transpose(0, 2, 1, 3))):  # and strided
+        t = dl.tensor(a, requires_grad=True)
+        y = F.relu(t)
+        y.backward(g)
+        want_y = np.maximum(a, np.zeros((), dtype))
+        want_g = np.where(~(a <= 0), g, np.zeros((), dtype))
+        bits = {4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]
+        assert y.data.dtype == dtype and t.grad.data.dtype == dtype
+        np.testing.assert_array_equal(y.data.view(bits), want_y.view(bits))
+        np.testing.assert_array_equal(t.grad.data.view(bits), want_g.view(bits))
+    import torch
+
+    a32 = base.astype(np.float32)
+    tt = torch.tensor(a32, requires_grad=True)
+    torch.relu(tt).backward(torch.tensor(upstream.astype(np.float32)))
+    ours = dl.tensor(a32, requires_grad=True)
+    F.relu(ours).backward(upstream.astype(np.float32))
+    np.testing.assert_array_equal(ours.grad.data, tt.grad.numpy())

@@ -152,3 +152,78 @@ def test_without_threadpoolctl_convolutions_stay_serial(monkeypatch, parallel_se
     assert parallel_sections == []
     monkeypatch.setattr(threads, "_explicit", True)  # set_num_threads(2) was called
     assert threads.parallel_threads() == 2
+
+
+def blas_threads():
+    return threads.blas_libraries()[0].get_num_threads()
+
+
+@pytest.mark.skipif(not threads.blas_libraries(), reason="needs threadpoolctl and NumPy's OpenBLAS")
+def test_small_products_run_on_one_blas_thread_and_restore_the_count():
+    """threads.product: below Tuning.blas_parallel_min_product BLAS runs on one thread (a
+    2-thread call leaves a spinning thread behind); large products and busy sections keep it."""
+    with dl.tuning(blas_parallel_min_product=1000):
+        dl.set_num_threads(2)
+        with threads.product(999):
+            assert blas_threads() == 1
+        assert blas_threads() == 2
+        with threads.product(1000):
+            assert blas_threads() == 2
+        assert threads.run_parallel([lambda: threads.product(10) is not None, lambda: blas_threads()]) == [True, 1]
+        with threads.product(10):  # nested: the outer one holds the section, the inner runs as is
+            with threads.product(10):
+                assert blas_threads() == 1
+            assert blas_threads() == 1
+        assert blas_threads() == 2
+        rng = np.random.default_rng(3)
+        x, w = rng.standard_normal((5, 7)), rng.standard_normal((4, 7))
+        xt, wt = dl.tensor(x, requires_grad=True), dl.tensor(w, requires_grad=True)
+        y = F.linear(xt, wt)
+        y.backward(np.ones((5, 4)))
+        np.testing.assert_allclose(y.data, x @ w.T, rtol=1e-14)
+        np.testing.assert_allclose(wt.grad.data, np.ones((5, 4)).T @ x, rtol=1e-14)
+        assert blas_threads() == 2
+    with dl.tuning(blas_parallel_min_product=1):
+        assert threads.product(0) is not None
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_in_parallel_sections_gives_the_serial_bits(two_threads, kind, kernel, stride, padding):
+    """Pooling works image by image, so batch ranges on two threads change no bit (ties, an
+    inf upstream gradient and overlapping windows included)."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((5, 3, 9, 8)), 0)  # ReLU-like: ties at 0
+    g_shape = F.max_pool2d(dl.tensor(x), kernel, stride, padding).shape
+    g = rng.standard_normal(g_shape)
+    g[1, 2, 0, 0] = np.inf
+    results = {}
+    for parallel in (False, True):
+        for dtype in (np.float32, np.float64):
+            with dl.tuning(parallel=parallel):
+                xt = dl.tensor(x.astype(dtype), requires_grad=True)
+                pool = F.max_pool2d if kind == "max" else F.avg_pool2d
+                y = pool(xt, kernel, stride, padding)
+                y.backward(g.astype(dtype))
+                results[parallel, dtype] = (y.data, xt.grad.data)
+    assert len(two_threads) == 4  # forward and backward of both dtypes
+    for dtype in (np.float32, np.float64):
+        for serial, parallel in zip(results[False, dtype], results[True, dtype]):
+            np.testing.assert_array_equal(serial, parallel)
+
+
+def test_backward_under_another_split_than_the_forward_rebuilds_its_columns(two_threads):
+    """The forward keeps its column matrices per image range for the weight gradient; a backward
+    that runs other ranges (here: serially) rebuilds them, and the gradients stay the same."""
+    x, w, b, stride, padding = make(CASES[1], np.float64)
+    want = run(x, w, b, stride, padding, parallel=False)
+    for forward_parallel, backward_parallel in ((True, False), (False, True), (True, True)):
+        xt, wt, bt = (dl.tensor(a, requires_grad=True) for a in (x, w, b))
+        with dl.tuning(parallel=forward_parallel):
+            y = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+        g = np.random.default_rng(7).standard_normal(y.shape)
+        with dl.tuning(parallel=backward_parallel):
+            y.backward(g, retain_graph=True)
+            y.backward(g)  # the kept columns serve a second backward too
+        for got, expected in zip([y.data, xt.grad.data / 2, wt.grad.data / 2, bt.grad.data / 2], want):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

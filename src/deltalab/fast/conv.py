@@ -141,6 +141,12 @@ class Geometry:
         planes = planes.reshape(self.n, self.c, self.hp, self.pitch)
         return planes[:, :, self.ph : self.ph + self.h, self.col0 : self.col0 + self.w]
 
+    def largest_product(self, itemsize):
+        """M·N·K of the largest single BLAS call of a serial forward or backward."""
+        if self.image_major:
+            return self.o * self.k * self.per_image
+        return self.o * self.k * self.chunk(itemsize) * self.per_row
+
     def chunk(self, itemsize):
         """Output rows per chunk."""
         return max(1, min(self.ho, current_tuning().conv_chunk_bytes // max(1, self.k * self.per_row * itemsize)))
@@ -184,11 +190,9 @@ def _forward_per_image(x, w2, bias, geo, dtype, out):
         _image_im2col(flat, geo, cols[:count], first, count)
         part = prod[:count]
         np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
-        part = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
-        if bias is None:
-            out[first : first + count] = part
-        else:
-            np.add(part, bias.reshape(1, geo.o, 1, 1), out=out[first : first + count])
+        if bias is not None:  # on the contiguous product, then one plain copy (see _forward_bands)
+            np.add(part, bias.reshape(1, geo.o, 1), out=part)
+        out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
 
 
 def _image_im2col(flat, geo, cols, first, count):
@@ -248,27 +252,33 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     return gw, gb
 
 
-def _forward_bands(x, w2, bias, geo, dtype, out):
+def _forward_bands(x, w2, bias, geo, dtype, out, keep=False):
     flat = _padded_input(x, geo, dtype)
     chunk = geo.chunk(np.dtype(dtype).itemsize)
-    cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+    bands = -(-geo.ho // chunk)
+    # keep: every band's columns in an array of this call's own, for its backward (a graph
+    # per call, so two graphs alive at once never share them)
+    kept = np.empty((bands, geo.k, chunk * geo.per_row), dtype) if keep else None
+    cols = None if keep else _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
     prod = _workspace.scratch("conv-prod", (geo.o, chunk * geo.per_row), dtype)
-    bias4 = None if bias is None else bias.reshape(1, geo.o, 1, 1)
-    for first in range(0, geo.ho, chunk):
+    bias2 = None if bias is None else bias.reshape(geo.o, 1)
+    for band, first in enumerate(range(0, geo.ho, chunk)):
         count = min(chunk, geo.ho - first)
         width = count * geo.per_row
+        if keep:
+            cols = kept[band]
         _im2col(flat, geo, cols, first, count)
         part = prod[:, :width]
         np.matmul(w2, cols[:, :width], out=part)
-        part = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
-        if bias4 is None:
-            out[:, :, first : first + count] = part
-        else:
-            np.add(part, bias4, out=out[:, :, first : first + count])
-    # Backward rebuilds the columns band by band (cheap, and cache-hot) from x.
+        # the bias on the contiguous product, then a plain transposing copy: adding it during
+        # the transposing copy took 1.12 ms against 0.30 ms (conv b, 1 thread, run 7)
+        if bias2 is not None:
+            np.add(part, bias2, out=part)
+        out[:, :, first : first + count] = part.reshape(geo.o, count, geo.n, geo.wc)[..., : geo.wo].transpose(2, 0, 1, 3)
+    return kept
 
 
-def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
+def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
     chunk = geo.chunk(np.dtype(dtype).itemsize)
     # Upstream gradient in the columns' layout (O, rows, N, Wc); thrown-away columns stay 0,
     # so they add nothing to dW and scatter exact zeros into padding in dX.
@@ -278,20 +288,24 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
     if want_w:
-        flat = _padded_input(x, geo, dtype)
-        cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
+        if kept is None:
+            flat = _padded_input(x, geo, dtype)
+            cols = _workspace.scratch("conv-cols", (geo.k, chunk * geo.per_row), dtype)
         gw_part = _workspace.scratch("conv-gwT", (geo.k, geo.o), dtype)
     if want_x:
         dflat = _workspace.scratch("conv-dx", (geo.flat_size,), dtype)
         dflat.fill(0)
         dcols = _workspace.scratch("conv-dcols", (geo.k, chunk * geo.per_row), dtype)
-    for first in range(0, geo.ho, chunk):
+    for band, first in enumerate(range(0, geo.ho, chunk)):
         count = min(chunk, geo.ho - first)
         width = count * geo.per_row
         g[:, :count, :, : geo.wo] = grad[:, :, first : first + count].transpose(1, 2, 0, 3)
         g2 = g[:, :count].reshape(geo.o, width)
         if want_w:
-            _im2col(flat, geo, cols, first, count)
+            if kept is None:
+                _im2col(flat, geo, cols, first, count)
+            else:
+                cols = kept[band]  # the forward's columns (zeroing thrown-away ones is idempotent)
             if dirty:
                 cols[:, :width].reshape(geo.k, count, geo.n, geo.wc)[..., geo.wo :] = 0
             # dWᵀ = cols · gᵀ: OpenBLAS runs this orientation ~1.7x faster than g · colsᵀ
@@ -317,13 +331,18 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     return gw, gb
 
 
-def _forward(x, w2, bias, geo, dtype, out):
-    (_forward_per_image if geo.image_major else _forward_bands)(x, w2, bias, geo, dtype, out)
+def _forward(x, w2, bias, geo, dtype, out, keep=False):
+    """Run the forward; with ``keep``, return the column matrices its backward can reuse (or None)."""
+    if geo.image_major:
+        _forward_per_image(x, w2, bias, geo, dtype, out)
+        return None
+    return _forward_bands(x, w2, bias, geo, dtype, out, keep)
 
 
-def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
-    fn = _backward_per_image if geo.image_major else _backward_bands
-    return fn(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
+    if geo.image_major:
+        return _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+    return _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept)
 
 
 # Parallel sections (deltalab.fast.threads): with 2+ threads the batch is split into one
@@ -360,32 +379,50 @@ def parallel_ranges(geo):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def forward(x, w2, bias, geo, dtype):
-    """The (N, O, Ho, Wo) output of conv2d, in parallel sections when they pay."""
+# Kept columns: the row-band layout (conv b's) keeps the forward's column matrices for the
+# backward's weight gradient when one will be needed, instead of rebuilding them from a second
+# padded copy of x (conv b, 1 thread: im2col 0.58 ms and the padded copy 0.26 ms of a ~11 ms
+# step saved, for 7.7 MB held per layer until the backward; thread-CPU A/B 0.92-0.95x;
+# benchmarks/README.md, run 7).  The per-image layout rebuilds them: keeping them there measured
+# conv a 1.05x (slower: a fresh 5.7 MB array instead of a cache-hot 3 MiB chunk), conv c 0.97x.
+# They belong to the image ranges the forward ran; a backward that runs other ranges (a
+# different tuning) rebuilds its columns as before.
+
+
+def forward(x, w2, bias, geo, dtype, keep_columns=False):
+    """(The (N, O, Ho, Wo) output of conv2d, what the backward may reuse), in parallel sections
+    when they pay; ``keep_columns``: a weight gradient will be wanted."""
     out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
     ranges = parallel_ranges(geo)
     if ranges is not None:
-        tasks = [partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b]) for a, b in ranges]
-        if threads.run_parallel(tasks) is not None:
-            return out
-    _forward(x, w2, bias, geo, dtype, out)
-    return out
+        tasks = [partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b], keep_columns)
+                 for a, b in ranges]
+        kept = threads.run_parallel(tasks)
+        if kept is not None:
+            return out, (ranges, kept)
+    with threads.product(geo.largest_product(np.dtype(dtype).itemsize)):
+        kept = _forward(x, w2, bias, geo, dtype, out, keep_columns)
+    return out, (None, [kept])
 
 
-def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b):
-    """(dX or None, dW as (O, C*kh*kw) or None, db or None), in parallel sections when they pay."""
+def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, kept=None):
+    """(dX or None, dW as (O, C*kh*kw) or None, db or None), in parallel sections when they pay;
+    ``kept``: what :func:`forward` returned for reuse."""
     gx = np.empty(x.shape, dtype) if want_x else None
     ranges = parallel_ranges(geo)
+    columns = kept[1] if kept is not None and kept[0] == ranges else [None] * (1 if ranges is None else len(ranges))
     parts = None
     if ranges is not None:
         tasks = [
             partial(_backward, x[a:b], w2, grad[a:b], geo.images(b - a), dtype, want_x, want_w, want_b,
-                    None if gx is None else gx[a:b])
-            for a, b in ranges
+                    None if gx is None else gx[a:b], cols)
+            for (a, b), cols in zip(ranges, columns)
         ]
         parts = threads.run_parallel(tasks)
     if parts is None:
-        gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+        cols = columns[0] if ranges is None else None
+        with threads.product(geo.largest_product(np.dtype(dtype).itemsize)):
+            gw, gb = _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, cols)
     else:  # sum the per-range partial sums in range order: deterministic
         gw, gb = parts[0]
         for pw, pb in parts[1:]:

@@ -21,6 +21,8 @@ matmuls would start BLAS threads of their own and oversubscribe the cores), unle
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import operator
 import os
 import queue
@@ -29,8 +31,8 @@ import threading
 from ..errors import ConfigurationError
 from .tuning import current as current_tuning
 
-__all__ = ["blas_kernels", "blas_libraries", "get_num_threads", "parallel_threads", "restore", "run_parallel",
-           "set_num_threads", "snapshot"]
+__all__ = ["batch_ranges", "blas_kernels", "blas_libraries", "get_num_threads", "over_batch", "parallel_threads",
+           "product", "restore", "run_parallel", "set_num_threads", "snapshot"]
 
 _num_threads = None  # None: not decided yet (detected on first use)
 _explicit = False  # set_num_threads was called
@@ -246,3 +248,110 @@ def run_parallel(tasks):
     finally:
         _section.release()
 
+
+
+# ----------------------------------------------------------------------------- small products
+# A matrix product below Tuning.blas_parallel_min_product multiply-adds runs on one BLAS thread.
+# Two OpenBLAS threads barely speed such a product up (32x2048x10: 46 -> 39 us), but afterwards
+# OpenBLAS's idle thread keeps spinning for a while and takes a core from whatever runs next:
+# in the CIFAR-sized training step (benchmarks/README.md, run 7) the Linear layer's three tiny
+# products at 2 threads made the conv layers' parallel sections that follow 2x slower (step
+# 27-29 ms vs 18-21 ms with those products on one thread; 1 thread: 21 ms).
+
+_blas_count = None  # [(get, set)] raw C functions of NumPy's OpenBLAS, once looked up
+
+
+def _blas_count_functions():
+    """(get, set) C functions of each NumPy OpenBLAS thread count (~0.3 us a call, against
+    ~3 us through threadpoolctl's controllers), falling back to the controllers' methods."""
+    global _blas_count
+    if _blas_count is None:
+        found = []
+        for lib in blas_libraries():
+            pair = None
+            try:
+                import ctypes
+
+                dll = ctypes.CDLL(lib.filepath)
+                for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+                    get = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
+                    put = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+                    if get is not None and put is not None:
+                        get.restype, get.argtypes, put.restype, put.argtypes = ctypes.c_int, [], None, [ctypes.c_int]
+                        pair = (get, put)
+                        break
+            except (OSError, AttributeError):
+                pair = None
+            found.append(pair or (lib.get_num_threads, lib.set_num_threads))
+        _blas_count = found
+    return _blas_count
+
+
+class _OneBlasThread:
+    """BLAS on one thread for the block, unless a parallel section (which already holds BLAS
+    at one thread) or another small product is running: then the block runs as it is."""
+
+    __slots__ = ("held", "restore")
+
+    def __enter__(self):
+        self.held = _section.acquire(blocking=False)
+        self.restore = []
+        if self.held:
+            for get, put in _blas_count_functions():
+                n = get() or 1
+                if n != 1:
+                    put(1)
+                    self.restore.append((put, n))
+        return self
+
+    def __exit__(self, *exc):
+        if self.held:
+            for put, n in self.restore:
+                put(n)
+            _section.release()
+        return False
+
+
+_NO_CHANGE = contextlib.nullcontext()
+
+
+def product(multiply_adds):
+    """Context for a matrix product (or a run of them) whose largest single BLAS call does
+    ``multiply_adds`` = M·N·K: below ``Tuning.blas_parallel_min_product`` BLAS runs it on one
+    thread (see the note above), otherwise nothing changes."""
+    if multiply_adds >= current_tuning().blas_parallel_min_product or get_num_threads() < 2:
+        return _NO_CHANGE
+    return _OneBlasThread()
+
+
+# ----------------------------------------------------------------------------- elementwise ops
+# NumPy runs ufuncs on one thread.  Elementwise ops that work image by image (pooling) or pass
+# by pass with per-channel sums (batch norm) split the batch into one range per thread in a
+# parallel section when the array is large enough to pay for it (a section costs ~0.1-0.2 ms):
+# Tuning.elementwise_parallel_min_size (benchmarks/README.md, run 7).
+
+
+def batch_ranges(n, size):
+    """Batch ranges [(lo, hi)], one per thread, for an elementwise op on ``size`` elements of a
+    batch of ``n``, or None to run serially (``Tuning.parallel``, the size rule)."""
+    tuning = current_tuning()
+    if n < 2 or tuning.parallel is False:
+        return None
+    if tuning.parallel is None and size < tuning.elementwise_parallel_min_size:
+        return None
+    count = min(parallel_threads(), n)
+    if count < 2:
+        return None
+    bounds = [n * t // count for t in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def over_batch(n, size, task):
+    """Run ``task(lo, hi)`` over batch ranges in one parallel section when it pays, else as
+    ``task(0, n)``; the results in range order."""
+    ranges = batch_ranges(n, size)
+    if ranges is not None:
+        results = run_parallel([functools.partial(task, lo, hi) for lo, hi in ranges])
+        if results is not None:
+            return results
+    return [task(0, n)]

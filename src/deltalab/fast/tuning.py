@@ -47,6 +47,13 @@ class Tuning:
     conv_parallel_min_work: int = 16_000_000
     #: bytes of im2col columns per conv2d chunk (stays in cache; 2-4 MiB measured best)
     conv_chunk_bytes: int = 3 << 20
+    #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
+    #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
+    blas_parallel_min_product: int = 4_000_000
+    #: elements from which pooling and the float32 training-mode batch norm split the batch
+    #: over threads: 1M (4 MB of float32), so the bench's rows stay serial until a quiet run
+    #: shows the sections pay (benchmarks/README.md, run 7: under load they lost 1.4-16x)
+    elementwise_parallel_min_size: int = 1 << 20
     #: pin a parallel section's caller and workers to distinct CPUs
     pin_threads: bool = True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..errors import ConfigurationError, ShapeError
 from ..fast import conv as fast_conv
 from ._util import operand, pair
@@ -76,13 +76,15 @@ class Conv2d(Function):
         w2 = weight.reshape(geo.o, geo.k).astype(dtype, copy=False)
         ctx.save_for_backward(x, w2)
         ctx.geometry, ctx.weight_shape, ctx.has_bias, ctx.dtype = geo, weight.shape, bias is not None, dtype
-        return fast_conv.forward(x, w2, bias, geo, dtype)
+        keep = ctx.needs_input_grad[1] and is_grad_enabled()  # the weight gradient will rebuild the columns
+        out, ctx.kept = fast_conv.forward(x, w2, bias, geo, dtype, keep_columns=keep)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         x, w2 = ctx.saved
         want_x, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
-        gx, gw, gb = fast_conv.backward(x, w2, grad, ctx.geometry, ctx.dtype, want_x, want_w, want_b)
+        gx, gw, gb = fast_conv.backward(x, w2, grad, ctx.geometry, ctx.dtype, want_x, want_w, want_b, ctx.kept)
         gw = gw.reshape(ctx.weight_shape) if want_w else None
         return gx, gw, gb, None, None
 

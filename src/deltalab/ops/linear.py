@@ -5,17 +5,31 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ShapeError
+from ..fast import threads
 from ._util import binary_operands, unbroadcast
+
+
+def _multiply_adds(a, b):
+    """M·N·K of one matrix product of a @ b (one item of a batch): ``threads.product``'s size."""
+    m = a.shape[-2] if a.ndim > 1 else 1
+    n = b.shape[-1] if b.ndim > 1 else 1
+    return m * n * a.shape[-1]
 
 
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        with threads.product(_multiply_adds(a, b)):
+            return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
+        with threads.product(_multiply_adds(*ctx.saved)):
+            return MatMul._gradients(ctx, grad)
+
+    @staticmethod
+    def _gradients(ctx, grad):
         a, b = ctx.saved
         ga = gb = None
         # promote 1-D operands to matrices so one formula covers every case
@@ -57,7 +71,8 @@ class Linear(Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        out = np.matmul(x, weight.T)
+        with threads.product(x.size // max(1, x.shape[-1]) * weight.size):
+            out = np.matmul(x, weight.T)
         if bias is not None:
             out += bias
         return out
@@ -65,6 +80,11 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved
+        with threads.product(x.size // max(1, x.shape[-1]) * weight.size):
+            return Linear._gradients(ctx, x, weight, grad)
+
+    @staticmethod
+    def _gradients(ctx, x, weight, grad):
         gx = np.matmul(grad, weight) if ctx.needs_input_grad[0] else None
         gw = gb = None
         g2 = grad.reshape(-1, grad.shape[-1])

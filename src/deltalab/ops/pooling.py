@@ -19,6 +19,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
+from ..fast import threads
 from .conv import check_window_config, pad_spatial
 from ._util import pair
 
@@ -40,10 +41,16 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding, value=-np.inf)
         out_hw = _output_hw(xp.shape, kernel, stride)
-        offsets = _offset_slices(kernel, stride, out_hw)
-        out = np.array(xp[next(offsets)], copy=True)
-        for index in offsets:
-            np.maximum(out, xp[index], out=out)  # propagates NaN, like torch
+        out = np.empty(xp.shape[:2] + out_hw, xp.dtype)
+
+        def images(lo, hi):
+            part, source = out[lo:hi], xp[lo:hi]
+            offsets = _offset_slices(kernel, stride, out_hw)
+            np.copyto(part, source[next(offsets)])
+            for index in offsets:
+                np.maximum(part, source[index], out=part)  # propagates NaN, like torch
+
+        threads.over_batch(xp.shape[0], xp.size, images)  # image by image: any split, same bits
         ctx.save_for_backward(xp, out)
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         return out
@@ -59,23 +66,28 @@ class MaxPool2d(Function):
         tiles = _tiles(xp.shape, ctx.kernel, ctx.stride, out.shape)
         dxp = (np.empty if tiles and finite else np.zeros)(xp.shape, dtype=grad.dtype)
         overlap = any(s < k for s, k in zip(ctx.stride, ctx.kernel))
-        taken = None  # windows whose gradient has already gone to an earlier offset
         offsets = list(_offset_slices(ctx.kernel, ctx.stride, out.shape[2:]))
-        for k, index in enumerate(offsets):
-            is_max = xp[index] == out
-            if taken is None:
-                first, taken = is_max, is_max.copy()
-            else:
-                first = is_max & ~taken
-                if k + 1 < len(offsets):
-                    taken |= is_max
-            target = dxp[index]
-            if not finite:
-                np.copyto(target, target + grad, where=first)
-            elif overlap:
-                target += grad * first
-            else:  # disjoint windows: every slot of target belongs to this offset alone
-                np.multiply(grad, first, out=target)
+
+        def images(lo, hi):
+            source, best, upstream, dx = xp[lo:hi], out[lo:hi], grad[lo:hi], dxp[lo:hi]
+            taken = None  # windows whose gradient has already gone to an earlier offset
+            for k, index in enumerate(offsets):
+                is_max = source[index] == best
+                if taken is None:
+                    first, taken = is_max, is_max.copy()
+                else:
+                    first = is_max & ~taken
+                    if k + 1 < len(offsets):
+                        taken |= is_max
+                target = dx[index]
+                if not finite:
+                    np.copyto(target, target + upstream, where=first)
+                elif overlap:
+                    target += upstream * first
+                else:  # disjoint windows: every slot of target belongs to this offset alone
+                    np.multiply(upstream, first, out=target)
+
+        threads.over_batch(xp.shape[0], xp.size, images)
         return _crop(dxp, ctx.padding), None, None, None
 
 
@@ -127,11 +139,17 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding)
         out_hw = _output_hw(xp.shape, kernel, stride)
-        offsets = _offset_slices(kernel, stride, out_hw)
-        out = np.array(xp[next(offsets)], copy=True)
-        for index in offsets:
-            out += xp[index]
-        out /= kernel[0] * kernel[1]
+        out = np.empty(xp.shape[:2] + out_hw, xp.dtype)
+
+        def images(lo, hi):
+            part, source = out[lo:hi], xp[lo:hi]
+            offsets = _offset_slices(kernel, stride, out_hw)
+            np.copyto(part, source[next(offsets)])
+            for index in offsets:
+                part += source[index]
+            part /= kernel[0] * kernel[1]
+
+        threads.over_batch(xp.shape[0], xp.size, images)
         ctx.xp_shape, ctx.kernel, ctx.stride, ctx.padding = xp.shape, kernel, stride, padding
         return out
 
@@ -141,11 +159,16 @@ class AvgPool2d(Function):
         share = grad / (kh * kw)
         tiles = _tiles(ctx.xp_shape, ctx.kernel, ctx.stride, grad.shape)
         dxp = (np.empty if tiles else np.zeros)(ctx.xp_shape, dtype=grad.dtype)
-        for index in _offset_slices(ctx.kernel, ctx.stride, grad.shape[2:]):
-            if tiles:
-                dxp[index] = share
-            else:
-                dxp[index] += share
+
+        def images(lo, hi):
+            dx, part = dxp[lo:hi], share[lo:hi]
+            for index in _offset_slices(ctx.kernel, ctx.stride, grad.shape[2:]):
+                if tiles:
+                    dx[index] = part
+                else:
+                    dx[index] += part
+
+        threads.over_batch(grad.shape[0], dxp.size, images)
         return _crop(dxp, ctx.padding), None, None, None
 
 

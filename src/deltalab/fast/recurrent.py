@@ -227,17 +227,31 @@ def matmul(left, right, parts=None):
     return out
 
 
+def _elman_loop_ready(recurrent, *arrays):
+    """Whether the Elman step loops may run as one compiled call (float32 C-contiguous arrays
+    throughout, as :func:`.recurrent_kernels.elman_tanh_forward_loop` addresses them); else the
+    Python step loop, whose matmul casts and copies as NumPy does."""
+    return all(a.dtype == np.float32 and a.flags.c_contiguous for a in (recurrent, *arrays))
+
+
 # ------------------------------------------------------------------ the compiled step loops
 # Each writes what the NumPy loops in deltalab.ops.recurrent write, into the same arrays.
 def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
     """h(t) = tanh(z(t) + H h(t−1) + b) for every step, into ``h`` (T+1, B, H); ``z`` holds the
-    input projections (the kernel adds the bias: one pass over z fewer)."""
+    input projections (the kernel adds the bias: one pass over z fewer).  Each range's loop over
+    time is one compiled call when it can be (see :func:`_loop_sgemm`: the same sgemm calls,
+    the same bits, without two Python calls per step)."""
     steps, batch, hidden = z.shape
     bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
     buffer = np.empty((batch, hidden), dtype=z.dtype)
     step = kernels.elman_tanh_forward_step
+    compiled = _elman_loop_ready(recurrent, z, h)
 
     def loop(lo, hi, blas_threads):
+        sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
+        if sgemm is not None:
+            kernels.elman_tanh_forward_loop(sgemm, lo, hi, z, bias_row, recurrent, buffer, h)
+            return
         out = buffer[lo:hi]
         for t in range(steps):
             np.matmul(h[t, lo:hi], recurrent, out=out)
@@ -247,7 +261,8 @@ def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
 
 
 def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
-    """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0))."""
+    """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0)); each range's loop over time
+    is one compiled call when it can be (see :func:`_loop_sgemm`)."""
     steps, batch, hidden = grad.shape
     dtype = h.dtype
     carry = np.zeros((batch, hidden), dtype=dtype)  # ∂E/∂h(t) through h(t+1)
@@ -255,8 +270,13 @@ def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
     grad = np.ascontiguousarray(grad, dtype=dtype)
     recurrent = np.ascontiguousarray(weight_hh, dtype=dtype)
     step = kernels.elman_tanh_backward_step
+    compiled = _elman_loop_ready(recurrent, h, delta)
 
     def loop(lo, hi, blas_threads):
+        sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
+        if sgemm is not None:
+            kernels.elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent)
+            return
         out = carry[lo:hi]
         for t in range(steps - 1, -1, -1):
             step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))

@@ -19,8 +19,8 @@ import numpy as np
 from . import threads
 from .tuning import current as current_tuning
 
-__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "load_kernels", "lstm_backward",
-           "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels"]
+__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "input_projection", "load_kernels",
+           "lstm_backward", "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
 @functools.cache
@@ -232,6 +232,21 @@ def _elman_loop_ready(recurrent, *arrays):
     throughout, as :func:`.recurrent_kernels.elman_tanh_forward_loop` addresses them); else the
     Python step loop, whose matmul casts and copies as NumPy does."""
     return all(a.dtype == np.float32 and a.flags.c_contiguous for a in (recurrent, *arrays))
+
+
+def input_projection(x, weight_ih, parts=None):
+    """x (T·B, F) @ W_ihᵀ with W_ihᵀ copied C-contiguous first (a (gates·H, F) copy, tiny):
+    OpenBLAS (Haswell kernels, 1 thread, T=100 B=32 F=32) ran it 0.36 against 0.46 ms (Elman,
+    H=128) and 1.49 against 1.88 ms (LSTM, 4H=512) on the transposed view."""
+    return matmul(x, np.ascontiguousarray(weight_ih.T), parts)
+
+
+def summed_products(flat, other, parts=None):
+    """Σ over the rows of δᵀ·other, i.e. ``flat.T @ other`` (δ (T·B, G), other (T·B, K)),
+    computed as (otherᵀ·δ)ᵀ and copied C-contiguous: OpenBLAS (Haswell, 1 thread, T·B=3200)
+    0.35 against 0.40 ms for the Elman's dW_ih, 6.0 against 6.2 ms for the LSTM's [x | h] one
+    (K = 160, G = 512), 4.9 against 5.2 ms for G = 512, K = 128."""
+    return np.ascontiguousarray(matmul(other.T, flat, parts).T)
 
 
 # ------------------------------------------------------------------ the compiled step loops

@@ -67,3 +67,40 @@ def test_state_entries_follow_the_group_step():
         assert opt.state[p]["step"] == 3
         np.testing.assert_array_equal(np.asarray(saved[index]["exp_avg"]), opt.state[p]["exp_avg"])
         assert opt.state[p]["exp_avg"].shape == p.data.shape
+
+
+def test_a_parameter_given_new_values_of_another_shape_steps_alone():
+    """A parameter whose values were replaced by an array of another shape no longer fits the
+    flat moments: the step goes parameter by parameter (and fails as that step would)."""
+    params, opt = train(np.float32, None, steps=2)
+    params[0].data = np.zeros((2, 6), np.float32)
+    params[0].grad = Tensor(np.ones((2, 6), np.float32))
+    for p in params[1:]:
+        p.grad = Tensor(np.ones_like(p.data))
+    each, opt_each = train(np.float32, False, steps=2)
+    each[0].data = np.zeros((2, 6), np.float32)
+    each[0].grad = Tensor(np.ones((2, 6), np.float32))
+    for p in each[1:]:
+        p.grad = Tensor(np.ones_like(p.data))
+    outcomes = []
+    for optimizer in (opt, opt_each):
+        try:
+            optimizer.step()
+            outcomes.append(None)
+        except ValueError as error:
+            outcomes.append(type(error))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_deep_copied_optimizer_steps_from_its_own_state():
+    import copy
+
+    params, opt = train(np.float32, None, steps=2)
+    twin = copy.deepcopy((params, opt))
+    for optimizer, ps in ((opt, params), (twin[1], twin[0])):
+        for p in ps:
+            p.grad = Tensor(np.full_like(p.data, 0.5))
+        next(iter(optimizer.state.values()))["exp_avg"][...] = 0.25  # an in-place change of the state
+        optimizer.step()
+    for a, b in zip(params, twin[0]):
+        np.testing.assert_array_equal(a.data, b.data)

@@ -323,19 +323,21 @@ class Adam(Optimizer):
         if not all(states) or len({state.get("step") for state in states}) != 1:
             return None
         steps = states[0]["step"]
-        if "exp_avg" not in states[0]:
-            return None
+        if any(np.shape(state.get("exp_avg")) != p.data.shape or np.shape(state.get("exp_avg_sq")) != p.data.shape
+               for state, p in zip(states, params)):
+            return None  # missing or of another shape: the per-parameter step decides
         cached = self.__dict__.setdefault("_flat", {}).get(id(group))
         if cached is not None and len(cached["views"]) == len(states) and all(
                 state.get("exp_avg") is m and state.get("exp_avg_sq") is v
+                and m.base is cached["m"] and v.base is cached["v"]  # still views (not after a deepcopy)
                 for state, (m, v) in zip(states, cached["views"])):
             return cached["m"], cached["v"], steps
         try:  # gather the parameters' own moments (their bits) into new flat arrays
             m = np.concatenate([np.asarray(state["exp_avg"]).reshape(-1) for state in states])
             v = np.concatenate([np.asarray(state["exp_avg_sq"]).reshape(-1) for state in states])
-        except (KeyError, ValueError):
+        except ValueError:
             return None
-        if m.dtype != params[0].data.dtype or v.dtype != m.dtype or m.size != sum(p.data.size for p in params):
+        if m.dtype != params[0].data.dtype or v.dtype != m.dtype:
             return None
         return m, v, steps
 

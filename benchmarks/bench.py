@@ -589,6 +589,77 @@ def workloads():
     return rows
 
 
+# ------------------------------------------------------- scaling table (issue 18, item 5): --scaling
+SCALING_CONV_BATCHES = (8, 16, 32, 64, 128, 256)
+SCALING_RNN_STEPS = (100, 300, 1000, 3000, 10000)
+
+
+@dataclass
+class ScalingWorkload(Workload):
+    """A scaling-table row: a workload and its amount of work, ``size`` ``unit``s of ``family``."""
+
+    unit: str = ""
+    size: int = 0
+    family: str = ""
+
+
+def scaling_workloads():
+    """conv b at batch 8 … 256 and the Elman RNN (B=32, 32 → 128) at T = 100 … 10,000: how each
+    library's time grows with the work.  Each workload's ``unit`` (images, steps) and ``size``
+    say what "per unit of work" means; the repeats shrink as the work grows (a row stays
+    seconds long)."""
+    rows = []
+    for n in SCALING_CONV_BATCHES:
+        row = conv_workload(f"scale_conv_b_n{n}", n, 16, 14, 32, 3, 1, repeats=max(9, min(30, 30 * 64 // n)))
+        rows.append(ScalingWorkload(**vars(row), unit="image", size=n, family="conv b 16×14×14 → 32@3×3"))
+    if _has_recurrent():
+        for t in SCALING_RNN_STEPS:
+            row = recurrent_workload(f"scale_rnn_t{t}", "rnn", t, repeats=max(3, min(15, 1500 // t)),
+                                     warmup=1 if t >= 1000 else 3)
+            rows.append(ScalingWorkload(**vars(row), unit="step", size=t, family="Elman RNN B=32 32 → 128"))
+    return rows
+
+
+def scaling_work_rows(rows):
+    """The --scaling rows with time per unit of work (µs per image or per step) for each library,
+    and that per-unit time relative to the smallest size of its family at the same thread count
+    (1.00 = time grows in proportion to the work; below 1: bigger problems use the machine better)."""
+    out, first = [], {}
+    for r in rows:
+        if "unit" not in r:
+            continue
+        key = (r["family"], r["threads"])
+        per_unit = {lib: r[f"{lib}_ms"] * 1e3 / r["size"] if r.get(f"{lib}_ms") else None
+                    for lib in ("deltalab", "torch")}
+        base = first.setdefault(key, per_unit)
+        growth = {lib: per_unit[lib] / base[lib] if per_unit[lib] and base[lib] else None for lib in per_unit}
+        out.append({"name": r["name"], "family": r["family"], "threads": r["threads"], "size": r["size"],
+                    "unit": r["unit"], "deltalab_ms": r["deltalab_ms"], "torch_ms": r.get("torch_ms"),
+                    "deltalab_us_per_unit": per_unit["deltalab"], "torch_us_per_unit": per_unit["torch"],
+                    "deltalab_growth": growth["deltalab"], "torch_growth": growth["torch"],
+                    "ratio": r.get("ratio"), "max_rel_error": r.get("max_rel_error"),
+                    "same_numbers": r.get("same_numbers"), "loadavg_1min": r["loadavg_1min"],
+                    "other_cores_busy": r["other_cores_busy"]})
+    return out
+
+
+def print_scaling_work(rows):
+    """The --scaling table: time, time per unit of work and its growth, per library."""
+    work = scaling_work_rows(rows)
+    print("scaling with the work: time, µs per unit (image / step), per-unit time relative to the smallest size")
+    print(f"{'workload':<18} {'thr':>3} {'size':>6} {'deltalab ms':>12} {'torch ms':>10} {'dl µs/unit':>11} "
+          f"{'torch µs/unit':>13} {'dl growth':>9} {'torch growth':>12} {'ratio':>6} {'err':>8} {'load':>5} "
+          f"{'others':>6}")
+    for w in work:
+        print(f"{w['name']:<18} {w['threads']:>3} {w['size']:>6} {w['deltalab_ms']:>12.2f} "
+              f"{_fmt(w['torch_ms'], '.2f'):>10} {_fmt(w['deltalab_us_per_unit'], '.1f'):>11} "
+              f"{_fmt(w['torch_us_per_unit'], '.1f'):>13} {_fmt(w['deltalab_growth'], '.2f'):>9} "
+              f"{_fmt(w['torch_growth'], '.2f'):>12} {_fmt(w['ratio'], '.2f'):>6} "
+              f"{_fmt(w['max_rel_error'], '.0e'):>8}{'' if w['same_numbers'] else ' MISMATCH'} "
+              f"{w['loadavg_1min']:>5.2f} {w['other_cores_busy']:>6.2f}")
+    return work
+
+
 # --------------------------------------------------------------------------- timing (child)
 def _fix_malloc():
     """Keep freed memory in the heap (no trimming, no per-allocation mmap) for both libraries."""
@@ -762,7 +833,7 @@ def child(args):
     print(f"  {threads} thread(s) float32 1024³ matmul: NumPy {peak['numpy_gflops']:.0f} GFLOP/s, "
           f"torch {peak['torch_gflops']:.0f} GFLOP/s", file=sys.stderr)
     rows = []
-    for workload in workloads():
+    for workload in (scaling_workloads() if args.scaling else workloads()):
         if args.only and not any(o in workload.name for o in args.only.split(",")):
             continue
         best = None
@@ -781,6 +852,8 @@ def child(args):
         print(f"  {threads} thread(s) {best['name']:<13} ratio {_fmt(best['ratio'], '.2f')}  "
               f"deltalab {best['deltalab_ms']:.1f} ms  {_check_text(best)}  "
               f"others busy {best['other_cores_busy']:.2f}", file=sys.stderr)
+        if isinstance(workload, ScalingWorkload):  # the --scaling rows' amount of work
+            best.update(unit=workload.unit, size=workload.size, family=workload.family)
         rows.append(best)
     json.dump({"rows": rows, "matmul_peak": peak, "dependencies": _dependency_versions(),
                "malloc_fixed": malloc_fixed, "numpy": np.__version__,
@@ -934,6 +1007,9 @@ def main(argv=None):
     parser.add_argument("--keep-openblas-pin", action="store_true",
                         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment "
                              "(default: the timed children run without them)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the scaling table instead of the main rows: conv b at batch 8 … 256 and the Elman "
+                             "RNN at T = 100 … 10,000, time and time per unit of work (--only filters it too)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -952,6 +1028,8 @@ def main(argv=None):
                "--load-limit", str(args.load_limit), "--busy-limit", str(args.busy_limit)]
         if args.quick:
             cmd.append("--quick")
+        if args.scaling:
+            cmd.append("--scaling")
         if args.only:
             cmd += ["--only", args.only]
         result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
@@ -965,7 +1043,8 @@ def main(argv=None):
         info["dependencies"] = data["dependencies"]
         rows += data["rows"]
     print_table(rows, info)
-    Path(args.output).write_text(json.dumps({"machine": info, "rows": rows, "scaling": scaling_rows(rows),
+    extra = {"scaling_with_work": print_scaling_work(rows)} if args.scaling else {}
+    Path(args.output).write_text(json.dumps({"machine": info, "rows": rows, "scaling": scaling_rows(rows), **extra,
                                              "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
     print(f"wrote {args.output}")
     return 0

@@ -208,3 +208,20 @@ def test_compiled_loops_give_the_python_loops_bits(two_threads, monkeypatch, par
                 assert_same(run_lstm(p, parallel, upstream), python_loops)
     with dl.tuning(split_step_products=True, small_matrix_max=100):
         assert fast_recurrent.StepProduct(np.ones((13, 52), np.float32), np.ones((4, 52), np.float32), 4).split
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+@pytest.mark.parametrize("batch, bias", [(4, True), (7, False), (16, True)])
+def test_compiled_elman_loops_give_the_python_loops_bits(two_threads, parallel, batch, bias):
+    """The Elman tanh step loops as one compiled call per range (elman_tanh_forward_loop /
+    elman_tanh_backward_loop, NumPy's sgemm from compiled code): the Python loop's matmul
+    makes the same sgemm calls, so outputs, deltas and every gradient have the same bits."""
+    from deltalab.fast import recurrent_kernels
+
+    if recurrent_kernels.sgemm_function() is None:
+        pytest.skip("NumPy's OpenBLAS sgemm not found")
+    p = parameters("elman", 9, batch, 5, 13, bias=bias, seed=batch + 3)
+    with dl.tuning(loop_kernels=False):
+        python_loops = run_elman(p, parallel)
+    with dl.tuning(loop_kernels=True):
+        assert_same(run_elman(p, parallel), python_loops)

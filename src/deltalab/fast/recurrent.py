@@ -19,8 +19,8 @@ import numpy as np
 from . import threads
 from .tuning import current as current_tuning
 
-__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "load_kernels", "lstm_backward",
-           "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels"]
+__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "input_projection", "load_kernels",
+           "lstm_backward", "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
 @functools.cache
@@ -227,17 +227,46 @@ def matmul(left, right, parts=None):
     return out
 
 
+def _elman_loop_ready(recurrent, *arrays):
+    """Whether the Elman step loops may run as one compiled call (float32 C-contiguous arrays
+    throughout, as :func:`.recurrent_kernels.elman_tanh_forward_loop` addresses them); else the
+    Python step loop, whose matmul casts and copies as NumPy does."""
+    return all(a.dtype == np.float32 and a.flags.c_contiguous for a in (recurrent, *arrays))
+
+
+def input_projection(x, weight_ih, parts=None):
+    """x (T·B, F) @ W_ihᵀ with W_ihᵀ copied C-contiguous first (a (gates·H, F) copy, tiny):
+    OpenBLAS (Haswell kernels, 1 thread, T=100 B=32 F=32) ran it 0.36 against 0.46 ms (Elman,
+    H=128) and 1.49 against 1.88 ms (LSTM, 4H=512) on the transposed view."""
+    return matmul(x, np.ascontiguousarray(weight_ih.T), parts)
+
+
+def summed_products(flat, other, parts=None):
+    """Σ over the rows of δᵀ·other, i.e. ``flat.T @ other`` (δ (T·B, G), other (T·B, K)),
+    computed as (otherᵀ·δ)ᵀ and copied C-contiguous: OpenBLAS (Haswell, 1 thread, T·B=3200)
+    0.35 against 0.40 ms for the Elman's dW_ih, 6.0 against 6.2 ms for the LSTM's [x | h] one
+    (K = 160, G = 512), 4.9 against 5.2 ms for G = 512, K = 128."""
+    return np.ascontiguousarray(matmul(other.T, flat, parts).T)
+
+
 # ------------------------------------------------------------------ the compiled step loops
 # Each writes what the NumPy loops in deltalab.ops.recurrent write, into the same arrays.
 def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
     """h(t) = tanh(z(t) + H h(t−1) + b) for every step, into ``h`` (T+1, B, H); ``z`` holds the
-    input projections (the kernel adds the bias: one pass over z fewer)."""
+    input projections (the kernel adds the bias: one pass over z fewer).  Each range's loop over
+    time is one compiled call when it can be (see :func:`_loop_sgemm`: the same sgemm calls,
+    the same bits, without two Python calls per step)."""
     steps, batch, hidden = z.shape
     bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
     buffer = np.empty((batch, hidden), dtype=z.dtype)
     step = kernels.elman_tanh_forward_step
+    compiled = _elman_loop_ready(recurrent, z, h)
 
     def loop(lo, hi, blas_threads):
+        sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
+        if sgemm is not None:
+            kernels.elman_tanh_forward_loop(sgemm, lo, hi, z, bias_row, recurrent, buffer, h)
+            return
         out = buffer[lo:hi]
         for t in range(steps):
             np.matmul(h[t, lo:hi], recurrent, out=out)
@@ -247,7 +276,8 @@ def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
 
 
 def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
-    """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0))."""
+    """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0)); each range's loop over time
+    is one compiled call when it can be (see :func:`_loop_sgemm`)."""
     steps, batch, hidden = grad.shape
     dtype = h.dtype
     carry = np.zeros((batch, hidden), dtype=dtype)  # ∂E/∂h(t) through h(t+1)
@@ -255,8 +285,13 @@ def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
     grad = np.ascontiguousarray(grad, dtype=dtype)
     recurrent = np.ascontiguousarray(weight_hh, dtype=dtype)
     step = kernels.elman_tanh_backward_step
+    compiled = _elman_loop_ready(recurrent, h, delta)
 
     def loop(lo, hi, blas_threads):
+        sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
+        if sgemm is not None:
+            kernels.elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent)
+            return
         out = carry[lo:hi]
         for t in range(steps - 1, -1, -1):
             step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))

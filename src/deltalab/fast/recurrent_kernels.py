@@ -366,3 +366,32 @@ def lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, 
                            delta, cell_delta, rows)
         left = delta.ctypes.data + 4 * (t * batch + lo) * width
         _step_product(sgemm, hi - lo, width, left, packed, edges, out, n)
+
+
+@njit(**_JIT)
+def elman_tanh_forward_loop(sgemm, lo, hi, z, bias, recurrent, buffer, h):
+    """:func:`elman_tanh_forward_step` for every step, batch rows lo..hi−1, after
+    buffer[lo:hi] = h[t, lo:hi] @ W_hhᵀ (``recurrent``, (H, H) C-contiguous): the sgemm call
+    ``np.matmul`` makes, without a Python call per step."""
+    n = h.shape[2]
+    batch = h.shape[1]
+    out = buffer.ctypes.data + 4 * lo * n
+    right = recurrent.ctypes.data
+    for t in range(z.shape[0]):
+        left = h.ctypes.data + 4 * (t * batch + lo) * n
+        sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, hi - lo, n, n, _ONE, left, n, right, n, _ZERO, out, n)
+        elman_tanh_forward_step(t, lo, hi, z, bias, buffer, h)
+
+
+@njit(**_JIT)
+def elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent):
+    """:func:`elman_tanh_backward_step` for t = T−1 … 0, batch rows lo..hi−1, each followed by
+    carry[lo:hi] = delta[t, lo:hi] @ W_hh (``recurrent``, (H, H) C-contiguous)."""
+    n = delta.shape[2]
+    batch = delta.shape[1]
+    out = carry.ctypes.data + 4 * lo * n
+    right = recurrent.ctypes.data
+    for t in range(delta.shape[0] - 1, -1, -1):
+        elman_tanh_backward_step(t, lo, hi, h, grad, carry, delta)
+        left = delta.ctypes.data + 4 * (t * batch + lo) * n
+        sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, hi - lo, n, n, _ONE, left, n, right, n, _ZERO, out, n)

@@ -36,7 +36,7 @@ class Tuning:
     kernel_min_work: int = 1 << 16
     #: LSTM step products in column blocks: None, the small-matrix rule decides
     split_step_products: bool | None = None
-    #: a range's whole LSTM loop over time in one compiled call (False: Python step loops)
+    #: a range's whole LSTM / Elman tanh loop over time in one compiled call (False: Python step loops)
     loop_kernels: bool = True
     #: M·N·K up to which OpenBLAS's AVX-512 builds use small-matrix kernels at one thread
     small_matrix_max: int = 1_000_000

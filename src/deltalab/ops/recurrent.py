@@ -58,18 +58,30 @@ ACTIVATIONS = {
 }
 
 
-def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None):
+def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None, float32=False, fused=True):
     """(Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1)) for δ flattened to (T·B, ·); one matrix product
     over [x | h(t−1)] when both are needed: one pass over δ instead of two, measured 1–4 µs
-    per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H)."""
+    per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H) (``fused=False``:
+    two products).  ``float32``: the products in the orientation OpenBLAS's sgemm runs faster
+    (:func:`deltalab.fast.recurrent.summed_products`; with or without the compiled kernels, so
+    the NumPy and compiled backward give the same bits; float64 keeps its old rounding)."""
     rows = flat.shape[0]
-    if need_ih and need_hh:
-        both = fast.matmul(flat.T, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
+    product = fast.summed_products if float32 else (lambda d, other, parts: fast.matmul(d.T, other, parts))
+    if need_ih and need_hh and fused:
+        both = product(flat, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
         features = x.shape[-1]
         return np.ascontiguousarray(both[:, :features]), np.ascontiguousarray(both[:, features:])
-    g_ih = fast.matmul(flat.T, x.reshape(rows, -1), parts) if need_ih else None
-    g_hh = fast.matmul(flat.T, h_prev.reshape(rows, -1), parts) if need_hh else None
+    g_ih = product(flat, x.reshape(rows, -1), parts) if need_ih else None
+    g_hh = product(flat, h_prev.reshape(rows, -1), parts) if need_hh else None
     return g_ih, g_hh
+
+
+def _input_projection(x, weight_ih, parts):
+    """x (T·B, F) @ W_ihᵀ: for float32 as :func:`deltalab.fast.recurrent.input_projection` (faster
+    in sgemm), float64 as it always was (the worked solutions' numbers)."""
+    if np.result_type(x, weight_ih) == np.float32:
+        return fast.input_projection(x, weight_ih, parts)
+    return fast.matmul(x, weight_ih.T, parts)
 
 
 class ElmanSequence(Function):
@@ -82,7 +94,7 @@ class ElmanSequence(Function):
         hidden = weight_ih.shape[0]
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
         ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
-        z = fast.matmul(x.reshape(steps * batch, -1), weight_ih.T, ranges and len(ranges)).reshape(steps, batch, hidden)
+        z = _input_projection(x.reshape(steps * batch, -1), weight_ih, ranges and len(ranges)).reshape(steps, batch, hidden)
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
@@ -127,8 +139,8 @@ class ElmanSequence(Function):
         flat = delta.reshape(steps * batch, hidden)
         need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
-        g_ih = fast.matmul(flat.T, x.reshape(steps * batch, -1), parts) if need[2] else None
-        g_hh = fast.matmul(flat.T, h[:-1].reshape(steps * batch, hidden), parts) if need[3] else None
+        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[2], need[3], parts, float32=z.dtype == np.float32,
+                                      fused=False)
         gb = flat.sum(axis=0) if ctx.has_bias and need[4] else None
         return gx, carry if need[1] else None, g_ih, g_hh, gb, None
 
@@ -146,7 +158,7 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
-        a = fast.matmul(x.reshape(steps * batch, -1), weight_ih.T, parts).reshape(steps, batch, 4 * n)
+        a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
         h = np.empty((steps + 1, batch, n), dtype=a.dtype)
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
@@ -194,7 +206,7 @@ class LSTMSequence(Function):
         flat = delta.reshape(steps * batch, 4 * n)
         need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
-        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts)
+        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
         return gx, carry_h, carry_c, g_ih, g_hh, gb
 

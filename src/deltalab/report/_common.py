@@ -32,6 +32,13 @@ def number(value, decimals: int) -> str:
     return text
 
 
+def written(value, decimals: int) -> np.ndarray:
+    """Each entry of ``value`` as :func:`number` writes it, read back (−0.02156 → −0.0216): what a
+    reader adds up when a sum is on screen."""
+    array = np.asarray(value, dtype=float)
+    return np.vectorize(lambda v: float(number(v, decimals)), otypes=[float])(array) if array.size else array
+
+
 def as_array(value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
@@ -451,7 +458,8 @@ def _pieces(row, room, decimals):
         elif not op and pieces:
             blocks = pieces[-1][1]
             if blocks and not (isinstance(content, str) and content.startswith((" ", ")"))):
-                blocks.append(" " if not isinstance(content, str) else "")
+                label = isinstance(content, str) and content.startswith("(") and not isinstance(row[j - 1].content, str)
+                blocks.append(" " if not isinstance(content, str) or label else "")  # "0.0001 (24 more paths)"
             blocks.append(term_block(term, decimals))
         else:
             pieces.append([op, [term_block(term, decimals)], "term"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .derived import substituted
-from ._common import delta_groups, general_formula, integral, number, parameter_names, time_groups
+from ._common import LARGE, delta_groups, general_formula, integral, number, parameter_names, time_groups, written
 
 LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
 JACOBIAN_SHOWN = 16  # entries of a tensor edge's Jacobian written out (larger: its shape only)
@@ -379,7 +379,7 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
             chains.append(Chain(f"∂{symbol}/∂{name}", _path_rows(path_sum, decimals)))
             if path_sum.total > len(path_sum.paths):
                 notes.append(f"{name}: {count(path_sum.total)} paths, the {len(path_sum.paths)} largest shown; "
-                             f"the value is the {path_sum.method}")
+                             f"{_hidden_sum_text(path_sum)}; the value is the {path_sum.method}")
         blocks.append(Block("chains", items=chains))
         if notes:
             blocks.append(Block("list", items=notes))
@@ -388,7 +388,16 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
 
 def _path_rows(path_sum, decimals) -> list:
     """The largest paths (by |contribution|) term by term, then the rest as one term, so the
-    terms on screen add up to the total: ``−0.0148 − 0.0046 + … − 0.0001 (24 more paths)``."""
+    terms on screen add up to the total on screen: ``−0.0148 − 0.0046 + … + 0.0001 (24 more paths)
+    = −0.0216``.
+
+    Every term is written rounded to ``decimals``, and rounded terms need not add up to the
+    rounded total (−0.0148 − 0.0046 − 0.0015 − 0.0008 + 0.0004 − 0.0003 + 0.0001 = −0.0215, the
+    total −0.0216). So the last term is not the hidden paths' sum rounded on its own but the total
+    as written minus the shown terms as written: it is the hidden paths' sum plus the rounding of
+    the shown terms, and its label says so when the rounding changed it ("24 more paths and the
+    rounding"). With every path shown, a rounding difference is one more term labelled
+    "(rounding)". The exact sum of the hidden paths is in the note under the chain."""
     shown = path_sum.paths
     value = np.asarray(path_sum.value, dtype=float)
     hidden = path_sum.total - len(shown)
@@ -404,13 +413,43 @@ def _path_rows(path_sum, decimals) -> list:
             for row in rows:
                 row.append(Term("+", more))
         if len(shown) > 1 or hidden > 0:
-            terms = [Term("" if i == 0 else "+", np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)]
+            values = [np.asarray(p.value, dtype=float) for p in shown]
+            terms = [Term("" if i == 0 else "+", v) for i, v in enumerate(values)]
+            exact_rest = value - sum(values, np.zeros_like(value))
+            rest = _closing_term(value, values, decimals)
+            if rest is None:  # too large to write in fixed decimals: the exact remainder
+                rest = exact_rest
             if hidden > 0:
-                rest = value - sum((np.asarray(p.value, dtype=float) for p in shown), np.zeros_like(value))
-                terms += [Term("+", rest), Term("", more)]
+                rounded = not np.array_equal(written(rest, decimals), written(exact_rest, decimals))
+                label = f"({count(hidden)} more path{'s' if hidden != 1 else ''}{' and the rounding' if rounded else ''})"
+                terms += [Term("+", rest), Term("", label)]
+            elif np.any(written(rest, decimals) != 0):
+                terms += [Term("+", rest), Term("", "(rounding)")]
             rows.append(terms)
     rows.append([Term("", value)])
     return rows
+
+
+def _hidden_sum_text(path_sum) -> str:
+    """What the paths left out add up to, unrounded (the chain's last term carries it rounded,
+    together with the rounding of the terms shown)."""
+    hidden = path_sum.total - len(path_sum.paths)
+    value = np.asarray(path_sum.value, dtype=float)
+    rest = value - sum((np.asarray(p.value, dtype=float) for p in path_sum.paths), np.zeros_like(value))
+    if rest.size != 1:
+        return f"the other {count(hidden)} add up to the last term"
+    return f"the other {count(hidden)} add up to {float(rest.reshape(-1)[0]):.3g}".replace("-", "−")
+
+
+def _closing_term(total, terms, decimals):
+    """total − Σ terms, each as written with ``decimals`` (in whole units of the last decimal, so
+    no binary rounding creeps in); None when a value is too large for fixed decimals."""
+    arrays = [np.asarray(total, dtype=float)] + [np.asarray(t, dtype=float) for t in terms]
+    if any(not np.all(np.isfinite(a)) or np.any(np.abs(a) >= LARGE) for a in arrays):
+        return None
+    scale = 10 ** decimals
+    units = [np.rint(written(a, decimals) * scale).astype(np.int64) for a in arrays]
+    return (units[0] - sum(units[1:], np.zeros_like(units[0]))) / scale
 
 
 def _exact_blocks(step, prefix) -> list:

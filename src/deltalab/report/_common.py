@@ -350,11 +350,17 @@ _HTML_NOTATION = re.compile(
     r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-zΣΠ][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
     r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
     r"|(?P<power>\^(?P<exponent>[0-9]+))")
-_HTML_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[,=]))-(?=[0-9.])| - ")
+_HTML_MINUS = re.compile(
+    r"(?:(?<=^)|(?<=[\s(\[{,=]))-(?=[0-9.])"  # a number's sign: -0.5, (-2, 3), x = -1
+    r"|(?<=[0-9.][eE])-(?=[0-9])"  # an exponent's sign: 1e-06
+    r"|(?<=[\[({][A-Za-z])-(?=[0-9])"  # an index: z2[t-1], h_{t-1}
+    r"|(?<![A-Za-z]{2}) - (?![A-Za-z]{2})")  # a difference a - b; "well - known" between two words is prose
 
 
 def html_minus(text: str) -> str:
-    """ASCII hyphens that are minus signs (-0.5, a - b) as U+2212, as maths is typeset."""
+    """ASCII hyphens that are minus signs (-0.5, 1e-06, x[t-1], a - b) as U+2212, as maths is
+    typeset; a hyphen in a word ("cross-entropy", "many-to-many", "max-pool") or between two
+    words of free text stays a hyphen."""
     return _HTML_MINUS.sub(lambda m: " − " if m.group() == " - " else "−", text)
 
 

@@ -89,16 +89,16 @@ def render(trace, decimals: int = 4) -> str:
     layers = layer_notation(trace)
     for block in build(trace, decimals):
         if block.kind == "title":
-            body.append(f"<h1>{escape(block.text)}</h1>")
+            body.append(f"<h1>{escape(html_minus(block.text))}</h1>")
         elif block.kind == "heading":
             level = min(max(block.level, 2), 4)
-            body.append(f"<h{level}>{escape(block.text)}</h{level}>")
+            body.append(f"<h{level}>{escape(html_minus(block.text))}</h{level}>")
         elif block.kind == "text":
             body.append(f"<p>{html_symbol(block.text, layers)}</p>")
         elif block.kind == "list":
             body.append("<ul>" + "".join(f"<li>{html_symbol(line, layers)}</li>" for line in block.items) + "</ul>")
         elif block.kind == "equations":
-            body.append(f"<h3>{escape(block.text)}</h3>")
+            body.append(f"<h3>{escape(html_minus(block.text))}</h3>")
             body += [f'<div class="eq">{html_symbol(line, layers)}</div>' for line in block.items]
         elif block.kind == "chains":
             for chain in block.items:
@@ -114,5 +114,5 @@ def render(trace, decimals: int = 4) -> str:
             body.append(f'<div class="grid-box"><table class="grid"><tr>{head}</tr>{rows}</table></div>')
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{escape(trace.title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
+            f"<title>{escape(html_minus(trace.title))}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")

@@ -24,6 +24,7 @@ class Term:
     op: str  # "" for the first term of a row, else "+", "−", "·"
     content: object  # str (notation) or np.ndarray (a value)
     keep_decimals: bool = False  # a whole-number array beside decimal ones: written with decimals too
+    marked: object = None  # booleans of the value's shape: entries to mark (each pooling window's winner)
 
 
 @dataclass
@@ -181,15 +182,29 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     # Forward pass
     blocks.append(Block("heading", f"{prefix}Forward pass"))
     groups, loose = time_groups(step)
+    derivation = getattr(step, "derivation", None)
+    winners = _pooled_inputs(derivation)
     for group in groups:
         if group.step is not None:
             title = f"t = {group.step}" + (" (initial state)" if group.step == 0 else "")
             blocks.append(Block("heading", title, level=3))
-        chains = [value_chain(v.key, v.array) for v in group.forward + group.outputs + group.targets]
+        chains, notes = [], []
+        for v in group.forward + group.outputs + group.targets:
+            chain = value_chain(v.key, v.array)
+            if v.key in winners:  # the input of a max pooling: each window's winner marked
+                chain.rows[-1][-1].marked = winners[v.key]
+            chains.append(chain)
+            node = None if derivation is None or v not in group.forward else derivation.by_key("forward", v.key)
+            if node is not None and node.worked is not None:
+                chains.append(worked_chain(node, decimals))
+                notes.append(_worked_note(node))
+            if node is not None and node.windows is not None:
+                notes.append(_pooling_note(node, derivation))
         if group.error is not None:
             chains.append(value_chain(*group.error))
         if chains:
             blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in notes]
     totals = [value_chain(name, value) for name, value in loose]
     symbol = loss_symbol(trace)
     last_only = None
@@ -216,13 +231,12 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             blocks.append(Block("text", "No targets: forward pass only."))
         return blocks
     # Backward pass
-    derivation = getattr(step, "derivation", None)
     if step.deltas and derivation is not None and any(n.kind == "delta" for n in derivation):
         blocks.append(Block("heading", f"{prefix}Backward pass"))
         if any(n.time_step is not None for n in derivation if n.kind == "delta"):
             blocks.append(Block("text", "Back-propagation through time: the last time step first."))
         current = object()
-        chains = []
+        chains, notes = [], []
         for node in derivation:
             if node.kind != "delta":
                 continue
@@ -233,9 +247,18 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                 current = node.time_step
                 if current is not None:
                     blocks.append(Block("heading", f"t = {current}", level=3))
-            chains.append(derived_chain(node, derivation))
+            chain = derived_chain(node, derivation)
+            chains.append(chain)
+            if node.windows is not None:  # routed back by max pooling: the winners get the deltas
+                chain.rows[-1][-1].marked = node.windows.mask()
+                notes.append(f"{node.symbol}: each window's delta goes back to the window's winner (marked "
+                             f"{MARK_NAMES}); every other entry gets 0.")
+            if node.worked is not None:
+                chains.append(worked_chain(node, decimals))
+                notes.append(_worked_note(node))
         if chains:
             blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in notes]
     elif step.deltas:
         blocks.append(Block("heading", f"{prefix}Backward pass"))
         for t, values in delta_groups(step):
@@ -247,7 +270,7 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     # Gradients
     if step.gradients:
         blocks.append(Block("heading", f"{prefix}Gradients"))
-        chains = []
+        chains, worked_notes = [], []
         for name in parameter_names(step):
             if name not in step.gradients:
                 continue
@@ -256,6 +279,9 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             if not contributions and node is not None and node.formula is not None:
                 chain = derived_chain(node, derivation)
                 chains.append(Chain(f"∂{symbol}/∂{name}", chain.rows))
+                if node.worked is not None:
+                    chains.append(worked_chain(node, decimals, f"∂{symbol}/∂{name}"))
+                    worked_notes.append(_worked_note(node, f"∂{symbol}/∂{name}"))
                 continue
             rows = []
             if contributions:
@@ -269,6 +295,7 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             rows.append([Term("", np.asarray(step.gradients[name], dtype=float))])
             chains.append(Chain(f"∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in worked_notes]
     # Update
     if step.parameters_after:
         blocks.append(Block("heading", f"{prefix}Update"))
@@ -286,6 +313,78 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             chains.append(Chain(f"{name} − η · ∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
     return blocks
+
+
+PRODUCTS_SHOWN = 81  # products of a worked entry written out (a 3×3 kernel over 9 channels); the rest counted
+MARK_NAMES = "* in text, bold and underlined on a page"
+
+
+def _entry(index) -> str:
+    return ", ".join(str(i + 1) for i in index)
+
+
+def worked_chain(node, decimals, symbol=None) -> Chain:
+    """One entry of a node term by term, as recorded: ``z[1](1, 2, 2) = Σ_{c,i,j} W1(1, c, i, j) ·
+    x[0](c, i, j) = 1·10 + 1·10 + … = 46`` -- the general formula, every product with the
+    window's numbers, the value."""
+    worked = node.worked
+    factors = [v for pair in worked.products for v in pair] + ([] if worked.bias is None else [worked.bias])
+    places = 0 if integral(np.asarray(factors + [worked.value], dtype=float)) else decimals
+
+    def factor(v):
+        text = number(v, places)
+        return f"({text})" if text.startswith("-") else text
+
+    products = worked.products
+    zeros = 0
+    if node.kind != "forward":  # a backward sum: products with a zero factor (a dead unit's δ) are counted, not written
+        products = [(a, b) for a, b in worked.products if a != 0 and b != 0]
+        zeros = len(worked.products) - len(products)
+    terms = [Term("" if k == 0 else "+", f"{factor(a)}·{factor(b)}")
+             for k, (a, b) in enumerate(products[:PRODUCTS_SHOWN])]
+    if len(products) > PRODUCTS_SHOWN:
+        hidden = len(products) - PRODUCTS_SHOWN
+        rest = sum(a * b for a, b in products[PRODUCTS_SHOWN:])
+        terms += [Term("+", np.asarray(rest, dtype=float)), Term("", f"({hidden} more products)")]
+    if zeros:
+        terms.append(Term("+" if terms else "", f"0 ({zeros} product{'s' if zeros != 1 else ''} with a factor 0)"))
+    if worked.bias is not None:
+        terms.append(Term("+" if terms else "", np.asarray(worked.bias, dtype=float)))
+    if not terms:
+        terms = [Term("", "0")]  # no window puts a weight on this entry
+    value = number(worked.value, 0) if places == 0 else np.asarray(worked.value, dtype=float)  # 46 after 1·10 + …
+    rows = [[Term("", worked.general)], terms, [Term("", value)]]
+    return Chain(f"{symbol or node.symbol}({_entry(worked.index)})", rows)
+
+
+def _worked_note(node, symbol=None) -> str:
+    worked = node.worked
+    axes = {4: "sample, channel, row, column", 3: "channel, row, column"}.get(len(worked.index), "")
+    if node.kind == "gradient":
+        axes = "kernel, channel, row, column"
+    padding = "; a 0 from outside the image is the zero padding" if any(worked.padded) else ""
+    return (f"{symbol or node.symbol}({_entry(worked.index)}) is one entry worked out term by term "
+            f"({axes}, counted from 1){padding}.")
+
+
+def _pooled_inputs(derivation) -> dict:
+    """{forward key of a max pooling's input: the mask of its windows' winners}."""
+    out = {}
+    for node in derivation or ():
+        if node.kind in ("forward", "output") and node.windows is not None and node.formula is not None:
+            source = derivation[node.formula.refs()[0]]
+            out[source.key] = node.windows.mask()
+    return out
+
+
+def _pooling_note(node, derivation) -> str:
+    windows = node.windows
+    source = derivation[node.formula.refs()[0]].symbol
+    size = f"{windows.kernel[0]}×{windows.kernel[1]}"
+    stride = windows.stride[0] if windows.stride[0] == windows.stride[1] else tuple(windows.stride)
+    return (f"{node.symbol} = max_pool2d({source}) with {size} windows, stride {stride}: each window's winner, its "
+            f"largest entry (the first one on a tie), is marked in {source} ({MARK_NAMES}) and is the window's "
+            f"entry in {node.symbol}.")
 
 
 def _last_step_loss(step, symbol):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ._common import as_array, cells, html_minus, html_symbol, layer_notation, number, slices
+import numpy as np
+
+from ._common import as_array, cells, html_minus, html_symbol, layer_notation, marked_slices, number
 from .document import build
 
 STYLE = """
@@ -26,6 +28,7 @@ table.m { display: inline-table; border-collapse: separate; border-spacing: .6re
           border-left: 2px solid #333; border-right: 2px solid #333; border-radius: 4px;
           vertical-align: middle; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .9rem; }
 table.m td { text-align: right; padding: 0; white-space: nowrap; }
+table.m td.win { font-weight: bold; text-decoration: underline; }
 .slice { display: inline-block; text-align: center; margin-right: .6rem; }
 .slice small { display: block; color: #666; }
 .grid-box { max-width: 100%; overflow-x: auto; }
@@ -48,16 +51,22 @@ table.grid td { text-align: right; } table.grid td:first-child { text-align: lef
 """.strip()
 
 
-def matrix(value, decimals: int, keep_decimals: bool = False) -> str:
+def _cell_html(text: str, marked: bool) -> str:
+    """One matrix entry; a marked one (a pooling window's winner) bold and underlined."""
+    return f'<td class="win">{html_minus(text)}</td>' if marked else f"<td>{html_minus(text)}</td>"
+
+
+def matrix(value, decimals: int, keep_decimals: bool = False, marks=None) -> str:
     array = as_array(value)
     if array.ndim == 0:
         return f'<span class="num">{html_minus(number(array, decimals))}</span>'
     if array.ndim <= 2:
-        rows = "".join("<tr>" + "".join(f"<td>{html_minus(c)}</td>" for c in row) + "</tr>"
-                       for row in cells(array, decimals, keep_decimals))
+        shown = cells(array, decimals, keep_decimals, np.zeros(array.shape, bool) if marks is None else marks,
+                      _cell_html)
+        rows = "".join("<tr>" + "".join(row) + "</tr>" for row in shown)
         return f'<table class="m">{rows}</table>'
-    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals, keep_decimals)}</span>'
-                   for label, part in slices(array))
+    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals, keep_decimals, part_marks)}'
+                   f'</span>' for label, part, part_marks in marked_slices(array, marks))
 
 
 def _term(term, decimals, layers=True) -> str:
@@ -65,9 +74,9 @@ def _term(term, decimals, layers=True) -> str:
     wrapped sum of two matrices never reads as one taller matrix); a matrix wider than the
     screen scrolls inside its own box."""
     if isinstance(term.content, str):
-        body = html_symbol(term.content, layers)
+        body = f"<span>{html_symbol(term.content, layers)}</span>"  # one flex item: no gap before a superscript
     else:
-        body = f'<span class="wide">{matrix(term.content, decimals, term.keep_decimals)}</span>'
+        body = f'<span class="wide">{matrix(term.content, decimals, term.keep_decimals, term.marked)}</span>'
     op = f"<span>{escape(_html_op(term.op))}</span>" if term.op else ""
     return f'<span class="term">{op}{body}</span>'
 

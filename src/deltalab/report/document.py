@@ -330,9 +330,12 @@ def worked_chain(node, decimals, symbol=None) -> Chain:
     worked = node.worked
     factors = [v for pair in worked.products for v in pair] + ([] if worked.bias is None else [worked.bias])
     places = 0 if integral(np.asarray(factors + [worked.value], dtype=float)) else decimals
+    # each side of the products with its own decimals: weights 0.0316 against an image's 1, not 1.0000
+    sides = [0 if not worked.products or integral(np.asarray([p[k] for p in worked.products], dtype=float))
+             else decimals for k in (0, 1)]
 
-    def factor(v):
-        text = number(v, places)
+    def factor(v, side):
+        text = number(v, sides[side])
         return f"({text})" if text.startswith("-") else text
 
     products = worked.products
@@ -340,7 +343,7 @@ def worked_chain(node, decimals, symbol=None) -> Chain:
     if node.kind != "forward":  # a backward sum: products with a zero factor (a dead unit's δ) are counted, not written
         products = [(a, b) for a, b in worked.products if a != 0 and b != 0]
         zeros = len(worked.products) - len(products)
-    terms = [Term("" if k == 0 else "+", f"{factor(a)}·{factor(b)}")
+    terms = [Term("" if k == 0 else "+", f"{factor(a, 0)}·{factor(b, 1)}")
              for k, (a, b) in enumerate(products[:PRODUCTS_SHOWN])]
     if len(products) > PRODUCTS_SHOWN:
         hidden = len(products) - PRODUCTS_SHOWN

@@ -539,8 +539,8 @@ def _hidden_sum_text(path_sum) -> str:
     value = np.asarray(path_sum.value, dtype=float)
     rest = value - sum((np.asarray(p.value, dtype=float) for p in path_sum.paths), np.zeros_like(value))
     if rest.size != 1:
-        return f"the other {count(hidden)} add up to the last term"
-    return f"the other {count(hidden)} add up to {float(rest.reshape(-1)[0]):.3g}".replace("-", "−")
+        return f"the last term is the other {count(hidden)} paths' sum (with the rounding, where it says so)"
+    return f"the other {count(hidden)} add up to {float(rest.reshape(-1)[0]):.3g}"
 
 
 def _closing_term(total, terms, decimals):

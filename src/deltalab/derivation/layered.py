@@ -34,6 +34,15 @@ def through_activation(function, upstream, z, x, axis):
 
 
 def derive_layered(problem, model, step, batched) -> Derivation:
+    d = _derive_layered(problem, model, step, batched)
+    for l, spec in enumerate(model.specs, start=1):  # a layer kind's worked entries (conv cells, pooling winners)
+        input_id = "forward:x[0]" if l == 1 else f"forward:x[{l - 1}]" if f"forward:x[{l - 1}]" in d \
+            else f"forward:z[{l - 1}]"
+        LAYERS[spec["type"]].annotate(d, l, spec, input_id, batched)
+    return d
+
+
+def _derive_layered(problem, model, step, batched) -> Derivation:
     d = Derivation()
     specs = model.specs
     sample_axis = 1 if batched else 0  # the channel / class axis of a recorded value

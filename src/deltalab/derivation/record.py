@@ -21,6 +21,52 @@ KINDS = ("input", "target", "parameter", "forward", "output", "error", "loss", "
 
 
 @dataclass
+class Worked:
+    """One entry of a node worked out by hand, as the lecture does for one cell of a
+    convolution: ``value = Σ a·b (+ bias)`` over ``products``, each pair as recorded (the
+    window's input next to its weight, an input next to a delta); a factor outside the image
+    (zero padding) is 0 with ``padded`` True.  ``index`` is 0-based into the node's value; the
+    formula text counts from 1, as the solution writes entries."""
+
+    index: tuple
+    general: str  # the entry's formula, e.g. "Σ_{c,i,j} W1(1, c, i, j) · x[0](c, i, j)"
+    products: list  # [(a, b)] floats, in reading order
+    padded: list  # per product: whether b is the zero padding
+    bias: float | None = None
+    value: float = 0.0  # the node's recorded entry at ``index``
+
+    def as_dict(self) -> dict:
+        return {"index": list(self.index), "general": self.general,
+                "products": [[float(a), float(b)] for a, b in self.products], "padded": list(self.padded),
+                "bias": self.bias, "value": self.value}
+
+
+@dataclass
+class Windows:
+    """Max pooling's windows: ``winners`` holds, for every output entry (the pooled value's
+    axes), the (row, column) in the unpadded input of the window's largest entry (the first on
+    a tie, as the engine and PyTorch pick it) -- where the window's δ goes back."""
+
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    winners: np.ndarray  # int, shape = output shape + (2,)
+    input_shape: tuple
+
+    def mask(self) -> np.ndarray:
+        """True at every input entry that wins a window (one may win several)."""
+        marks = np.zeros(self.input_shape, dtype=bool)
+        for index in np.ndindex(self.winners.shape[:-1]):  # (samples, channel, y, x)
+            row, column = self.winners[index]
+            marks[index[:-2] + (int(row), int(column))] = True
+        return marks
+
+    def as_dict(self) -> dict:
+        return {"kernel": list(self.kernel), "stride": list(self.stride), "padding": list(self.padding),
+                "winners": self.winners.tolist()}
+
+
+@dataclass
 class Node:
     id: str  # unique in its derivation: "<section>:<key>", e.g. "deltas:z[1](2)"
     symbol: str  # the lecture's notation, e.g. "δ[1](2)"
@@ -31,6 +77,8 @@ class Node:
     section: str | None = None  # the key's section in ``solve --format json`` ("deltas", ...)
     key: str | None = None  # the key there, e.g. "z[1](2)"
     sequence: int | None = None  # n of a batch of sequences (1-based), None for one sequence
+    worked: Worked | None = None  # one entry worked out term by term (a convolution's cell)
+    windows: Windows | None = None  # max pooling: each window's winner (on the pooled node and its routed delta)
 
     @property
     def inputs(self) -> list:
@@ -56,6 +104,12 @@ class Derivation:
         self.keyed.setdefault((section, key), node)
         self.recorded[id] = node.value
         return Ref(id, symbol)
+
+    def annotate(self, id, worked=None, windows=None) -> None:
+        """Attach a worked entry or pooling windows to a recorded node."""
+        node = self.nodes[id]
+        node.worked = worked if worked is not None else node.worked
+        node.windows = windows if windows is not None else node.windows
 
     def ref(self, id) -> Ref:
         return Ref(id, self.nodes[id].symbol)
@@ -98,4 +152,4 @@ class Derivation:
         return self.keyed.get((section, key))
 
 
-__all__ = ["Derivation", "KINDS", "Node"]
+__all__ = ["Derivation", "KINDS", "Node", "Windows", "Worked"]

@@ -32,6 +32,13 @@ def number(value, decimals: int) -> str:
     return text
 
 
+def written(value, decimals: int) -> np.ndarray:
+    """Each entry of ``value`` as :func:`number` writes it, read back (−0.02156 → −0.0216): what a
+    reader adds up when a sum is on screen."""
+    array = np.asarray(value, dtype=float)
+    return np.vectorize(lambda v: float(number(v, decimals)), otypes=[float])(array) if array.size else array
+
+
 def as_array(value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
@@ -58,36 +65,59 @@ def integral(array: np.ndarray) -> bool:
         and bool(np.all(array == np.round(array)))
 
 
-def cells(array: np.ndarray, decimals: int, keep_decimals: bool = False) -> list:
+def text_mark(text: str, marked: bool) -> str:
+    """A marked entry in plain text (a pooling window's winner): ``46*``; the others get a space
+    so the columns stay aligned."""
+    return text + ("*" if marked else " ")
+
+
+def cells(array: np.ndarray, decimals: int, keep_decimals: bool = False, marks=None, mark=text_mark) -> list:
     """Rows of formatted numbers of an array of ≤ 2 dimensions (a vector is one row).
 
     An array of whole numbers (an image, a one-hot target) is written without decimals,
-    unless ``keep_decimals`` (it stands beside arrays with decimals).
+    unless ``keep_decimals`` (it stands beside arrays with decimals). ``marks`` (booleans of
+    the array's shape, or None): the entries written through ``mark(text, marked)``.
     """
     array = np.atleast_2d(array)
     places = 0 if integral(array) and not keep_decimals else decimals
-    return [[number(v, places) for v in row] for row in array]
+    rows = [[number(v, places) for v in row] for row in array]
+    if marks is None:
+        return rows
+    marks = np.atleast_2d(np.asarray(marks, dtype=bool))
+    return [[mark(text, bool(m)) for text, m in zip(row, mark_row)] for row, mark_row in zip(rows, marks)]
 
 
-def text_block(value, decimals: int, keep_decimals: bool = False, width: int | None = None) -> list:
+def marked_slices(array: np.ndarray, marks):
+    """:func:`slices` of an array with the matching slices of its marks (None: no marks)."""
+    if marks is None:
+        for label, part in slices(array):
+            yield label, part, None
+        return
+    for (label, part), (_, part_marks) in zip(slices(array), slices(np.asarray(marks, dtype=bool))):
+        yield label, part, part_marks
+
+
+def text_block(value, decimals: int, keep_decimals: bool = False, width: int | None = None, marks=None) -> list:
     """Lines of a readable matrix: ``[a  b]`` for a vector, ⎡⎢⎣ brackets for rows aligned by column.
 
     ``width``: a matrix wider than that is written in blocks of columns, one under the other,
-    each headed "columns 1–8" (as NumPy prints a wide array), so no line is longer."""
+    each headed "columns 1–8" (as NumPy prints a wide array), so no line is longer.
+    ``marks``: entries to mark (``46*``), booleans of the value's shape."""
     array = as_array(value)
     if array.ndim == 0:
         return [number(array, decimals)]
     if array.ndim > 2:
         lines = Stacked()
-        for i, (label, part) in enumerate(slices(array)):
-            block = text_block(part, decimals, keep_decimals, None if width is None else width - len(label) - 2)
+        for i, (label, part, part_marks) in enumerate(marked_slices(array, marks)):
+            block = text_block(part, decimals, keep_decimals, None if width is None else width - len(label) - 2,
+                               part_marks)
             if i == 0:
                 lines.anchor = getattr(block, "anchor", (len(block) - 1) // 2)
             elif len(block) > 1 or len(lines[-1]) > 1:
                 lines.append("")
             lines.extend(hcat([f"{label}: ", block]))
         return lines
-    rows = cells(array, decimals, keep_decimals)
+    rows = cells(array, decimals, keep_decimals, marks)
     if not rows or not rows[0]:
         return ["[]"]
     widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
@@ -98,7 +128,8 @@ def text_block(value, decimals: int, keep_decimals: bool = False, width: int | N
             part = array[..., start:stop]
             kind = "entries" if array.ndim == 1 else "columns"
             lines.append(f"{kind} {start + 1}–{stop}" if stop - start > 1 else f"{kind[:-1] if kind == 'columns' else 'entry'} {start + 1}")
-            lines.extend(text_block(part, decimals, keep_decimals or not integral(array) and integral(part)))
+            lines.extend(text_block(part, decimals, keep_decimals or not integral(array) and integral(part),
+                                    marks=None if marks is None else np.asarray(marks, dtype=bool)[..., start:stop]))
         lines.anchor = 0
         return lines
     bodies = ["  ".join(cell.rjust(widths[j]) for j, cell in enumerate(row)) for row in rows]
@@ -351,11 +382,17 @@ _HTML_NOTATION = re.compile(
     r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-zΣΠ][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
     r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
     r"|(?P<power>\^(?P<exponent>[0-9]+))")
-_HTML_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[,=]))-(?=[0-9.])| - ")
+_HTML_MINUS = re.compile(
+    r"(?:(?<=^)|(?<=[\s(\[{,=]))-(?=[0-9.])"  # a number's sign: -0.5, (-2, 3), x = -1
+    r"|(?<=[0-9.][eE])-(?=[0-9])"  # an exponent's sign: 1e-06
+    r"|(?<=[\[({][A-Za-z])-(?=[0-9])"  # an index: z2[t-1], h_{t-1}
+    r"|(?<![A-Za-z]{2}) - (?![A-Za-z]{2})")  # a difference a - b; "well - known" between two words is prose
 
 
 def html_minus(text: str) -> str:
-    """ASCII hyphens that are minus signs (-0.5, a - b) as U+2212, as maths is typeset."""
+    """ASCII hyphens that are minus signs (-0.5, 1e-06, x[t-1], a - b) as U+2212, as maths is
+    typeset; a hyphen in a word ("cross-entropy", "many-to-many", "max-pool") or between two
+    words of free text stays a hyphen."""
     return _HTML_MINUS.sub(lambda m: " − " if m.group() == " - " else "−", text)
 
 
@@ -393,7 +430,7 @@ def html_symbol(text: str, layers: bool = True) -> str:
 def term_block(term, decimals: int) -> list:
     if isinstance(term.content, str):
         return [term.content]
-    return text_block(term.content, decimals, term.keep_decimals)
+    return text_block(term.content, decimals, term.keep_decimals, marks=term.marked)
 
 
 def _row_parts(row, decimals, first_symbol):
@@ -420,7 +457,8 @@ def chain_lines(chain, decimals: int, width: int) -> list:
         term = chain.rows[0][0]
         if isinstance(term.content, str):
             return lines
-        return hcat([chain.lhs, " = ", text_block(term.content, decimals, term.keep_decimals, width - len(chain.lhs) - 3)])
+        return hcat([chain.lhs, " = ", text_block(term.content, decimals, term.keep_decimals, width - len(chain.lhs) - 3,
+                                                  term.marked)])
     indent = " " * len(chain.lhs)
     out = []
     for i, row in enumerate(chain.rows):
@@ -428,7 +466,7 @@ def chain_lines(chain, decimals: int, width: int) -> list:
         lines = hcat([head] + _row_parts(row, decimals, " = "))
         if width_of(lines) > width and len(row) == 1 and not isinstance(row[0].content, str):
             lines = hcat([head, " = ", text_block(row[0].content, decimals, row[0].keep_decimals,
-                                                  width - len(head) - 3)])
+                                                  width - len(head) - 3, row[0].marked)])
         if width_of(lines) <= width or len(row) == 1 and not _breakable(row[0], width - len(head) - 3):
             out += lines
             continue
@@ -459,7 +497,8 @@ def _pieces(row, room, decimals):
         elif not op and pieces:
             blocks = pieces[-1][1]
             if blocks and not (isinstance(content, str) and content.startswith((" ", ")"))):
-                blocks.append(" " if not isinstance(content, str) else "")
+                label = isinstance(content, str) and content.startswith("(") and not isinstance(row[j - 1].content, str)
+                blocks.append(" " if not isinstance(content, str) or label else "")  # "0.0001 (24 more paths)"
             blocks.append(term_block(term, decimals))
         else:
             pieces.append([op, [term_block(term, decimals)], "term"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .derived import substituted
-from ._common import delta_groups, general_formula, integral, number, parameter_names, time_groups
+from ._common import LARGE, delta_groups, general_formula, integral, number, parameter_names, time_groups, written
 
 LOCAL_SHOWN = 80  # local derivatives written out per step (big graphs: the rest are counted)
 JACOBIAN_SHOWN = 16  # entries of a tensor edge's Jacobian written out (larger: its shape only)
@@ -24,6 +24,7 @@ class Term:
     op: str  # "" for the first term of a row, else "+", "−", "·"
     content: object  # str (notation) or np.ndarray (a value)
     keep_decimals: bool = False  # a whole-number array beside decimal ones: written with decimals too
+    marked: object = None  # booleans of the value's shape: entries to mark (each pooling window's winner)
 
 
 @dataclass
@@ -181,17 +182,31 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     # Forward pass
     blocks.append(Block("heading", f"{prefix}Forward pass"))
     groups, loose = time_groups(step)
+    derivation = getattr(step, "derivation", None)
+    winners = _pooled_inputs(derivation)
     for group in groups:
         if group.step is not None:
             title = f"t = {group.step}" + (" (initial state)" if group.step == 0 else "")
             if group.sequence is not None:
                 title = f"sequence {group.sequence}, {title}"
             blocks.append(Block("heading", title, level=3))
-        chains = [value_chain(v.key, v.array) for v in group.forward + group.outputs + group.targets]
+        chains, notes = [], []
+        for v in group.forward + group.outputs + group.targets:
+            chain = value_chain(v.key, v.array)
+            if v.key in winners:  # the input of a max pooling: each window's winner marked
+                chain.rows[-1][-1].marked = winners[v.key]
+            chains.append(chain)
+            node = None if derivation is None or v not in group.forward else derivation.by_key("forward", v.key)
+            if node is not None and node.worked is not None:
+                chains.append(worked_chain(node, decimals))
+                notes.append(_worked_note(node))
+            if node is not None and node.windows is not None:
+                notes.append(_pooling_note(node, derivation))
         if group.error is not None:
             chains.append(value_chain(*group.error))
         if chains:
             blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in notes]
     totals = [value_chain(name, value) for name, value in loose]
     symbol = loss_symbol(trace)
     last_only = None
@@ -233,7 +248,7 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                                         f"sequences share the weights, nothing else); the gradients below combine "
                                         f"the sequences as {symbol} does."))
         current = object()
-        chains = []
+        chains, notes = [], []
         for node in derivation:
             if node.kind != "delta":
                 continue
@@ -245,9 +260,18 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
                 if node.time_step is not None:
                     blocks.append(Block("heading", f"t = {node.time_step}" if node.sequence is None
                                         else f"sequence {node.sequence}, t = {node.time_step}", level=3))
-            chains.append(derived_chain(node, derivation))
+            chain = derived_chain(node, derivation)
+            chains.append(chain)
+            if node.windows is not None:  # routed back by max pooling: the winners get the deltas
+                chain.rows[-1][-1].marked = node.windows.mask()
+                notes.append(f"{node.symbol}: each window's delta goes back to the window's winner (marked "
+                             f"{MARK_NAMES}); every other entry gets 0.")
+            if node.worked is not None:
+                chains.append(worked_chain(node, decimals))
+                notes.append(_worked_note(node))
         if chains:
             blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in notes]
     elif step.deltas:
         blocks.append(Block("heading", f"{prefix}Backward pass"))
         for t, values in delta_groups(step):
@@ -259,7 +283,7 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
     # Gradients
     if step.gradients:
         blocks.append(Block("heading", f"{prefix}Gradients"))
-        chains = []
+        chains, worked_notes = [], []
         for name in parameter_names(step):
             if name not in step.gradients:
                 continue
@@ -280,6 +304,9 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             if not contributions and node is not None and node.formula is not None:
                 chain = derived_chain(node, derivation)
                 chains.append(Chain(f"∂{symbol}/∂{name}", chain.rows))
+                if node.worked is not None:
+                    chains.append(worked_chain(node, decimals, f"∂{symbol}/∂{name}"))
+                    worked_notes.append(_worked_note(node, f"∂{symbol}/∂{name}"))
                 continue
             rows = []
             if contributions:
@@ -293,6 +320,7 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             rows.append([Term("", np.asarray(step.gradients[name], dtype=float))])
             chains.append(Chain(f"∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
+        blocks += [Block("text", note) for note in worked_notes]
     # Update
     if step.parameters_after:
         blocks.append(Block("heading", f"{prefix}Update"))
@@ -310,6 +338,81 @@ def _step_blocks(trace, step, prefix, decimals, many) -> list:
             chains.append(Chain(f"{name} − η · ∂{symbol}/∂{name}", rows))
         blocks.append(Block("chains", items=chains))
     return blocks
+
+
+PRODUCTS_SHOWN = 81  # products of a worked entry written out (a 3×3 kernel over 9 channels); the rest counted
+MARK_NAMES = "* in text, bold and underlined on a page"
+
+
+def _entry(index) -> str:
+    return ", ".join(str(i + 1) for i in index)
+
+
+def worked_chain(node, decimals, symbol=None) -> Chain:
+    """One entry of a node term by term, as recorded: ``z[1](1, 2, 2) = Σ_{c,i,j} W1(1, c, i, j) ·
+    x[0](c, i, j) = 1·10 + 1·10 + … = 46`` -- the general formula, every product with the
+    window's numbers, the value."""
+    worked = node.worked
+    factors = [v for pair in worked.products for v in pair] + ([] if worked.bias is None else [worked.bias])
+    places = 0 if integral(np.asarray(factors + [worked.value], dtype=float)) else decimals
+    # each side of the products with its own decimals: weights 0.0316 against an image's 1, not 1.0000
+    sides = [0 if not worked.products or integral(np.asarray([p[k] for p in worked.products], dtype=float))
+             else decimals for k in (0, 1)]
+
+    def factor(v, side):
+        text = number(v, sides[side])
+        return f"({text})" if text.startswith("-") else text
+
+    products = worked.products
+    zeros = 0
+    if node.kind != "forward":  # a backward sum: products with a zero factor (a dead unit's δ) are counted, not written
+        products = [(a, b) for a, b in worked.products if a != 0 and b != 0]
+        zeros = len(worked.products) - len(products)
+    terms = [Term("" if k == 0 else "+", f"{factor(a, 0)}·{factor(b, 1)}")
+             for k, (a, b) in enumerate(products[:PRODUCTS_SHOWN])]
+    if len(products) > PRODUCTS_SHOWN:
+        hidden = len(products) - PRODUCTS_SHOWN
+        rest = sum(a * b for a, b in products[PRODUCTS_SHOWN:])
+        terms += [Term("+", np.asarray(rest, dtype=float)), Term("", f"({hidden} more products)")]
+    if zeros:
+        terms.append(Term("+" if terms else "", f"0 ({zeros} product{'s' if zeros != 1 else ''} with a factor 0)"))
+    if worked.bias is not None:
+        terms.append(Term("+" if terms else "", np.asarray(worked.bias, dtype=float)))
+    if not terms:
+        terms = [Term("", "0")]  # no window puts a weight on this entry
+    value = number(worked.value, 0) if places == 0 else np.asarray(worked.value, dtype=float)  # 46 after 1·10 + …
+    rows = [[Term("", worked.general)], terms, [Term("", value)]]
+    return Chain(f"{symbol or node.symbol}({_entry(worked.index)})", rows)
+
+
+def _worked_note(node, symbol=None) -> str:
+    worked = node.worked
+    axes = {4: "sample, channel, row, column", 3: "channel, row, column"}.get(len(worked.index), "")
+    if node.kind == "gradient":
+        axes = "kernel, channel, row, column"
+    padding = "; a 0 from outside the image is the zero padding" if any(worked.padded) else ""
+    return (f"{symbol or node.symbol}({_entry(worked.index)}) is one entry worked out term by term "
+            f"({axes}, counted from 1){padding}.")
+
+
+def _pooled_inputs(derivation) -> dict:
+    """{forward key of a max pooling's input: the mask of its windows' winners}."""
+    out = {}
+    for node in derivation or ():
+        if node.kind in ("forward", "output") and node.windows is not None and node.formula is not None:
+            source = derivation[node.formula.refs()[0]]
+            out[source.key] = node.windows.mask()
+    return out
+
+
+def _pooling_note(node, derivation) -> str:
+    windows = node.windows
+    source = derivation[node.formula.refs()[0]].symbol
+    size = f"{windows.kernel[0]}×{windows.kernel[1]}"
+    stride = windows.stride[0] if windows.stride[0] == windows.stride[1] else tuple(windows.stride)
+    return (f"{node.symbol} = max_pool2d({source}) with {size} windows, stride {stride}: each window's winner, its "
+            f"largest entry (the first one on a tie), is marked in {source} ({MARK_NAMES}) and is the window's "
+            f"entry in {node.symbol}.")
 
 
 def _last_step_loss(step, symbol):
@@ -403,7 +506,7 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
             chains.append(Chain(f"∂{symbol}/∂{name}", _path_rows(path_sum, decimals)))
             if path_sum.total > len(path_sum.paths):
                 notes.append(f"{name}: {count(path_sum.total)} paths, the {len(path_sum.paths)} largest shown; "
-                             f"the value is the {path_sum.method}")
+                             f"{_hidden_sum_text(path_sum)}; the value is the {path_sum.method}")
         blocks.append(Block("chains", items=chains))
         if notes:
             blocks.append(Block("list", items=notes))
@@ -412,7 +515,16 @@ def _chain_rule_blocks(trace, step, prefix, decimals) -> list:
 
 def _path_rows(path_sum, decimals) -> list:
     """The largest paths (by |contribution|) term by term, then the rest as one term, so the
-    terms on screen add up to the total: ``−0.0148 − 0.0046 + … − 0.0001 (24 more paths)``."""
+    terms on screen add up to the total on screen: ``−0.0148 − 0.0046 + … + 0.0001 (24 more paths)
+    = −0.0216``.
+
+    Every term is written rounded to ``decimals``, and rounded terms need not add up to the
+    rounded total (−0.0148 − 0.0046 − 0.0015 − 0.0008 + 0.0004 − 0.0003 + 0.0001 = −0.0215, the
+    total −0.0216). So the last term is not the hidden paths' sum rounded on its own but the total
+    as written minus the shown terms as written: it is the hidden paths' sum plus the rounding of
+    the shown terms, and its label says so when the rounding changed it ("24 more paths and the
+    rounding"). With every path shown, a rounding difference is one more term labelled
+    "(rounding)". The exact sum of the hidden paths is in the note under the chain."""
     shown = path_sum.paths
     value = np.asarray(path_sum.value, dtype=float)
     hidden = path_sum.total - len(shown)
@@ -428,13 +540,43 @@ def _path_rows(path_sum, decimals) -> list:
             for row in rows:
                 row.append(Term("+", more))
         if len(shown) > 1 or hidden > 0:
-            terms = [Term("" if i == 0 else "+", np.asarray(p.value, dtype=float)) for i, p in enumerate(shown)]
+            values = [np.asarray(p.value, dtype=float) for p in shown]
+            terms = [Term("" if i == 0 else "+", v) for i, v in enumerate(values)]
+            exact_rest = value - sum(values, np.zeros_like(value))
+            rest = _closing_term(value, values, decimals)
+            if rest is None:  # too large to write in fixed decimals: the exact remainder
+                rest = exact_rest
             if hidden > 0:
-                rest = value - sum((np.asarray(p.value, dtype=float) for p in shown), np.zeros_like(value))
-                terms += [Term("+", rest), Term("", more)]
+                rounded = not np.array_equal(written(rest, decimals), written(exact_rest, decimals))
+                label = f"({count(hidden)} more path{'s' if hidden != 1 else ''}{' and the rounding' if rounded else ''})"
+                terms += [Term("+", rest), Term("", label)]
+            elif np.any(written(rest, decimals) != 0):
+                terms += [Term("+", rest), Term("", "(rounding)")]
             rows.append(terms)
     rows.append([Term("", value)])
     return rows
+
+
+def _hidden_sum_text(path_sum) -> str:
+    """What the paths left out add up to, unrounded (the chain's last term carries it rounded,
+    together with the rounding of the terms shown)."""
+    hidden = path_sum.total - len(path_sum.paths)
+    value = np.asarray(path_sum.value, dtype=float)
+    rest = value - sum((np.asarray(p.value, dtype=float) for p in path_sum.paths), np.zeros_like(value))
+    if rest.size != 1:
+        return f"the last term is the other {count(hidden)} paths' sum (with the rounding, where it says so)"
+    return f"the other {count(hidden)} add up to {float(rest.reshape(-1)[0]):.3g}"
+
+
+def _closing_term(total, terms, decimals):
+    """total − Σ terms, each as written with ``decimals`` (in whole units of the last decimal, so
+    no binary rounding creeps in); None when a value is too large for fixed decimals."""
+    arrays = [np.asarray(total, dtype=float)] + [np.asarray(t, dtype=float) for t in terms]
+    if any(not np.all(np.isfinite(a)) or np.any(np.abs(a) >= LARGE) for a in arrays):
+        return None
+    scale = 10 ** decimals
+    units = [np.rint(written(a, decimals) * scale).astype(np.int64) for a in arrays]
+    return (units[0] - sum(units[1:], np.zeros_like(units[0]))) / scale
 
 
 def _exact_blocks(step, prefix) -> list:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ._common import as_array, cells, html_minus, html_symbol, layer_notation, number, slices
+import numpy as np
+
+from ._common import as_array, cells, html_minus, html_symbol, layer_notation, marked_slices, number
 from .document import build
 
 STYLE = """
@@ -27,6 +29,7 @@ table.m { display: inline-table; border-collapse: separate; border-spacing: .6re
           border-left: 2px solid #333; border-right: 2px solid #333; border-radius: 4px;
           vertical-align: middle; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .9rem; }
 table.m td { text-align: right; padding: 0; white-space: nowrap; }
+table.m td.win { font-weight: bold; text-decoration: underline; }
 .slice { display: inline-block; text-align: center; margin-right: .6rem; }
 .slice small { display: block; color: #666; }
 .grid-box { max-width: 100%; overflow-x: auto; }
@@ -52,16 +55,22 @@ figure.graph svg { display: block; max-width: 100%; height: auto; }
 """.strip()
 
 
-def matrix(value, decimals: int, keep_decimals: bool = False) -> str:
+def _cell_html(text: str, marked: bool) -> str:
+    """One matrix entry; a marked one (a pooling window's winner) bold and underlined."""
+    return f'<td class="win">{html_minus(text)}</td>' if marked else f"<td>{html_minus(text)}</td>"
+
+
+def matrix(value, decimals: int, keep_decimals: bool = False, marks=None) -> str:
     array = as_array(value)
     if array.ndim == 0:
         return f'<span class="num">{html_minus(number(array, decimals))}</span>'
     if array.ndim <= 2:
-        rows = "".join("<tr>" + "".join(f"<td>{html_minus(c)}</td>" for c in row) + "</tr>"
-                       for row in cells(array, decimals, keep_decimals))
+        shown = cells(array, decimals, keep_decimals, np.zeros(array.shape, bool) if marks is None else marks,
+                      _cell_html)
+        rows = "".join("<tr>" + "".join(row) + "</tr>" for row in shown)
         return f'<table class="m">{rows}</table>'
-    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals, keep_decimals)}</span>'
-                   for label, part in slices(array))
+    return "".join(f'<span class="slice"><small>{escape(label)}</small>{matrix(part, decimals, keep_decimals, part_marks)}'
+                   f'</span>' for label, part, part_marks in marked_slices(array, marks))
 
 
 def _term(term, decimals, layers=True) -> str:
@@ -69,9 +78,9 @@ def _term(term, decimals, layers=True) -> str:
     wrapped sum of two matrices never reads as one taller matrix); a matrix wider than the
     screen scrolls inside its own box."""
     if isinstance(term.content, str):
-        body = html_symbol(term.content, layers)
+        body = f"<span>{html_symbol(term.content, layers)}</span>"  # one flex item: no gap before a superscript
     else:
-        body = f'<span class="wide">{matrix(term.content, decimals, term.keep_decimals)}</span>'
+        body = f'<span class="wide">{matrix(term.content, decimals, term.keep_decimals, term.marked)}</span>'
     op = f"<span>{escape(_html_op(term.op))}</span>" if term.op else ""
     return f'<span class="term">{op}{body}</span>'
 
@@ -107,16 +116,16 @@ def render(trace, decimals: int = 4, figure: bool = True) -> str:
             body += pending
             pending = []
         if block.kind == "title":
-            body.append(f"<h1>{escape(block.text)}</h1>")
+            body.append(f"<h1>{escape(html_minus(block.text))}</h1>")
         elif block.kind == "heading":
             level = min(max(block.level, 2), 4)
-            body.append(f"<h{level}>{escape(block.text)}</h{level}>")
+            body.append(f"<h{level}>{escape(html_minus(block.text))}</h{level}>")
         elif block.kind == "text":
             body.append(f"<p>{html_symbol(block.text, layers)}</p>")
         elif block.kind == "list":
             body.append("<ul>" + "".join(f"<li>{html_symbol(line, layers)}</li>" for line in block.items) + "</ul>")
         elif block.kind == "equations":
-            body.append(f"<h3>{escape(block.text)}</h3>")
+            body.append(f"<h3>{escape(html_minus(block.text))}</h3>")
             body += [f'<div class="eq">{html_symbol(line, layers)}</div>' for line in block.items]
         elif block.kind == "chains":
             for chain in block.items:
@@ -133,5 +142,5 @@ def render(trace, decimals: int = 4, figure: bool = True) -> str:
     body += pending
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{escape(trace.title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
+            f"<title>{escape(html_minus(trace.title))}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")

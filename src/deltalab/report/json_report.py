@@ -60,8 +60,16 @@ Per-step keys (top level = step 1; ``steps[i]`` = step i + 1)::
          "sequence": int,              # only in a batch of sequences: the node's sequence n
          "inputs": [id, ...],          # the nodes the formula reads
          "formula": str | null, "latex": str | null,   # null for givens
-         "tree": {...} | null}, ...]  # the formula: {"ref": id, "symbol"} | {"const": number,
+         "tree": {...} | null,        # the formula: {"ref": id, "symbol"} | {"const": number,
                                       # "symbol"?} | {"op": name, "args": [...], "params"?: {...}}
+         "worked": {...},             # only on a conv layer's z[l], weight gradient and input
+                                      # delta: one entry term by term: {"index": [0-based],
+                                      # "general": str, "products": [[a, b], ...], "padded":
+                                      # [bool, ...], "bias": number | null, "value": number}
+         "windows": {...}}, ...]      # only on a max pooling output and its routed delta:
+                                      # {"kernel", "stride", "padding", "winners": [...]: per
+                                      # output entry the 0-based [row, column] of its window's
+                                      # largest input entry (the first on a tie)}
 
 Keys follow :mod:`deltalab.trace`: parameters ``W<l>``, ``H<l>``, ``b<l>`` (dense weights
 out × in, conv kernels out × in × kh × kw); values ``x[l](t)``, ``z[l](t)``, ``y(t)``, ``t(t)``

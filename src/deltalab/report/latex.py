@@ -92,7 +92,7 @@ def _term(term, decimals, layers=True):
         shape = "×".join(str(n) for n in as_array(content).shape)
         body = r"\text{(" + shape + r" values: every one is in the JSON output)}"
     else:
-        body = matrix(content, decimals, term.keep_decimals).replace(r" \\ ", " \\\\\n")  # a matrix row per source line
+        body = matrix(content, decimals, term.keep_decimals, term.marked).replace(r" \\ ", " \\\\\n")  # a matrix row per source line
         if _width(content) > LINE_CHARACTERS:
             body = r"\resizebox{0.95\linewidth}{!}{$\displaystyle " + body + "$}"
     op = {"": "", "+": "+", "−": "-", "·": r"\cdot"}.get(term.op, latex(term.op))

@@ -64,7 +64,8 @@ def render(trace, decimals: int = 4) -> str:
         elif block.kind == "chains":
             simple = [c for c in block.items if _is_simple(c)]
             if len(simple) == len(block.items):
-                rows = [[_code(c.lhs), _code(text_block(c.rows[0][0].content, decimals, c.rows[0][0].keep_decimals)[0])]
+                rows = [[_code(c.lhs), _code(text_block(c.rows[0][0].content, decimals, c.rows[0][0].keep_decimals,
+                                                                 marks=c.rows[0][0].marked)[0])]
                         for c in block.items]
                 out += table(["Symbol", "Value"], rows) + [""]
             else:

@@ -8,20 +8,26 @@ Notation: ``z^{[1]}(t)``, ``x^{[0]}(t)``, ``\\delta^{[1]}(2)``, parameters ``W^{
 """
 from __future__ import annotations
 
-from ._common import as_array, cells, latex, layer_notation, number, slices
+from ._common import as_array, cells, latex, layer_notation, marked_slices, number
 from .document import build
 from .markdown import prose_lines, table
 
-def matrix(value, decimals: int, keep_decimals: bool = False) -> str:
-    """An array as ``bmatrix``: a vector as one row, as the terminal and HTML pages write it."""
+def maths_mark(text: str, marked: bool) -> str:
+    """A marked entry (a pooling window's winner) bold and underlined."""
+    return r"\underline{\mathbf{" + text + "}}" if marked else text
+
+
+def matrix(value, decimals: int, keep_decimals: bool = False, marks=None) -> str:
+    """An array as ``bmatrix``: a vector as one row, as the terminal and HTML pages write it;
+    ``marks``: entries written bold and underlined."""
     array = as_array(value)
     if array.ndim == 0:
         return number(array, decimals)
     if array.ndim <= 2:
-        rows = cells(array, decimals, keep_decimals) if array.size else []
+        rows = cells(array, decimals, keep_decimals, marks, maths_mark) if array.size else []
         return r"\begin{bmatrix}" + r" \\ ".join(" & ".join(r) for r in rows) + r"\end{bmatrix}"
-    parts = [r"\underset{\text{" + label + "}}{" + matrix(part, decimals, keep_decimals) + "}"
-             for label, part in slices(array)]
+    parts = [r"\underset{\text{" + label + "}}{" + matrix(part, decimals, keep_decimals, part_marks) + "}"
+             for label, part, part_marks in marked_slices(array, marks)]
     return r",\;".join(parts)
 
 
@@ -29,7 +35,7 @@ def _term(term, decimals, layers=True):
     if isinstance(term.content, str):
         body = latex(term.content, layers)
     else:
-        body = matrix(term.content, decimals, term.keep_decimals)
+        body = matrix(term.content, decimals, term.keep_decimals, term.marked)
     op = {"": "", "+": "+", "−": "-", "·": r"\cdot"}.get(term.op, latex(term.op))
     return body if not op else f"{op} {body}"
 

@@ -15,7 +15,7 @@ from ..random import manual_seed
 from . import checkpointing
 from .config import learning_rate, make_optimizer
 from .metrics import EpochRecord, Scores, TrainResult, evaluate, write_metrics
-from .progress import EpochProgress, epoch_line, rich_console, worth_printing
+from .progress import EpochProgress, epoch_lines, rich_console, worth_printing
 from .report import write_train_report
 from .task import get_task
 
@@ -121,7 +121,8 @@ def train(config, out_dir=None, plots=False, resume=None, console=None, progress
         checkpointing.save(model, optimizer, config, history, shuffle_rng, checkpoint_path, epoch=epoch)
         kept = checkpoint_path
         if progress and worth_printing(epoch, config.epochs, history, task):
-            console.print(epoch_line(history[-1], config.epochs, task), highlight=False, soft_wrap=True)
+            for line in epoch_lines(history[-1], config.epochs, task, console.width):
+                console.print(line, highlight=False, soft_wrap=True)
     result = TrainResult(config, history, out_dir, model, time.perf_counter() - started, task=task)
     if task.extra_metrics is not None:
         result.extra = task.extra_metrics(result)

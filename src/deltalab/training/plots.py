@@ -47,6 +47,12 @@ MARKED_EPOCHS = 30  # more epochs: lines without a marker per epoch
 def plot_curves(history, path, title="Training curves", held_out=True):
     """Loss (left) and accuracy (right) per epoch, training and test (``held_out`` False: the
     second curve is the training set again, evaluated after the epoch, and is labelled so)."""
+    return _save(curves_figure(history, title, held_out), path)
+
+
+def curves_figure(history, title="Training curves", held_out=True):
+    """The figure of :func:`plot_curves`; epochs counted from 1 (the first epoch is epoch 1, as
+    the progress lines and the report's table count them)."""
     plt = require_matplotlib()
     epochs = [r.epoch for r in history]
     marks = ("o-", "s-") if len(epochs) <= MARKED_EPOCHS else ("-", "--")
@@ -71,13 +77,20 @@ def plot_curves(history, path, title="Training curves", held_out=True):
         axis.grid(alpha=0.3)
         axis.legend()
         axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)  # no tick at epoch 0, which never happened
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 # ---------------------------------------------------------------- kernels
 def plot_kernels(conv, path, title="First-layer kernels"):
     """Every kernel of ``conv`` (out_channels × in_channels images) on one symmetric colour scale."""
+    return _save(kernels_figure(conv, title), path)
+
+
+def kernels_figure(conv, title="First-layer kernels"):
+    """The figure of :func:`plot_kernels`; kernels and channels counted from 1, as the worked
+    solutions count them ("kernel 1, channel 1")."""
     plt = require_matplotlib()
     weight = np.asarray(conv.weight.data, dtype=np.float64)
     out_channels, in_channels = weight.shape[:2]
@@ -96,11 +109,11 @@ def plot_kernels(conv, path, title="First-layer kernels"):
                 axis.axis("off")
                 continue
             image = axis.imshow(weight[k, i], cmap="RdBu_r", vmin=-limit, vmax=limit)
-            axis.set_title(f"kernel {k}" + (f", in {i}" if in_channels > 1 else ""), fontsize=8)
+            axis.set_title(f"kernel {k + 1}" + (f", channel {i + 1}" if in_channels > 1 else ""), fontsize=8)
     kernel_h, kernel_w = weight.shape[2:]
     fig.suptitle(f"{title}: {out_channels} kernels of {kernel_h}×{kernel_w} (red +, blue −)")
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
-    return _save(fig, path)
+    return fig
 
 
 # ----------------------------------------------------------- feature maps
@@ -132,6 +145,11 @@ def conv_outputs(model, x):
 
 def plot_feature_maps(name, conv, maps, path, image=None, label=None):
     """The output channels of one conv layer for one input (before the activation)."""
+    return _save(feature_maps_figure(name, conv, maps, image, label), path)
+
+
+def feature_maps_figure(name, conv, maps, image=None, label=None):
+    """The figure of :func:`plot_feature_maps`; channels counted from 1, as in the solutions."""
     plt = require_matplotlib()
     channels = maps.shape[0]
     columns = min(channels, 8)
@@ -148,7 +166,7 @@ def plot_feature_maps(name, conv, maps, path, image=None, label=None):
             axis.axis("off")
             continue
         shown = axis.imshow(maps[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axis.set_title(f"channel {k}", fontsize=8)
+        axis.set_title(f"channel {k + 1}", fontsize=8)
     if extra:
         axes[0][0].imshow(np.asarray(image)[0], cmap="gray_r")
         axes[0][0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=8)
@@ -159,7 +177,7 @@ def plot_feature_maps(name, conv, maps, path, image=None, label=None):
     height, width = maps.shape[1:]
     fig.suptitle(f"Feature maps of layer {name} (Conv2d {conv.in_channels}→{conv.out_channels}): {channels}×{height}×{width}")
     fig.colorbar(shown, ax=axes[:, extra:].ravel().tolist(), shrink=0.8, label="pre-activation value")
-    return _save(fig, path)
+    return fig
 
 
 # ---------------------------------------------------------- hidden states
@@ -169,6 +187,12 @@ def plot_hidden_states(panels, path, title="Hidden state over time", unit_label=
     ``panels`` is a list of ``(subtitle, states (T, H), step labels)``; all panels share one
     colour scale (symmetric around 0 when any value is negative, as for tanh units).
     """
+    return _save(hidden_states_figure(panels, title, unit_label), path)
+
+
+def hidden_states_figure(panels, title="Hidden state over time", unit_label="hidden unit"):
+    """The figure of :func:`plot_hidden_states`; units counted from 1 (h₁, h₂, … as the
+    solutions write a state's entries), time steps labelled by the task (t=1, t=2, …)."""
     plt = require_matplotlib()
     arrays = [np.asarray(states, dtype=np.float64) for _, states, _ in panels]
     low = min(float(a.min()) for a in arrays)
@@ -187,7 +211,7 @@ def plot_hidden_states(panels, path, title="Hidden state over time", unit_label=
         axis.set_title(subtitle, fontsize=9)
         axis.set_xticks(range(states.shape[0]))
         axis.set_xticklabels(labels, fontsize=7)
-        axis.set_yticks(range(states.shape[1]))
+        axis.set_yticks(range(states.shape[1]), [str(k + 1) for k in range(states.shape[1])])
         axis.set_xlabel("time step")
         if axis is axes[0][0]:
             axis.set_ylabel(unit_label)
@@ -200,7 +224,7 @@ def plot_hidden_states(panels, path, title="Hidden state over time", unit_label=
                               color="white" if dark else "black")
     fig.suptitle(title)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, label="activation")
-    return _save(fig, path)
+    return fig
 
 
 # ------------------------------------------------------------------ a run

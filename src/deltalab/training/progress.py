@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .metrics import percent
 
-__all__ = ["EpochProgress", "rich_console", "epoch_line", "worth_printing"]
+__all__ = ["EpochProgress", "rich_console", "epoch_lines", "worth_printing"]
 
 
 def worth_printing(epoch, epochs, history, task):
@@ -15,14 +15,22 @@ def worth_printing(epoch, epochs, history, task):
     return solved and not (len(history) > 1 and history[-2].test_samples_right == last.test_samples)
 
 
-def epoch_line(record, epochs, task):
+def epoch_lines(record, epochs, task, width=80):
+    """One epoch's line, ``epoch 12/200  train … │ test …``; when that is wider than ``width``
+    (the terminal's columns), the test half goes on a second line under the training half, so
+    nothing is cut or wrapped mid-number."""
     samples = f"  {record.test_samples_right}/{record.test_samples} {task.sample_name}" if task.sample_name else ""
+    head = f"  epoch {record.epoch:>3}/{epochs}  "
     if not task.held_out:
-        return (f"  epoch {record.epoch:>3}/{epochs}  train loss {record.train_loss:.4f}  "
-                f"│  after: loss {record.test_loss:.4f}  acc {percent(record.test_accuracy)}{samples}")
-    return (f"  epoch {record.epoch:>3}/{epochs}  train loss {record.train_loss:.4f}  "
-            f"acc {percent(record.train_accuracy)}  │  test loss {record.test_loss:.4f}  "
-            f"acc {percent(record.test_accuracy)}{samples}")
+        train = f"train loss {record.train_loss:.4f}"
+        test = f"after: loss {record.test_loss:.4f}  acc {percent(record.test_accuracy)}{samples}"
+    else:
+        train = f"train loss {record.train_loss:.4f}  acc {percent(record.train_accuracy)}"
+        test = f"test loss {record.test_loss:.4f}  acc {percent(record.test_accuracy)}{samples}"
+    line = f"{head}{train}  │  {test}"
+    if len(line) <= width:
+        return [line]
+    return [f"{head}{train}", f"{' ' * len(head)}│ {test}"]
 
 
 def rich_console():

@@ -118,6 +118,11 @@ class LayerKind:
         """(∂E/∂W<l>, ∂E/∂b<l>) formulas over δ[l] and x[l−1] (activated kinds)."""
         raise NotImplementedError
 
+    def annotate(self, d, l, spec, input_id, batched):
+        """Attach worked entries to layer ``l``'s recorded nodes in the derivation ``d`` (a
+        convolution's cell term by term, pooling's winners); ``input_id``: the node the layer
+        reads. Most kinds have none."""
+
     # ---- --exact: the layer as equations
     def exact_equations(self, l, spec, previous, bias):
         """[(node name, equation text)] of the layer written as equations, or None (not supported)."""

@@ -9,6 +9,7 @@ from ...errors import ConfigurationError
 from ...models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
 from ...nn.layers import same_padding
 from .base import OUTPUT_ACTIVATIONS, ActivatedLayer, LayerCount, WindowLayer
+from .worked import conv_input_delta_cell, conv_output_cell, conv_weight_gradient_cell
 
 
 class Conv2d(ActivatedLayer, WindowLayer):
@@ -82,6 +83,30 @@ class Conv2d(ActivatedLayer, WindowLayer):
 
     def derive_gradients(self, spec, delta, x, batched):
         return op("conv_weight_grad", x, delta, **self.window_options(spec)), op("channel_sum", delta)
+
+    def annotate(self, d, l, spec, input_id, batched):
+        """One cell of z[l], of ∂E/∂W<l> and of the delta of the layer's input, term by term."""
+        stride, padding = tuple(spec["stride"]), tuple(spec["padding"])
+        x, w = d[input_id], d[f"parameters_before:W{l}"]
+        b = d[f"parameters_before:b{l}"] if f"parameters_before:b{l}" in d else None
+        z_id = f"forward:z[{l}]"
+        worked = conv_output_cell(x.value, w.value, None if b is None else b.value, d[z_id].value, stride, padding,
+                                  batched, (x.symbol, w.symbol, None if b is None else b.symbol))
+        d.annotate(z_id, worked=worked)
+        delta_id = f"deltas:z[{l}]"
+        if delta_id not in d:
+            return
+        delta = d[delta_id]
+        if f"gradients:W{l}" in d:
+            gradient = d[f"gradients:W{l}"]
+            d.annotate(gradient.id, worked=conv_weight_gradient_cell(
+                x.value, delta.value, gradient.value, tuple(spec["kernel_size"]), stride, padding, batched,
+                (x.symbol, delta.symbol)))
+        input_delta_id = "deltas:" + input_id.partition(":")[2]
+        node = d[input_delta_id] if input_delta_id in d else None
+        if node is not None and getattr(node.formula, "name", None) == "conv_input_grad":
+            d.annotate(input_delta_id, worked=conv_input_delta_cell(delta.value, w.value, node.value, stride,
+                                                                    padding, batched, (delta.symbol, w.symbol)))
 
 
 KIND = Conv2d()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ... import ops
 from .pooling import Pooling
+from .worked import max_pool_windows
 
 
 class MaxPool2d(Pooling):
@@ -15,6 +16,16 @@ class MaxPool2d(Pooling):
 
     def torch_pool(self, torch):
         return torch.nn.functional.max_pool2d
+
+    def annotate(self, d, l, spec, input_id, batched):
+        """Each window's winner, on x[l] and on the delta routed back to the input."""
+        output_id = f"forward:x[{l}]"
+        windows = max_pool_windows(d[input_id].value, tuple(spec["kernel_size"]), tuple(spec["stride"]),
+                                   tuple(spec["padding"]), d[output_id].value.shape)
+        d.annotate(output_id, windows=windows)
+        routed = "deltas:" + input_id.partition(":")[2]
+        if routed in d and getattr(d[routed].formula, "name", None) == "pool_route":
+            d.annotate(routed, windows=windows)
 
 
 KIND = MaxPool2d()

@@ -8,12 +8,29 @@ dl.tuning(parallel=False): ...`` changes a setting for a block (see :class:`Tuni
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import sys
 
 from . import threads
 from .threads import get_num_threads, set_num_threads
 from .tuning import Tuning, current, override
 
-__all__ = ["Tuning", "current", "get_num_threads", "set_num_threads", "tuning"]
+__all__ = ["Tuning", "current", "get_num_threads", "loaded_on_first_use", "set_num_threads", "tuning"]
+
+
+def loaded_on_first_use(name):
+    """The module ``name``, run when one of its attributes is first read (importlib's LazyLoader).
+
+    The ops import their fast paths this way: an mlp's worked solution never compiles the conv
+    layouts or the recurrent scheduling, which keeps ``deltalab solve`` quick to start."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextlib.contextmanager

@@ -14,9 +14,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd import Function, is_grad_enabled
 from ..errors import ConfigurationError, ShapeError
-from ..fast import conv as fast_conv
+from ..fast import loaded_on_first_use
 from ._util import operand, pair
 from .conv_general import GroupedConv2d, dilated_extent
+
+fast_conv = loaded_on_first_use("deltalab.fast.conv")  # the fast path, loaded with the first call
 
 
 def output_size(size, kernel_size, stride=1, padding=0):

@@ -11,8 +11,10 @@ import numpy as np
 
 from ..autograd import Function, no_grad
 from ..errors import ShapeError
-from ..fast import normalization as fast_norm
+from ..fast import loaded_on_first_use
 from ._util import operand
+
+fast_norm = loaded_on_first_use("deltalab.fast.normalization")  # the fast path, loaded with the first call
 
 
 def _channel_shape(x):

@@ -17,9 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..fast import recurrent as fast
+from ..fast import loaded_on_first_use
 from .elementwise import relu, sigmoid, tanh
 from .shape import stack
+
+fast = loaded_on_first_use("deltalab.fast.recurrent")  # the fast path, loaded with the first call
 
 
 def sigmoid_(a, out):

@@ -161,30 +161,34 @@ def blas_threads():
 @pytest.mark.skipif(not threads.blas_libraries(), reason="needs threadpoolctl and NumPy's OpenBLAS")
 def test_small_products_run_on_one_blas_thread_and_restore_the_count():
     """threads.product: below Tuning.blas_parallel_min_product BLAS runs on one thread (a
-    2-thread call leaves a spinning thread behind); large products and busy sections keep it."""
-    with dl.tuning(blas_parallel_min_product=1000):
+    2-thread call leaves a spinning thread behind); large products and busy sections keep it;
+    products OpenBLAS runs on one thread by itself change nothing (no library lookup)."""
+    small, limit = threads.BLAS_SINGLE_THREAD_BELOW, 20_000
+    with dl.tuning(blas_parallel_min_product=limit):
         dl.set_num_threads(2)
-        with threads.product(999):
+        with threads.product(limit - 1):
             assert blas_threads() == 1
         assert blas_threads() == 2
-        with threads.product(1000):
+        with threads.product(limit):
             assert blas_threads() == 2
-        assert threads.run_parallel([lambda: threads.product(10) is not None, lambda: blas_threads()]) == [True, 1]
-        with threads.product(10):  # nested: the outer one holds the section, the inner runs as is
-            with threads.product(10):
+        with threads.product(small - 1):  # OpenBLAS's own single-thread range: left alone
+            assert blas_threads() == 2
+        assert threads.run_parallel([lambda: threads.product(small) is not None, lambda: blas_threads()]) == [True, 1]
+        with threads.product(small):  # nested: the outer one holds the section, the inner runs as is
+            with threads.product(small):
                 assert blas_threads() == 1
             assert blas_threads() == 1
         assert blas_threads() == 2
         rng = np.random.default_rng(3)
-        x, w = rng.standard_normal((5, 7)), rng.standard_normal((4, 7))
+        x, w = rng.standard_normal((50, 70)), rng.standard_normal((40, 70))
         xt, wt = dl.tensor(x, requires_grad=True), dl.tensor(w, requires_grad=True)
         y = F.linear(xt, wt)
-        y.backward(np.ones((5, 4)))
-        np.testing.assert_allclose(y.data, x @ w.T, rtol=1e-14)
-        np.testing.assert_allclose(wt.grad.data, np.ones((5, 4)).T @ x, rtol=1e-14)
+        y.backward(np.ones((50, 40)))
+        np.testing.assert_allclose(y.data, x @ w.T, rtol=1e-13)
+        np.testing.assert_allclose(wt.grad.data, np.ones((50, 40)).T @ x, rtol=1e-13)
         assert blas_threads() == 2
-    with dl.tuning(blas_parallel_min_product=1):
-        assert threads.product(0) is not None
+    with dl.tuning(blas_parallel_min_product=small + 1):
+        assert threads.product(small) is not None
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

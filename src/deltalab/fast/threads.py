@@ -314,11 +314,19 @@ class _OneBlasThread:
 
 _NO_CHANGE = contextlib.nullcontext()
 
+# OpenBLAS runs a matrix-vector product with m·n < 2304 · GEMM_MULTITHREAD_THRESHOLD (4 by
+# default) on one thread by itself (interface/gemv.c; a matrix product's own bound, in
+# interface/gemm.c, is higher): such products need no switch, and a worked solution's tiny
+# products never pay for looking the BLAS library up.
+BLAS_SINGLE_THREAD_BELOW = 2304 * 4
+
 
 def product(multiply_adds):
     """Context for a matrix product (or a run of them) whose largest single BLAS call does
     ``multiply_adds`` = M·N·K: below ``Tuning.blas_parallel_min_product`` BLAS runs it on one
     thread (see the note above), otherwise nothing changes."""
+    if multiply_adds < BLAS_SINGLE_THREAD_BELOW:
+        return _NO_CHANGE
     if multiply_adds >= current_tuning().blas_parallel_min_product or get_num_threads() < 2:
         return _NO_CHANGE
     return _OneBlasThread()

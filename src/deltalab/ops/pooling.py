@@ -36,21 +36,29 @@ def _output_hw(xp_shape, kernel, stride):
     return tuple((n - k) // s + 1 for n, k, s in zip(xp_shape[2:], kernel, stride))
 
 
+def _fold_windows(xp, kernel, stride, fold):
+    """Each output cell folded over its window's entries, ``fold(part, window)`` in place, one
+    kernel offset at a time; image by image over the batch (any thread split gives the same bits)."""
+    out_hw = _output_hw(xp.shape, kernel, stride)
+    out = np.empty(xp.shape[:2] + out_hw, xp.dtype)
+
+    def images(lo, hi):
+        part, source = out[lo:hi], xp[lo:hi]
+        offsets = _offset_slices(kernel, stride, out_hw)
+        np.copyto(part, source[next(offsets)])
+        for index in offsets:
+            fold(part, source[index])
+
+    threads.over_batch(xp.shape[0], xp.size, images)
+    return out
+
+
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding, value=-np.inf)
-        out_hw = _output_hw(xp.shape, kernel, stride)
-        out = np.empty(xp.shape[:2] + out_hw, xp.dtype)
-
-        def images(lo, hi):
-            part, source = out[lo:hi], xp[lo:hi]
-            offsets = _offset_slices(kernel, stride, out_hw)
-            np.copyto(part, source[next(offsets)])
-            for index in offsets:
-                np.maximum(part, source[index], out=part)  # propagates NaN, like torch
-
-        threads.over_batch(xp.shape[0], xp.size, images)  # image by image: any split, same bits
+        out = _fold_windows(xp, kernel, stride, lambda part, window: np.maximum(part, window, out=part))
+        # np.maximum propagates NaN, like torch
         ctx.save_for_backward(xp, out)
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         return out
@@ -138,18 +146,8 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding)
-        out_hw = _output_hw(xp.shape, kernel, stride)
-        out = np.empty(xp.shape[:2] + out_hw, xp.dtype)
-
-        def images(lo, hi):
-            part, source = out[lo:hi], xp[lo:hi]
-            offsets = _offset_slices(kernel, stride, out_hw)
-            np.copyto(part, source[next(offsets)])
-            for index in offsets:
-                part += source[index]
-            part /= kernel[0] * kernel[1]
-
-        threads.over_batch(xp.shape[0], xp.size, images)
+        out = _fold_windows(xp, kernel, stride, lambda part, window: np.add(part, window, out=part))
+        out /= kernel[0] * kernel[1]
         ctx.xp_shape, ctx.kernel, ctx.stride, ctx.padding = xp.shape, kernel, stride, padding
         return out
 

@@ -8,6 +8,10 @@ name deltalab does not have raises ``NotImplementedError: deltalab has no torch.
 import importlib.util as _importlib_util
 import types as _types
 
+# NumPy first, before any deltalab module: imported from inside deltalab's own import chain it
+# took 40-80 ms longer on every start (benchmarks/README.md, "deltalab solve latency").
+import numpy as _numpy  # noqa: F401
+
 from . import func, functional, models, nn, ops, optim
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (

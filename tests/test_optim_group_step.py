@@ -1,5 +1,6 @@
-"""Adam steps a whole parameter group as one flat array (torch's foreach, the default): the
-same bits as stepping each parameter (``foreach=False``), whatever happens between steps."""
+"""Adam's ``foreach`` (torch's default None, or False) is accepted and gives the same bits as
+stepping each parameter, whatever happens between steps (a missing gradient, a reload, a
+reshape, a deep copy), and torch's values."""
 import numpy as np
 import pytest
 
@@ -60,7 +61,7 @@ def test_group_step_matches_torch():
 
 
 def test_state_entries_follow_the_group_step():
-    """The state entries are views of the flat moments: what state_dict saves is current."""
+    """What state_dict saves is the current state."""
     params, opt = train(np.float32, None, steps=3)
     saved = opt.state_dict()["state"]
     for index, p in enumerate(params):
@@ -70,8 +71,8 @@ def test_state_entries_follow_the_group_step():
 
 
 def test_a_parameter_given_new_values_of_another_shape_steps_alone():
-    """A parameter whose values were replaced by an array of another shape no longer fits the
-    flat moments: the step goes parameter by parameter (and fails as that step would)."""
+    """A parameter whose values were replaced by an array of another shape fails (or not) as
+    with foreach=False."""
     params, opt = train(np.float32, None, steps=2)
     params[0].data = np.zeros((2, 6), np.float32)
     params[0].grad = Tensor(np.ones((2, 6), np.float32))

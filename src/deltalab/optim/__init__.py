@@ -106,23 +106,14 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         for group in self.param_groups:
-            if not self._step_group_at_once(group):
-                self._step_each(group)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                grad = -p.grad.data if group.get("maximize") else p.grad.data
+                # in place, as torch's p.add_: views and aliases see the step, the version moves
+                write_in_place(p, self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group))
         return loss
-
-    def _step_each(self, group):
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            grad = -p.grad.data if group.get("maximize") else p.grad.data
-            # in place, as torch's p.add_: views and aliases see the step, the version moves
-            write_in_place(p, self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group))
-
-    def _step_group_at_once(self, group):
-        """Step the whole group with one set of array operations, or return False to step each
-        parameter (the default; Adam overrides it)."""
-        return False
 
     def _update(self, value, grad, state, group):  # pragma: no cover - interface
         """The parameter's new value."""
@@ -261,85 +252,6 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = v
         denominator = np.sqrt(v) / math.sqrt(bias2) + group["eps"]
         return value - (lr / bias1) * m / denominator
-
-
-    # Why the whole group at once (torch's foreach, on by default as in torch; foreach=False
-    # steps each parameter): an Adam step is ~13 NumPy operations per parameter, and for small
-    # models their call overhead is the cost -- the digits CNN (8 parameters, 22,618 values)
-    # spent ~15 % of its training time in step().  As one flat array, the same operations
-    # elementwise give the same bits, and the state entries are views of the flat moments.
-    def _step_group_at_once(self, group):
-        params = group["params"]
-        if group["foreach"] is False or group["amsgrad"] or len(params) < 2:
-            return False
-        dtype = params[0].data.dtype
-        if dtype.kind != "f" or any(p.grad is None or p.data.dtype != dtype for p in params):
-            return False
-        flat = self._flat_moments(group, params)
-        if flat is None:
-            return False
-        m, v, steps = flat
-        beta1, beta2 = group["betas"]
-        lr, weight_decay = group["lr"], group["weight_decay"]
-        grad = np.concatenate([p.grad.data.reshape(-1) for p in params], dtype=dtype)
-        if group["maximize"]:
-            grad = -grad
-        value = np.concatenate([p.data.reshape(-1) for p in params])
-        if weight_decay:
-            if group["decoupled_weight_decay"]:
-                value = value * (1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * value
-        step = steps + 1
-        if m is None:  # the first step: the moments are new arrays, as in _update
-            m = (1 - beta1) * grad
-            v = 0 + (1 - beta2) * grad * grad
-        else:
-            m[...] = lerp(m, grad, 1 - beta1)
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-        bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-        denominator = np.sqrt(v) / math.sqrt(bias2) + group["eps"]
-        new = value - (lr / bias1) * m / denominator
-        start = 0
-        for p in params:
-            stop = start + p.data.size
-            state = self.state[p]
-            state.update(step=step, exp_avg=m[start:stop].reshape(p.data.shape),
-                         exp_avg_sq=v[start:stop].reshape(p.data.shape))
-            write_in_place(p, new[start:stop].reshape(p.data.shape))
-            start = stop
-        group_flat = self.__dict__.setdefault("_flat", {}).setdefault(id(group), {})
-        group_flat.update(m=m, v=v, views=[(self.state[p]["exp_avg"], self.state[p]["exp_avg_sq"]) for p in params])
-        return True
-
-    def _flat_moments(self, group, params):
-        """(m, v, step) of the group as flat arrays whose views the state entries are (None, None,
-        0 before the first step), or None when the parameters' states differ in step or were
-        replaced (load_state_dict, assignment): then that step goes parameter by parameter."""
-        states = [self.state.get(p) for p in params]
-        if not any(states):
-            return None, None, 0
-        if not all(states) or len({state.get("step") for state in states}) != 1:
-            return None
-        steps = states[0]["step"]
-        if any(np.shape(state.get("exp_avg")) != p.data.shape or np.shape(state.get("exp_avg_sq")) != p.data.shape
-               for state, p in zip(states, params)):
-            return None  # missing or of another shape: the per-parameter step decides
-        cached = self.__dict__.setdefault("_flat", {}).get(id(group))
-        if cached is not None and len(cached["views"]) == len(states) and all(
-                state.get("exp_avg") is m and state.get("exp_avg_sq") is v
-                and m.base is cached["m"] and v.base is cached["v"]  # still views (not after a deepcopy)
-                for state, (m, v) in zip(states, cached["views"])):
-            return cached["m"], cached["v"], steps
-        try:  # gather the parameters' own moments (their bits) into new flat arrays
-            m = np.concatenate([np.asarray(state["exp_avg"]).reshape(-1) for state in states])
-            v = np.concatenate([np.asarray(state["exp_avg_sq"]).reshape(-1) for state in states])
-        except ValueError:
-            return None
-        if m.dtype != params[0].data.dtype or v.dtype != m.dtype:
-            return None
-        return m, v, steps
 
 
 class AdamW(Adam):

@@ -20,8 +20,8 @@ class MaxPool2d(Pooling):
     def annotate(self, d, l, spec, input_id, batched):
         """Each window's winner, on x[l] and on the delta routed back to the input."""
         output_id = f"forward:x[{l}]"
-        windows = max_pool_windows(d[input_id].value, tuple(spec["kernel_size"]), tuple(spec["stride"]),
-                                   tuple(spec["padding"]), d[output_id].value.shape)
+        windows = max_pool_windows(d[input_id].value, d[output_id].value, tuple(spec["kernel_size"]),
+                                   tuple(spec["stride"]), tuple(spec["padding"]))
         d.annotate(output_id, windows=windows)
         routed = "deltas:" + input_id.partition(":")[2]
         if routed in d and getattr(d[routed].formula, "name", None) == "pool_route":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...derivation import Windows, Worked
+from ...ops.conv import pad_spatial
+from ...ops.pooling import max_indices
 
 PRODUCTS_KEPT = 400  # products of one worked entry at most (larger layers: that entry is not worked out)
 
@@ -118,19 +120,12 @@ def conv_input_delta_cell(delta, w, input_delta, stride, padding, batched, names
     return Worked(index, general, products, [False] * len(products), None, float(input_delta[index]))
 
 
-def max_pool_windows(x, kernel, stride, padding, output_shape) -> Windows:
-    """Each window's winner: the (row, column) of its largest entry in the unpadded input, the
-    first in reading order on a tie (as the engine's and PyTorch's max pooling pick it)."""
-    ho, wo = output_shape[-2:]
-    winners = np.zeros(tuple(output_shape) + (2,), dtype=np.int64)
-    for lead in np.ndindex(x.shape[:-2]):
-        plane = x[lead]
-        for y in range(ho):
-            for col in range(wo):
-                top, left = y * stride[0] - padding[0], col * stride[1] - padding[1]
-                r0, r1 = max(top, 0), min(top + kernel[0], plane.shape[0])
-                c0, c1 = max(left, 0), min(left + kernel[1], plane.shape[1])
-                window = plane[r0:r1, c0:c1]
-                k = int(np.argmax(window))
-                winners[lead + (y, col)] = (r0 + k // window.shape[1], c0 + k % window.shape[1])
+def max_pool_windows(x, pooled, kernel, stride, padding) -> Windows:
+    """Each window's winner, the (row, column) of its maximum in the unpadded input, as the
+    engine's max pooling chose it (its ``return_indices``: ties and NaN as torch), so the marks
+    sit where the deltas are routed.  ``pooled``: the recorded output."""
+    planes = x if x.ndim == 4 else x[None]
+    out = pooled if pooled.ndim == 4 else pooled[None]
+    flat = max_indices(pad_spatial(planes, padding, value=-np.inf), out, kernel, stride, padding)
+    winners = np.stack(np.divmod(flat, planes.shape[-1]), axis=-1).reshape(tuple(pooled.shape) + (2,))
     return Windows(tuple(kernel), tuple(stride), tuple(padding), winners, tuple(x.shape))

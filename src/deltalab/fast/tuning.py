@@ -47,6 +47,12 @@ class Tuning:
     conv_parallel_min_work: int = 16_000_000
     #: bytes of im2col columns per conv2d chunk (stays in cache; 2-4 MiB measured best)
     conv_chunk_bytes: int = 3 << 20
+    #: Winograd F(2×2, 3×3) for float32 3×3 stride-1 conv2d (needs numba): None, from
+    #: ``winograd_min_work`` on (and off with ``numba`` False or ``DELTALAB_NUMBA=0``);
+    #: True / False, always / never.  float64 always runs the direct (reference) path
+    winograd: bool | None = None
+    #: N·Ho·Wo·C·O (multiply-adds of the direct forward) from which the size rule takes Winograd
+    winograd_min_work: int = 1 << 20
     #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000

@@ -552,7 +552,7 @@ def _plane_buffer(tag, rows, tiles, fresh=False):
 def _batch_last_input(x, geo, tiles):
     """x as flat zero-padded (C, hp, wp, N) images (the padding is never written: stays zero)."""
     xb = _workspace.zeroed("wino-xb", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32, geo)
-    xb[:, geo.ph : geo.ph + geo.h, geo.pw : geo.pw + geo.w] = x.transpose(1, 2, 3, 0)
+    winograd_kernels().to_batch_last(np.ascontiguousarray(x), xb, geo.ph, geo.pw)
     return xb.reshape(-1)
 
 
@@ -573,8 +573,11 @@ def _winograd_forward(x, w2, bias, geo, out, keep):
     m = _plane_buffer("wino-m", geo.o, tiles.count)
     np.matmul(_kernel_transform(w2, geo), _planes(v, geo.c, tiles.count), out=_planes(m, geo.o, tiles.count))
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+    yb = _workspace.scratch("wino-yb", (geo.o, geo.ho, geo.wo, geo.n), np.float32)
     rows = _workspace.scratch("wino-rows", (8 * geo.n,), np.float32)
-    kernels.output_transform(m, _plane_stride(geo.o, tiles.count), b, tiles.th, tiles.tw, out, rows)
+    kernels.output_transform(m, _plane_stride(geo.o, tiles.count), b, geo.ho, geo.wo, geo.n, tiles.th, tiles.tw,
+                             yb.reshape(-1), rows)
+    kernels.from_batch_last(yb, 0, 0, out)
     return v if keep else None
 
 
@@ -582,10 +585,12 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     """Serial Winograd backward: (dW as (O, C·9) or None, db or None), dX written into gx."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
+    gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2 * tiles.tw, geo.n), np.float32, geo)
+    kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0)  # past an odd size: stays 0
     dm = _plane_buffer("wino-dm", geo.o, tiles.count)
     scratch = _workspace.scratch("wino-q", (16 * geo.n,), np.float32)
-    kernels.gradient_transform(np.ascontiguousarray(grad, dtype=np.float32), tiles.th, tiles.tw, dm,
-                               _plane_stride(geo.o, tiles.count), scratch, np.zeros(geo.n, np.float32))
+    kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, dm,
+                               _plane_stride(geo.o, tiles.count), scratch)
     dm3 = _planes(dm, geo.o, tiles.count)
     gw = gb = None
     if want_w:
@@ -600,9 +605,11 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     if want_x:
         dv = _plane_buffer("wino-dv", geo.c, tiles.count)
         np.matmul(_kernel_transform(w2, geo).transpose(0, 2, 1), dm3, out=_planes(dv, geo.c, tiles.count))
-        channel = _workspace.scratch("wino-db", (tiles.hp * tiles.wp * geo.n,), np.float32)
-        kernels.input_gradient_transform(dv, _plane_stride(geo.c, tiles.count), geo.ph, geo.pw, tiles.th, tiles.tw,
-                                         channel, scratch, gx)
+        db4 = _workspace.scratch("wino-db", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32)
+        db4.fill(0)
+        kernels.input_gradient_transform(dv, _plane_stride(geo.c, tiles.count), geo.c, tiles.hp, tiles.wp, geo.n,
+                                         tiles.th, tiles.tw, db4.reshape(-1), scratch)
+        kernels.from_batch_last(db4, geo.ph, geo.pw, gx)
     return gw, gb
 
 

@@ -26,7 +26,8 @@ The steps:
 
 - ``Image``: NCHW (or unbatched CHW) input through a chain of conv2d (F.conv2d or nn.Conv2d,
   any kernel, stride, padding incl. "same"/"valid", bias on/off), max/avg pooling (overlapping
-  windows, padding), activations, flatten + linear;
+  windows, padding), activations, flatten + linear; half the float32 ones force deltalab's Winograd
+  path on (``dl.tuning(winograd=True)``: every 3x3 stride-1 conv of the step runs it);
 - ``Recurrent``: nn.RNN (tanh, relu; the lecture's sigmoid/identity against a torch loop),
   nn.LSTM (and nn.GRU once deltalab has it), with h0/c0 or not, batch_first, unbatched, bias
   or not, truncated BPTT (deltalab's bptt_truncate against a torch loop that detaches);
@@ -55,6 +56,7 @@ program that reproduces it (``check_program([...])`` with ``from fuzz_programs i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import random
@@ -136,6 +138,9 @@ class Deltalab:
     def set_threads(self, n):
         dl.set_num_threads(n)
 
+    def tuning(self, **changes):
+        return dl.tuning(**changes)
+
     def dropout(self, t, p, training, module, seed):
         with deltalab_seeded(seed):  # the mask the torch engines rebuild (see the Dropout step)
             return self.nn.Dropout(p).train(training)(t) if module else self.F.dropout(t, p, training)
@@ -203,6 +208,9 @@ class Torch(Deltalab):
 
     def set_threads(self, n):
         pass
+
+    def tuning(self, **changes):
+        return contextlib.nullcontext()
 
     def dropout(self, t, p, training, module, seed):
         if training and 0 < p < 1:  # torch's formula on the mask deltalab draws (see the Dropout step)
@@ -398,8 +406,13 @@ class Image:
     special: str = "none"
     x_grad: bool = True
     special_weight: bool = False  # the special value goes into the first conv's weight instead
+    winograd: bool | None = None  # deltalab's Tuning.winograd for the step (True: every float32 3x3 stride-1 conv)
 
     def run(self, E):
+        with E.tuning(winograd=self.winograd):
+            return self.run_layers(E)
+
+    def run_layers(self, E):
         rng = np.random.default_rng(self.seed)
         x_special, w_special = ("none", self.special) if self.special_weight else (self.special, "none")
         x = E.tensor(inject(rng, values(rng, self.shape, self.dtype, self.data), x_special), grad=self.x_grad)
@@ -1251,10 +1264,19 @@ def draw_image(ch, dtype, big=False, like=None):
             shape = shape[1:]
     c, h, w = shape[-3:]
     layers = []
+    winograd = True if dtype == "float32" and ch.chance(0.5) else None
     for _ in range(ch.integer(1, 4)):
         kind = ch.choice(("conv", "conv", "conv", "max_pool", "avg_pool", "act"))
         if kind == "conv":
-            if ch.chance(0.15) and h >= 1:
+            if winograd and ch.chance(0.6):  # 3x3 at stride 1: the kernels Winograd computes
+                padding = ch.choice((0, 1, 1, 2, (0, 1), (1, 0)))
+                ph, pw = (padding, padding) if isinstance(padding, int) else padding
+                if h + 2 * ph < 3 or w + 2 * pw < 3:
+                    padding, ph, pw = 1, 1, 1
+                o = ch.integer(1, 16 if big else 6)
+                out = (h + 2 * ph - 2, w + 2 * pw - 2)
+                layers.append(("conv", o, 3, 1, padding, ch.chance(0.7), ch.chance(0.3)))
+            elif ch.chance(0.15) and h >= 1:
                 kh, kw = ch.choice((1, 3, 5)), ch.choice((1, 3, 5))
                 padding = ch.choice(("same", "same", "valid"))
                 if padding == "valid" and (kh > h or kw > w):
@@ -1292,7 +1314,7 @@ def draw_image(ch, dtype, big=False, like=None):
     return Image(seed=ch.integer(0, 2**31 - 1), dtype=dtype, shape=tuple(shape), layers=tuple(layers),
                  head=draw_head(ch, 2 if layers and layers[-1][0] in ("linear",) else len(shape), spatial_ok=True),
                  data="ties" if ties else "normal", special=draw_special(ch),
-                 x_grad=ch.chance(0.9), special_weight=ch.chance(0.3))
+                 x_grad=ch.chance(0.9), special_weight=ch.chance(0.3), winograd=winograd)
 
 
 def draw_recurrent(ch, dtype, big=False):

@@ -494,7 +494,7 @@ def uses_winograd(geo, dtype):
     if tuning.winograd is None:
         if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
             return False
-        if geo.n * geo.ho * geo.wo * geo.c * geo.o < tuning.winograd_min_work:
+        if geo.n * geo.ho * geo.wo * geo.c * geo.o < tuning.winograd_min_work or geo.c < tuning.winograd_min_channels:
             return False
     return winograd_kernels() is not None
 
@@ -538,10 +538,12 @@ def _plane_stride(rows, tiles):
     return rows * tiles + _PLANE_GAP
 
 
-def _planes(flat, rows, tiles):
-    """The (16, rows, tiles) view of a flat buffer of 16 position matrices."""
+def _planes(flat, rows, tiles, capacity=None):
+    """The (16, rows, tiles) view of a flat buffer of 16 position matrices (allocated for
+    ``capacity`` tiles, default ``tiles``)."""
     s = flat.itemsize
-    return np.ndarray((16, rows, tiles), flat.dtype, flat, 0, (_plane_stride(rows, tiles) * s, tiles * s, s))
+    plane = _plane_stride(rows, tiles if capacity is None else capacity)
+    return np.ndarray((16, rows, tiles), flat.dtype, flat, 0, (plane * s, tiles * s, s))
 
 
 def _plane_buffer(tag, rows, tiles, fresh=False):
@@ -564,19 +566,34 @@ def _transformed_input(kernels, x, geo, tiles, fresh):
     return v
 
 
+def _chunk_positions(geo, tiles):
+    """Tile positions (ty·tw + tx) per chunk: a chunk's products (16 × O × its tiles) take about
+    WINOGRAD_CHUNK_BYTES, so they stay in cache from the matrix product to the transform."""
+    per_position = 16 * max(geo.o, geo.c) * geo.n * 4
+    return max(1, min(tiles.th * tiles.tw, WINOGRAD_CHUNK_BYTES // per_position))
+
+
+WINOGRAD_CHUNK_BYTES = 1 << 20
+
+
 def _winograd_forward(x, w2, bias, geo, out, keep):
     """Serial Winograd forward of images x into out; returns the transformed input V (flat)
     when ``keep`` (the weight gradient reuses it), else None."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
     v = _transformed_input(kernels, x, geo, tiles, fresh=keep)
-    m = _plane_buffer("wino-m", geo.o, tiles.count)
-    np.matmul(_kernel_transform(w2, geo), _planes(v, geo.c, tiles.count), out=_planes(m, geo.o, tiles.count))
+    v3, u = _planes(v, geo.c, tiles.count), _kernel_transform(w2, geo)
+    step = _chunk_positions(geo, tiles)
+    m = _plane_buffer("wino-m", geo.o, step * geo.n)
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
     yb = _workspace.scratch("wino-yb", (geo.o, geo.ho, geo.wo, geo.n), np.float32)
     rows = _workspace.scratch("wino-rows", (8 * geo.n,), np.float32)
-    kernels.output_transform(m, _plane_stride(geo.o, tiles.count), b, geo.ho, geo.wo, geo.n, tiles.th, tiles.tw,
-                             yb.reshape(-1), rows)
+    positions = tiles.th * tiles.tw
+    for p0 in range(0, positions, step):
+        p1 = min(positions, p0 + step)
+        np.matmul(u, v3[:, :, p0 * geo.n : p1 * geo.n], out=_planes(m, geo.o, (p1 - p0) * geo.n, step * geo.n))
+        kernels.output_transform(m, _plane_stride(geo.o, step * geo.n), b, geo.ho, geo.wo, geo.n, tiles.tw, p0, p1,
+                                 yb.reshape(-1), rows)
     kernels.from_batch_last(yb, 0, 0, out)
     return v if keep else None
 
@@ -587,28 +604,38 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     tiles = _Tiles(geo)
     gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2 * tiles.tw, geo.n), np.float32, geo)
     kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0)  # past an odd size: stays 0
-    dm = _plane_buffer("wino-dm", geo.o, tiles.count)
+    step = _chunk_positions(geo, tiles)
+    dm = _plane_buffer("wino-dm", geo.o, step * geo.n)
     scratch = _workspace.scratch("wino-q", (16 * geo.n,), np.float32)
-    kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, dm,
-                               _plane_stride(geo.o, tiles.count), scratch)
-    dm3 = _planes(dm, geo.o, tiles.count)
-    gw = gb = None
     if want_w:
         if v is None:
             v = _transformed_input(kernels, x, geo, tiles, fresh=False)
-        du = _workspace.scratch("wino-du", (16, geo.c, geo.o), np.float32)
-        # (C, O) per position: V · dMᵀ ran faster than dM · Vᵀ
-        np.matmul(_planes(v, geo.c, tiles.count), dm3.transpose(0, 2, 1), out=du)
-        gw = _kernel_gradient(du, geo)
-    if want_b:
-        gb = grad.sum(axis=(0, 2, 3), dtype=np.float32)
+        v3 = _planes(v, geo.c, tiles.count)
+        du = np.zeros((16, geo.c, geo.o), np.float32)
+        du_part = _workspace.scratch("wino-du", (16, geo.c, geo.o), np.float32)
     if want_x:
-        dv = _plane_buffer("wino-dv", geo.c, tiles.count)
-        np.matmul(_kernel_transform(w2, geo).transpose(0, 2, 1), dm3, out=_planes(dv, geo.c, tiles.count))
+        ut = _kernel_transform(w2, geo).transpose(0, 2, 1)
+        dv = _plane_buffer("wino-dv", geo.c, step * geo.n)
         db4 = _workspace.scratch("wino-db", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32)
         db4.fill(0)
-        kernels.input_gradient_transform(dv, _plane_stride(geo.c, tiles.count), geo.c, tiles.hp, tiles.wp, geo.n,
-                                         tiles.th, tiles.tw, db4.reshape(-1), scratch)
+    positions = tiles.th * tiles.tw
+    for p0 in range(0, positions, step):
+        p1 = min(positions, p0 + step)
+        width = (p1 - p0) * geo.n
+        kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, p0, p1, dm,
+                                   _plane_stride(geo.o, step * geo.n), scratch)
+        dm3 = _planes(dm, geo.o, width, step * geo.n)
+        if want_w:
+            # (C, O) per position: V · dMᵀ ran faster than dM · Vᵀ
+            np.matmul(v3[:, :, p0 * geo.n : p1 * geo.n], dm3.transpose(0, 2, 1), out=du_part)
+            du += du_part
+        if want_x:
+            np.matmul(ut, dm3, out=_planes(dv, geo.c, width, step * geo.n))
+            kernels.input_gradient_transform(dv, _plane_stride(geo.c, step * geo.n), geo.c, tiles.hp, tiles.wp, geo.n,
+                                             tiles.tw, p0, p1, db4.reshape(-1), scratch)
+    gw = _kernel_gradient(du, geo) if want_w else None
+    gb = grad.sum(axis=(0, 2, 3), dtype=np.float32) if want_b else None
+    if want_x:
         kernels.from_batch_last(db4, geo.ph, geo.pw, gx)
     return gw, gb
 

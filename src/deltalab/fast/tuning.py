@@ -53,6 +53,9 @@ class Tuning:
     winograd: bool | None = None
     #: N·Ho·Wo·C·O (multiply-adds of the direct forward) from which the size rule takes Winograd
     winograd_min_work: int = 1 << 20
+    #: fewest input channels for the size rule's Winograd (its forward products have inner
+    #: size C: conv c's C = 3 ran 3x slower than the direct path, conv b's C = 16 faster)
+    winograd_min_channels: int = 16
     #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000

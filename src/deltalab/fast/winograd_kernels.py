@@ -126,68 +126,67 @@ def input_transform(xb, hp, wp, n, th, tw, v, plane, band):
 
 
 @njit(**_JIT)
-def output_transform(m, plane, bias, ho, wo, n, th, tw, yb, rows):
-    """yb flat (O, Ho, Wo, N) = Aᵀ m A per tile + bias[o], cropping the last tiles of an odd
+def output_transform(m, plane, bias, ho, wo, n, tw, p0, p1, yb, rows):
+    """yb flat (O, Ho, Wo, N) = Aᵀ m A + bias[o] for the tile positions p0 ≤ ty·tw + tx < p1,
+    whose products ``m`` holds (as (O, (p1 − p0)·N) matrices), cropping the last tiles of an odd
     size; ``rows``: scratch of 8·N floats."""
     channels = bias.shape[0]
-    tiles = th * tw * n
+    tiles = (p1 - p0) * n
     for o in range(channels):
         b = bias[o]
-        for ty in range(th):
-            y0 = 2 * ty
-            for tx in range(tw):
-                x0 = 2 * tx
-                at = o * tiles + (ty * tw + tx) * n
-                for k in range(4):  # rows: r0[k] = m0k + m1k + m2k, r1[k] = m1k − m2k − m3k
-                    p = at + k * plane
-                    _add3(rows[k * n : (k + 1) * n], m[p : p + n], m[p + 4 * plane : p + 4 * plane + n],
-                          m[p + 8 * plane : p + 8 * plane + n])
-                    _sub3(rows[(4 + k) * n : (5 + k) * n], m[p + 4 * plane : p + 4 * plane + n],
-                          m[p + 8 * plane : p + 8 * plane + n], m[p + 12 * plane : p + 12 * plane + n])
-                for i in range(2):
-                    if y0 + i < ho:
-                        q = ((o * ho + y0 + i) * wo + x0) * n
-                        r = rows[4 * i * n : (4 * i + 4) * n]
-                        _add3_bias(yb[q : q + n], r[0:n], r[n : 2 * n], r[2 * n : 3 * n], b)
-                        if x0 + 1 < wo:
-                            _sub3_bias(yb[q + n : q + 2 * n], r[n : 2 * n], r[2 * n : 3 * n], r[3 * n : 4 * n], b)
+        for pos in range(p0, p1):
+            ty, tx = pos // tw, pos % tw
+            y0, x0 = 2 * ty, 2 * tx
+            at = o * tiles + (pos - p0) * n
+            for k in range(4):  # rows: r0[k] = m0k + m1k + m2k, r1[k] = m1k − m2k − m3k
+                p = at + k * plane
+                _add3(rows[k * n : (k + 1) * n], m[p : p + n], m[p + 4 * plane : p + 4 * plane + n],
+                      m[p + 8 * plane : p + 8 * plane + n])
+                _sub3(rows[(4 + k) * n : (5 + k) * n], m[p + 4 * plane : p + 4 * plane + n],
+                      m[p + 8 * plane : p + 8 * plane + n], m[p + 12 * plane : p + 12 * plane + n])
+            for i in range(2):
+                if y0 + i < ho:
+                    q = ((o * ho + y0 + i) * wo + x0) * n
+                    r = rows[4 * i * n : (4 * i + 4) * n]
+                    _add3_bias(yb[q : q + n], r[0:n], r[n : 2 * n], r[2 * n : 3 * n], b)
+                    if x0 + 1 < wo:
+                        _sub3_bias(yb[q + n : q + 2 * n], r[n : 2 * n], r[2 * n : 3 * n], r[3 * n : 4 * n], b)
 
 
 @njit(**_JIT)
-def gradient_transform(gb, channels, n, th, tw, dm, plane, q):
-    """dm[(a, b), o, (ty, tx, ·)] = (A dY Aᵀ)[a, b], the adjoint of :func:`output_transform`.
-
-    ``gb``: the upstream gradient flat (O, 2·th, 2·tw, N), zero past an odd output size;
-    ``q``: scratch of 8·N floats."""
-    tiles = th * tw * n
+def gradient_transform(gb, channels, n, th, tw, p0, p1, dm, plane, q):
+    """dm[(a, b), o, (pos − p0, ·)] = (A dY Aᵀ)[a, b] for the tile positions p0 ≤ pos < p1, the
+    adjoint of :func:`output_transform`.  ``gb``: the upstream gradient flat (O, 2·th, 2·tw, N),
+    zero past an odd output size; ``q``: scratch of 8·N floats."""
+    tiles = (p1 - p0) * n
     wq = 2 * tw
     for o in range(channels):
-        for ty in range(th):
-            for tx in range(tw):
-                g = ((o * 2 * th + 2 * ty) * wq + 2 * tx) * n
-                q00, q01 = gb[g : g + n], gb[g + n : g + 2 * n]
-                q30, q31 = gb[g + wq * n : g + wq * n + n], gb[g + wq * n + n : g + wq * n + 2 * n]
-                # q[a][j] = Σ_i Aᵀ[i, a] dY[i, j]: q0 = dY0, q1 = dY0 + dY1, q2 = dY0 − dY1, q3 = −dY1
-                _add(q[2 * n : 3 * n], q00, q30)
-                _add(q[3 * n : 4 * n], q01, q31)
-                _sub(q[4 * n : 5 * n], q00, q30)
-                _sub(q[5 * n : 6 * n], q01, q31)
-                at = o * tiles + (ty * tw + tx) * n
-                for a in range(3):
-                    if a == 0:
-                        c0, c1 = q00, q01
-                    else:
-                        c0, c1 = q[2 * a * n : (2 * a + 1) * n], q[(2 * a + 1) * n : (2 * a + 2) * n]
-                    p = at + 4 * a * plane
-                    dm[p : p + n] = c0
-                    _add(dm[p + plane : p + plane + n], c0, c1)
-                    _sub(dm[p + 2 * plane : p + 2 * plane + n], c0, c1)
-                    _neg(dm[p + 3 * plane : p + 3 * plane + n], c1)
-                p = at + 12 * plane  # row 3 is −dY1
-                _neg(dm[p : p + n], q30)
-                _neg_sum(dm[p + plane : p + plane + n], q30, q31)
-                _sub(dm[p + 2 * plane : p + 2 * plane + n], q31, q30)
-                dm[p + 3 * plane : p + 3 * plane + n] = q31
+        for pos in range(p0, p1):
+            ty, tx = pos // tw, pos % tw
+            g = ((o * 2 * th + 2 * ty) * wq + 2 * tx) * n
+            q00, q01 = gb[g : g + n], gb[g + n : g + 2 * n]
+            q30, q31 = gb[g + wq * n : g + wq * n + n], gb[g + wq * n + n : g + wq * n + 2 * n]
+            # q[a][j] = Σ_i Aᵀ[i, a] dY[i, j]: q0 = dY0, q1 = dY0 + dY1, q2 = dY0 − dY1, q3 = −dY1
+            _add(q[2 * n : 3 * n], q00, q30)
+            _add(q[3 * n : 4 * n], q01, q31)
+            _sub(q[4 * n : 5 * n], q00, q30)
+            _sub(q[5 * n : 6 * n], q01, q31)
+            at = o * tiles + (pos - p0) * n
+            for a in range(3):
+                if a == 0:
+                    c0, c1 = q00, q01
+                else:
+                    c0, c1 = q[2 * a * n : (2 * a + 1) * n], q[(2 * a + 1) * n : (2 * a + 2) * n]
+                p = at + 4 * a * plane
+                dm[p : p + n] = c0
+                _add(dm[p + plane : p + plane + n], c0, c1)
+                _sub(dm[p + 2 * plane : p + 2 * plane + n], c0, c1)
+                _neg(dm[p + 3 * plane : p + 3 * plane + n], c1)
+            p = at + 12 * plane  # row 3 is −dY1
+            _neg(dm[p : p + n], q30)
+            _neg_sum(dm[p + plane : p + plane + n], q30, q31)
+            _sub(dm[p + 2 * plane : p + 2 * plane + n], q31, q30)
+            dm[p + 3 * plane : p + 3 * plane + n] = q31
 
 
 @njit(**_JIT)
@@ -220,33 +219,33 @@ def _neg_sum(out, a, b):
 
 
 @njit(**_JIT)
-def input_gradient_transform(dv, plane, channels, hp, wp, n, th, tw, db, f):
-    """db flat (C, hp, wp, N) = Σ over tiles of B dv Bᵀ added at each tile's place (the adjoint
-    of :func:`input_transform`; tiles overlap: added in tile order).  ``db`` must be zero on
-    entry; ``f``: scratch of 16·N floats."""
-    tiles = th * tw * n
+def input_gradient_transform(dv, plane, channels, hp, wp, n, tw, p0, p1, db, f):
+    """db flat (C, hp, wp, N) += B dv Bᵀ at the place of each tile position p0 ≤ pos < p1 (the
+    adjoint of :func:`input_transform`; tiles overlap: added in tile order).  ``dv`` holds those
+    positions like :func:`gradient_transform`'s ``dm``; ``f``: scratch of 16·N floats."""
+    tiles = (p1 - p0) * n
     row = wp * n
     for c in range(channels):
-        for ty in range(th):
-            for tx in range(tw):
-                at = c * tiles + (ty * tw + tx) * n
-                for a in range(4):  # f[a][s] = Σ_b dv[a, b] Bᵀ[b, s]
-                    p = at + 4 * a * plane
-                    v0, v1 = dv[p : p + n], dv[p + plane : p + plane + n]
-                    v2, v3 = dv[p + 2 * plane : p + 2 * plane + n], dv[p + 3 * plane : p + 3 * plane + n]
-                    fa = f[4 * a * n : (4 * a + 4) * n]
-                    fa[0:n] = v0
-                    _sub(fa[n : 2 * n], v1, v2)
-                    _acc(fa[n : 2 * n], v3)
-                    _add(fa[2 * n : 3 * n], v1, v2)
-                    _acc_sub(fa[2 * n : 3 * n], v0)
-                    _neg(fa[3 * n : 4 * n], v3)
-                base = ((c * hp + 2 * ty) * wp + 2 * tx) * n
-                for s in range(4):  # dd[r][s] = Σ_a Bᵀ[a, r] f[a][s], added into the padded images
-                    f0, f1 = f[s * n : (s + 1) * n], f[(4 + s) * n : (5 + s) * n]
-                    f2, f3 = f[(8 + s) * n : (9 + s) * n], f[(12 + s) * n : (13 + s) * n]
-                    d = base + s * n
-                    _acc(db[d : d + n], f0)
-                    _acc_mpm(db[d + row : d + row + n], f1, f2, f3)
-                    _acc_ppm(db[d + 2 * row : d + 2 * row + n], f1, f2, f0)
-                    _acc_sub(db[d + 3 * row : d + 3 * row + n], f3)
+        for pos in range(p0, p1):
+            ty, tx = pos // tw, pos % tw
+            at = c * tiles + (pos - p0) * n
+            for a in range(4):  # f[a][s] = Σ_b dv[a, b] Bᵀ[b, s]
+                p = at + 4 * a * plane
+                v0, v1 = dv[p : p + n], dv[p + plane : p + plane + n]
+                v2, v3 = dv[p + 2 * plane : p + 2 * plane + n], dv[p + 3 * plane : p + 3 * plane + n]
+                fa = f[4 * a * n : (4 * a + 4) * n]
+                fa[0:n] = v0
+                _sub(fa[n : 2 * n], v1, v2)
+                _acc(fa[n : 2 * n], v3)
+                _add(fa[2 * n : 3 * n], v1, v2)
+                _acc_sub(fa[2 * n : 3 * n], v0)
+                _neg(fa[3 * n : 4 * n], v3)
+            base = ((c * hp + 2 * ty) * wp + 2 * tx) * n
+            for s in range(4):  # dd[r][s] = Σ_a Bᵀ[a, r] f[a][s], added into the padded images
+                f0, f1 = f[s * n : (s + 1) * n], f[(4 + s) * n : (5 + s) * n]
+                f2, f3 = f[(8 + s) * n : (9 + s) * n], f[(12 + s) * n : (13 + s) * n]
+                d = base + s * n
+                _acc(db[d : d + n], f0)
+                _acc_mpm(db[d + row : d + row + n], f1, f2, f3)
+                _acc_ppm(db[d + 2 * row : d + 2 * row + n], f1, f2, f0)
+                _acc_sub(db[d + 3 * row : d + 3 * row + n], f3)

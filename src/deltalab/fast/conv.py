@@ -502,7 +502,8 @@ def uses_winograd(geo, dtype):
 def _finite(a):
     """No NaN or inf in ``a`` (its sum is finite; a sum that overflows reads as not finite,
     which only sends a call to the direct path)."""
-    return bool(np.isfinite(np.add.reduce(a, axis=None)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))
 
 
 class _Tiles:

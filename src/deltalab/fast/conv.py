@@ -396,11 +396,11 @@ def forward(x, w2, bias, geo, dtype, keep_columns=False):
     """(The (N, O, Ho, Wo) output of conv2d, what the backward may reuse), in parallel sections
     when they pay; ``keep_columns``: a weight gradient will be wanted."""
     out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
-    if uses_winograd(geo, dtype) and _finite(x) and _finite(w2):
-        state = _run(geo, _winograd_product(geo), _winograd_forward,
-                     lambda a, b: (x[a:b], w2, bias, geo.images(b - a), out[a:b], keep_columns))
-        if _finite(out):  # else an overflow: the direct path decides what is inf and what NaN
-            return out, _WinogradState(*state)
+    if uses_winograd(geo, dtype) and _finite(w2):
+        ranges, parts = _run(geo, _winograd_product(geo), _winograd_forward,
+                             lambda a, b: (x[a:b], w2, bias, geo.images(b - a), out[a:b], keep_columns))
+        if all(finite for finite, _ in parts):  # else the direct path decides what is inf and what NaN
+            return out, _WinogradState(ranges, [v for _, v in parts])
     ranges = parallel_ranges(geo)
     if ranges is not None:
         tasks = [partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b], keep_columns)
@@ -418,15 +418,15 @@ def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, kept=None):
     ``kept``: what :func:`forward` returned for reuse."""
     gx = np.empty(x.shape, dtype) if want_x else None
     if isinstance(kept, _WinogradState):
-        if uses_winograd(geo, dtype) and _finite(grad):
+        if uses_winograd(geo, dtype):
             ranges = parallel_ranges(geo)
             transformed = kept.transformed if kept.ranges == ranges else None
             ranges, parts = _run(geo, _winograd_product(geo), _winograd_backward,
                                  lambda a, b: (x[a:b], w2, grad[a:b], geo.images(b - a), want_x, want_w, want_b,
                                                None if gx is None else gx[a:b]),
                                  extra=transformed)
-            gw, gb = _sum_in_order(parts, want_w, want_b)
-            if (gx is None or _finite(gx)) and (gw is None or _finite(gw)):
+            if all(part is not None for part in parts):
+                gw, gb = _sum_in_order(parts, want_w, want_b)
                 return gx, gw, gb
         kept = None  # the direct path rebuilds its columns
     ranges = parallel_ranges(geo)
@@ -518,14 +518,16 @@ class _Tiles:
 
 def _kernel_transform(w2, geo):
     """U (16, O, C) = G g Gᵀ per (o, c), in float64 and rounded once to float32."""
-    u = _G @ w2.reshape(geo.o, geo.c, 3, 3).astype(np.float64) @ _G.T  # (O, C, 4, 4)
-    return np.ascontiguousarray(u.reshape(geo.o, geo.c, 16).transpose(2, 0, 1), dtype=np.float32)
+    g = w2.reshape(geo.o, geo.c, 3, 3).astype(np.float64)
+    u = np.tensordot(np.tensordot(_G, g, axes=(1, 2)), _G, axes=(3, 1))  # (4, O, C, 4): [a, o, c, b]
+    return np.ascontiguousarray(u.transpose(0, 3, 1, 2).reshape(16, geo.o, geo.c), dtype=np.float32)
 
 
 def _kernel_gradient(du, geo):
     """dW (O, C·9) = Gᵀ dU G per (o, c) from dU as (16, C, O), in float64, rounded once."""
-    d = du.reshape(4, 4, geo.c, geo.o).transpose(3, 2, 0, 1).astype(np.float64)  # (O, C, 4, 4)
-    return (_G.T @ d @ _G).reshape(geo.o, geo.k).astype(np.float32)
+    d = du.reshape(4, 4, geo.c, geo.o).astype(np.float64)  # [a, b, c, o]
+    dg = np.tensordot(np.tensordot(_G, d, axes=(0, 0)), _G, axes=(1, 0))  # [i, c, o, j]
+    return np.ascontiguousarray(dg.transpose(2, 1, 0, 3)).reshape(geo.o, geo.k).astype(np.float32)
 
 
 # The 16 per-position matrices of a transformed array are stored in one flat buffer, each
@@ -553,17 +555,22 @@ def _plane_buffer(tag, rows, tiles, fresh=False):
 
 
 def _batch_last_input(x, geo, tiles):
-    """x as flat zero-padded (C, hp, wp, N) images (the padding is never written: stays zero)."""
+    """x as flat zero-padded (C, hp, wp, N) images (the padding is never written: stays zero),
+    or None when x holds a NaN or inf."""
     xb = _workspace.zeroed("wino-xb", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32, geo)
-    winograd_kernels().to_batch_last(np.ascontiguousarray(x), xb, geo.ph, geo.pw)
-    return xb.reshape(-1)
+    finite = winograd_kernels().to_batch_last(np.ascontiguousarray(x), xb, geo.ph, geo.pw)
+    return xb.reshape(-1) if finite else None
 
 
 def _transformed_input(kernels, x, geo, tiles, fresh):
+    """V, the flat transformed input, or None when x is not finite."""
+    xb = _batch_last_input(x, geo, tiles)
+    if xb is None:
+        return None
     v = _plane_buffer("wino-v", geo.c, tiles.count, fresh=fresh)
     band = _workspace.scratch("wino-band", (4 * tiles.wp * geo.n,), np.float32)
-    kernels.input_transform(_batch_last_input(x, geo, tiles), tiles.hp, tiles.wp, geo.n, tiles.th, tiles.tw, v,
-                            _plane_stride(geo.c, tiles.count), band)
+    kernels.input_transform(xb, tiles.hp, tiles.wp, geo.n, tiles.th, tiles.tw, v, _plane_stride(geo.c, tiles.count),
+                            band)
     return v
 
 
@@ -574,15 +581,20 @@ def _chunk_positions(geo, tiles):
     return max(1, min(tiles.th * tiles.tw, WINOGRAD_CHUNK_BYTES // per_position))
 
 
+# conv b, 1 thread, whole step (min of 8 alternating rounds): 256 KiB 8.59 ms, 512 KiB 8.41,
+# 1 MiB 7.97, 2 MiB 8.20, one chunk 8.72.
 WINOGRAD_CHUNK_BYTES = 1 << 20
 
 
 def _winograd_forward(x, w2, bias, geo, out, keep):
-    """Serial Winograd forward of images x into out; returns the transformed input V (flat)
-    when ``keep`` (the weight gradient reuses it), else None."""
+    """Serial Winograd forward of images x into out: (False, None) when x or the result is not
+    finite (the direct path then decides), else (True, the flat transformed input V when
+    ``keep``: the weight gradient reuses it)."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
     v = _transformed_input(kernels, x, geo, tiles, fresh=keep)
+    if v is None:
+        return False, None
     v3, u = _planes(v, geo.c, tiles.count), _kernel_transform(w2, geo)
     step = _chunk_positions(geo, tiles)
     m = _plane_buffer("wino-m", geo.o, step * geo.n)
@@ -595,16 +607,18 @@ def _winograd_forward(x, w2, bias, geo, out, keep):
         np.matmul(u, v3[:, :, p0 * geo.n : p1 * geo.n], out=_planes(m, geo.o, (p1 - p0) * geo.n, step * geo.n))
         kernels.output_transform(m, _plane_stride(geo.o, step * geo.n), b, geo.ho, geo.wo, geo.n, tiles.tw, p0, p1,
                                  yb.reshape(-1), rows)
-    kernels.from_batch_last(yb, 0, 0, out)
-    return v if keep else None
+    finite = kernels.from_batch_last(yb, 0, 0, out)
+    return finite, (v if keep else None)
 
 
 def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
-    """Serial Winograd backward: (dW as (O, C·9) or None, db or None), dX written into gx."""
+    """Serial Winograd backward: (dW as (O, C·9) or None, db or None), dX written into gx; None
+    when the upstream gradient or a result is not finite (the direct path then decides)."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
     gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2 * tiles.tw, geo.n), np.float32, geo)
-    kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0)  # past an odd size: stays 0
+    if not kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0):  # odd sizes: stays 0
+        return None
     step = _chunk_positions(geo, tiles)
     dm = _plane_buffer("wino-dm", geo.o, step * geo.n)
     scratch = _workspace.scratch("wino-q", (16 * geo.n,), np.float32)
@@ -635,9 +649,9 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
             kernels.input_gradient_transform(dv, _plane_stride(geo.c, step * geo.n), geo.c, tiles.hp, tiles.wp, geo.n,
                                              tiles.tw, p0, p1, db4.reshape(-1), scratch)
     gw = _kernel_gradient(du, geo) if want_w else None
+    if (want_x and not kernels.from_batch_last(db4, geo.ph, geo.pw, gx)) or (want_w and not _finite(gw)):
+        return None
     gb = grad.sum(axis=(0, 2, 3), dtype=np.float32) if want_b else None
-    if want_x:
-        kernels.from_batch_last(db4, geo.ph, geo.pw, gx)
     return gw, gb
 
 

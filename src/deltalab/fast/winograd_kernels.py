@@ -24,6 +24,7 @@ cache or a fresh compile).  This module imports numba; it is imported only by
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
@@ -46,6 +47,12 @@ def _add(out, a, b):
 def _neg(out, a):
     for i in range(out.shape[0]):
         out[i] = -a[i]
+
+
+@njit(**_INLINE)
+def _neg_sum(out, a, b):
+    for i in range(out.shape[0]):
+        out[i] = -a[i] - b[i]
 
 
 @njit(**_INLINE)
@@ -192,30 +199,33 @@ def gradient_transform(gb, channels, n, th, tw, p0, p1, dm, plane, q):
 @njit(**_JIT)
 def to_batch_last(x, xb, ph, pw):
     """xb (C, Hp, Wp, N)[:, ph:ph + H, pw:pw + W] = x (N, C, H, W) transposed (0.2 ms where
-    NumPy's transposing copy took 0.3-0.6, conv b)."""
+    NumPy's transposing copy took 0.3-0.6, conv b); returns whether every value was finite."""
     n, channels, height, width = x.shape
+    zeros = np.zeros(n, np.float32)  # stay 0 unless a value is NaN or ±inf (one per lane: no chain)
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
                 for k in range(n):
-                    xb[c, yy + ph, xx + pw, k] = x[k, c, yy, xx]
+                    value = x[k, c, yy, xx]
+                    xb[c, yy + ph, xx + pw, k] = value
+                    zeros[k] += value * np.float32(0.0)
+    return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
 def from_batch_last(xb, ph, pw, x):
-    """x (N, C, H, W) = xb (C, Hp, Wp, N)[:, ph:ph + H, pw:pw + W] transposed."""
+    """x (N, C, H, W) = xb (C, Hp, Wp, N)[:, ph:ph + H, pw:pw + W] transposed; returns whether
+    every value was finite."""
     n, channels, height, width = x.shape
+    zeros = np.zeros(n, np.float32)
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
                 for k in range(n):
-                    x[k, c, yy, xx] = xb[c, yy + ph, xx + pw, k]
-
-
-@njit(**_INLINE)
-def _neg_sum(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = -a[i] - b[i]
+                    value = xb[c, yy + ph, xx + pw, k]
+                    x[k, c, yy, xx] = value
+                    zeros[k] += value * np.float32(0.0)
+    return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)

@@ -173,6 +173,8 @@ def test_size_rule_and_switches():
     assert not fast_conv.uses_winograd(small, np.float32)
     with dl.tuning(winograd=True):
         assert fast_conv.uses_winograd(small, np.float32) and fast_conv.uses_winograd(conv_c, np.float32)
+        empty = fast_conv.Geometry((0, 16, 5, 5), (4, 16, 3, 3), (1, 1), (1, 1))
+        assert not fast_conv.uses_winograd(empty, np.float32)  # an empty batch: the direct path, as torch
 
 
 def test_without_numba_the_direct_path_runs(monkeypatch):

@@ -472,6 +472,7 @@ def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, kept=None):
 # torch's direct kernels keep them to the pixels they reach: such a call runs the direct path.
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_GG = np.kron(_G, _G)  # (16, 9): [(a, b), (i, j)] = G[a, i]·G[b, j]
 
 
 @functools.cache
@@ -521,17 +522,16 @@ class _Tiles:
 
 
 def _kernel_transform(w2, geo):
-    """U (16, O, C) = G g Gᵀ per (o, c), in float64 and rounded once to float32."""
-    g = w2.reshape(geo.o, geo.c, 3, 3).astype(np.float64)
-    u = np.tensordot(np.tensordot(_G, g, axes=(1, 2)), _G, axes=(3, 1))  # (4, O, C, 4): [a, o, c, b]
-    return np.ascontiguousarray(u.transpose(0, 3, 1, 2).reshape(16, geo.o, geo.c), dtype=np.float32)
+    """U (16, O, C) = G g Gᵀ per (o, c), in float64 and rounded once to float32 (one product
+    with G ⊗ G: tensordots took ~0.2 ms a call, conv b)."""
+    u = _GG @ w2.reshape(geo.o * geo.c, 9).T.astype(np.float64)  # (16, O·C)
+    return u.astype(np.float32).reshape(16, geo.o, geo.c)
 
 
 def _kernel_gradient(du, geo):
     """dW (O, C·9) = Gᵀ dU G per (o, c) from dU as (16, C, O), in float64, rounded once."""
-    d = du.reshape(4, 4, geo.c, geo.o).astype(np.float64)  # [a, b, c, o]
-    dg = np.tensordot(np.tensordot(_G, d, axes=(0, 0)), _G, axes=(1, 0))  # [i, c, o, j]
-    return np.ascontiguousarray(dg.transpose(2, 1, 0, 3)).reshape(geo.o, geo.k).astype(np.float32)
+    dg = _GG.T @ du.reshape(16, geo.c * geo.o).astype(np.float64)  # (9, C·O)
+    return np.ascontiguousarray(dg.reshape(9, geo.c, geo.o).transpose(2, 1, 0)).reshape(geo.o, geo.k).astype(np.float32)
 
 
 # The 16 per-position matrices of a transformed array are stored in one flat buffer, each

@@ -499,7 +499,8 @@ def uses_winograd(geo, dtype):
     if tuning.winograd is None:
         if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
             return False
-        if geo.n * geo.ho * geo.wo * geo.c * geo.o < tuning.winograd_min_work or geo.c < tuning.winograd_min_channels:
+        if (geo.n * geo.ho * geo.wo * geo.c * geo.o < tuning.winograd_min_work or geo.c < tuning.winograd_min_channels
+                or geo.n < tuning.winograd_min_batch):
             return False
     return winograd_kernels() is not None
 

@@ -56,6 +56,10 @@ class Tuning:
     #: fewest input channels for the size rule's Winograd (its forward products have inner
     #: size C: conv c's C = 3 ran 3x slower than the direct path, conv b's C = 16 faster)
     winograd_min_channels: int = 16
+    #: fewest images for the size rule's Winograd (its transforms run over the batch, one image
+    #: per lane: conv b's 64 images 0.73x the direct path's time, the CIFAR step's second conv,
+    #: 32 images of 16x16, 1.23x)
+    winograd_min_batch: int = 64
     #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000

@@ -560,9 +560,9 @@ def _plane_buffer(tag, rows, tiles, fresh=False):
 
 
 def _batch_last_input(x, geo, tiles):
-    """x as flat zero-padded (C, hp, wp, N) images (the padding is never written: stays zero),
-    or None when x holds a NaN or inf."""
-    xb = _workspace.zeroed("wino-xb", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32, geo)
+    """x as flat zero-padded (C, hp, 2, wp/2, N) images (each row's even then odd columns; the
+    padding is never written: stays zero), or None when x holds a NaN or inf."""
+    xb = _workspace.zeroed("wino-xb", (geo.c, tiles.hp, 2, tiles.tw + 1, geo.n), np.float32, geo)
     finite = winograd_kernels().to_batch_last(np.ascontiguousarray(x), xb, geo.ph, geo.pw)
     return xb.reshape(-1) if finite else None
 
@@ -573,17 +573,17 @@ def _transformed_input(kernels, x, geo, tiles, fresh):
     if xb is None:
         return None
     v = _plane_buffer("wino-v", geo.c, tiles.count, fresh=fresh)
-    band = _workspace.scratch("wino-band", (4 * tiles.wp * geo.n,), np.float32)
-    kernels.input_transform(xb, tiles.hp, tiles.wp, geo.n, tiles.th, tiles.tw, v, _plane_stride(geo.c, tiles.count),
+    band = _workspace.scratch("wino-band", (8 * (tiles.tw + 1) * geo.n,), np.float32)
+    kernels.input_transform(xb, tiles.hp, tiles.tw + 1, geo.n, tiles.th, tiles.tw, v, _plane_stride(geo.c, tiles.count),
                             band)
     return v
 
 
-def _chunk_positions(geo, tiles):
-    """Tile positions (ty·tw + tx) per chunk: a chunk's products (16 × O × its tiles) take about
+def _chunk_rows(geo, tiles):
+    """Tile rows per chunk: a chunk's products (16 × O × its tiles) take about
     WINOGRAD_CHUNK_BYTES, so they stay in cache from the matrix product to the transform."""
-    per_position = 16 * max(geo.o, geo.c) * geo.n * 4
-    return max(1, min(tiles.th * tiles.tw, WINOGRAD_CHUNK_BYTES // per_position))
+    per_row = 16 * max(geo.o, geo.c) * tiles.tw * geo.n * 4
+    return max(1, min(tiles.th, WINOGRAD_CHUNK_BYTES // per_row))
 
 
 # conv b, 1 thread, whole step (min of 8 alternating rounds): 256 KiB 8.59 ms, 512 KiB 8.41,
@@ -601,16 +601,15 @@ def _winograd_forward(x, w2, bias, geo, out, keep):
     if v is None:
         return False, None
     v3, u = _planes(v, geo.c, tiles.count), _kernel_transform(w2, geo)
-    step = _chunk_positions(geo, tiles)
-    m = _plane_buffer("wino-m", geo.o, step * geo.n)
+    step, run = _chunk_rows(geo, tiles), tiles.tw * geo.n
+    m = _plane_buffer("wino-m", geo.o, step * run)
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
-    yb = _workspace.scratch("wino-yb", (geo.o, geo.ho, geo.wo, geo.n), np.float32)
-    rows = _workspace.scratch("wino-rows", (8 * geo.n,), np.float32)
-    positions = tiles.th * tiles.tw
-    for p0 in range(0, positions, step):
-        p1 = min(positions, p0 + step)
-        np.matmul(u, v3[:, :, p0 * geo.n : p1 * geo.n], out=_planes(m, geo.o, (p1 - p0) * geo.n, step * geo.n))
-        kernels.output_transform(m, _plane_stride(geo.o, step * geo.n), b, geo.ho, geo.wo, geo.n, tiles.tw, p0, p1,
+    yb = _workspace.scratch("wino-yb", (geo.o, 2 * tiles.th, 2, tiles.tw, geo.n), np.float32)
+    rows = _workspace.scratch("wino-rows", (8 * run,), np.float32)
+    for t0 in range(0, tiles.th, step):
+        t1 = min(tiles.th, t0 + step)
+        np.matmul(u, v3[:, :, t0 * run : t1 * run], out=_planes(m, geo.o, (t1 - t0) * run, step * run))
+        kernels.output_transform(m, _plane_stride(geo.o, step * run), b, geo.n, tiles.th, tiles.tw, t0, t1,
                                  yb.reshape(-1), rows)
     finite = kernels.from_batch_last(yb, 0, 0, out)
     return finite, (v if keep else None)
@@ -621,12 +620,12 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     when the upstream gradient or a result is not finite (the direct path then decides)."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
-    gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2 * tiles.tw, geo.n), np.float32, geo)
+    gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2, tiles.tw, geo.n), np.float32, geo)
     if not kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0):  # odd sizes: stays 0
         return None
-    step = _chunk_positions(geo, tiles)
-    dm = _plane_buffer("wino-dm", geo.o, step * geo.n)
-    scratch = _workspace.scratch("wino-q", (16 * geo.n,), np.float32)
+    step, run = _chunk_rows(geo, tiles), tiles.tw * geo.n
+    dm = _plane_buffer("wino-dm", geo.o, step * run)
+    scratch = _workspace.scratch("wino-q", (16 * run,), np.float32)
     if want_w:
         if v is None:
             v = _transformed_input(kernels, x, geo, tiles, fresh=False)
@@ -635,24 +634,23 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
         du_part = _workspace.scratch("wino-du", (16, geo.c, geo.o), np.float32)
     if want_x:
         ut = _kernel_transform(w2, geo).transpose(0, 2, 1)
-        dv = _plane_buffer("wino-dv", geo.c, step * geo.n)
-        db4 = _workspace.scratch("wino-db", (geo.c, tiles.hp, tiles.wp, geo.n), np.float32)
+        dv = _plane_buffer("wino-dv", geo.c, step * run)
+        db4 = _workspace.scratch("wino-db", (geo.c, tiles.hp, 2, tiles.tw + 1, geo.n), np.float32)
         db4.fill(0)
-    positions = tiles.th * tiles.tw
-    for p0 in range(0, positions, step):
-        p1 = min(positions, p0 + step)
-        width = (p1 - p0) * geo.n
-        kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, p0, p1, dm,
-                                   _plane_stride(geo.o, step * geo.n), scratch)
-        dm3 = _planes(dm, geo.o, width, step * geo.n)
+    for t0 in range(0, tiles.th, step):
+        t1 = min(tiles.th, t0 + step)
+        width = (t1 - t0) * run
+        kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, t0, t1, dm,
+                                   _plane_stride(geo.o, step * run), scratch)
+        dm3 = _planes(dm, geo.o, width, step * run)
         if want_w:
             # (C, O) per position: V · dMᵀ ran faster than dM · Vᵀ
-            np.matmul(v3[:, :, p0 * geo.n : p1 * geo.n], dm3.transpose(0, 2, 1), out=du_part)
+            np.matmul(v3[:, :, t0 * run : t1 * run], dm3.transpose(0, 2, 1), out=du_part)
             du += du_part
         if want_x:
-            np.matmul(ut, dm3, out=_planes(dv, geo.c, width, step * geo.n))
-            kernels.input_gradient_transform(dv, _plane_stride(geo.c, step * geo.n), geo.c, tiles.hp, tiles.wp, geo.n,
-                                             tiles.tw, p0, p1, db4.reshape(-1), scratch)
+            np.matmul(ut, dm3, out=_planes(dv, geo.c, width, step * run))
+            kernels.input_gradient_transform(dv, _plane_stride(geo.c, step * run), geo.c, tiles.hp, tiles.tw + 1,
+                                             geo.n, tiles.th, tiles.tw, t0, t1, db4.reshape(-1), scratch)
     gw = _kernel_gradient(du, geo) if want_w else None
     if (want_x and not kernels.from_batch_last(db4, geo.ph, geo.pw, gx)) or (want_w and not _finite(gw)):
         return None

@@ -104,13 +104,15 @@ def _acc_ppm(out, a, b, c):
 
 
 @njit(**_JIT)
-def input_transform(xb, hp, wp, n, th, tw, v, plane, band):
+def input_transform(xb, hp, half, n, th, tw, v, plane, band):
     """v[(a, b), c, (ty, tx, ·)] = (Bᵀ d B)[a, b] for the 4×4 tile d at padded pixel (2·ty, 2·tx).
 
-    ``xb``: the zero-padded images, flat (C, hp, wp, n); ``band``: scratch of 4·wp·n floats."""
-    channels = xb.shape[0] // (hp * wp * n)
+    ``xb``: the zero-padded images, flat (C, hp, 2, half, N) -- each row's even then odd
+    columns, so a row of tiles reads runs of tw·N floats; ``band``: scratch of 8·half·N floats."""
+    channels = xb.shape[0] // (hp * 2 * half * n)
     tiles = th * tw * n
-    row = wp * n
+    row = 2 * half * n
+    run = tw * n
     for c in range(channels):
         for ty in range(th):
             r = (c * hp + 2 * ty) * row
@@ -120,142 +122,147 @@ def input_transform(xb, hp, wp, n, th, tw, v, plane, band):
             _add(band[row : 2 * row], r1, r2)
             _sub(band[2 * row : 3 * row], r2, r1)
             _sub(band[3 * row : 4 * row], r1, r3)
-            for a in range(4):
-                for tx in range(tw):
-                    s = a * row + 2 * tx * n
-                    e0, e1, e2, e3 = band[s : s + n], band[s + n : s + 2 * n], band[s + 2 * n : s + 3 * n], \
-                        band[s + 3 * n : s + 4 * n]
-                    o = 4 * a * plane + c * tiles + (ty * tw + tx) * n
-                    _sub(v[o : o + n], e0, e2)  # and B across them
-                    _add(v[o + plane : o + plane + n], e1, e2)
-                    _sub(v[o + 2 * plane : o + 2 * plane + n], e2, e1)
-                    _sub(v[o + 3 * plane : o + 3 * plane + n], e1, e3)
+            for a in range(4):  # and B across them: tile tx's columns are even tx, odd tx, even tx+1, odd tx+1
+                even, odd = band[a * row : a * row + half * n], band[a * row + half * n : (a + 1) * row]
+                e0, e1, e2, e3 = even[0:run], odd[0:run], even[n : n + run], odd[n : n + run]
+                o = 4 * a * plane + c * tiles + ty * run
+                _sub(v[o : o + run], e0, e2)
+                _add(v[o + plane : o + plane + run], e1, e2)
+                _sub(v[o + 2 * plane : o + 2 * plane + run], e2, e1)
+                _sub(v[o + 3 * plane : o + 3 * plane + run], e1, e3)
 
 
 @njit(**_JIT)
-def output_transform(m, plane, bias, ho, wo, n, tw, p0, p1, yb, rows):
-    """yb flat (O, Ho, Wo, N) = Aᵀ m A + bias[o] for the tile positions p0 ≤ ty·tw + tx < p1,
-    whose products ``m`` holds (as (O, (p1 − p0)·N) matrices), cropping the last tiles of an odd
-    size; ``rows``: scratch of 8·N floats."""
+def output_transform(m, plane, bias, n, th, tw, t0, t1, yb, rows):
+    """yb flat (O, 2·th, 2, tw, N) (each row's even then odd columns) = Aᵀ m A + bias[o] for the
+    tile rows t0 ≤ ty < t1, whose products ``m`` holds as (O, (t1 − t0)·tw·N) matrices;
+    ``rows``: scratch of 8·tw·N floats."""
     channels = bias.shape[0]
-    tiles = (p1 - p0) * n
+    run = tw * n
+    tiles = (t1 - t0) * run
     for o in range(channels):
         b = bias[o]
-        for pos in range(p0, p1):
-            ty, tx = pos // tw, pos % tw
-            y0, x0 = 2 * ty, 2 * tx
-            at = o * tiles + (pos - p0) * n
+        for ty in range(t0, t1):
+            at = o * tiles + (ty - t0) * run
             for k in range(4):  # rows: r0[k] = m0k + m1k + m2k, r1[k] = m1k − m2k − m3k
                 p = at + k * plane
-                _add3(rows[k * n : (k + 1) * n], m[p : p + n], m[p + 4 * plane : p + 4 * plane + n],
-                      m[p + 8 * plane : p + 8 * plane + n])
-                _sub3(rows[(4 + k) * n : (5 + k) * n], m[p + 4 * plane : p + 4 * plane + n],
-                      m[p + 8 * plane : p + 8 * plane + n], m[p + 12 * plane : p + 12 * plane + n])
+                _add3(rows[k * run : (k + 1) * run], m[p : p + run], m[p + 4 * plane : p + 4 * plane + run],
+                      m[p + 8 * plane : p + 8 * plane + run])
+                _sub3(rows[(4 + k) * run : (5 + k) * run], m[p + 4 * plane : p + 4 * plane + run],
+                      m[p + 8 * plane : p + 8 * plane + run], m[p + 12 * plane : p + 12 * plane + run])
             for i in range(2):
-                if y0 + i < ho:
-                    q = ((o * ho + y0 + i) * wo + x0) * n
-                    r = rows[4 * i * n : (4 * i + 4) * n]
-                    _add3_bias(yb[q : q + n], r[0:n], r[n : 2 * n], r[2 * n : 3 * n], b)
-                    if x0 + 1 < wo:
-                        _sub3_bias(yb[q + n : q + 2 * n], r[n : 2 * n], r[2 * n : 3 * n], r[3 * n : 4 * n], b)
+                q = ((o * 2 * th + 2 * ty + i) * 2) * run
+                r = rows[4 * i * run : (4 * i + 4) * run]
+                _add3_bias(yb[q : q + run], r[0:run], r[run : 2 * run], r[2 * run : 3 * run], b)
+                _sub3_bias(yb[q + run : q + 2 * run], r[run : 2 * run], r[2 * run : 3 * run], r[3 * run : 4 * run], b)
 
 
 @njit(**_JIT)
-def gradient_transform(gb, channels, n, th, tw, p0, p1, dm, plane, q):
-    """dm[(a, b), o, (pos − p0, ·)] = (A dY Aᵀ)[a, b] for the tile positions p0 ≤ pos < p1, the
-    adjoint of :func:`output_transform`.  ``gb``: the upstream gradient flat (O, 2·th, 2·tw, N),
-    zero past an odd output size; ``q``: scratch of 8·N floats."""
-    tiles = (p1 - p0) * n
-    wq = 2 * tw
+def gradient_transform(gb, channels, n, th, tw, t0, t1, dm, plane, q):
+    """dm[(a, b), o, (ty − t0, tx, ·)] = (A dY Aᵀ)[a, b] for the tile rows t0 ≤ ty < t1, the
+    adjoint of :func:`output_transform`.  ``gb``: the upstream gradient flat (O, 2·th, 2, tw, N)
+    like output_transform's ``yb``, zero past an odd output size; ``q``: scratch of 8·tw·N floats."""
+    run = tw * n
+    tiles = (t1 - t0) * run
     for o in range(channels):
-        for pos in range(p0, p1):
-            ty, tx = pos // tw, pos % tw
-            g = ((o * 2 * th + 2 * ty) * wq + 2 * tx) * n
-            q00, q01 = gb[g : g + n], gb[g + n : g + 2 * n]
-            q30, q31 = gb[g + wq * n : g + wq * n + n], gb[g + wq * n + n : g + wq * n + 2 * n]
+        for ty in range(t0, t1):
+            g = (o * 2 * th + 2 * ty) * 2 * run
+            q00, q01 = gb[g : g + run], gb[g + run : g + 2 * run]
+            q30, q31 = gb[g + 2 * run : g + 3 * run], gb[g + 3 * run : g + 4 * run]
             # q[a][j] = Σ_i Aᵀ[i, a] dY[i, j]: q0 = dY0, q1 = dY0 + dY1, q2 = dY0 − dY1, q3 = −dY1
-            _add(q[2 * n : 3 * n], q00, q30)
-            _add(q[3 * n : 4 * n], q01, q31)
-            _sub(q[4 * n : 5 * n], q00, q30)
-            _sub(q[5 * n : 6 * n], q01, q31)
-            at = o * tiles + (pos - p0) * n
+            _add(q[2 * run : 3 * run], q00, q30)
+            _add(q[3 * run : 4 * run], q01, q31)
+            _sub(q[4 * run : 5 * run], q00, q30)
+            _sub(q[5 * run : 6 * run], q01, q31)
+            at = o * tiles + (ty - t0) * run
             for a in range(3):
                 if a == 0:
                     c0, c1 = q00, q01
                 else:
-                    c0, c1 = q[2 * a * n : (2 * a + 1) * n], q[(2 * a + 1) * n : (2 * a + 2) * n]
+                    c0, c1 = q[2 * a * run : (2 * a + 1) * run], q[(2 * a + 1) * run : (2 * a + 2) * run]
                 p = at + 4 * a * plane
-                dm[p : p + n] = c0
-                _add(dm[p + plane : p + plane + n], c0, c1)
-                _sub(dm[p + 2 * plane : p + 2 * plane + n], c0, c1)
-                _neg(dm[p + 3 * plane : p + 3 * plane + n], c1)
+                dm[p : p + run] = c0
+                _add(dm[p + plane : p + plane + run], c0, c1)
+                _sub(dm[p + 2 * plane : p + 2 * plane + run], c0, c1)
+                _neg(dm[p + 3 * plane : p + 3 * plane + run], c1)
             p = at + 12 * plane  # row 3 is −dY1
-            _neg(dm[p : p + n], q30)
-            _neg_sum(dm[p + plane : p + plane + n], q30, q31)
-            _sub(dm[p + 2 * plane : p + 2 * plane + n], q31, q30)
-            dm[p + 3 * plane : p + 3 * plane + n] = q31
+            _neg(dm[p : p + run], q30)
+            _neg_sum(dm[p + plane : p + plane + run], q30, q31)
+            _sub(dm[p + 2 * plane : p + 2 * plane + run], q31, q30)
+            dm[p + 3 * plane : p + 3 * plane + run] = q31
 
 
 @njit(**_JIT)
 def to_batch_last(x, xb, ph, pw):
-    """xb (C, Hp, Wp, N)[:, ph:ph + H, pw:pw + W] = x (N, C, H, W) transposed (0.2 ms where
-    NumPy's transposing copy took 0.3-0.6, conv b); returns whether every value was finite."""
+    """xb (C, Hp, 2, half, N)[c, y + ph, (x + pw) % 2, (x + pw) // 2] = x (N, C, H, W)[·, c, y, x]
+    (0.2 ms where NumPy's transposing copy took 0.3-0.6, conv b); returns whether every value
+    was finite."""
     n, channels, height, width = x.shape
+    hp, half = xb.shape[1], xb.shape[3]
+    flat = xb.reshape(-1)
     zeros = np.zeros(n, np.float32)  # stay 0 unless a value is NaN or ±inf (one per lane: no chain)
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
+                col = xx + pw
+                d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
+                lanes = flat[d : d + n]
                 for k in range(n):
                     value = x[k, c, yy, xx]
-                    xb[c, yy + ph, xx + pw, k] = value
+                    lanes[k] = value
                     zeros[k] += value * np.float32(0.0)
     return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
 def from_batch_last(xb, ph, pw, x):
-    """x (N, C, H, W) = xb (C, Hp, Wp, N)[:, ph:ph + H, pw:pw + W] transposed; returns whether
-    every value was finite."""
+    """x (N, C, H, W) from xb (C, Hp, 2, half, N) as :func:`to_batch_last` lays it out; returns
+    whether every value was finite."""
     n, channels, height, width = x.shape
+    hp, half = xb.shape[1], xb.shape[3]
+    flat = xb.reshape(-1)
     zeros = np.zeros(n, np.float32)
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
+                col = xx + pw
+                d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
+                lanes = flat[d : d + n]
                 for k in range(n):
-                    value = xb[c, yy + ph, xx + pw, k]
+                    value = lanes[k]
                     x[k, c, yy, xx] = value
                     zeros[k] += value * np.float32(0.0)
     return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
-def input_gradient_transform(dv, plane, channels, hp, wp, n, tw, p0, p1, db, f):
-    """db flat (C, hp, wp, N) += B dv Bᵀ at the place of each tile position p0 ≤ pos < p1 (the
-    adjoint of :func:`input_transform`; tiles overlap: added in tile order).  ``dv`` holds those
-    positions like :func:`gradient_transform`'s ``dm``; ``f``: scratch of 16·N floats."""
-    tiles = (p1 - p0) * n
-    row = wp * n
+def input_gradient_transform(dv, plane, channels, hp, half, n, th, tw, t0, t1, db, f):
+    """db flat (C, hp, 2, half, N) += B dv Bᵀ at the place of each tile of the tile rows
+    t0 ≤ ty < t1 (the adjoint of :func:`input_transform`; tiles overlap: added in tile order).
+    ``dv`` holds those rows like :func:`gradient_transform`'s ``dm``; ``f``: 16·tw·N floats."""
+    run = tw * n
+    tiles = (t1 - t0) * run
+    row = 2 * half * n
     for c in range(channels):
-        for pos in range(p0, p1):
-            ty, tx = pos // tw, pos % tw
-            at = c * tiles + (pos - p0) * n
+        for ty in range(t0, t1):
+            at = c * tiles + (ty - t0) * run
             for a in range(4):  # f[a][s] = Σ_b dv[a, b] Bᵀ[b, s]
                 p = at + 4 * a * plane
-                v0, v1 = dv[p : p + n], dv[p + plane : p + plane + n]
-                v2, v3 = dv[p + 2 * plane : p + 2 * plane + n], dv[p + 3 * plane : p + 3 * plane + n]
-                fa = f[4 * a * n : (4 * a + 4) * n]
-                fa[0:n] = v0
-                _sub(fa[n : 2 * n], v1, v2)
-                _acc(fa[n : 2 * n], v3)
-                _add(fa[2 * n : 3 * n], v1, v2)
-                _acc_sub(fa[2 * n : 3 * n], v0)
-                _neg(fa[3 * n : 4 * n], v3)
-            base = ((c * hp + 2 * ty) * wp + 2 * tx) * n
-            for s in range(4):  # dd[r][s] = Σ_a Bᵀ[a, r] f[a][s], added into the padded images
-                f0, f1 = f[s * n : (s + 1) * n], f[(4 + s) * n : (5 + s) * n]
-                f2, f3 = f[(8 + s) * n : (9 + s) * n], f[(12 + s) * n : (13 + s) * n]
-                d = base + s * n
-                _acc(db[d : d + n], f0)
-                _acc_mpm(db[d + row : d + row + n], f1, f2, f3)
-                _acc_ppm(db[d + 2 * row : d + 2 * row + n], f1, f2, f0)
-                _acc_sub(db[d + 3 * row : d + 3 * row + n], f3)
+                v0, v1 = dv[p : p + run], dv[p + plane : p + plane + run]
+                v2, v3 = dv[p + 2 * plane : p + 2 * plane + run], dv[p + 3 * plane : p + 3 * plane + run]
+                fa = f[4 * a * run : (4 * a + 4) * run]
+                fa[0:run] = v0
+                _sub(fa[run : 2 * run], v1, v2)
+                _acc(fa[run : 2 * run], v3)
+                _add(fa[2 * run : 3 * run], v1, v2)
+                _acc_sub(fa[2 * run : 3 * run], v0)
+                _neg(fa[3 * run : 4 * run], v3)
+            base = (c * hp + 2 * ty) * row
+            for s in range(4):  # dd[r][s] = Σ_a Bᵀ[a, r] f[a][s]; column s of tile tx: parity s % 2, tx + s // 2
+                f0, f1 = f[s * run : (s + 1) * run], f[(4 + s) * run : (5 + s) * run]
+                f2, f3 = f[(8 + s) * run : (9 + s) * run], f[(12 + s) * run : (13 + s) * run]
+                d = base + (s % 2) * half * n + (s // 2) * n
+                _acc(db[d : d + run], f0)
+                _acc_mpm(db[d + row : d + row + run], f1, f2, f3)
+                _acc_ppm(db[d + 2 * row : d + 2 * row + run], f1, f2, f0)
+                _acc_sub(db[d + 3 * row : d + 3 * row + run], f3)

@@ -21,17 +21,12 @@ evaluation, is what this one is tested against, with torch).  Why this shape:
 """
 from __future__ import annotations
 
-import functools
-import os
-import warnings
-
 import numpy as np
 
+from . import kernels as compiled
 from . import threads
-from .tuning import current as current_tuning
 
-__all__ = ["applies", "backward", "center", "compiled_backward", "compiled_forward", "kernels", "load_kernels",
-           "normalize"]
+__all__ = ["applies", "backward", "center", "compiled_backward", "compiled_forward", "kernels", "normalize"]
 
 
 def applies(x):
@@ -110,28 +105,8 @@ def backward(d, inv_std, weight, grad):
 # ----------------------------------------------------------------------------- compiled kernels
 def kernels(x):
     """The :mod:`.normalization_kernels` module for a float32 array ``x``, or None for the NumPy
-    path: below ``Tuning.kernel_min_work`` elements (importing numba, ~0.4 s, would cost more than
-    it saves), ``Tuning.numba`` False, ``DELTALAB_NUMBA=0``, or numba not usable."""
-    tuning = current_tuning()
-    if x.size < tuning.kernel_min_work or tuning.numba is False:
-        return None
-    if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
-        return None
-    return load_kernels()
-
-
-@functools.cache
-def load_kernels():
-    """The :mod:`.normalization_kernels` module, or None when numba is unusable (imported once;
-    ``load_kernels.cache_clear()`` looks again)."""
-    try:
-        from . import normalization_kernels
-    except ImportError:
-        return None
-    except Exception as error:  # a broken numba install must not break the layer
-        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
-        return None
-    return normalization_kernels
+    path (:func:`deltalab.fast.kernels.for_size`: small arrays, numba off or unusable)."""
+    return compiled.for_size("normalization_kernels", x.size)
 
 
 def _over_channels(c, size, task):

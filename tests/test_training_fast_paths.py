@@ -1,0 +1,69 @@
+"""Training-step fast paths that replace several graph nodes by one (the float32 cross-entropy of
+class indices) against the general path (same bits) and torch."""
+import numpy as np
+import pytest
+import torch
+
+import deltalab as dl
+import deltalab.functional as F
+from deltalab import losses
+
+
+def general_cross_entropy(x, t, reduction):
+    """The five-node path: log-softmax, pick, negate, sum (/ N)."""
+    log_p = dl.ops.log_softmax(x, axis=1)
+    return losses._picked_loss("cross_entropy", log_p, t, 1, None, -100, reduction)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("n, c", [(16, 10), (1, 3), (5, 1), (33, 7)])
+def test_float32_cross_entropy_of_indices_is_one_node_with_the_general_paths_bits(n, c, reduction):
+    rng = np.random.default_rng(n * 10 + c)
+    x = (rng.standard_normal((n, c)) * 4).astype(np.float32)
+    t = rng.integers(0, c, n)
+    results = []
+    for fused in (True, False):
+        xt = dl.tensor(x, requires_grad=True)
+        loss = F.cross_entropy(xt, dl.tensor(t), reduction=reduction) if fused else \
+            general_cross_entropy(xt, t, reduction)
+        loss.backward(np.float32(0.75))
+        results.append((loss.data, xt.grad.data, loss.grad_fn))
+    (fused_loss, fused_grad, node), (loss, grad, _) = results
+    assert node.name == "CrossEntropy" and not any(e is not None and e[0] is not None for e in node.edges)
+    np.testing.assert_array_equal(fused_loss, loss)
+    np.testing.assert_array_equal(fused_grad, grad)
+    tx = torch.tensor(x, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(t), reduction=reduction)
+    tl.backward(torch.tensor(0.75))
+    np.testing.assert_allclose(fused_loss, tl.item(), rtol=1e-6)
+    np.testing.assert_allclose(fused_grad, tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", ["ignored", "weight", "none", "float64", "out of range"])
+def test_cross_entropy_cases_outside_the_one_node_path_keep_the_general_path(case):
+    rng = np.random.default_rng(3)
+    dtype = np.float64 if case == "float64" else np.float32
+    x = rng.standard_normal((6, 4)).astype(dtype)
+    t = rng.integers(0, 4, 6)
+    kwargs = {}
+    if case == "ignored":
+        t[2] = -100
+    elif case == "weight":
+        kwargs["weight"] = np.array([1.0, 2.0, 0.5, 1.0], dtype)
+    elif case == "none":
+        kwargs["reduction"] = "none"
+    elif case == "out of range":
+        t[0] = 4
+        with pytest.raises(dl.errors.ClassIndexError, match="class indices must lie in 0..3"):
+            F.cross_entropy(dl.tensor(x), dl.tensor(t))
+        return
+    xt = dl.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(xt, dl.tensor(t), **kwargs)
+    assert loss.grad_fn.name != "CrossEntropy"
+    tx = torch.tensor(x, requires_grad=True)
+    torch_kwargs = {k: torch.tensor(v) if k == "weight" else v for k, v in kwargs.items()}
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(t), **torch_kwargs)
+    loss.sum().backward()
+    tl.sum().backward()
+    np.testing.assert_allclose(loss.data, tl.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(xt.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-7)

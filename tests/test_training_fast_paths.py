@@ -67,3 +67,32 @@ def test_cross_entropy_cases_outside_the_one_node_path_keep_the_general_path(cas
     tl.sum().backward()
     np.testing.assert_allclose(loss.data, tl.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(xt.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("options", [{}, {"amsgrad": True}, {"betas": (0.3, 0.9), "weight_decay": 0.1},
+                                     {"decoupled_weight_decay": True, "weight_decay": 0.01}])
+def test_adam_updates_its_moments_in_place_with_torchs_values(options):
+    """From the second step on Adam's moments are updated in place (as torch's exp_avg.lerp_):
+    a reference to the state sees the step, and the values stay torch's, also after a state
+    round trip through state_dict."""
+    rng = np.random.default_rng(8)
+    start = [rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours = [dl.nn.Parameter(a.copy()) for a in start]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in start]
+    opt = dl.optim.Adam(ours, lr=0.01, **options)
+    topt = torch.optim.Adam(theirs, lr=0.01, **options)
+    for step in range(5):
+        grads = [rng.standard_normal(a.shape).astype(np.float32) for a in start]
+        for p, tp, g in zip(ours, theirs, grads):
+            p.grad, tp.grad = dl.tensor(g), torch.tensor(g)
+        held = opt.state[ours[0]].get("exp_avg")
+        opt.step()
+        topt.step()
+        if held is not None:
+            assert opt.state[ours[0]]["exp_avg"] is held
+        if step == 2:
+            opt.load_state_dict(opt.state_dict())
+        for p, tp in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6, atol=1e-7)
+    for p, tp in zip(ours, theirs):
+        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], topt.state[tp]["exp_avg_sq"].numpy(), rtol=1e-6)

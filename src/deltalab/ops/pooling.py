@@ -79,14 +79,21 @@ class MaxPool2d(Function):
         def images(lo, hi):
             source, best, upstream, dx = xp[lo:hi], out[lo:hi], grad[lo:hi], dxp[lo:hi]
             taken = None  # windows whose gradient has already gone to an earlier offset
+            last = len(offsets) - 1
             for k, index in enumerate(offsets):
-                is_max = source[index] == best
                 if taken is None:
-                    first, taken = is_max, is_max.copy()
+                    first = taken = source[index] == best
+                elif k == last:
+                    # no NaN here (those windows take _route_by_choice), so a window's maximum is
+                    # one of its entries: the windows left take it from the last offset
+                    first = np.logical_not(taken)
                 else:
-                    first = is_max & ~taken
-                    if k + 1 < len(offsets):
-                        taken |= is_max
+                    is_max = source[index] == best
+                    first = np.greater(is_max, taken)  # is_max and not taken
+                    if k + 1 < last:
+                        taken = np.logical_or(taken, is_max)
+                    else:
+                        taken = np.logical_or(taken, is_max, out=is_max)
                 target = dx[index]
                 if not finite:
                     np.copyto(target, target + upstream, where=first)

@@ -96,3 +96,46 @@ def test_adam_updates_its_moments_in_place_with_torchs_values(options):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6, atol=1e-7)
     for p, tp in zip(ours, theirs):
         np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], topt.state[tp]["exp_avg_sq"].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["batch_norm", "max_pool", "avg_pool", "cross_entropy"])
+def test_a_leafs_first_gradient_is_the_ops_fresh_array_and_later_ones_add(op):
+    """Ops whose backward returns new arrays hand a leaf its first gradient without a copy (as
+    torch's AccumulateGrad); a second backward still adds into it, a user's upstream gradient is
+    never taken, and the values are torch's."""
+    rng = np.random.default_rng(4)
+    shape = (4, 3, 6, 6) if op != "cross_entropy" else (6, 5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    xt = dl.tensor(x, requires_grad=True)
+
+    def ours():
+        with dl.tuning(kernel_min_work=1):
+            if op == "batch_norm":
+                return F.batch_norm(xt, None, None, training=True)
+            if op == "max_pool":
+                return F.max_pool2d(xt, 2)
+            if op == "avg_pool":
+                return F.avg_pool2d(xt, 2)
+            return F.cross_entropy(xt, dl.tensor(np.arange(6) % 5))
+
+    def theirs():
+        if op == "batch_norm":
+            return torch.nn.functional.batch_norm(tx, None, None, training=True)
+        if op == "max_pool":
+            return torch.nn.functional.max_pool2d(tx, 2)
+        if op == "avg_pool":
+            return torch.nn.functional.avg_pool2d(tx, 2)
+        return torch.nn.functional.cross_entropy(tx, torch.arange(6) % 5)
+
+    y = ours()
+    upstream = np.ones(y.shape, np.float32) if y.ndim else None
+    y.backward(upstream)
+    first = xt.grad.data
+    assert upstream is None or not np.shares_memory(first, upstream)
+    ty = theirs()
+    ty.backward(torch.ones(ty.shape) if ty.ndim else None)
+    np.testing.assert_allclose(first, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    ours().backward(upstream)
+    theirs().backward(torch.ones(ty.shape) if ty.ndim else None)
+    np.testing.assert_allclose(xt.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -133,6 +133,8 @@ class CrossEntropy(Function):
     "mean"); backward: with c the upstream gradient (/ N for "mean"), dx = softmax·c, minus c at
     each sample's class -- so the same bits, in one graph node instead of five."""
 
+    fresh_gradients = True
+
     @staticmethod
     def forward(ctx, logits, classes, mean):
         log_p = log_softmax_values(logits, 1)

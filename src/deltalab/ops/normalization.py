@@ -76,6 +76,8 @@ class BatchNormCompiled(Function):
     the forward's y, μ and 1/√(σ² + eps) come from ``fast_norm.compiled_forward``; the backward reads
     the saved input (guarded by autograd's version check) instead of a centred copy."""
 
+    fresh_gradients = True  # dx, dγ, dβ are new arrays of the kernels
+
     @staticmethod
     def forward(ctx, x, weight, bias, kernels, out, mean, inv_std):
         ctx.save_for_backward(x)

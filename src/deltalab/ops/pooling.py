@@ -54,6 +54,8 @@ def _fold_windows(xp, kernel, stride, fold):
 
 
 class MaxPool2d(Function):
+    fresh_gradients = True  # the input gradient is a new array (a view of one when padded: copied)
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding, value=-np.inf)
@@ -150,6 +152,8 @@ def max_indices(xp, out, kernel, stride, padding):
 
 
 class AvgPool2d(Function):
+    fresh_gradients = True
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding)

@@ -123,10 +123,11 @@ def compiled_forward(module, x, weight, bias, eps):
     scale_weight = np.ones(c, np.float32) if weight is None else np.ascontiguousarray(weight)
     shift = np.zeros(c, np.float32) if bias is None else np.ascontiguousarray(bias)
     mean, var, inv_std = (np.empty(c, np.float32) for _ in range(3))
-    out = np.empty_like(x3)
+    out = np.empty(x.shape, np.float32)
+    out3 = out.reshape(x3.shape)
     _over_channels(c, x.size, lambda lo, hi: module.forward(x3, scale_weight, shift, np.float32(eps), lo, hi,
-                                                            mean, var, inv_std, out))
-    return out.reshape(x.shape), mean, var, inv_std
+                                                            mean, var, inv_std, out3))
+    return out, mean, var, inv_std
 
 
 def compiled_backward(module, x, mean, inv_std, weight, grad):
@@ -135,8 +136,8 @@ def compiled_backward(module, x, mean, inv_std, weight, grad):
     x3 = np.ascontiguousarray(x).reshape(n, c, -1)
     g3 = np.ascontiguousarray(grad, dtype=np.float32).reshape(n, c, -1)
     scale_weight = np.ones(c, np.float32) if weight is None else np.ascontiguousarray(weight)
-    gx = np.empty_like(x3)
-    gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
+    gx = np.empty(grad.shape, np.float32)  # its own array (no view): a leaf takes it as its gradient
+    gx3, gw, gb = gx.reshape(x3.shape), np.empty(c, np.float32), np.empty(c, np.float32)
     _over_channels(c, x.size, lambda lo, hi: module.backward(x3, g3, mean, inv_std, scale_weight, lo, hi,
-                                                             gx, gw, gb))
-    return gx.reshape(grad.shape), gw, gb
+                                                             gx3, gw, gb))
+    return gx, gw, gb

@@ -729,6 +729,98 @@ def _measure(step, repeats, inner, warmup):
     return times[len(times) // 2], times[len(times) // 10], times
 
 
+def _measure_block(step, repeats, inner, warmup):
+    """``_measure`` of a step, in this process or in a library process; also the process CPU
+    time per timed step."""
+    if isinstance(step, _RemoteStep):
+        return step.measure(repeats, inner, warmup)
+    for _ in range(warmup):
+        step()
+    cpu = time.process_time()
+    median, fast, times = _measure(step, repeats, inner, 0)
+    return median, fast, times, (time.process_time() - cpu) / (repeats * inner)
+
+
+# --------------------------------------------------------------- --process-per-library
+# With --process-per-library each library's step rows run in a process of their own (spawned
+# once per thread count, same environment, malloc settings and thread count), driven block by
+# block from the benchmark child, so the blocks still alternate in one run but neither
+# library's threads, allocator state or thread pools share a process with the other's.
+_LIBRARY_PROCESSES = {}
+
+
+def _library_cpu():
+    """CPU seconds the --process-per-library processes have used so far (0 without them)."""
+    total = 0.0
+    for process in _LIBRARY_PROCESSES.values():
+        try:
+            fields = Path(f"/proc/{process.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+class _RemoteStep:
+    """A step of ``workload`` built and timed in a library process."""
+
+    def __init__(self, conn, name):
+        self.conn, self.name = conn, name
+
+    def __call__(self):  # the first step: its values, for the comparison
+        self.conn.send(("first", self.name))
+        return self.conn.recv()
+
+    def measure(self, repeats, inner, warmup):
+        self.conn.send(("measure", repeats, inner, warmup))
+        return self.conn.recv()
+
+
+class _LibraryProcess:
+    def __init__(self, library, threads, scaling):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # never fork a process with OpenMP threads
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(target=_library_server, args=(theirs, library, threads, scaling), daemon=True)
+        self.process.start()
+
+    def block(self, name):
+        return _RemoteStep(self.conn, name)
+
+    def close(self):
+        self.conn.send(("stop",))
+        self.process.join(10)
+
+
+def _library_server(conn, library, threads, scaling):
+    """Build and time one library's steps on request (the other end of ``_LibraryProcess``)."""
+    _fix_malloc()
+    import numpy as np
+
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+    table = {w.name: w for w in (scaling_workloads() if scaling else workloads())}
+    step, built = None, None
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        if message[0] == "first":
+            if built != message[1]:
+                step, built = None, message[1]
+                step = getattr(table[built], library)()  # Workload.deltalab / Workload.torch
+            conn.send([np.array(v, copy=True) for v in step()])
+        else:
+            conn.send(_measure_block(step, *message[1:]))
+
+
 def _compare(a_list, b_list, rtol):
     """Largest error relative to each array's scale (max |b|), over all compared arrays."""
     import numpy as np
@@ -751,26 +843,36 @@ def _step_rows(workload, quick, pause, rounds):
     warmup = min(3, workload.warmup) if quick else workload.warmup
     # A neighbour's burst or a clock change then hits one round, and the median over rounds
     # of the per-round ratio shrugs it off.
-    dl_step, torch_step = workload.deltalab(), workload.torch()
+    if _LIBRARY_PROCESSES:  # --process-per-library: each library's step in its own process
+        dl_step, torch_step = (_LIBRARY_PROCESSES[lib].block(workload.name) for lib in ("deltalab", "torch"))
+    else:
+        dl_step, torch_step = workload.deltalab(), workload.torch()
     dl_values = [np.array(v, copy=True) for v in dl_step()]
     time.sleep(pause)
     torch_values = [np.array(v, copy=True) for v in torch_step()]
     time.sleep(pause)
     per_round = max(3, repeats // rounds)
     dl_medians, torch_medians, ratios, dl_fast, torch_fast = [], [], [], [], []
+    dl_cpu, torch_cpu = [], []
     for r in range(rounds):
-        d_med, d_fast, _ = _measure(dl_step, per_round, workload.inner, warmup if r == 0 else 1)
+        d_med, d_fast, _, d_cpu = _measure_block(dl_step, per_round, workload.inner, warmup if r == 0 else 1)
         time.sleep(pause)
-        t_med, t_fast, _ = _measure(torch_step, per_round, workload.inner, warmup if r == 0 else 1)
+        t_med, t_fast, _, t_cpu = _measure_block(torch_step, per_round, workload.inner, warmup if r == 0 else 1)
         time.sleep(pause)
         dl_medians.append(d_med)
         torch_medians.append(t_med)
         ratios.append(d_med / t_med)
         dl_fast.append(d_fast)
         torch_fast.append(t_fast)
+        dl_cpu.append(d_cpu)
+        torch_cpu.append(t_cpu)
     del dl_step, torch_step
     error = _compare(dl_values, torch_values, workload.rtol)
     return {
+        # CPU time of the timing process per timed step (all its threads: spinning BLAS/OpenMP
+        # threads show up here as CPU well above the wall time)
+        "deltalab_cpu_ms": float(np.median(dl_cpu)) * 1e3,
+        "torch_cpu_ms": float(np.median(torch_cpu)) * 1e3,
         "deltalab_ms": float(np.median(dl_medians)) * 1e3,
         "torch_ms": float(np.median(torch_medians)) * 1e3,
         "deltalab_p10_ms": min(dl_fast) * 1e3,
@@ -787,6 +889,7 @@ def run_row(workload, threads, quick, pause, rounds):
     ticks = os.sysconf("SC_CLK_TCK")
     load_before = os.getloadavg()[0]
     jiffies0, cpu0, wall0 = _busy_jiffies(), os.times(), time.perf_counter()
+    library0 = _library_cpu()
     if workload.run is not None:
         timing = workload.run(threads, quick, pause, rounds)
     else:
@@ -794,7 +897,7 @@ def run_row(workload, threads, quick, pause, rounds):
     wall = time.perf_counter() - wall0
     cpu1 = os.times()
     # our own CPU time includes waited-for children (the latency row's subprocesses)
-    own = sum(cpu1[:4]) - sum(cpu0[:4])
+    own = sum(cpu1[:4]) - sum(cpu0[:4]) + _library_cpu() - library0  # and the --process-per-library ones
     others = max(0.0, (_busy_jiffies() - jiffies0) / ticks - own) / wall  # cores used by others
     row = {"name": workload.name, "description": workload.description, "threads": threads}
     row.update(timing)
@@ -832,6 +935,9 @@ def child(args):
     peak = _matmul_peak()
     print(f"  {threads} thread(s) float32 1024³ matmul: NumPy {peak['numpy_gflops']:.0f} GFLOP/s, "
           f"torch {peak['torch_gflops']:.0f} GFLOP/s", file=sys.stderr)
+    if args.process_per_library:
+        for library in ("deltalab", "torch"):
+            _LIBRARY_PROCESSES[library] = _LibraryProcess(library, threads, args.scaling)
     rows = []
     for workload in (scaling_workloads() if args.scaling else workloads()):
         if args.only and not any(o in workload.name for o in args.only.split(",")):
@@ -855,7 +961,9 @@ def child(args):
         if isinstance(workload, ScalingWorkload):  # the --scaling rows' amount of work
             best.update(unit=workload.unit, size=workload.size, family=workload.family)
         rows.append(best)
-    json.dump({"rows": rows, "matmul_peak": peak, "dependencies": _dependency_versions(),
+    for process in _LIBRARY_PROCESSES.values():
+        process.close()
+    json.dump({"rows": rows, "matmul_peak": peak, "process_per_library": bool(args.process_per_library), "dependencies": _dependency_versions(),
                "malloc_fixed": malloc_fixed, "numpy": np.__version__,
                "torch": torch.__version__, "openblas_kernels": blas_kernels(),
                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}, sys.stdout)
@@ -984,6 +1092,8 @@ def print_table(rows, info):
                   f"kernels), torch {info.get('torch')} ({info.get('torch_cpu_capability')})")
     deps = info.get("dependencies", {})
     console.print("default dependencies: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in deps.items()))
+    if info.get("process_per_library"):
+        console.print("each library's step rows timed in a process of its own (--process-per-library)")
     pin = info.get("openblas_pin_in_environment")
     if pin:
         kept = "kept" if info.get("openblas_pin_kept") else "removed for the timed runs"
@@ -1010,6 +1120,9 @@ def main(argv=None):
     parser.add_argument("--scaling", action="store_true",
                         help="the scaling table instead of the main rows: conv b at batch 8 … 256 and the Elman "
                              "RNN at T = 100 … 10,000, time and time per unit of work (--only filters it too)")
+    parser.add_argument("--process-per-library", action="store_true",
+                        help="time each library's step rows in a process of its own (blocks still alternate "
+                             "in one run): no thread pool, allocator or OpenMP state shared between them")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -1030,6 +1143,8 @@ def main(argv=None):
             cmd.append("--quick")
         if args.scaling:
             cmd.append("--scaling")
+        if args.process_per_library:
+            cmd.append("--process-per-library")
         if args.only:
             cmd += ["--only", args.only]
         result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
@@ -1040,6 +1155,7 @@ def main(argv=None):
                     openblas_pin_in_environment={v: os.environ[v] for v in OPENBLAS_PIN_VARS if v in os.environ},
                     openblas_pin_kept=args.keep_openblas_pin)
         info["matmul_peak"][threads] = data["matmul_peak"]
+        info["process_per_library"] = data["process_per_library"]
         info["dependencies"] = data["dependencies"]
         rows += data["rows"]
     print_table(rows, info)

@@ -143,6 +143,10 @@ class Function:
     """
 
     differentiable = True
+    #: True when every array ``backward`` returns is new and kept nowhere else: a leaf's first
+    #: gradient then takes it as it is (as torch's AccumulateGrad steals an unshared gradient)
+    #: instead of a copy
+    fresh_gradients = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
@@ -267,12 +271,15 @@ def _topological_order(root_node):
     return order
 
 
-def _accumulate(tensor, grad):
+def _accumulate(tensor, grad, fresh=False):
+    """Add ``grad`` into ``tensor.grad``; ``fresh``: the array is new and unshared, so a first
+    gradient may be the array itself (when it already has the tensor's dtype and shape)."""
     grad = np.asarray(grad, dtype=tensor.data.dtype)
     if grad.shape != tensor.data.shape:
         grad = np.broadcast_to(grad, tensor.data.shape)
     if tensor.grad is None:
-        tensor.grad = _grad_tensor(np.array(grad, copy=True))
+        own = fresh and grad.base is None and grad.flags.writeable
+        tensor.grad = _grad_tensor(grad if own else np.array(grad, copy=True))
     else:
         tensor.grad.data = tensor.grad.data + grad
 
@@ -313,12 +320,13 @@ def backward(tensor, grad=None):
                 in_grads = node.function.backward(node, out_grads[0])
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            fresh = node.function.fresh_gradients
             for parent, edge, needed, g in zip(node.parents, node.edges, node.needs_input_grad, in_grads):
                 if parent is None or g is None or not needed:
                     continue
                 producer, i = edge
                 if producer is None:
-                    _accumulate(parent, g)
+                    _accumulate(parent, g, fresh and sum(g is other for other in in_grads) == 1)
                 else:
                     slots = pending.setdefault(id(producer), [None] * producer.n_outputs)
                     slots[i] = g if slots[i] is None else slots[i] + g

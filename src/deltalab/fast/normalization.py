@@ -13,14 +13,20 @@ evaluation, is what this one is tested against, with torch).  Why this shape:
   (:func:`deltalab.fast.threads.run_parallel`; NumPy releases the GIL in ufuncs and BLAS):
   NumPy's elementwise work is otherwise single-threaded.  The per-range sums are added in
   range order, so results are deterministic.
+- Arrays of ``Tuning.kernel_min_work`` elements or more (when numba is usable) take the
+  compiled kernels of :mod:`.normalization_kernels` instead: one call per direction does a
+  channel at a time in cache (the input read once, the output written once), and the backward
+  reads the saved input rather than a centred copy.  At 2+ threads the channels are split
+  into one range per thread, which changes no bit.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import kernels as compiled
 from . import threads
 
-__all__ = ["applies", "backward", "center", "normalize"]
+__all__ = ["applies", "backward", "center", "compiled_backward", "compiled_forward", "kernels", "normalize"]
 
 
 def applies(x):
@@ -94,3 +100,44 @@ def backward(d, inv_std, weight, grad):
 
     _split(n, d.size, task)
     return gx.reshape(grad.shape), (gd_sum * inv_std).astype(d.dtype, copy=False), g_sum.astype(d.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- compiled kernels
+def kernels(x):
+    """The :mod:`.normalization_kernels` module for a float32 array ``x``, or None for the NumPy
+    path (:func:`deltalab.fast.kernels.for_size`: small arrays, numba off or unusable)."""
+    return compiled.for_size("normalization_kernels", x.size)
+
+
+def _over_channels(c, size, task):
+    """``task(lo, hi)`` over channel ranges, one per thread when it pays, else ``task(0, c)``."""
+    ranges = threads.batch_ranges(c, size)
+    if ranges is None or threads.run_parallel([lambda lo=lo, hi=hi: task(lo, hi) for lo, hi in ranges]) is None:
+        task(0, c)
+
+
+def compiled_forward(module, x, weight, bias, eps):
+    """(y in x's shape, μ, biased σ², 1/√(σ² + eps)) per channel of a float32 (N, C, ...) array."""
+    n, c = x.shape[0], x.shape[1]
+    x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+    scale_weight = np.ones(c, np.float32) if weight is None else np.ascontiguousarray(weight)
+    shift = np.zeros(c, np.float32) if bias is None else np.ascontiguousarray(bias)
+    mean, var, inv_std = (np.empty(c, np.float32) for _ in range(3))
+    out = np.empty(x.shape, np.float32)
+    out3 = out.reshape(x3.shape)
+    _over_channels(c, x.size, lambda lo, hi: module.forward(x3, scale_weight, shift, np.float32(eps), lo, hi,
+                                                            mean, var, inv_std, out3))
+    return out, mean, var, inv_std
+
+
+def compiled_backward(module, x, mean, inv_std, weight, grad):
+    """(dx in grad's shape, Σ g·x̂, Σ g) per channel of the training-mode batch norm."""
+    n, c = x.shape[0], x.shape[1]
+    x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+    g3 = np.ascontiguousarray(grad, dtype=np.float32).reshape(n, c, -1)
+    scale_weight = np.ones(c, np.float32) if weight is None else np.ascontiguousarray(weight)
+    gx = np.empty(grad.shape, np.float32)  # its own array (no view): a leaf takes it as its gradient
+    gx3, gw, gb = gx.reshape(x3.shape), np.empty(c, np.float32), np.empty(c, np.float32)
+    _over_channels(c, x.size, lambda lo, hi: module.backward(x3, g3, mean, inv_std, scale_weight, lo, hi,
+                                                             gx3, gw, gb))
+    return gx, gw, gb

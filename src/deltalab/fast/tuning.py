@@ -31,8 +31,9 @@ class Tuning:
     numba: bool | None = None
     #: OpenBLAS kernel family the recurrent size rules assume (None: the one NumPy loaded)
     blas_kernels: str | None = None  # "" : as if unknown (not OpenBLAS, or no threadpoolctl)
-    #: batch·hidden·steps from which a float32 sequence uses the compiled kernels
-    #: (benchmarks/README.md, "Tuning rules": importing numba costs ~0.4 s)
+    #: batch·hidden·steps from which a float32 sequence uses the compiled kernels, and elements
+    #: from which the float32 training-mode batch norm does (benchmarks/README.md, "Tuning
+    #: rules": importing numba costs ~0.4 s)
     kernel_min_work: int = 1 << 16
     #: LSTM step products in column blocks: None, the small-matrix rule decides
     split_step_products: bool | None = None

@@ -71,6 +71,27 @@ class BatchNormTraining(Function):
                 gb if need[2] else None, None, None, None)
 
 
+class BatchNormCompiled(Function):
+    """:class:`BatchNormTraining` through the compiled kernels (:mod:`deltalab.fast.normalization_kernels`):
+    the forward's y, μ and 1/√(σ² + eps) come from ``fast_norm.compiled_forward``; the backward reads
+    the saved input (guarded by autograd's version check) instead of a centred copy."""
+
+    fresh_gradients = True  # dx, dγ, dβ are new arrays of the kernels
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, kernels, out, mean, inv_std):
+        ctx.save_for_backward(x)
+        ctx.kernels, ctx.mean, ctx.inv_std, ctx.weight = kernels, mean, inv_std, weight
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        need = ctx.needs_input_grad
+        gx, gw, gb = fast_norm.compiled_backward(ctx.kernels, ctx.saved[0], ctx.mean, ctx.inv_std, ctx.weight, grad)
+        return (gx if need[0] else None, gw if ctx.weight is not None and need[1] else None,
+                gb if need[2] else None, None, None, None, None)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """``torch.nn.functional.batch_norm``: normalise per channel (axis 1) with the batch's
     statistics when ``training`` (and update ``running_mean``/``running_var`` in place, if
@@ -87,7 +108,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
     fast = batch_stats and fast_norm.applies(x.data) and all(
         t is None or t.dtype == x.dtype for t in (weight, bias))
-    if fast:
+    kernels = fast_norm.kernels(x.data) if fast else None
+    if kernels is not None:
+        data = [None if t is None else t.data for t in (weight, bias)]
+        y, mean, var, inv_std = fast_norm.compiled_forward(kernels, x.data, data[0], data[1], eps)
+        out = BatchNormCompiled.apply(x, weight, bias, kernels, y, mean, inv_std)
+    elif fast:
         centered, mean, var = fast_norm.center(x.data)
         out = BatchNormTraining.apply(x, weight, bias, centered, var, eps)
     else:

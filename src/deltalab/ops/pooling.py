@@ -54,6 +54,8 @@ def _fold_windows(xp, kernel, stride, fold):
 
 
 class MaxPool2d(Function):
+    fresh_gradients = True  # the input gradient is a new array (a view of one when padded: copied)
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding, value=-np.inf)
@@ -79,14 +81,21 @@ class MaxPool2d(Function):
         def images(lo, hi):
             source, best, upstream, dx = xp[lo:hi], out[lo:hi], grad[lo:hi], dxp[lo:hi]
             taken = None  # windows whose gradient has already gone to an earlier offset
+            last = len(offsets) - 1
             for k, index in enumerate(offsets):
-                is_max = source[index] == best
                 if taken is None:
-                    first, taken = is_max, is_max.copy()
+                    first = taken = source[index] == best
+                elif k == last:
+                    # no NaN here (those windows take _route_by_choice), so a window's maximum is
+                    # one of its entries: the windows left take it from the last offset
+                    first = np.logical_not(taken)
                 else:
-                    first = is_max & ~taken
-                    if k + 1 < len(offsets):
-                        taken |= is_max
+                    is_max = source[index] == best
+                    first = np.greater(is_max, taken)  # is_max and not taken
+                    if k + 1 < last:
+                        taken = np.logical_or(taken, is_max)
+                    else:
+                        taken = np.logical_or(taken, is_max, out=is_max)
                 target = dx[index]
                 if not finite:
                     np.copyto(target, target + upstream, where=first)
@@ -143,6 +152,8 @@ def max_indices(xp, out, kernel, stride, padding):
 
 
 class AvgPool2d(Function):
+    fresh_gradients = True
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = pad_spatial(x, padding)

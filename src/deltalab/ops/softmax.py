@@ -8,7 +8,8 @@ import numpy as np
 from ..autograd import Function
 
 
-def _log_softmax(a, axis):
+def log_softmax_values(a, axis):
+    """log softmax of an array along ``axis`` (max-shifted), the arithmetic of :class:`LogSoftmax`."""
     shifted = a - np.max(a, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -16,7 +17,7 @@ def _log_softmax(a, axis):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, a, axis):
-        out = np.exp(_log_softmax(a, axis))
+        out = np.exp(log_softmax_values(a, axis))
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
@@ -30,7 +31,7 @@ class Softmax(Function):
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, a, axis):
-        out = _log_softmax(a, axis)
+        out = log_softmax_values(a, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out

@@ -215,6 +215,14 @@ def lerp(start, end, weight):
     return end - (end - start) * (1 - weight)
 
 
+def _updatable(moment, grad):
+    """Whether an optimiser's moment array can be updated in place for ``grad`` (a float array of
+    its shape and dtype that it owns); otherwise (the first step, a loaded state of another
+    dtype) the update makes new arrays."""
+    return (isinstance(moment, np.ndarray) and moment.shape == grad.shape and moment.dtype == grad.dtype
+            and moment.flags.writeable and moment.flags.owndata)
+
+
 def _check_betas(betas):
     for i, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
@@ -243,15 +251,36 @@ class Adam(Optimizer):
             else:
                 grad = grad + weight_decay * value
         step = state.get("step", 0) + 1
-        m = lerp(state["exp_avg"], grad, 1 - beta1) if "exp_avg" in state else (1 - beta1) * grad
-        v = beta2 * state.get("exp_avg_sq", 0) + (1 - beta2) * grad * grad
-        state.update(step=step, exp_avg=m, exp_avg_sq=v)
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if _updatable(m, grad) and _updatable(v, grad):
+            # the moments in place, with the arithmetic of the expressions below (the same bits)
+            # and two scratch arrays instead of a dozen temporaries
+            scratch = np.subtract(grad, m)
+            weight = 1 - beta1
+            if weight < 0.5:  # lerp, rounded from the nearer end
+                np.add(m, np.multiply(scratch, weight, out=scratch), out=m)
+            else:
+                np.subtract(grad, np.multiply(scratch, 1 - weight, out=scratch), out=m)
+            np.multiply(v, beta2, out=v)
+            np.multiply(np.multiply(grad, 1 - beta2, out=scratch), grad, out=scratch)
+            np.add(v, scratch, out=v)
+            state["step"] = step
+        else:
+            m = lerp(m, grad, 1 - beta1) if m is not None else (1 - beta1) * grad
+            v = beta2 * (0 if v is None else v) + (1 - beta2) * grad * grad
+            state.update(step=step, exp_avg=m, exp_avg_sq=v)
+            scratch = None
         bias1, bias2 = 1 - beta1**step, 1 - beta2**step
         if group["amsgrad"]:
             v = np.maximum(state.get("max_exp_avg_sq", v), v)
             state["max_exp_avg_sq"] = v
-        denominator = np.sqrt(v) / math.sqrt(bias2) + group["eps"]
-        return value - (lr / bias1) * m / denominator
+        if scratch is None:
+            denominator = np.sqrt(v) / math.sqrt(bias2) + group["eps"]
+            return value - (lr / bias1) * m / denominator
+        denominator = np.add(np.divide(np.sqrt(v, out=scratch), math.sqrt(bias2), out=scratch), group["eps"],
+                             out=scratch)
+        update = np.divide(np.multiply(m, lr / bias1), denominator)
+        return np.subtract(value, update, out=update)
 
 
 class AdamW(Adam):

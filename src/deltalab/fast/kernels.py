@@ -1,0 +1,42 @@
+"""The compiled (numba) kernels of the float32 elementwise ops (batch norm, max pooling): when
+to use them and loading them once.
+
+numba is a default dependency, but a platform without a wheel (or ``DELTALAB_NUMBA=0``, or
+``dl.tuning(numba=False)``) keeps the NumPy paths, and so do small arrays: importing numba
+takes ~0.4 s, more than the kernels save below ``Tuning.kernel_min_work`` elements (the same
+rule as the recurrent kernels').
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+
+from .tuning import current as current_tuning
+
+__all__ = ["for_size", "load"]
+
+
+def for_size(name, size):
+    """The kernel module ``deltalab.fast.<name>`` for an op on ``size`` float32 elements, or None
+    for the NumPy path (too small, numba switched off or unusable)."""
+    tuning = current_tuning()
+    if size < tuning.kernel_min_work or tuning.numba is False:
+        return None
+    if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
+        return None
+    return load(name)
+
+
+@functools.cache
+def load(name):
+    """The module ``deltalab.fast.<name>``, or None when numba is unusable (imported once;
+    ``load.cache_clear()`` looks again)."""
+    try:
+        return importlib.import_module(f"deltalab.fast.{name}")
+    except ImportError:
+        return None
+    except Exception as error:  # a broken numba install must not break the layer
+        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
+        return None

@@ -1,6 +1,7 @@
 """What ``deltalab solve`` loads: a worked solution starts fast because it imports only what it
-shows (benchmarks/README.md, "`deltalab solve` latency"), and the command (only the command)
-keeps OpenBLAS's idle threads from spinning through its short run."""
+shows (benchmarks/README.md, "`deltalab solve` latency"); and the command (only the command's own
+process, see deltalab.startup) keeps OpenBLAS's idle threads from spinning through its short run
+and leaves its objects to the exit instead of a last collection over all of them."""
 import json
 import os
 import subprocess
@@ -92,3 +93,23 @@ def test_the_command_run_as_a_module_still_solves():
             "'rnn-many-to-many-identity', '--format', 'json']))")
     library = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
     assert library.returncode == 0 and library.stdout == done.stdout
+
+
+def frozen_after_main(prelude, call):
+    """gc.get_freeze_count() after ``call`` of deltalab.cli.main in a fresh interpreter."""
+    code = (prelude + "\nimport gc, os, sys\nfrom deltalab.cli import main\nsys.stdout = open(os.devnull, 'w')\n"
+            f"code = {call}\nsys.stderr.write(f'{{code}} {{gc.get_freeze_count()}}')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code, frozen = done.stderr.split()[-2:]
+    assert code == "0"
+    return int(frozen)
+
+
+def test_only_the_commands_own_process_freezes_its_objects_for_the_exit():
+    argv = "['solve', '--example', 'rnn-many-to-many-identity']"
+    # the console script: main() with the process's own arguments
+    assert frozen_after_main(f"import sys; sys.argv = ['/venv/bin/deltalab'] + {argv}", "main()") > 0
+    # a program (a test, a notebook) calling main: its collector is left as it was
+    assert frozen_after_main("", f"main({argv})") == 0
+    assert frozen_after_main(f"import sys; sys.argv = ['program.py'] + {argv}", "main()") == 0

@@ -6,32 +6,15 @@ PyTorch's names work the same way here (``dl.zeros``, ``dl.float32``, ``dl.no_gr
 name deltalab does not have raises ``NotImplementedError: deltalab has no torch.X``.
 """
 import importlib.util as _importlib_util
-import os as _os
-import sys as _sys
 import types as _types
 
+from . import startup as _startup  # standard library only: NumPy is still imported first
 
-def _is_command_line():
-    """Whether this process is the ``deltalab`` command (its console script, ``python -m deltalab``
-    or ``python -m deltalab.cli``) rather than a program that imports deltalab."""
-    if _sys.argv[:1] == ["-m"]:  # python -m deltalab…: the package is imported while the module is found
-        argv = getattr(_sys, "orig_argv", [])
-        module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
-        return module == "deltalab" or module.startswith("deltalab.")
-    name = _os.path.basename(_sys.argv[0]) if _sys.argv and _sys.argv[0] else ""
-    return name in ("deltalab", "deltalab.exe", "deltalab-script.py")
+# the deltalab command only (never a program importing deltalab): see deltalab.startup
+_startup.quiet_blas_threads()
 
-
-# The command's runs are short. When NumPy loads, OpenBLAS starts its worker threads, which spin
-# for about 2**28 cycles (~0.1 s of CPU) before they sleep; on a busy machine that spin takes a
-# core from the run itself (up to 50-90 ms of a solve's wall time with 2 cores). 2**24 cycles keep
-# a worker awake between the products of a training step; the results are the same bits.
-# Only in deltalab's own process, only before NumPy loads, and never over the user's own setting.
-if "numpy" not in _sys.modules and _is_command_line():
-    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
-
-# NumPy first, before any deltalab module: imported from inside deltalab's own import chain it
-# took 40-80 ms longer on every start (benchmarks/README.md, "deltalab solve latency").
+# NumPy next, before any deltalab module that uses it: imported from inside deltalab's own import
+# chain it took 40-80 ms longer on every start (benchmarks/README.md, "deltalab solve latency").
 import numpy as _numpy  # noqa: E402, F401
 
 from . import func, functional, models, nn, ops, optim

@@ -113,3 +113,17 @@ def test_only_the_commands_own_process_freezes_its_objects_for_the_exit():
     # a program (a test, a notebook) calling main: its collector is left as it was
     assert frozen_after_main("", f"main({argv})") == 0
     assert frozen_after_main(f"import sys; sys.argv = ['program.py'] + {argv}", "main()") == 0
+
+
+def collector_after_import(prelude):
+    """(gc.isenabled(), gc.get_freeze_count() > 0) after ``prelude`` and ``import deltalab``."""
+    code = prelude + "\nimport gc, deltalab\nprint(gc.isenabled(), gc.get_freeze_count() > 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
+def test_the_command_freezes_what_its_imports_created_and_collects_again_after():
+    assert collector_after_import("import sys; sys.argv = ['/venv/bin/deltalab']") == ["True", "True"]
+    assert collector_after_import("") == ["True", "False"]  # a program importing deltalab: untouched
+    assert collector_after_import("import gc, sys; gc.disable(); sys.argv = ['/venv/bin/deltalab']") == ["False", "False"]

@@ -4,9 +4,10 @@
     python benchmarks/solve_latency.py --src /old/src --src src --runs 11   # compare two trees
 
 Wall time is process start to exit; CPU time (user + system of the child) is less sensitive
-to other load on a shared machine.  Each run is a fresh ``python -c "from deltalab.cli import main; ..."`` with ``PYTHONPATH`` set
-to the tree under test, output to /dev/null; with several trees the runs alternate (A B, B A, A B, ...)
-so both see the same machine load and neither always goes first.  Not part of the test suite.
+to other load on a shared machine.  Each run is a fresh ``python -m deltalab.cli solve ...`` (the command
+as users start it, like bench.py's latency row) with ``PYTHONPATH`` set to the tree under test, output
+to /dev/null; with several trees the runs alternate (A B, B A, A B, ...) so both see the same machine
+load and neither always goes first.  Not part of the test suite.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-EXAMPLES = ("mlp-relu-exam-network", "cnn-feature-detectors", "rnn-many-to-many-softmax", "eq-lstm-cell")
-LAUNCH = "import sys; from deltalab.cli import main; sys.exit(main())"
+# the first is issue 18's latency row (bench.py's solve_latency_workload)
+EXAMPLES = ("rnn-many-to-many-identity", "mlp-relu-exam-network", "cnn-feature-detectors", "rnn-many-to-many-softmax",
+            "eq-lstm-cell")
 
 
 def one_run(src, example, fmt, bytecode):
@@ -32,7 +34,7 @@ def one_run(src, example, fmt, bytecode):
                                                   str(abs(hash(str(Path(src).resolve())))))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", LAUNCH, "solve", "--example", example, "--format", fmt],
+    done = subprocess.run([sys.executable, "-m", "deltalab.cli", "solve", "--example", example, "--format", fmt],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -8,9 +8,15 @@ name deltalab does not have raises ``NotImplementedError: deltalab has no torch.
 import importlib.util as _importlib_util
 import types as _types
 
-# NumPy first, before any deltalab module: imported from inside deltalab's own import chain it
-# took 40-80 ms longer on every start (benchmarks/README.md, "deltalab solve latency").
-import numpy as _numpy  # noqa: F401
+from . import startup as _startup  # standard library only: NumPy is still imported first
+
+# the deltalab command only (never a program importing deltalab): see deltalab.startup
+_startup.quiet_blas_threads()
+_collector_paused = _startup.pause_collector()
+
+# NumPy next, before any deltalab module that uses it: imported from inside deltalab's own import
+# chain it took 40-80 ms longer on every start (benchmarks/README.md, "deltalab solve latency").
+import numpy as _numpy  # noqa: E402, F401
 
 from . import func, functional, models, nn, ops, optim
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -40,6 +46,8 @@ from .summary import summary
 from .tensor import MissingTorchFeature, Size, Tensor, device, ones, tensor, zeros
 from .fast import Tuning, get_num_threads, set_num_threads, tuning
 from .io import module_kinds as _module_kinds  # registers the built-in module kinds (they record their arguments)
+
+_startup.resume_collector(_collector_paused)
 
 __version__ = "0.1.0"
 

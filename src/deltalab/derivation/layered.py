@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..problems.layers import LAYERS
 from .expressions import Const, op, total
 from .losses import loss_formulas
 from .record import Derivation
@@ -34,6 +33,7 @@ def through_activation(function, upstream, z, x, axis):
 
 
 def derive_layered(problem, model, step, batched) -> Derivation:
+    from ..problems.layers import LAYERS  # the layer kinds: only layered problems load them
     d = _derive_layered(problem, model, step, batched)
     for l, spec in enumerate(model.specs, start=1):  # a layer kind's worked entries (conv cells, pooling winners)
         input_id = "forward:x[0]" if l == 1 else f"forward:x[{l - 1}]" if f"forward:x[{l - 1}]" in d \
@@ -43,6 +43,7 @@ def derive_layered(problem, model, step, batched) -> Derivation:
 
 
 def _derive_layered(problem, model, step, batched) -> Derivation:
+    from ..problems.layers import LAYERS  # the layer kinds: only layered problems load them
     d = Derivation()
     specs = model.specs
     sample_axis = 1 if batched else 0  # the channel / class axis of a recorded value
@@ -134,6 +135,7 @@ def _derive_layered(problem, model, step, batched) -> Derivation:
 
 def backprop(d, spec, l, x_in, upstream, params, batched):
     """∂E/∂x[l−1] from layer l's upstream delta."""
+    from ..problems.layers import LAYERS  # the layer kinds: only layered problems load them
     return LAYERS[spec["type"]].derive_input_delta(spec, l, x_in, upstream, params.get(f"W{l}"),
                                                    d[x_in.node].value.shape, batched)
 

@@ -6,7 +6,6 @@ forward pass (:func:`deltalab.equations.graph.dry_run`).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,6 +143,8 @@ def read(data, r, path):
     if "loss" in model:
         loss = model["loss"]
         if not isinstance(loss, str) or normalize(loss) not in defined_names:
+            import difflib  # only for the message: a correct file never loads it
+
             close = [n for n in defined if n.lower() == str(loss).lower()] or \
                 difflib.get_close_matches(str(loss), defined, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -208,6 +209,8 @@ def _check_references(r, equations, recurrence, parameters, values, initial):
     sequences = set()
 
     def unknown(table, equation, ref):
+        import difflib  # only for the message: a correct file never loads it
+
         close = difflib.get_close_matches(ref.name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         if ref.name == "t" and not recurrence:

@@ -4,7 +4,6 @@ parameters, one forward pass with its error terms, central differences and PyTor
 The kinds themselves (:mod:`.layered`, :mod:`.recurrent`) add what differs."""
 from __future__ import annotations
 
-import difflib
 import re
 
 import numpy as np
@@ -315,6 +314,8 @@ def _parameters(table, problem, r):
         if key in PARAMETER_OPTIONS:
             continue
         if not re.fullmatch(r"[WHb][1-9][0-9]*", key):
+            import difflib  # only for the message: a correct file never loads it
+
             close = difflib.get_close_matches(key, list(PARAMETER_OPTIONS) + ["W1", "H1", "b1", "W2", "b2"], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             r.fail(f"parameters.{key}", f"unknown key: parameters are named W<l>, H<l>, b<l> or are one of "

@@ -2,8 +2,6 @@
 ("model.hidden_size: expected a positive integer, got -3"), did-you-mean for unknown keys."""
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 
 from .. import limits
@@ -23,6 +21,8 @@ class FieldReader:
     def check_keys(self, table, allowed, where):
         for key in table:
             if key not in allowed:
+                import difflib  # only for the message: a correct file never loads it
+
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
                 self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
@@ -64,6 +64,8 @@ class FieldReader:
             return default
         value = table[key]
         if value not in choices:
+            import difflib  # only for the message: a correct file never loads it
+
             close = difflib.get_close_matches(str(value), choices, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.fail(where, f"expected one of {', '.join(choices)}, got {describe_value(value)}{hint}")

@@ -4,6 +4,7 @@ Nothing here computes maths: values come from the recorded :class:`~deltalab.tra
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -288,19 +289,24 @@ FUNCTIONS = ("tanh", "sigmoid", "softmax", "relu", "ReLU", "log", "exp", "conv2d
              "half_squared_error", "squared_error", "mse", "cross_entropy", "binary_cross_entropy")
 
 _MARK = "(?:⁽[⁰¹²³⁴⁵⁶⁷⁸⁹ⁿ]+⁾)"  # a batch's sequence n on a symbol: x[0]⁽ⁿ⁾(t)
-_TOKEN = re.compile(
-    r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*" + _MARK + r"?(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\]" + _MARK + r"?(?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
-    r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?P<sequence>" + _MARK + r")?(?:\((?P<step>[^()]*)\))?)"
-    r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
-    r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
-    r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*))"
-    r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
-    r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
-    r"|(?P<power>\^[0-9]+)"
-    r"|(?P<word>[A-Za-z]{2,}(?:_[A-Za-z0-9]+)*(?: +[A-Za-z]{2,}\b(?![(_\[]))*)"
-    r"|(?P<char>.)",
-    re.S,
-)
+
+
+@functools.cache
+def _token():
+    """:func:`latex`'s tokenizer, compiled on first use (about 2 ms: only LaTeX and maths output need it)."""
+    return re.compile(
+        r"(?P<deriv>∂(?P<of>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*" + _MARK + r"?(?:\([^()]*\))?)/∂(?P<by>(?:[A-Za-zδ]+[0-9]?\[[^\[\]]*\]" + _MARK + r"?(?:\([^()]*\))?|[A-Za-z]+[0-9]*(?:_[A-Za-z0-9]+)*(?:\([^()]*\))?)))"
+        r"|(?P<node>(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\](?P<sequence>" + _MARK + r")?(?:\((?P<step>[^()]*)\))?)"
+        r"|(?P<func>\b(?:" + "|".join(sorted(FUNCTIONS, key=len, reverse=True)) + r")\b)"
+        r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
+        r"|(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*))"
+        r"|(?P<sup>[" + "".join(_SUPERSCRIPTS) + r"]+)"
+        r"|(?P<subs>[" + "".join(_SUBSCRIPTS) + r"]+)"
+        r"|(?P<power>\^[0-9]+)"
+        r"|(?P<word>[A-Za-z]{2,}(?:_[A-Za-z0-9]+)*(?: +[A-Za-z]{2,}\b(?![(_\[]))*)"
+        r"|(?P<char>.)",
+        re.S,
+    )
 
 
 def _latex_name(name: str) -> str:
@@ -330,7 +336,7 @@ def latex(text: str, layers: bool = True) -> str:
     into the next letter.
     """
     out = []
-    for m in _TOKEN.finditer(text):
+    for m in _token().finditer(text):
         kind = m.lastgroup
         if m.group("deriv"):
             out.append(r"\frac{\partial " + latex(m.group("of"), layers) + r"}{\partial "
@@ -376,24 +382,32 @@ def latex(text: str, layers: bool = True) -> str:
     return "".join(out)
 
 
-_HTML_NOTATION = re.compile(
-    r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]"
-    r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
-    r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-zΣΠ][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
-    r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
-    r"|(?P<power>\^(?P<exponent>[0-9]+))")
-_HTML_MINUS = re.compile(
-    r"(?:(?<=^)|(?<=[\s(\[{,=]))-(?=[0-9.])"  # a number's sign: -0.5, (-2, 3), x = -1
-    r"|(?<=[0-9.][eE])-(?=[0-9])"  # an exponent's sign: 1e-06
-    r"|(?<=[\[({][A-Za-z])-(?=[0-9])"  # an index: z2[t-1], h_{t-1}
-    r"|(?<![A-Za-z]{2}) - (?![A-Za-z]{2})")  # a difference a - b; "well - known" between two words is prose
+@functools.cache
+def _html_notation():
+    """The notation :func:`html_symbol` marks up, compiled on first use (HTML output only)."""
+    return re.compile(
+        r"(?P<name>[A-Za-z]+[0-9]?|[δŷ])\[(?P<layer>[^\[\]]*)\]"
+        r"|(?P<param>\b(?:[A-Z]|b)[0-9]+(?![A-Za-z0-9_]))"
+        r"|(?<![A-Za-z0-9_])(?P<base>[A-Za-zΣΠ][A-Za-z0-9]?)_(?P<sub>\{[^{}]*\}|[A-Za-z0-9]+)(?![A-Za-z0-9_{])"
+        r"|(?P<word>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+)"
+        r"|(?P<power>\^(?P<exponent>[0-9]+))")
+
+
+@functools.cache
+def _html_minus():
+    """The hyphens :func:`html_minus` sets as minus signs, compiled on first use (HTML output only)."""
+    return re.compile(
+        r"(?:(?<=^)|(?<=[\s(\[{,=]))-(?=[0-9.])"  # a number's sign: -0.5, (-2, 3), x = -1
+        r"|(?<=[0-9.][eE])-(?=[0-9])"  # an exponent's sign: 1e-06
+        r"|(?<=[\[({][A-Za-z])-(?=[0-9])"  # an index: z2[t-1], h_{t-1}
+        r"|(?<![A-Za-z]{2}) - (?![A-Za-z]{2})")  # a difference a - b; "well - known" between two words is prose
 
 
 def html_minus(text: str) -> str:
     """ASCII hyphens that are minus signs (-0.5, 1e-06, x[t-1], a - b) as U+2212, as maths is
     typeset; a hyphen in a word ("cross-entropy", "many-to-many", "max-pool") or between two
     words of free text stays a hyphen."""
-    return _HTML_MINUS.sub(lambda m: " − " if m.group() == " - " else "−", text)
+    return _html_minus().sub(lambda m: " − " if m.group() == " - " else "−", text)
 
 
 def html_symbol(text: str, layers: bool = True) -> str:
@@ -407,7 +421,7 @@ def html_symbol(text: str, layers: bool = True) -> str:
 
     out = []
     pos = 0
-    for m in _HTML_NOTATION.finditer(text):
+    for m in _html_notation().finditer(text):
         out.append(plain(text[pos:m.start()]))
         if m.group("name"):
             out.append(f"{escape(m.group('name'))}<sup>[{escape(m.group('layer'))}]</sup>")

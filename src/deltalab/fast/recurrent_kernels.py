@@ -349,14 +349,15 @@ def lstm_forward_loop(sgemm, lo, hi, a, bias, packed, edges, buffer, c, tanh_c, 
 
 @njit(**_JIT)
 def lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h, carry_c,
-                       delta, cell_delta, rows, packed, edges):
-    """:func:`lstm_backward_step` for t = T−1 … 0, batch rows lo..hi−1, each followed by
-    carry_h[lo:hi] = delta[t, lo:hi] @ W_hh (W_hh in column blocks)."""
+                       delta, cell_delta, rows, packed, edges, t_lo, t_hi):
+    """:func:`lstm_backward_step` for t = t_hi−1 … t_lo (a chunk of the steps, all of them with
+    0, T), batch rows lo..hi−1, each followed by carry_h[lo:hi] = delta[t, lo:hi] @ W_hh (W_hh
+    in column blocks)."""
     n = c.shape[2]
     batch = c.shape[1]
     width = delta.shape[2]
     out = carry_h.ctypes.data + 4 * lo * n
-    for t in range(gates.shape[0] - 1, -1, -1):
+    for t in range(t_hi - 1, t_lo - 1, -1):
         lstm_backward_step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
                            delta, cell_delta, rows)
         left = delta.ctypes.data + 4 * (t * batch + lo) * width
@@ -379,14 +380,14 @@ def elman_tanh_forward_loop(sgemm, lo, hi, z, bias, recurrent, buffer, h):
 
 
 @njit(**_JIT)
-def elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent):
-    """:func:`elman_tanh_backward_step` for t = T−1 … 0, batch rows lo..hi−1, each followed by
-    carry[lo:hi] = delta[t, lo:hi] @ W_hh (``recurrent``, (H, H) C-contiguous)."""
+def elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent, t_lo, t_hi):
+    """:func:`elman_tanh_backward_step` for t = t_hi−1 … t_lo, batch rows lo..hi−1, each followed
+    by carry[lo:hi] = delta[t, lo:hi] @ W_hh (``recurrent``, (H, H) C-contiguous)."""
     n = delta.shape[2]
     batch = delta.shape[1]
     out = carry.ctypes.data + 4 * lo * n
     right = recurrent.ctypes.data
-    for t in range(delta.shape[0] - 1, -1, -1):
+    for t in range(t_hi - 1, t_lo - 1, -1):
         elman_tanh_backward_step(t, lo, hi, h, grad, carry, delta)
         left = delta.ctypes.data + 4 * (t * batch + lo) * n
         sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, hi - lo, n, n, _ONE, left, n, right, n, _ZERO, out, n)

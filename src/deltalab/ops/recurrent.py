@@ -198,15 +198,21 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(gates.dtype, batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
+        need = ctx.needs_input_grad
+        # at two threads: the step loop over all rows while a worker computes the products
+        products = fast.pipeline_products(ranges, gates.dtype, x, h, weight_ih, need[0], need[3], need[4],
+                                          ctx.has_bias and need[5], fused=True) if kernels is not None else None
         if kernels is not None:
             delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
-                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges)
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
                 gates, c, tanh_c, weight_hh, grad_h, grad_c)
         ctx.deltas, ctx.cell_deltas = delta, cell_delta
+        if products is not None:
+            gx, g_ih, g_hh, gb = products.results()
+            return gx, carry_h, carry_c, g_ih, g_hh, gb
         flat = delta.reshape(steps * batch, 4 * n)
-        need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None

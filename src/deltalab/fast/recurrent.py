@@ -22,7 +22,7 @@ from . import threads
 from .tuning import current as current_tuning
 
 __all__ = ["SequenceProducts", "StepProduct", "backward_pipelined", "elman_tanh_backward", "elman_tanh_forward",
-           "input_projection", "load_kernels", "lstm_backward", "lstm_forward", "matmul", "pipeline_products",
+           "input_projection", "load_kernels", "lstm_backward", "lstm_forward", "matmul", "pipeline_products", "backward_pipelines",
            "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
@@ -456,13 +456,30 @@ class SequenceProducts:
         return gx, g_ih, g_hh, self.gb
 
 
-def pipeline_products(ranges, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
-    """A :class:`SequenceProducts` for :func:`backward_pipelined` when the backward runs at two
-    threads (``ranges``: two batch-row ranges, from :func:`row_ranges`) in float32, else None
-    (the step loop in ``ranges`` and the products after it, as before)."""
-    if ranges is None or len(ranges) != 2 or dtype != np.float32:
-        return None
-    if not (need_x or need_ih or need_hh or need_bias):
+def backward_pipelines(kind, batch, hidden, steps):
+    """Whether the backward of a float32 ``kind`` ("lstm" / "elman") sequence with compiled
+    kernels runs as :func:`backward_pipelined`: at exactly two threads (at more, the LSTM's
+    batch-row ranges), when ``Tuning.parallel`` is True, or by the size rules: the LSTM's
+    parallel rule (:func:`row_ranges`), and for the Elman tanh sequences (whose row ranges
+    never paid) B ≥ 2, H ≥ 32 and at least ``Tuning.lstm_parallel_min_steps`` steps
+    (measured below :func:`backward_pipelined`)."""
+    parallel = current_tuning().parallel
+    if batch < 2 or parallel is False or threads.parallel_threads() != 2:
+        return False
+    if parallel:
+        return True
+    if kind == "lstm":
+        return _parallel_pays(kind, batch, hidden, steps)
+    kernels = load_kernels()
+    return (current_tuning().loop_kernels and kernels is not None and kernels.sgemm_function() is not None
+            and hidden >= 32 and steps >= current_tuning().lstm_parallel_min_steps)
+
+
+def pipeline_products(pipelined, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
+    """A :class:`SequenceProducts` for :func:`backward_pipelined` when ``pipelined`` (see
+    :func:`backward_pipelines`) in float32 and there is a product to compute, else None (the
+    step loop, then the products)."""
+    if not pipelined or dtype != np.float32 or not (need_x or need_ih or need_hh or need_bias):
         return None
     return SequenceProducts(x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused)
 

@@ -124,8 +124,13 @@ class ElmanSequence(Function):
         kernels = fast.step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
         ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
         parts = ranges and len(ranges)
+        need = ctx.needs_input_grad
+        # at two threads: the step loop over all rows while a worker computes the products
+        products = fast.pipeline_products(
+            kernels is not None and fast.backward_pipelines("elman", batch, hidden, steps), z.dtype, x, h, weight_ih,
+            need[0], need[2], need[3], ctx.has_bias and need[4], fused=False)
         if kernels is not None:
-            delta, carry = fast.elman_tanh_backward(kernels, h, grad, weight_hh, ranges)
+            delta, carry = fast.elman_tanh_backward(kernels, h, grad, weight_hh, ranges, products)
         else:
             carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
             delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
@@ -138,8 +143,10 @@ class ElmanSequence(Function):
                 np.multiply(delta[t], incoming, out=delta[t], where=delta[t] != 0 if relu else True)
                 np.matmul(delta[t], weight_hh, out=carry)
         ctx.deltas = delta
+        if products is not None:
+            gx, g_ih, g_hh, gb = products.results()
+            return gx, carry if need[1] else None, g_ih, g_hh, gb, None
         flat = delta.reshape(steps * batch, hidden)
-        need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[2], need[3], parts, float32=z.dtype == np.float32,
                                       fused=False)
@@ -200,8 +207,9 @@ class LSTMSequence(Function):
         parts = ranges and len(ranges)
         need = ctx.needs_input_grad
         # at two threads: the step loop over all rows while a worker computes the products
-        products = fast.pipeline_products(ranges, gates.dtype, x, h, weight_ih, need[0], need[3], need[4],
-                                          ctx.has_bias and need[5], fused=True) if kernels is not None else None
+        products = fast.pipeline_products(
+            kernels is not None and fast.backward_pipelines("lstm", batch, n, steps), gates.dtype, x, h, weight_ih,
+            need[0], need[3], need[4], ctx.has_bias and need[5], fused=True)
         if kernels is not None:
             delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
                 kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products)

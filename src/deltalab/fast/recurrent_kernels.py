@@ -66,6 +66,7 @@ def _fma(typingctx, a, b, c):
 _LOG2E = np.float32(1.44269504088896341)
 _LN2_HI = np.float32(0.693359375)  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with few bits (exact n·_LN2_HI)
 _LN2_LO = np.float32(-2.12194440e-4)
+_NEG_LN2_HI, _NEG_LN2_LO = -_LN2_HI, -_LN2_LO
 _ROUND = np.float32(12582912.0)  # 1.5·2^23: x + _ROUND − _ROUND rounds x to an integer
 _EXP_MIN = np.float32(-87.33654)  # ln FLT_MIN: e^x below it (subnormal) is flushed to 0
 _P0 = np.float32(1.9875691500e-4)
@@ -92,9 +93,9 @@ def exp_nonpositive(x):
     reduction x = n·ln2 + r, |r| ≤ ln2/2, e^r by Cephes' expf polynomial, times 2^n built from
     its exponent bits."""
     y = x if x >= _EXP_MIN else _EXP_MIN  # also for NaN: no NaN reaches the float → int conversion
-    n = (y * _LOG2E + _ROUND) - _ROUND
-    r = y - n * _LN2_HI
-    r = r - n * _LN2_LO
+    n = _fma(y, _LOG2E, _ROUND) - _ROUND
+    r = _fma(n, _NEG_LN2_HI, y)  # exact: n·_LN2_HI has few bits
+    r = _fma(n, _NEG_LN2_LO, r)
     r2 = r * r
     p = _fma(_P0, r, _P1)
     p = _fma(p, r, _P2)

@@ -167,14 +167,20 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
-        a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
+        # in parallel, each batch-row range's task computes its own rows' input projections
+        in_ranges = ranges is not None and x.dtype == weight_ih.dtype == np.float32
+        if in_ranges:
+            a = np.empty((steps, batch, 4 * n), dtype=np.float32)
+        else:
+            a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
         h = np.empty((steps + 1, batch, n), dtype=a.dtype)
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
         h[0], c[0] = h0, c0
         recurrent = np.ascontiguousarray(weight_hh.T)
         if kernels is not None:  # pre-activations are overwritten by the gate values
-            fast.lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges)
+            fast.lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges,
+                              *((x, weight_ih) if in_ranges else ()))
         else:
             buffer = np.empty((batch, 4 * n), dtype=a.dtype)
             if bias is not None:

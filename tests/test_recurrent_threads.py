@@ -293,3 +293,41 @@ def test_pipelined_backward_passes_an_error_on(two_threads):
 
     with pytest.raises(RuntimeError, match="step loop failed"):
         fast_recurrent.backward_pipelined(failing, 6, np.ones((6, 4, 5), np.float32), products)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+@pytest.mark.parametrize("batch, steps", [(1, 5), (3, 1), (16, 37), (5, 64)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_layers_match_torch(two_threads, kind, batch, steps, dtype):
+    """nn.LSTM / nn.RNN with the parallel paths forced on (per-range projections, pipelined
+    backward over several chunks; float64 and one row stay on the serial NumPy path) against
+    torch.nn.LSTM / nn.RNN: outputs, final states and every gradient."""
+    torch = pytest.importorskip("torch")
+    features, hidden = 5, 13
+    rng = np.random.default_rng(batch * 100 + steps)
+    x = rng.standard_normal((steps, batch, features)).astype(dtype)
+    upstream = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    ours = (dl.nn.LSTM if kind == "lstm" else dl.nn.RNN)(features, hidden)
+    theirs = (torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(features, hidden).to(torch.float64)
+    if dtype == np.float32:
+        ours, theirs = ours.float(), theirs.float()
+    else:
+        ours = ours.double()
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            getattr(ours, name).data[...] = p.detach().numpy()
+    with dl.tuning(parallel=True):
+        xt = dl.tensor(x, requires_grad=True)
+        out, _ = ours(xt)
+        (out * dl.tensor(upstream)).sum().backward()
+    xr = torch.tensor(x, requires_grad=True)
+    ref, _ = theirs(xr)
+    (ref * torch.from_numpy(upstream)).sum().backward()
+    rtol = 2e-5 if dtype == np.float32 else 1e-10
+    pairs = [(out.data, ref.detach().numpy()), (xt.grad.data, xr.grad.numpy())]
+    pairs += [(getattr(ours, name).grad.data, p.grad.numpy()) for name, p in theirs.named_parameters()]
+    for got, expected in pairs:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    if dtype == np.float32 and batch > 1 and steps > 1:
+        assert two_threads  # the parallel sections ran

@@ -254,18 +254,23 @@ def summed_products(flat, other, parts=None):
 
 # ------------------------------------------------------------------ the compiled step loops
 # Each writes what the NumPy loops in deltalab.ops.recurrent write, into the same arrays.
-def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
+def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges, x=None, weight_ih=None):
     """h(t) = tanh(z(t) + H h(t−1) + b) for every step, into ``h`` (T+1, B, H); ``z`` holds the
-    input projections (the kernel adds the bias: one pass over z fewer).  Each range's loop over
-    time is one compiled call when it can be (see :func:`_loop_sgemm`: the same sgemm calls,
-    the same bits, without two Python calls per step)."""
+    input projections (the kernel adds the bias: one pass over z fewer), or with ``x`` and
+    ``weight_ih`` is only allocated and each range's task computes its rows' projections
+    (:func:`project_rows`).  Each range's loop over time is one compiled call when it can be
+    (see :func:`_loop_sgemm`: the same sgemm calls, the same bits, without two Python calls per
+    step)."""
     steps, batch, hidden = z.shape
     bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
     buffer = np.empty((batch, hidden), dtype=z.dtype)
     step = kernels.elman_tanh_forward_step
     compiled = _elman_loop_ready(recurrent, z, h)
+    weight_t = None if x is None else np.ascontiguousarray(weight_ih.T)
 
     def loop(lo, hi, blas_threads):
+        if x is not None:
+            project_rows(x, weight_t, z, lo, hi)
         sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
         if sgemm is not None:
             kernels.elman_tanh_forward_loop(sgemm, lo, hi, z, bias_row, recurrent, buffer, h)

@@ -96,12 +96,18 @@ class ElmanSequence(Function):
         hidden = weight_ih.shape[0]
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
         ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
-        z = _input_projection(x.reshape(steps * batch, -1), weight_ih, ranges and len(ranges)).reshape(steps, batch, hidden)
+        # in parallel, each batch-row range's task computes its own rows' input projections
+        in_ranges = ranges is not None and x.dtype == weight_ih.dtype == np.float32
+        if in_ranges:
+            z = np.empty((steps, batch, hidden), dtype=np.float32)
+        else:
+            z = _input_projection(x.reshape(steps * batch, -1), weight_ih, ranges and len(ranges)).reshape(
+                steps, batch, hidden)
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
         if kernels is not None:
-            fast.elman_tanh_forward(kernels, z, h, recurrent, bias, ranges)
+            fast.elman_tanh_forward(kernels, z, h, recurrent, bias, ranges, *((x, weight_ih) if in_ranges else ()))
         else:
             buffer = np.empty((batch, hidden), dtype=z.dtype)
             if bias is not None:

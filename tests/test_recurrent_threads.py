@@ -149,7 +149,6 @@ def test_row_ranges_and_size_rule(two_threads):
         assert row_ranges("lstm", 1, 13, 9) is None
     assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
     assert row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
-    assert row_ranges("elman", 64, 256, 100) is None  # Elman never paid
     from deltalab.fast import recurrent_kernels
 
     if recurrent_kernels.sgemm_function() is not None:  # the compiled loops
@@ -158,7 +157,10 @@ def test_row_ranges_and_size_rule(two_threads):
         assert row_ranges("lstm", 32, 128, 16) is None  # too few steps
         assert row_ranges("lstm", 32, 32, 100) is None
         assert row_ranges("lstm", 3, 256, 100) is None  # 1-row ranges: Python loops
+        assert row_ranges("elman", 32, 128, 100) == [(0, 16), (16, 32)]  # compiled loops: as the LSTM
+        assert row_ranges("elman", 32, 32, 100) is None
     with dl.tuning(loop_kernels=False):
+        assert row_ranges("elman", 64, 256, 100) is None  # with Python loops Elman never paid
         assert row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
         assert row_ranges("lstm", 32, 128, 40) is None  # too few steps
         assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]
@@ -271,6 +273,7 @@ def test_pipelined_backward_rule(two_threads):
         assert pipelines("lstm", 32, 128, 100)  # the benchmark's rows
         assert pipelines("elman", 32, 128, 100)
         assert not pipelines("elman", 32, 128, 10)  # too few steps
+        assert not pipelines("elman", 32, 32, 100)
         assert not pipelines("lstm", 32, 128, 16)
     assert not pipelines("lstm", 1, 128, 100)  # one row
     with dl.tuning(parallel=False):

@@ -169,19 +169,23 @@ def row_ranges(kind, batch, hidden, steps):
 #   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial),
 #          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each); so then only
 #          when the serial step product is not already a small-matrix product (B·4H·H > 10⁶).
-# Elman (tanh kernels, Python loops) never paid: B=32 H=128 1.05, B=64 H=256 1.08,
-# B=128 H=256 1.00 (its per-step work is a quarter of the LSTM's): serial unless forced.
-# Hence Tuning.lstm_parallel_min_steps = 20 and lstm_parallel_min_steps_python_loops = 64
-# (benchmarks/README.md, "Tuning rules").
+# Elman with Python step loops never paid: B=32 H=128 1.05, B=64 H=256 1.08, B=128 H=256 1.00
+# (its per-step work is a quarter of the LSTM's): serial.  With the compiled loops (since run 8)
+# it follows the LSTM's rule: B=32 H=128 at 2 threads, forward + backward (pipelined backward
+# both ways), min of interleaved runs under load (others busy ≈ 1-2 cores, where a serial
+# loop's 2-thread OpenBLAS step products wait on a descheduled thread): T=100 19.4 against
+# 50.3 ms, T=1000 168 against 316 ms; quiet: see benchmarks/README.md.
+# Hence Tuning.lstm_parallel_min_steps = 20 (both kinds) and lstm_parallel_min_steps_python_loops
+# = 64 (benchmarks/README.md, "Tuning rules").
 
 
 def _parallel_pays(kind, batch, hidden, steps):
-    if kind != "lstm":
-        return False
     tuning = current_tuning()
     kernels = load_kernels()
     if tuning.loop_kernels and kernels is not None and kernels.sgemm_function() is not None:
         return batch >= 4 and hidden >= 64 and steps >= tuning.lstm_parallel_min_steps
+    if kind != "lstm":
+        return False
     return batch * 4 * hidden * hidden > tuning.small_matrix_max and steps >= tuning.lstm_parallel_min_steps_python_loops
 
 
@@ -484,20 +488,12 @@ class SequenceProducts:
 def backward_pipelines(kind, batch, hidden, steps):
     """Whether the backward of a float32 ``kind`` ("lstm" / "elman") sequence with compiled
     kernels runs as :func:`backward_pipelined`: at exactly two threads (at more, the LSTM's
-    batch-row ranges), when ``Tuning.parallel`` is True, or by the size rules: the LSTM's
-    parallel rule (:func:`row_ranges`), and for the Elman tanh sequences (whose row ranges
-    never paid) B ≥ 2, H ≥ 32 and at least ``Tuning.lstm_parallel_min_steps`` steps
-    (measured below :func:`backward_pipelined`)."""
+    batch-row ranges), when ``Tuning.parallel`` is True, or by the parallel size rule of
+    :func:`row_ranges`."""
     parallel = current_tuning().parallel
     if batch < 2 or parallel is False or threads.parallel_threads() != 2:
         return False
-    if parallel:
-        return True
-    if kind == "lstm":
-        return _parallel_pays(kind, batch, hidden, steps)
-    kernels = load_kernels()
-    return (current_tuning().loop_kernels and kernels is not None and kernels.sgemm_function() is not None
-            and hidden >= 32 and steps >= current_tuning().lstm_parallel_min_steps)
+    return True if parallel else _parallel_pays(kind, batch, hidden, steps)
 
 
 def pipeline_products(pipelined, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):

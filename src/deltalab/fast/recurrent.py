@@ -1,5 +1,7 @@
 """The recurrent sequences' fast path: compiled step kernels, step products in column blocks,
-and batch-row ranges in parallel sections.
+batch-row ranges in parallel sections (forward: each range also computes its rows' input
+projections), and at two threads a backward whose step loop overlaps the whole-sequence
+products (:func:`backward_pipelined`).
 
 The maths (forward, BPTT) and its NumPy path are :mod:`deltalab.ops.recurrent`, whose
 unrolled references (:func:`deltalab.ops.recurrent.lstm_unrolled`, ``elman_unrolled``) this

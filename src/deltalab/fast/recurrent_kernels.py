@@ -191,6 +191,43 @@ def lstm_forward_step(t, lo, hi, a, bias, buffer, c, tanh_c, h, rows):
             h_next[j] = pre[3 * n + j] * tch
 
 
+@njit(**_JIT)
+def lstm_forward_step_fused(t, lo, hi, gates, bias, buffer, c, tanh_c, h, xh):
+    """:func:`lstm_forward_step` when ``buffer`` holds the whole pre-activation product
+    [x(t) | h(t)]·[W_ih | W_hh]ᵀ (see :func:`deltalab.fast.recurrent.lstm_forward_fused`):
+    gates[t] = the gate values of buffer + bias (``gates`` only allocated before), c, tanh c and
+    h as there, and h(t+1) also into xh[t+1, :, F:] (the next step's left operand)."""
+    n = c.shape[2]
+    features = xh.shape[2] - n
+    for b in range(hi):  # not range(lo, hi): see above
+        if b < lo:
+            continue
+        pre = buffer[b]
+        gate = gates[t, b]
+        for j in range(2 * n):  # i and f
+            gate[j] = sigmoid(pre[j] + bias[j])
+        for j in range(n):
+            k = 2 * n + j
+            gate[k] = tanh(pre[k] + bias[k])
+        for j in range(n):
+            k = 3 * n + j
+            gate[k] = sigmoid(pre[k] + bias[k])
+        c_prev = c[t, b]
+        c_next = c[t + 1, b]
+        for j in range(n):
+            cell = gate[n + j] * c_prev[j]
+            c_next[j] = cell + gate[j] * gate[2 * n + j]
+        tc = tanh_c[t, b]
+        h_next = h[t + 1, b]
+        for j in range(n):
+            tch = tanh(c_next[j])
+            tc[j] = tch
+            h_next[j] = gate[3 * n + j] * tch
+        left = xh[t + 1, b]
+        for j in range(n):
+            left[features + j] = h_next[j]
+
+
 # The backward kernels do their arithmetic in the order of the NumPy code in recurrent.py (and,
 # like every kernel here, without FMA contraction), so given the same forward values the two
 # paths agree bit for bit.
@@ -346,6 +383,20 @@ def lstm_forward_loop(sgemm, lo, hi, a, bias, packed, edges, buffer, c, tanh_c, 
         left = h.ctypes.data + 4 * (t * batch + lo) * n
         _step_product(sgemm, hi - lo, n, left, packed, edges, out, width)
         lstm_forward_step(t, lo, hi, a, bias, buffer, c, tanh_c, h, rows)
+
+
+@njit(**_JIT)
+def lstm_forward_loop_fused(sgemm, lo, hi, gates, bias, packed, edges, buffer, c, tanh_c, h, xh):
+    """:func:`lstm_forward_step_fused` for every step, batch rows lo..hi−1, after buffer[lo:hi] =
+    xh[t, lo:hi] @ [W_ih | W_hh]ᵀ (in column blocks, see :func:`_step_product`)."""
+    batch = c.shape[1]
+    width = buffer.shape[1]
+    inner = xh.shape[2]
+    out = buffer.ctypes.data + 4 * lo * width
+    for t in range(gates.shape[0]):
+        left = xh.ctypes.data + 4 * (t * batch + lo) * inner
+        _step_product(sgemm, hi - lo, inner, left, packed, edges, out, width)
+        lstm_forward_step_fused(t, lo, hi, gates, bias, buffer, c, tanh_c, h, xh)
 
 
 @njit(**_JIT)

@@ -173,21 +173,25 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
-        # in parallel, each batch-row range's task computes its own rows' input projections
-        in_ranges = ranges is not None and x.dtype == weight_ih.dtype == np.float32
-        if in_ranges:
-            a = np.empty((steps, batch, 4 * n), dtype=np.float32)
+        float32 = kernels is not None and x.dtype == weight_ih.dtype == weight_hh.dtype == np.float32
+        if float32:  # the kernels' paths: in ranges each range's task projects its own rows; serially
+            a = None  # the projection is part of every step's product (fast.lstm_forward_fused)
         else:
             a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
-        h = np.empty((steps + 1, batch, n), dtype=a.dtype)
+        dtype = np.float32 if float32 else a.dtype
+        h = np.empty((steps + 1, batch, n), dtype=dtype)
         c = np.empty_like(h)
-        tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
+        tanh_c = np.empty((steps, batch, n), dtype=dtype)
         h[0], c[0] = h0, c0
-        recurrent = np.ascontiguousarray(weight_hh.T)
-        if kernels is not None:  # pre-activations are overwritten by the gate values
-            fast.lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges,
-                              *((x, weight_ih) if in_ranges else ()))
+        if float32 and ranges is None:
+            a = fast.lstm_forward_fused(kernels, x, weight_ih, np.ascontiguousarray(weight_hh.T), h, c, tanh_c, bias)
+        elif float32:
+            a = np.empty((steps, batch, 4 * n), dtype=np.float32)
+            fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges, x, weight_ih)
+        elif kernels is not None:  # pre-activations are overwritten by the gate values
+            fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges)
         else:
+            recurrent = np.ascontiguousarray(weight_hh.T)
             buffer = np.empty((batch, 4 * n), dtype=a.dtype)
             if bias is not None:
                 a += bias

@@ -174,8 +174,8 @@ class LSTMSequence(Function):
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
         float32 = kernels is not None and x.dtype == weight_ih.dtype == weight_hh.dtype == np.float32
-        if float32:  # the kernels' paths: in ranges each range's task projects its own rows; serially
-            a = None  # the projection is part of every step's product (fast.lstm_forward_fused)
+        if float32:  # the compiled kernels: the projection is part of every step's product
+            a = None
         else:
             a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
         dtype = np.float32 if float32 else a.dtype
@@ -183,11 +183,9 @@ class LSTMSequence(Function):
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=dtype)
         h[0], c[0] = h0, c0
-        if float32 and ranges is None:
-            a = fast.lstm_forward_fused(kernels, x, weight_ih, np.ascontiguousarray(weight_hh.T), h, c, tanh_c, bias)
-        elif float32:
-            a = np.empty((steps, batch, 4 * n), dtype=np.float32)
-            fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges, x, weight_ih)
+        if float32:
+            a = fast.lstm_forward_fused(kernels, x, weight_ih, np.ascontiguousarray(weight_hh.T), h, c, tanh_c, bias,
+                                        ranges=ranges)
         elif kernels is not None:  # pre-activations are overwritten by the gate values
             fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges)
         else:

@@ -320,25 +320,18 @@ def elman_tanh_backward(kernels, h, grad, weight_hh, ranges, products=None):
     return delta, carry
 
 
-def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges, x=None, weight_ih=None):
+def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
     """The LSTM steps into h, c, tanh c (T+1 / T+1 / T, B, H); ``a`` (T, B, 4H) holds the input
-    projections and is overwritten by the gate values (the kernel adds the bias).  With ``x``
-    (T, B, F) and ``weight_ih``, ``a`` is only allocated: each range's task computes its own
-    rows' projections first (see :func:`project_rows`)."""
+    projections and is overwritten by the gate values (the kernel adds the bias).  The float32
+    layers use :func:`lstm_forward_fused`; this is the path for other float32-kernel inputs."""
     steps, batch, n4 = a.shape
     n = n4 // 4
     bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
     buffer = np.empty((batch, 4 * n), dtype=a.dtype)
     product = StepProduct(recurrent.astype(a.dtype, copy=False), buffer, 4)  # a block per gate
     step = kernels.lstm_forward_step
-    weight_t = None if x is None else np.ascontiguousarray(weight_ih.T)
 
     def loop(lo, hi, blas_threads):
-        if x is not None and blas_threads is None:  # no section could run: the serial path
-            lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, a)
-            return
-        if x is not None:
-            project_rows(x, weight_t, a, lo, hi)
         rows = np.empty((4, n), dtype=a.dtype)
         part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
         sgemm = _loop_sgemm(kernels, lo, hi)
@@ -398,8 +391,9 @@ def project_rows(x, weight_t, out, lo, hi):
     Why: as a section of its own before the step loops (two row blocks of the (T·B, F)
     product) the LSTM's projection took 1.5 ms of a 21 ms step (B=32 H=128 T=100, 2 threads,
     Zen 3); as one batched product per range (T products of (B/2, F)·(F, 4H), written in place)
-    0.9 ms on each core at once, with one section fewer.  All rows (the serial fallback): the one
-    (T·B, F) product of the serial path."""
+    0.9 ms on each core at once, with one section fewer (the LSTM has since moved its
+    projection into the step products, :func:`lstm_forward_fused`; the Elman sequences use
+    this).  All rows (the serial fallback): the one (T·B, F) product of the serial path."""
     if lo == 0 and hi == x.shape[1]:
         np.matmul(x.reshape(-1, x.shape[-1]), weight_t, out=out.reshape(-1, out.shape[-1]))
     else:

@@ -151,10 +151,10 @@ def sigmoid_tanh_arrays(x, out_sigmoid, out_tanh):
 # not one loop doing all four gates per j: writing four gates per iteration to offsets j, H + j,
 # 2H + j, 3H + j of one row stops LLVM from vectorising (it cannot prove the stores of different
 # iterations never overlap), and an iteration holding five dependent sigmoid/tanh chains (≈ 200
-# instructions) leaves the out-of-order core waiting on their latency.  One transcendental per
-# iteration lets several iterations overlap: LSTM B=32 H=128, forward, AVX2 (Zen 3), 26 against
-# 33 µs per step (min of interleaved runs), the same bits.  The loops run over range(n) with an
-# offset, not range(2n, 3n): see above.
+# instructions) may leave the out-of-order core waiting on their latency.  LSTM B=32 H=128,
+# forward, AVX2 (Zen 3), under load: 26 against 33 µs per step in one interleaved run, 27 against
+# 27-28 in two later ones (no measurable gain); kept for the direct stores (no scratch rows), the
+# same bits.  The loops run over range(n) with an offset, not range(2n, 3n): see above.
 
 
 @njit(**_JIT)

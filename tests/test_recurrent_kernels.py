@@ -263,3 +263,27 @@ def test_the_fast_path_matches_the_unrolled_reference(kernels_for_any_size, para
         for fast, reference in zip(*results):
             assert fast.dtype == reference.dtype == np.float32
             np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+def test_fused_forward_matches_the_projection_then_steps(kernels_for_any_size, batch):
+    """lstm_forward_fused (the projection inside each step's product) against lstm_forward
+    (the whole-sequence projection first, then the step products): the same recurrence."""
+    p = parameters("lstm", 6, batch, 5, 13, seed=batch)
+    steps, hidden = 6, 13
+    results = []
+    for fused in (True, False):
+        h = np.empty((steps + 1, batch, hidden), np.float32)
+        c = np.empty_like(h)
+        tanh_c = np.empty((steps, batch, hidden), np.float32)
+        h[0], c[0] = p["h0"], p["c0"]
+        recurrent_t = np.ascontiguousarray(p["weight_hh"].T)
+        if fused:
+            gates = fast_recurrent.lstm_forward_fused(kernels, p["x"], p["weight_ih"], recurrent_t, h, c, tanh_c,
+                                                      p["bias"])
+        else:
+            gates = (p["x"].reshape(steps * batch, -1) @ p["weight_ih"].T).reshape(steps, batch, 4 * hidden)
+            fast_recurrent.lstm_forward(kernels, gates, h, c, tanh_c, recurrent_t, p["bias"], None)
+        results.append((gates, h, c, tanh_c))
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -149,7 +149,6 @@ def test_row_ranges_and_size_rule(two_threads):
         assert row_ranges("lstm", 1, 13, 9) is None
     assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]  # the benchmark
     assert row_ranges("lstm", 8, 256, 1000) == [(0, 4), (4, 8)]
-    assert row_ranges("elman", 64, 256, 100) is None  # Elman never paid
     from deltalab.fast import recurrent_kernels
 
     if recurrent_kernels.sgemm_function() is not None:  # the compiled loops
@@ -158,7 +157,10 @@ def test_row_ranges_and_size_rule(two_threads):
         assert row_ranges("lstm", 32, 128, 16) is None  # too few steps
         assert row_ranges("lstm", 32, 32, 100) is None
         assert row_ranges("lstm", 3, 256, 100) is None  # 1-row ranges: Python loops
+        assert row_ranges("elman", 32, 128, 100) == [(0, 16), (16, 32)]  # compiled loops: as the LSTM
+        assert row_ranges("elman", 32, 32, 100) is None
     with dl.tuning(loop_kernels=False):
+        assert row_ranges("elman", 64, 256, 100) is None  # with Python loops Elman never paid
         assert row_ranges("lstm", 8, 128, 100) is None  # a small-matrix product already
         assert row_ranges("lstm", 32, 128, 40) is None  # too few steps
         assert row_ranges("lstm", 32, 128, 100) == [(0, 16), (16, 32)]
@@ -225,3 +227,110 @@ def test_compiled_elman_loops_give_the_python_loops_bits(two_threads, parallel, 
         python_loops = run_elman(p, parallel)
     with dl.tuning(loop_kernels=True):
         assert_same(run_elman(p, parallel), python_loops)
+
+
+# ------------------------------------------------------- backward loop and products overlapped
+@pytest.mark.parametrize("kind", ["lstm", "elman"])
+@pytest.mark.parametrize("batch, steps", [(16, 40), (7, 80), (2, 9)])  # 3, 3 and 1 chunks of steps
+def test_pipelined_backward_matches_serial(two_threads, kind, batch, steps):
+    """At two threads the backward's step loop runs over all rows while a worker computes each
+    finished chunk's products (summed in chunk order: close to the serial whole products and
+    the same bits run to run; inside another section the same chunks run one after the other)."""
+    p = parameters(kind, steps, batch, 5, 13, seed=batch + steps)
+    run = run_lstm if kind == "lstm" else run_elman
+    serial = run(p, False)
+    assert two_threads == []
+    with dl.tuning(parallel=True):
+        assert fast_recurrent.backward_pipelines(kind, batch, 13, steps)
+    pipelined = run(p, True)
+    assert two_threads and all(n == 2 for n in two_threads)
+    assert_close(pipelined, serial)
+    assert_same(run(p, True), pipelined)
+    nested = threads.run_parallel([lambda: run(p, True), lambda: None])[0]
+    assert_close(nested, serial)
+
+
+def test_pipelined_backward_with_inputs_that_need_no_gradient(two_threads):
+    """x without a gradient (no dx product), no bias: the products that are needed only."""
+    p = parameters("lstm", 30, 16, 5, 13, bias=False, seed=9)
+    results = []
+    for parallel in (False, True):
+        with dl.tuning(parallel=parallel):
+            x = dl.tensor(p["x"])
+            leaves = [dl.tensor(p[k], requires_grad=True) for k in ("h0", "c0", "weight_ih", "weight_hh")]
+            hs, cs = recurrent.lstm_sequence(x, *leaves)
+            (hs * dl.tensor(p["grad_h"])).sum().backward()
+            assert x.grad is None
+            results.append({f"grad_{k}": t.grad.data for k, t in zip(("h0", "c0", "ih", "hh"), leaves)})
+    assert_close(results[1], results[0])
+
+
+def test_pipelined_backward_rule(two_threads):
+    pipelines = fast_recurrent.backward_pipelines
+    from deltalab.fast import recurrent_kernels
+
+    if recurrent_kernels.sgemm_function() is not None:
+        assert pipelines("lstm", 32, 128, 100)  # the benchmark's rows
+        assert pipelines("elman", 32, 128, 100)
+        assert not pipelines("elman", 32, 128, 10)  # too few steps
+        assert not pipelines("elman", 32, 32, 100)
+        assert not pipelines("lstm", 32, 128, 16)
+    assert not pipelines("lstm", 1, 128, 100)  # one row
+    with dl.tuning(parallel=False):
+        assert not pipelines("lstm", 32, 128, 100)
+    threads.set_num_threads(1)
+    assert not pipelines("lstm", 32, 128, 100)
+    with dl.tuning(parallel=True):
+        assert not pipelines("elman", 32, 128, 100)  # needs exactly two threads
+
+
+def test_pipelined_backward_passes_an_error_on(two_threads):
+    """An error in the step loop reaches the caller; the worker does not wait forever."""
+    x = np.ones((6, 4, 3), np.float32)
+    h = np.ones((7, 4, 5), np.float32)
+    products = fast_recurrent.SequenceProducts(x, h, np.ones((5, 3), np.float32), True, True, True, True, True)
+
+    def failing(t_lo, t_hi):
+        if t_lo == 0:
+            raise RuntimeError("step loop failed")
+
+    with pytest.raises(RuntimeError, match="step loop failed"):
+        fast_recurrent.backward_pipelined(failing, 6, np.ones((6, 4, 5), np.float32), products)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+@pytest.mark.parametrize("batch, steps", [(1, 5), (3, 1), (16, 37), (5, 64)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_layers_match_torch(two_threads, kind, batch, steps, dtype):
+    """nn.LSTM / nn.RNN with the parallel paths forced on (per-range projections, pipelined
+    backward over several chunks; float64 and one row stay on the serial NumPy path) against
+    torch.nn.LSTM / nn.RNN: outputs, final states and every gradient."""
+    torch = pytest.importorskip("torch")
+    features, hidden = 5, 13
+    rng = np.random.default_rng(batch * 100 + steps)
+    x = rng.standard_normal((steps, batch, features)).astype(dtype)
+    upstream = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    ours = (dl.nn.LSTM if kind == "lstm" else dl.nn.RNN)(features, hidden)
+    theirs = (torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(features, hidden).to(torch.float64)
+    if dtype == np.float32:
+        ours, theirs = ours.float(), theirs.float()
+    else:
+        ours = ours.double()
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            getattr(ours, name).data[...] = p.detach().numpy()
+    with dl.tuning(parallel=True):
+        xt = dl.tensor(x, requires_grad=True)
+        out, _ = ours(xt)
+        (out * dl.tensor(upstream)).sum().backward()
+    xr = torch.tensor(x, requires_grad=True)
+    ref, _ = theirs(xr)
+    (ref * torch.from_numpy(upstream)).sum().backward()
+    rtol = 2e-5 if dtype == np.float32 else 1e-10
+    pairs = [(out.data, ref.detach().numpy()), (xt.grad.data, xr.grad.numpy())]
+    pairs += [(getattr(ours, name).grad.data, p.grad.numpy()) for name, p in theirs.named_parameters()]
+    for got, expected in pairs:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    if dtype == np.float32 and batch > 1 and steps > 1:
+        assert two_threads  # the parallel sections ran

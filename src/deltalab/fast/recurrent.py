@@ -1,5 +1,7 @@
 """The recurrent sequences' fast path: compiled step kernels, step products in column blocks,
-and batch-row ranges in parallel sections.
+batch-row ranges in parallel sections (forward: each range also computes its rows' input
+projections), and at two threads a backward whose step loop overlaps the whole-sequence
+products (:func:`backward_pipelined`).
 
 The maths (forward, BPTT) and its NumPy path are :mod:`deltalab.ops.recurrent`, whose
 unrolled references (:func:`deltalab.ops.recurrent.lstm_unrolled`, ``elman_unrolled``) this
@@ -10,8 +12,10 @@ Every switch is a :class:`~deltalab.fast.tuning.Tuning` field.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import queue
 import warnings
 
 import numpy as np
@@ -19,8 +23,9 @@ import numpy as np
 from . import threads
 from .tuning import current as current_tuning
 
-__all__ = ["StepProduct", "elman_tanh_backward", "elman_tanh_forward", "input_projection", "load_kernels",
-           "lstm_backward", "lstm_forward", "matmul", "row_ranges", "run_rows", "step_kernels", "summed_products"]
+__all__ = ["SequenceProducts", "StepProduct", "backward_pipelined", "elman_tanh_backward", "elman_tanh_forward",
+           "input_projection", "load_kernels", "project_rows", "lstm_backward", "lstm_forward", "lstm_forward_fused", "matmul", "pipeline_products", "backward_pipelines",
+           "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
 @functools.cache
@@ -166,19 +171,23 @@ def row_ranges(kind, batch, hidden, steps):
 #   not:   B=8 H=128 1.33, B=16 H=64 1.79, B=32 H=32 1.75 (B=32 H=64 0.90: left serial),
 #          B=32 H=128 T=20 1.14, T=40 1.02 (a run costs 5 sections, ~0.1 ms each); so then only
 #          when the serial step product is not already a small-matrix product (B·4H·H > 10⁶).
-# Elman (tanh kernels, Python loops) never paid: B=32 H=128 1.05, B=64 H=256 1.08,
-# B=128 H=256 1.00 (its per-step work is a quarter of the LSTM's): serial unless forced.
-# Hence Tuning.lstm_parallel_min_steps = 20 and lstm_parallel_min_steps_python_loops = 64
-# (benchmarks/README.md, "Tuning rules").
+# Elman with Python step loops never paid: B=32 H=128 1.05, B=64 H=256 1.08, B=128 H=256 1.00
+# (its per-step work is a quarter of the LSTM's): serial.  With the compiled loops (since run 8)
+# it follows the LSTM's rule: B=32 H=128 at 2 threads, forward + backward (pipelined backward
+# both ways), min of interleaved runs under load (others busy ≈ 1-2 cores, where a serial
+# loop's 2-thread OpenBLAS step products wait on a descheduled thread): T=100 19.4 against
+# 50.3 ms, T=1000 168 against 316 ms; quiet: see benchmarks/README.md.
+# Hence Tuning.lstm_parallel_min_steps = 20 (both kinds) and lstm_parallel_min_steps_python_loops
+# = 64 (benchmarks/README.md, "Tuning rules").
 
 
 def _parallel_pays(kind, batch, hidden, steps):
-    if kind != "lstm":
-        return False
     tuning = current_tuning()
     kernels = load_kernels()
     if tuning.loop_kernels and kernels is not None and kernels.sgemm_function() is not None:
         return batch >= 4 and hidden >= 64 and steps >= tuning.lstm_parallel_min_steps
+    if kind != "lstm":
+        return False
     return batch * 4 * hidden * hidden > tuning.small_matrix_max and steps >= tuning.lstm_parallel_min_steps_python_loops
 
 
@@ -251,18 +260,23 @@ def summed_products(flat, other, parts=None):
 
 # ------------------------------------------------------------------ the compiled step loops
 # Each writes what the NumPy loops in deltalab.ops.recurrent write, into the same arrays.
-def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
+def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges, x=None, weight_ih=None):
     """h(t) = tanh(z(t) + H h(t−1) + b) for every step, into ``h`` (T+1, B, H); ``z`` holds the
-    input projections (the kernel adds the bias: one pass over z fewer).  Each range's loop over
-    time is one compiled call when it can be (see :func:`_loop_sgemm`: the same sgemm calls,
-    the same bits, without two Python calls per step)."""
+    input projections (the kernel adds the bias: one pass over z fewer), or with ``x`` and
+    ``weight_ih`` is only allocated and each range's task computes its rows' projections
+    (:func:`project_rows`).  Each range's loop over time is one compiled call when it can be
+    (see :func:`_loop_sgemm`: the same sgemm calls, the same bits, without two Python calls per
+    step)."""
     steps, batch, hidden = z.shape
     bias_row = np.zeros(hidden, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
     buffer = np.empty((batch, hidden), dtype=z.dtype)
     step = kernels.elman_tanh_forward_step
     compiled = _elman_loop_ready(recurrent, z, h)
+    weight_t = None if x is None else np.ascontiguousarray(weight_ih.T)
 
     def loop(lo, hi, blas_threads):
+        if x is not None:
+            project_rows(x, weight_t, z, lo, hi)
         sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
         if sgemm is not None:
             kernels.elman_tanh_forward_loop(sgemm, lo, hi, z, bias_row, recurrent, buffer, h)
@@ -275,9 +289,11 @@ def elman_tanh_forward(kernels, z, h, recurrent, bias, ranges):
     run_rows(batch, ranges, loop)
 
 
-def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
+def elman_tanh_backward(kernels, h, grad, weight_hh, ranges, products=None):
     """(δ(t) = (1 − h(t)²)·∂E/∂h(t) for every step, ∂E/∂h(0)); each range's loop over time
-    is one compiled call when it can be (see :func:`_loop_sgemm`)."""
+    is one compiled call when it can be (see :func:`_loop_sgemm`).  With ``products`` (a
+    :class:`SequenceProducts`), the loop runs over all batch rows while a worker computes the
+    whole-sequence products (see :func:`backward_pipelined`); ``ranges`` is then ignored."""
     steps, batch, hidden = grad.shape
     dtype = h.dtype
     carry = np.zeros((batch, hidden), dtype=dtype)  # ∂E/∂h(t) through h(t+1)
@@ -287,23 +303,27 @@ def elman_tanh_backward(kernels, h, grad, weight_hh, ranges):
     step = kernels.elman_tanh_backward_step
     compiled = _elman_loop_ready(recurrent, h, delta)
 
-    def loop(lo, hi, blas_threads):
+    def loop(lo, hi, blas_threads, t_lo=0, t_hi=steps):
         sgemm = _loop_sgemm(kernels, lo, hi) if compiled else None
         if sgemm is not None:
-            kernels.elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent)
+            kernels.elman_tanh_backward_loop(sgemm, lo, hi, h, grad, carry, delta, recurrent, t_lo, t_hi)
             return
         out = carry[lo:hi]
-        for t in range(steps - 1, -1, -1):
+        for t in range(t_hi - 1, t_lo - 1, -1):
             step(t, lo, hi, h, grad, carry, delta)  # δ(t) = (1 − h(t)²)(∂E/∂h(t))
             np.matmul(delta[t, lo:hi], recurrent, out=out)
 
-    run_rows(batch, ranges, loop)
+    if products is not None:
+        backward_pipelined(lambda t_lo, t_hi: loop(0, batch, 1, t_lo, t_hi), steps, delta, products)
+    else:
+        run_rows(batch, ranges, loop)
     return delta, carry
 
 
 def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
     """The LSTM steps into h, c, tanh c (T+1 / T+1 / T, B, H); ``a`` (T, B, 4H) holds the input
-    projections and is overwritten by the gate values (the kernel adds the bias)."""
+    projections and is overwritten by the gate values (the kernel adds the bias).  The float32
+    layers use :func:`lstm_forward_fused`; this is the path for other float32-kernel inputs."""
     steps, batch, n4 = a.shape
     n = n4 // 4
     bias_row = np.zeros(4 * n, a.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a.dtype)
@@ -325,10 +345,67 @@ def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
     run_rows(batch, ranges, loop)
 
 
-def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None):
+def lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, gates=None, ranges=None):
+    """The float32 LSTM forward with the input projection inside each step's product: the gate
+    values (T, B, 4H) from [x(t) | h(t)]·[W_ih | W_hh]ᵀ + b, and h, c, tanh c (T+1 / T+1 / T, B, H)
+    filled as :func:`lstm_forward` (``recurrent`` is W_hhᵀ; ``gates``: the output array, or None
+    to allocate it); the batch-row ``ranges`` in parallel (None: serially).
+
+    Why: the (T·B, F)·(F, 4H) projection (K = F = 32) ran below the step products' speed and its
+    (T, B, 4H) result was read back from memory by every step's kernel; one (B, F + H)·(F + H, 4H)
+    product per step instead: B=32 F=32 H=128 T=100, 1 thread, Zen 3, products alone 10.2-11.4
+    against 10.8-13.7 ms; the whole step against torch's (interleaved, under load) T=100
+    1.00 -> 0.93, T=1000 0.92 -> 0.83."""
+    steps, batch, features = x.shape
+    n = recurrent.shape[0]
+    dtype = np.float32
+    xh = np.empty((steps + 1, batch, features + n), dtype=dtype)  # row t: [x(t) | h(t)]
+    xh[:steps, :, :features] = x
+    xh[steps, :, :features] = 0
+    xh[0, :, features:] = h[0]
+    weights = np.concatenate((weight_ih.T, recurrent), axis=0).astype(dtype, copy=False)  # (F + H, 4H)
+    if gates is None:
+        gates = np.empty((steps, batch, 4 * n), dtype=dtype)
+    bias_row = np.zeros(4 * n, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    buffer = np.empty((batch, 4 * n), dtype=dtype)
+    product = StepProduct(weights, buffer, 4)  # a block per gate
+
+    def loop(lo, hi, blas_threads):
+        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+        sgemm = _loop_sgemm(kernels, lo, hi)
+        if sgemm is not None:
+            kernels.lstm_forward_loop_fused(sgemm, lo, hi, gates, bias_row, *part.packed(), buffer, c, tanh_c, h, xh)
+            return
+        for t in range(steps):
+            part(xh[t, lo:hi])
+            kernels.lstm_forward_step_fused(t, lo, hi, gates, bias_row, buffer, c, tanh_c, h, xh)
+
+    run_rows(batch, ranges, loop)
+    return gates
+
+
+def project_rows(x, weight_t, out, lo, hi):
+    """out[:, lo:hi] = x[:, lo:hi] @ weight_t (x (T, B, F), weight_t (F, G) C-contiguous, out
+    (T, B, G)): the input projections of one batch-row range, inside its parallel task.
+
+    Why: as a section of its own before the step loops (two row blocks of the (T·B, F)
+    product) the LSTM's projection took 1.5 ms of a 21 ms step (B=32 H=128 T=100, 2 threads,
+    Zen 3); as one batched product per range (T products of (B/2, F)·(F, 4H), written in place)
+    0.9 ms on each core at once, with one section fewer (the LSTM has since moved its
+    projection into the step products, :func:`lstm_forward_fused`; the Elman sequences use
+    this).  All rows (the serial fallback): the one (T·B, F) product of the serial path."""
+    if lo == 0 and hi == x.shape[1]:
+        np.matmul(x.reshape(-1, x.shape[-1]), weight_t, out=out.reshape(-1, out.shape[-1]))
+    else:
+        np.matmul(x[:, lo:hi], weight_t, out=out[:, lo:hi])
+
+
+def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None, products=None):
     """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
     with one compiled kernel per step between the matrix products; the batch row
-    ``ranges`` in parallel (None: serially)."""
+    ``ranges`` in parallel (None: serially), or with ``products`` (a :class:`SequenceProducts`)
+    all rows on this thread while a worker computes the whole-sequence products
+    (:func:`backward_pipelined`)."""
     steps, batch, n = tanh_c.shape
     dtype = gates.dtype
     # a missing upstream gradient is one step of zeros, read at index 0 by every step
@@ -343,18 +420,171 @@ def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=N
     carry_c = np.zeros_like(carry_h)
     step = kernels.lstm_backward_step
 
-    def loop(lo, hi, blas_threads):
+    def loop(lo, hi, blas_threads, t_lo=0, t_hi=steps, part=None):
         rows = np.empty((4, n), dtype=dtype)
-        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
+        if part is None:
+            part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
         sgemm = _loop_sgemm(kernels, lo, hi)
         if sgemm is not None:
             kernels.lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h,
-                                       carry_c, delta, cell_delta, rows, *part.packed())
+                                       carry_c, delta, cell_delta, rows, *part.packed(), t_lo, t_hi)
             return
-        for t in range(steps - 1, -1, -1):
+        for t in range(t_hi - 1, t_lo - 1, -1):
             step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
                  delta, cell_delta, rows)
             part(delta[t, lo:hi])
 
-    run_rows(batch, ranges, loop)
+    if products is not None:
+        whole = product.for_rows(0, batch, 1)  # BLAS is on one thread in the section
+        backward_pipelined(lambda t_lo, t_hi: loop(0, batch, 1, t_lo, t_hi, whole), steps, delta, products)
+    else:
+        run_rows(batch, ranges, loop)
     return delta, cell_delta, carry_h, carry_c
+
+
+# ------------------------------------------------------- backward loop and products, overlapped
+# At 2 threads the LSTM's backward ran its step loop as two batch-row ranges (one per core), then
+# the whole-sequence products (dW over [x | h], dx) as two row blocks: B=32 H=128 T=100, Zen 3,
+# quiet, 5.7 ms loop + 4.4 ms dW + ≈ 1.5 ms dx and bias sum.  A 16-row step product uses a core
+# worse than a 32-row one (the two ranges took 5.7 ms of 7.6 ms serial), while the products only
+# need the deltas of steps already done.  So the loop runs over all rows on the caller (one BLAS
+# thread) a chunk of steps at a time, last chunk first, and a worker takes each finished chunk's
+# weight-gradient product, summing them in chunk order (deterministic; not the bits of the one
+# whole product); the dx row blocks (the same bits whoever computes them) go to whichever thread
+# is free, the caller once its loop is done.
+
+
+def pipeline_chunk_steps(batch):
+    """Steps per chunk of :func:`backward_pipelined`: ≈ PIPELINE_CHUNK_ROWS rows of the
+    (T·B, gates·H) deltas, so the chunked weight-gradient products stay near the speed of the
+    whole one (LSTM dW over 3,200 rows at 1 thread, Zen 3: whole 7.15 ms, chunks of 8 steps
+    7.55, 16 steps 7.34, 4 steps 7.97) while the last chunk, computed after the loop, stays
+    short."""
+    return max(1, -(-PIPELINE_CHUNK_ROWS // batch))
+
+
+PIPELINE_CHUNK_ROWS = 256
+
+
+class SequenceProducts:
+    """The backward's whole-sequence products of one recurrent sequence, chunk by chunk: the
+    weight gradients Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1) (over [x | h] at once when ``fused`` and
+    both are needed), the input gradient δ·W_ih, and the bias gradient Σ δ.  ``x`` (T, B, F),
+    ``h`` (T+1, B, H) with h(0) first, float32."""
+
+    def __init__(self, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
+        self.x, self.h, self.weight_ih = x, h, weight_ih
+        self.need_x, self.need_ih, self.need_hh, self.need_bias = need_x, need_ih, need_hh, need_bias
+        self.fused = fused and need_ih and need_hh
+        self.sums = {}  # name -> (K, G) running Σ otherᵀ·δ
+        self.gx = self.gb = None
+
+    def start(self, delta):
+        steps, batch, width = delta.shape
+        self.batch, self.flat = batch, delta.reshape(steps * batch, width)
+        if self.need_x:
+            self.gx = np.empty((steps * batch, self.x.shape[-1]), delta.dtype)
+
+    def _others(self, t_lo, t_hi):
+        rows = (t_hi - t_lo) * self.batch
+        x, h = self.x[t_lo:t_hi], self.h[t_lo:t_hi]
+        if self.fused:
+            return [("both", np.concatenate((x, h), axis=-1).reshape(rows, -1))]
+        return ([("ih", x.reshape(rows, -1))] if self.need_ih else []) + \
+            ([("hh", h.reshape(rows, -1))] if self.need_hh else [])
+
+    def weight_chunk(self, t_lo, t_hi):
+        """Add this chunk's otherᵀ·δ to the running sums (call in the same chunk order always)."""
+        d = self.flat[t_lo * self.batch:t_hi * self.batch]
+        for name, other in self._others(t_lo, t_hi):
+            part = np.matmul(other.T, d)
+            if name in self.sums:
+                self.sums[name] += part
+            else:
+                self.sums[name] = part
+
+    def input_chunk(self, t_lo, t_hi):
+        if self.need_x:
+            rows = slice(t_lo * self.batch, t_hi * self.batch)
+            np.matmul(self.flat[rows], self.weight_ih, out=self.gx[rows])
+
+    def bias(self):
+        if self.need_bias:
+            self.gb = self.flat.sum(axis=0)
+
+    def results(self):
+        """(dx (T, B, F) or None, dW_ih or None, dW_hh or None, db or None)."""
+        gx = None if self.gx is None else self.gx.reshape(self.x.shape)
+        if self.fused:
+            both = self.sums["both"]
+            features = self.x.shape[-1]
+            return gx, np.ascontiguousarray(both[:features].T), np.ascontiguousarray(both[features:].T), self.gb
+        g_ih, g_hh = (np.ascontiguousarray(self.sums[k].T) if k in self.sums else None for k in ("ih", "hh"))
+        return gx, g_ih, g_hh, self.gb
+
+
+def backward_pipelines(kind, batch, hidden, steps):
+    """Whether the backward of a float32 ``kind`` ("lstm" / "elman") sequence with compiled
+    kernels runs as :func:`backward_pipelined`: at exactly two threads (at more, the LSTM's
+    batch-row ranges), when ``Tuning.parallel`` is True, or by the parallel size rule of
+    :func:`row_ranges`."""
+    parallel = current_tuning().parallel
+    if batch < 2 or parallel is False or threads.parallel_threads() != 2:
+        return False
+    return True if parallel else _parallel_pays(kind, batch, hidden, steps)
+
+
+def pipeline_products(pipelined, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
+    """A :class:`SequenceProducts` for :func:`backward_pipelined` when ``pipelined`` (see
+    :func:`backward_pipelines`) in float32 and there is a product to compute, else None (the
+    step loop, then the products)."""
+    if not pipelined or dtype != np.float32 or not (need_x or need_ih or need_hh or need_bias):
+        return None
+    return SequenceProducts(x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused)
+
+
+def backward_pipelined(loop, steps, delta, products):
+    """``loop(t_lo, t_hi)`` for the chunks of steps, last first, on this thread, and the chunks'
+    products (:class:`SequenceProducts`) on a worker as each chunk is done, in one parallel
+    section (serially, the same sums in the same order, when a section is already running)."""
+    products.start(delta)
+    size = pipeline_chunk_steps(delta.shape[1])
+    chunks = [(max(0, t_hi - size), t_hi) for t_hi in range(steps, 0, -size)]
+    done = queue.SimpleQueue()
+    inputs = collections.deque()  # chunks whose dx rows nobody has taken yet
+
+    def take_inputs(wait_for_more):
+        while True:
+            if wait_for_more and not done.empty():
+                return
+            try:
+                chunk = inputs.popleft()
+            except IndexError:
+                return
+            products.input_chunk(*chunk)
+
+    def step_loop():
+        try:
+            for chunk in chunks:
+                loop(*chunk)
+                inputs.append(chunk)
+                done.put(chunk)
+        finally:
+            done.put(None)  # the worker stops waiting, also after an error
+        products.bias()
+        take_inputs(False)
+
+    def weight_products():
+        while (chunk := done.get()) is not None:
+            products.weight_chunk(*chunk)
+            take_inputs(True)
+        take_inputs(False)
+
+    if threads.run_parallel([step_loop, weight_products]) is None:
+        for chunk in chunks:
+            loop(*chunk)
+            products.weight_chunk(*chunk)
+            products.input_chunk(*chunk)
+        products.bias()
+
+

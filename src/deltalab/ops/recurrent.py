@@ -96,12 +96,18 @@ class ElmanSequence(Function):
         hidden = weight_ih.shape[0]
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * hidden * steps) if nonlinearity == "tanh" else None
         ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
-        z = _input_projection(x.reshape(steps * batch, -1), weight_ih, ranges and len(ranges)).reshape(steps, batch, hidden)
+        # in parallel, each batch-row range's task computes its own rows' input projections
+        in_ranges = ranges is not None and x.dtype == weight_ih.dtype == np.float32
+        if in_ranges:
+            z = np.empty((steps, batch, hidden), dtype=np.float32)
+        else:
+            z = _input_projection(x.reshape(steps * batch, -1), weight_ih, ranges and len(ranges)).reshape(
+                steps, batch, hidden)
         h = np.empty((steps + 1, batch, hidden), dtype=z.dtype)
         h[0] = h0
         recurrent = np.ascontiguousarray(weight_hh.T)
         if kernels is not None:
-            fast.elman_tanh_forward(kernels, z, h, recurrent, bias, ranges)
+            fast.elman_tanh_forward(kernels, z, h, recurrent, bias, ranges, *((x, weight_ih) if in_ranges else ()))
         else:
             buffer = np.empty((batch, hidden), dtype=z.dtype)
             if bias is not None:
@@ -124,8 +130,13 @@ class ElmanSequence(Function):
         kernels = fast.step_kernels(z.dtype, batch * hidden * steps) if ctx.nonlinearity == "tanh" else None
         ranges = fast.row_ranges("elman", batch, hidden, steps) if kernels is not None else None
         parts = ranges and len(ranges)
+        need = ctx.needs_input_grad
+        # at two threads: the step loop over all rows while a worker computes the products
+        products = fast.pipeline_products(
+            kernels is not None and fast.backward_pipelines("elman", batch, hidden, steps), z.dtype, x, h, weight_ih,
+            need[0], need[2], need[3], ctx.has_bias and need[4], fused=False)
         if kernels is not None:
-            delta, carry = fast.elman_tanh_backward(kernels, h, grad, weight_hh, ranges)
+            delta, carry = fast.elman_tanh_backward(kernels, h, grad, weight_hh, ranges, products)
         else:
             carry = np.zeros((batch, hidden), dtype=z.dtype)  # ∂E/∂h(t) through h(t+1)
             delta = f_prime(z, h[1:]).astype(z.dtype, copy=False)  # f'(z(t)) for every step at once
@@ -138,8 +149,10 @@ class ElmanSequence(Function):
                 np.multiply(delta[t], incoming, out=delta[t], where=delta[t] != 0 if relu else True)
                 np.matmul(delta[t], weight_hh, out=carry)
         ctx.deltas = delta
+        if products is not None:
+            gx, g_ih, g_hh, gb = products.results()
+            return gx, carry if need[1] else None, g_ih, g_hh, gb, None
         flat = delta.reshape(steps * batch, hidden)
-        need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[2], need[3], parts, float32=z.dtype == np.float32,
                                       fused=False)
@@ -160,15 +173,23 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(np.result_type(x, weight_ih), batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
-        a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
-        h = np.empty((steps + 1, batch, n), dtype=a.dtype)
-        c = np.empty_like(h)
-        tanh_c = np.empty((steps, batch, n), dtype=a.dtype)
-        h[0], c[0] = h0, c0
-        recurrent = np.ascontiguousarray(weight_hh.T)
-        if kernels is not None:  # pre-activations are overwritten by the gate values
-            fast.lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges)
+        float32 = kernels is not None and x.dtype == weight_ih.dtype == weight_hh.dtype == np.float32
+        if float32:  # the compiled kernels: the projection is part of every step's product
+            a = None
         else:
+            a = _input_projection(x.reshape(steps * batch, -1), weight_ih, parts).reshape(steps, batch, 4 * n)
+        dtype = np.float32 if float32 else a.dtype
+        h = np.empty((steps + 1, batch, n), dtype=dtype)
+        c = np.empty_like(h)
+        tanh_c = np.empty((steps, batch, n), dtype=dtype)
+        h[0], c[0] = h0, c0
+        if float32:
+            a = fast.lstm_forward_fused(kernels, x, weight_ih, np.ascontiguousarray(weight_hh.T), h, c, tanh_c, bias,
+                                        ranges=ranges)
+        elif kernels is not None:  # pre-activations are overwritten by the gate values
+            fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges)
+        else:
+            recurrent = np.ascontiguousarray(weight_hh.T)
             buffer = np.empty((batch, 4 * n), dtype=a.dtype)
             if bias is not None:
                 a += bias
@@ -198,15 +219,22 @@ class LSTMSequence(Function):
         kernels = fast.step_kernels(gates.dtype, batch * n * steps)
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
+        need = ctx.needs_input_grad
+        # at two threads: the step loop over all rows while a worker computes the products
+        products = fast.pipeline_products(
+            kernels is not None and fast.backward_pipelines("lstm", batch, n, steps), gates.dtype, x, h, weight_ih,
+            need[0], need[3], need[4], ctx.has_bias and need[5], fused=True)
         if kernels is not None:
             delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
-                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges)
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
                 gates, c, tanh_c, weight_hh, grad_h, grad_c)
         ctx.deltas, ctx.cell_deltas = delta, cell_delta
+        if products is not None:
+            gx, g_ih, g_hh, gb = products.results()
+            return gx, carry_h, carry_c, g_ih, g_hh, gb
         flat = delta.reshape(steps * batch, 4 * n)
-        need = ctx.needs_input_grad
         gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None

@@ -336,3 +336,24 @@ def test_functional_softmax_without_a_dim_takes_torchs_legacy_dim_but_the_tensor
         getattr(dl.tensor(x), function)()
     with pytest.raises(TypeError, match="dim"):
         getattr(torch.tensor(x), function)()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_underflows_to_zero_where_torch_does(dtype):
+    """torch's sigmoid is 1 / (1 + e^-x): exactly 0 once e^-x overflows (float32 below -88.7),
+    where e^x / (1 + e^x) gave subnormals; binary_cross_entropy's target gradient then is inf
+    in both (the fuzzer found a float32 identity RNN whose outputs reached -100)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([-700.0, -120.0, -104.0, -100.0, -89.0, -88.5, -80.0, -20.0, -1.0, 0.0, 3.0, 40.0, 800.0], dtype)
+    ours = dl.tensor(x).sigmoid().data
+    theirs = torch.sigmoid(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(ours == 0, theirs == 0)
+    np.testing.assert_allclose(ours, theirs, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+    p = dl.tensor(x).sigmoid()
+    target = dl.tensor(np.full(x.shape, 0.25, dtype), requires_grad=True)
+    F.binary_cross_entropy(p, target).backward()
+    p_t = torch.sigmoid(torch.from_numpy(x))
+    target_t = torch.full(x.shape, 0.25, dtype=p_t.dtype, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(p_t, target_t).backward()
+    np.testing.assert_array_equal(np.isinf(target.grad.data), np.isinf(target_t.grad.numpy()))

@@ -129,9 +129,13 @@ class Tanh(Function):
 
 
 def stable_sigmoid(a):
-    """1 / (1 + e^-a) without overflow: e^a / (1 + e^a) on the negative side."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    """1 / (1 + e^-a), as torch's CPU kernel computes it: relatively accurate on both sides, and
+    exactly 0 where e^-a overflows (float32 a < -88.7), as torch -- the form e^a / (1 + e^a) on
+    the negative side gave subnormals there, so binary_cross_entropy's log met a finite value
+    where torch's met 0 (inf gradients in torch, finite ones here; found by the fuzzer)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(np.negative(a))
+    return 1 / (1 + e)
 
 
 class Sigmoid(Function):

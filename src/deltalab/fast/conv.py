@@ -94,10 +94,11 @@ class Geometry:
     pitch = W + 2*pw and exactly ``wo`` columns are computed.
     """
 
-    def __init__(self, x_shape, w_shape, stride, padding):
-        self.w_shape, self.stride, self.padding = w_shape, stride, padding
+    def __init__(self, x_shape, w_shape, stride, padding, dtype=None):
+        self.w_shape, self.stride, self.padding, self.dtype = w_shape, stride, padding, dtype
+        plain_images = dtype is not None and np.dtype(dtype) == np.float32
         # everything that decides which region of a buffer a call writes
-        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding))
+        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding), plain_images)
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
@@ -107,16 +108,23 @@ class Geometry:
         narrow = self.w + self.pw
         # Wide rows pay when the thrown-away columns are few.
         self.wide = self.sw == 1 and self.wo <= narrow and 4 * (narrow - self.wo) <= self.wo
+        # Large output images: per-image matmuls W @ cols[n] are long enough for BLAS and
+        # write NCHW directly, saving the layout transposes (A/B-timed: conv c 0.81x,
+        # conv a equal, conv b 1.26x slower -- hence the size rule).
+        self.image_major = self.wide and self.ho * narrow >= 512
+        if self.image_major and plain_images:
+            # float32 per-image products on plain rows (exactly wo columns): the product's
+            # output is the NCHW output itself and the upstream gradient its own column
+            # layout, no cropping copies (conv c, 1 thread: forward + backward 7.4 -> 6.2 ms
+            # with the compiled column scatter).  float64 -- every worked solution -- keeps
+            # the wide rows and their exact old bits.
+            self.wide = False
         if self.wide:
             self.pitch, self.col0, self.lead, self.wc = narrow, 0, self.pw, narrow
         else:
             self.pitch, self.col0, self.lead, self.wc = self.w + 2 * self.pw, self.pw, 0, self.wo
         self.k = self.c * self.kh * self.kw
         self.per_image = self.ho * self.wc
-        # Large output images: per-image matmuls W @ cols[n] are long enough for BLAS and
-        # write NCHW directly, saving the layout transposes (A/B-timed: conv c 0.81x,
-        # conv a equal, conv b 1.26x slower -- hence the size rule).
-        self.image_major = self.wide and self.per_image >= 512
         self.image_plane = self.hp * self.pitch
         self.row = self.n * self.pitch  # one padded row of every image
         self.per_row = self.n * self.wc  # columns per output row
@@ -126,7 +134,7 @@ class Geometry:
 
     def images(self, count):
         """The geometry of a batch of ``count`` of these images."""
-        return Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding)
+        return Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding, self.dtype)
 
     def image_chunk(self, itemsize):
         """Images per chunk (image-major layout)."""
@@ -191,15 +199,16 @@ def _forward_per_image(x, w2, bias, geo, dtype, out):
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-    prod = _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
+    prod = None if geo.wc == geo.wo else _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
         _image_im2col(flat, geo, cols[:count], first, count)
-        part = prod[:count]
+        part = out[first : first + count].reshape(count, geo.o, geo.per_image) if geo.wc == geo.wo else prod[:count]
         np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
         if bias is not None:  # on the contiguous product, then one plain copy (see _forward_bands)
             np.add(part, bias.reshape(1, geo.o, 1), out=part)
-        out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
+        if geo.wc != geo.wo:
+            out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
 
 
 def _image_im2col(flat, geo, cols, first, count):
@@ -217,7 +226,11 @@ def _image_im2col(flat, geo, cols, first, count):
 
 def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
+    plain = geo.wc == geo.wo  # the upstream gradient is its own column layout
+    if plain:
+        grad = np.ascontiguousarray(grad, dtype=dtype)
+    else:
+        g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
@@ -227,14 +240,21 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
         geo.image_interior(flat)[...] = x
         cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
         gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k), dtype)
+    scatter = None
+    if want_x and dtype == np.float32 and geo.n * geo.k * geo.per_image >= current_tuning().kernel_min_work:
+        scatter = conv_kernels() if uses_kernels() else None  # importing numba costs ~0.4 s once
     if want_x:
-        dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
-        dflat.fill(0)
+        if scatter is None:
+            dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
+            dflat.fill(0)
         dcols = _workspace.scratch("conv-idcols", (chunk, geo.k, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
-        g[:count, :, :, : geo.wo] = grad[first : first + count]
-        g3 = g[:count].reshape(count, geo.o, geo.per_image)
+        if plain:
+            g3 = grad[first : first + count].reshape(count, geo.o, geo.per_image)
+        else:
+            g[:count, :, :, : geo.wo] = grad[first : first + count]
+            g3 = g[:count].reshape(count, geo.o, geo.per_image)
         if want_w:
             _image_im2col(flat, geo, cols[:count], first, count)
             if dirty:
@@ -250,11 +270,14 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = part.reshape(count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
             if dirty_w:
                 part[..., geo.wo :] = 0
+            if scatter is not None:  # the same sums in the same order, compiled
+                scatter.add_columns_back(part[..., : geo.wo], gx[first : first + count], geo.sh, geo.sw, geo.ph, geo.pw)
+                continue
             shifted = geo.image_windows(dflat, first, count)  # offsets overlap: add one at a time
             for i in range(geo.kh):
                 for j in range(geo.kw):
                     shifted[:, :, i, j] += part[:, :, i, j]
-    if want_x:
+    if want_x and scatter is None:
         gx[...] = geo.image_interior(dflat)
     return gw, gb
 
@@ -487,6 +510,28 @@ def winograd_kernels():
         warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
         return None
     return kernels
+
+
+@functools.cache
+def conv_kernels():
+    """The compiled column scatter (:mod:`.conv_kernels`), or None when numba is unusable
+    (imported once; ``conv_kernels.cache_clear()`` looks again)."""
+    try:
+        from . import conv_kernels as kernels
+    except ImportError:
+        return None
+    except Exception as error:  # a broken numba install must not break the layer
+        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
+        return None
+    return kernels
+
+
+def uses_kernels():
+    """Whether compiled kernels may run (``Tuning.numba``, ``DELTALAB_NUMBA=0``)."""
+    tuning = current_tuning()
+    if tuning.numba is False or (tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0"):
+        return False
+    return True
 
 
 def uses_winograd(geo, dtype):

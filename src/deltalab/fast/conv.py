@@ -198,21 +198,42 @@ def _forward_per_image(x, w2, bias, geo, dtype, out):
     flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-    prod = None if geo.wc == geo.wo else _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
+    plain = geo.wc == geo.wo
+    ones = plain and bias is not None  # the bias as one more column row (see _image_columns)
+    cols = _image_columns(geo, chunk, dtype, ones)
+    if ones:
+        w2 = np.concatenate([w2, bias.reshape(geo.o, 1).astype(dtype, copy=False)], axis=1)
+    prod = None if plain else _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
-        _image_im2col(flat, geo, cols[:count], first, count)
-        part = out[first : first + count].reshape(count, geo.o, geo.per_image) if geo.wc == geo.wo else prod[:count]
-        np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
-        if bias is not None:  # on the contiguous product, then one plain copy (see _forward_bands)
+        _image_im2col(flat, geo, cols, first, count)
+        part = out[first : first + count].reshape(count, geo.o, geo.per_image) if plain else prod[:count]
+        np.matmul(w2, cols[:count], out=part)
+        if bias is not None and not ones:  # on the contiguous product, then one plain copy (see _forward_bands)
             np.add(part, bias.reshape(1, geo.o, 1), out=part)
-        if geo.wc != geo.wo:
+        if not plain:
             out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
 
 
+def _image_columns(geo, chunk, dtype, ones):
+    """The per-image column buffer (chunk, K [+ 1], Ho·Wc).  ``ones``: one more row of ones
+    after the K im2col rows, so W·cols adds the bias (W gets the bias as one more column) and
+    dY·colsᵀ gives db as dW's last column: the bias add and the bias sum are no passes of their
+    own (conv c, float32 plain rows only: float64 keeps its old bits)."""
+    cols = _workspace.scratch("conv-icols", (chunk, geo.k + ones, geo.per_image), dtype)
+    if ones:
+        cols[:, geo.k] = 1
+    return cols
+
+
 def _image_im2col(flat, geo, cols, first, count):
-    cols[...] = geo.image_windows(flat, first, count)  # one copy; runs of Ho*Wc in wide rows
+    """cols[:count, :K] = every kernel offset of images first..; runs of Ho*Wc in wide rows."""
+    s = cols.itemsize
+    rows, plane = cols.shape[1], geo.per_image
+    shape = (count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
+    strides = (rows * plane, geo.kh * geo.kw * plane, geo.kw * plane, plane, geo.wc, 1)
+    target = np.ndarray(shape, cols.dtype, cols, 0, tuple(v * s for v in strides))
+    target[...] = geo.image_windows(flat, first, count)  # one copy
 
 
 # _thrown_away_columns: a wide row's thrown-away columns read real pixels of the next row;
@@ -235,11 +256,12 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
+    ones = plain and want_w and want_b  # db from the ones row of the columns (see _image_columns)
     if want_w:
         flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
-        cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-        gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k), dtype)
+        cols = _image_columns(geo, chunk, dtype, ones)
+        gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k + ones), dtype)
     scatter = None
     if want_x and dtype == np.float32 and geo.n * geo.k * geo.per_image >= current_tuning().kernel_min_work:
         scatter = conv_kernels() if uses_kernels() else None  # importing numba costs ~0.4 s once
@@ -256,13 +278,15 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             g[:count, :, :, : geo.wo] = grad[first : first + count]
             g3 = g[:count].reshape(count, geo.o, geo.per_image)
         if want_w:
-            _image_im2col(flat, geo, cols[:count], first, count)
+            _image_im2col(flat, geo, cols, first, count)
             if dirty:
-                cols[:count, ..., geo.wo :] = 0
-            cols3 = cols[:count].reshape(count, geo.k, geo.per_image)
-            np.matmul(g3, cols3.transpose(0, 2, 1), out=gw_parts[:count])
-            gw += gw_parts[:count].sum(axis=0)
-        if want_b:
+                cols[:count, : geo.k].reshape(count, geo.k, geo.ho, geo.wc)[..., geo.wo :] = 0
+            np.matmul(g3, cols[:count].transpose(0, 2, 1), out=gw_parts[:count])
+            summed = gw_parts[:count].sum(axis=0)
+            gw += summed[:, : geo.k]
+            if ones:
+                gb += summed[:, geo.k]
+        if want_b and not ones:
             gb += g3.sum(axis=(0, 2))
         if want_x:
             part = dcols[:count]

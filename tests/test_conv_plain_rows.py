@@ -139,3 +139,18 @@ def test_padding_of_reused_buffers_stays_zero_between_geometries():
         ours = _run(F.conv2d, arrays, 1, padding, parallel=False, winograd=False)
         for x, t in zip(ours, _torch(arrays, 1, padding)):
             _close(x, t, 2e-5)
+
+
+def test_graphs_alive_at_once_keep_their_own_columns():
+    """The float32 per-image forward keeps its columns for the weight gradient: two graphs
+    built before either backward runs must each get their own input's gradient."""
+    first, second = _arrays(2, 3, (24, 30), 4, (3, 3), 1, 1, seed=21), _arrays(2, 3, (24, 30), 4, (3, 3), 1, 1, seed=22)
+    w = dl.tensor(first[1], requires_grad=True)
+    b = dl.tensor(first[2], requires_grad=True)
+    with dl.tuning(parallel=False, winograd=False):
+        ys = [F.conv2d(dl.tensor(a[0]), w, b, stride=1, padding=1) for a in (first, second)]
+        ys[1].backward(second[3])
+        ys[0].backward(first[3])
+    expected = [_torch((a[0], first[1], first[2], a[3]), 1, 1) for a in (first, second)]
+    _close(w.grad.data, expected[0][2] + expected[1][2], 2e-5)
+    _close(b.grad.data, expected[0][3] + expected[1][3], 2e-5)

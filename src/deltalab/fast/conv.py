@@ -194,33 +194,37 @@ def _im2col(flat, geo, cols, first, count):
     cols[...] = geo.windows(flat, first, count)  # one copy; runs of count*N*Wc in wide rows
 
 
-def _forward_per_image(x, w2, bias, geo, dtype, out):
+def _forward_per_image(x, w2, bias, geo, dtype, out, keep=False):
     flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     plain = geo.wc == geo.wo
     ones = plain and bias is not None  # the bias as one more column row (see _image_columns)
-    cols = _image_columns(geo, chunk, dtype, ones)
+    keep = keep and plain  # all images' columns, for the weight gradient (see "Kept columns")
+    cols = _image_columns(geo, geo.n if keep else chunk, dtype, ones, fresh=keep)
     if ones:
         w2 = np.concatenate([w2, bias.reshape(geo.o, 1).astype(dtype, copy=False)], axis=1)
     prod = None if plain else _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
-        _image_im2col(flat, geo, cols, first, count)
+        block = cols[first:] if keep else cols
+        _image_im2col(flat, geo, block, first, count)
         part = out[first : first + count].reshape(count, geo.o, geo.per_image) if plain else prod[:count]
-        np.matmul(w2, cols[:count], out=part)
+        np.matmul(w2, block[:count], out=part)
         if bias is not None and not ones:  # on the contiguous product, then one plain copy (see _forward_bands)
             np.add(part, bias.reshape(1, geo.o, 1), out=part)
         if not plain:
             out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
+    return cols if keep else None
 
 
-def _image_columns(geo, chunk, dtype, ones):
+def _image_columns(geo, chunk, dtype, ones, fresh=False):
     """The per-image column buffer (chunk, K [+ 1], Ho·Wc).  ``ones``: one more row of ones
     after the K im2col rows, so W·cols adds the bias (W gets the bias as one more column) and
     dY·colsᵀ gives db as dW's last column: the bias add and the bias sum are no passes of their
     own (conv c, float32 plain rows only: float64 keeps its old bits)."""
-    cols = _workspace.scratch("conv-icols", (chunk, geo.k + ones, geo.per_image), dtype)
+    shape = (chunk, geo.k + ones, geo.per_image)
+    cols = np.empty(shape, dtype) if fresh else _workspace.scratch("conv-icols", shape, dtype)
     if ones:
         cols[:, geo.k] = 1
     return cols
@@ -245,7 +249,7 @@ def _image_im2col(flat, geo, cols, first, count):
 # NaN at a border tap that reads padding -- see the conv2d docstring.)
 
 
-def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
+def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
     plain = geo.wc == geo.wo  # the upstream gradient is its own column layout
     if plain:
@@ -256,11 +260,14 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
+    if kept is not None and want_b and kept.shape[1] == geo.k:
+        kept = None  # no ones row: rebuild
     ones = plain and want_w and want_b  # db from the ones row of the columns (see _image_columns)
-    if want_w:
+    if want_w and kept is None:
         flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
         cols = _image_columns(geo, chunk, dtype, ones)
+    if want_w:
         gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k + ones), dtype)
     scatter = None
     if want_x and dtype == np.float32 and geo.n * geo.k * geo.per_image >= current_tuning().kernel_min_work:
@@ -278,7 +285,10 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             g[:count, :, :, : geo.wo] = grad[first : first + count]
             g3 = g[:count].reshape(count, geo.o, geo.per_image)
         if want_w:
-            _image_im2col(flat, geo, cols, first, count)
+            if kept is None:
+                _image_im2col(flat, geo, cols, first, count)
+            else:
+                cols = kept[first : first + count, : geo.k + ones]
             if dirty:
                 cols[:count, : geo.k].reshape(count, geo.k, geo.ho, geo.wc)[..., geo.wo :] = 0
             np.matmul(g3, cols[:count].transpose(0, 2, 1), out=gw_parts[:count])
@@ -388,14 +398,13 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=No
 def _forward(x, w2, bias, geo, dtype, out, keep=False):
     """Run the forward; with ``keep``, return the column matrices its backward can reuse (or None)."""
     if geo.image_major:
-        _forward_per_image(x, w2, bias, geo, dtype, out)
-        return None
+        return _forward_per_image(x, w2, bias, geo, dtype, out, keep)
     return _forward_bands(x, w2, bias, geo, dtype, out, keep)
 
 
 def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
     if geo.image_major:
-        return _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+        return _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept)
     return _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept)
 
 
@@ -437,8 +446,10 @@ def parallel_ranges(geo):
 # backward's weight gradient when one will be needed, instead of rebuilding them from a second
 # padded copy of x (conv b, 1 thread: im2col 0.58 ms and the padded copy 0.26 ms of a ~11 ms
 # step saved, for 7.7 MB held per layer until the backward; thread-CPU A/B 0.92-0.95x;
-# benchmarks/README.md, run 7).  The per-image layout rebuilds them: keeping them there measured
-# conv a 1.05x (slower: a fresh 5.7 MB array instead of a cache-hot 3 MiB chunk), conv c 0.97x.
+# benchmarks/README.md, run 7).  The per-image layout keeps them too on float32 plain rows (a fresh
+# (N, K [+ 1], Ho·Wo) array; whole step, thread-CPU min / median of 80 interleaved, load 1-2: conv c
+# 5.51 / 7.44 -> 5.23 / 6.97 ms at 1 thread, conv a 4.96 / 5.93 -> 3.66 / 5.33); float64's wide
+# rows rebuild them (there, keeping measured conv a 1.05x, conv c 0.97x).
 # They belong to the image ranges the forward ran; a backward that runs other ranges (a
 # different tuning) rebuilds its columns as before.
 

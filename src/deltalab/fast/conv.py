@@ -19,6 +19,10 @@ gradient is zero, so they add nothing to dW or dX).  Bands of ~3 MiB of columns 
 cache from im2col to the matmuls to the scatter back, and the work buffers are reused
 between calls (fresh large arrays cost page faults).
 
+Large output images run per-image products instead (``Geometry.image_major``); in float32 on
+plain rows, with the bias as a row of ones in the columns, the forward's columns kept for dW and
+dX added back by a compiled scatter (:mod:`.conv_kernels`, the NumPy scatter's bits).
+
 float32 training with 3×3 kernels at stride 1 and enough channels runs Winograd F(2×2, 3×3)
 instead (the section at the end: 2.25× fewer multiplies, compiled transforms); float64 -- every
 worked solution -- and everything else keeps the direct path above.

@@ -27,7 +27,9 @@ The steps:
 - ``Image``: NCHW (or unbatched CHW) input through a chain of conv2d (F.conv2d or nn.Conv2d,
   any kernel, stride, padding incl. "same"/"valid", bias on/off), max/avg pooling (overlapping
   windows, padding), activations, flatten + linear; half the float32 ones force deltalab's Winograd
-  path on (``dl.tuning(winograd=True)``: every 3x3 stride-1 conv of the step runs it);
+  path on (``dl.tuning(winograd=True)``: every 3x3 stride-1 conv of the step runs it), some
+  float32 ones are large enough (≥ 20×28) for conv2d's per-image layout on plain rows, and the
+  compiled kernels run at any size (``kernel_min_work=0``: conv2d's column scatter);
 - ``Recurrent``: nn.RNN (tanh, relu; the lecture's sigmoid/identity against a torch loop),
   nn.LSTM (and nn.GRU once deltalab has it), with h0/c0 or not, batch_first, unbatched, bias
   or not, truncated BPTT (deltalab's bptt_truncate against a torch loop that detaches);
@@ -409,7 +411,8 @@ class Image:
     winograd: bool | None = None  # deltalab's Tuning.winograd for the step (True: every float32 3x3 stride-1 conv)
 
     def run(self, E):
-        with E.tuning(winograd=self.winograd):
+        # kernel_min_work 0: the compiled kernels (conv2d's column scatter) run at any size
+        with E.tuning(winograd=self.winograd, kernel_min_work=0):
             return self.run_layers(E)
 
     def run_layers(self, E):
@@ -1260,7 +1263,9 @@ def draw_image(ch, dtype, big=False, like=None):
         shape = (ch.integer(8, 12), ch.integer(8, 16), ch.integer(28, 34), ch.integer(28, 34))
     else:
         shape = (ch.integer(1, 4), ch.integer(1, 4), ch.integer(1, 12), ch.integer(1, 30))
-        if ch.chance(0.1):
+        if dtype == "float32" and ch.chance(0.15):  # large images: conv2d's per-image layout on plain rows
+            shape = (ch.integer(1, 3), ch.integer(1, 4), ch.integer(20, 26), ch.integer(28, 34))
+        elif ch.chance(0.1):
             shape = shape[1:]
     c, h, w = shape[-3:]
     layers = []

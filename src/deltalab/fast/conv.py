@@ -19,6 +19,10 @@ gradient is zero, so they add nothing to dW or dX).  Bands of ~3 MiB of columns 
 cache from im2col to the matmuls to the scatter back, and the work buffers are reused
 between calls (fresh large arrays cost page faults).
 
+Large output images run per-image products instead (``Geometry.image_major``); in float32 on
+plain rows, with the bias as a row of ones in the columns, the forward's columns kept for dW and
+dX added back by a compiled scatter (:mod:`.conv_kernels`, the NumPy scatter's bits).
+
 float32 training with 3×3 kernels at stride 1 and enough channels runs Winograd F(2×2, 3×3)
 instead (the section at the end: 2.25× fewer multiplies, compiled transforms); float64 -- every
 worked solution -- and everything else keeps the direct path above.
@@ -94,10 +98,11 @@ class Geometry:
     pitch = W + 2*pw and exactly ``wo`` columns are computed.
     """
 
-    def __init__(self, x_shape, w_shape, stride, padding):
-        self.w_shape, self.stride, self.padding = w_shape, stride, padding
+    def __init__(self, x_shape, w_shape, stride, padding, dtype=None):
+        self.w_shape, self.stride, self.padding, self.dtype = w_shape, stride, padding, dtype
+        plain_images = dtype is not None and np.dtype(dtype) == np.float32
         # everything that decides which region of a buffer a call writes
-        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding))
+        self.key = (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding), plain_images)
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
@@ -107,16 +112,23 @@ class Geometry:
         narrow = self.w + self.pw
         # Wide rows pay when the thrown-away columns are few.
         self.wide = self.sw == 1 and self.wo <= narrow and 4 * (narrow - self.wo) <= self.wo
+        # Large output images: per-image matmuls W @ cols[n] are long enough for BLAS and
+        # write NCHW directly, saving the layout transposes (A/B-timed: conv c 0.81x,
+        # conv a equal, conv b 1.26x slower -- hence the size rule).
+        self.image_major = self.wide and self.ho * narrow >= 512
+        if self.image_major and plain_images:
+            # float32 per-image products on plain rows (exactly wo columns): the product's
+            # output is the NCHW output itself and the upstream gradient its own column
+            # layout, no cropping copies (conv c, 1 thread: forward + backward 7.4 -> 6.2 ms
+            # with the compiled column scatter).  float64 -- every worked solution -- keeps
+            # the wide rows and their exact old bits.
+            self.wide = False
         if self.wide:
             self.pitch, self.col0, self.lead, self.wc = narrow, 0, self.pw, narrow
         else:
             self.pitch, self.col0, self.lead, self.wc = self.w + 2 * self.pw, self.pw, 0, self.wo
         self.k = self.c * self.kh * self.kw
         self.per_image = self.ho * self.wc
-        # Large output images: per-image matmuls W @ cols[n] are long enough for BLAS and
-        # write NCHW directly, saving the layout transposes (A/B-timed: conv c 0.81x,
-        # conv a equal, conv b 1.26x slower -- hence the size rule).
-        self.image_major = self.wide and self.per_image >= 512
         self.image_plane = self.hp * self.pitch
         self.row = self.n * self.pitch  # one padded row of every image
         self.per_row = self.n * self.wc  # columns per output row
@@ -126,7 +138,7 @@ class Geometry:
 
     def images(self, count):
         """The geometry of a batch of ``count`` of these images."""
-        return Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding)
+        return Geometry((count, self.c, self.h, self.w), self.w_shape, self.stride, self.padding, self.dtype)
 
     def image_chunk(self, itemsize):
         """Images per chunk (image-major layout)."""
@@ -186,24 +198,50 @@ def _im2col(flat, geo, cols, first, count):
     cols[...] = geo.windows(flat, first, count)  # one copy; runs of count*N*Wc in wide rows
 
 
-def _forward_per_image(x, w2, bias, geo, dtype, out):
+def _forward_per_image(x, w2, bias, geo, dtype, out, keep=False):
     flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
     geo.image_interior(flat)[...] = x
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-    prod = _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
+    plain = geo.wc == geo.wo
+    ones = plain and bias is not None  # the bias as one more column row (see _image_columns)
+    keep = keep and plain  # all images' columns, for the weight gradient (see "Kept columns")
+    cols = _image_columns(geo, geo.n if keep else chunk, dtype, ones, fresh=keep)
+    if ones:
+        w2 = np.concatenate([w2, bias.reshape(geo.o, 1).astype(dtype, copy=False)], axis=1)
+    prod = None if plain else _workspace.scratch("conv-iprod", (chunk, geo.o, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
-        _image_im2col(flat, geo, cols[:count], first, count)
-        part = prod[:count]
-        np.matmul(w2, cols[:count].reshape(count, geo.k, geo.per_image), out=part)
-        if bias is not None:  # on the contiguous product, then one plain copy (see _forward_bands)
+        block = cols[first:] if keep else cols
+        _image_im2col(flat, geo, block, first, count)
+        part = out[first : first + count].reshape(count, geo.o, geo.per_image) if plain else prod[:count]
+        np.matmul(w2, block[:count], out=part)
+        if bias is not None and not ones:  # on the contiguous product, then one plain copy (see _forward_bands)
             np.add(part, bias.reshape(1, geo.o, 1), out=part)
-        out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
+        if not plain:
+            out[first : first + count] = part.reshape(count, geo.o, geo.ho, geo.wc)[..., : geo.wo]
+    return cols if keep else None
+
+
+def _image_columns(geo, chunk, dtype, ones, fresh=False):
+    """The per-image column buffer (chunk, K [+ 1], Ho·Wc).  ``ones``: one more row of ones
+    after the K im2col rows, so W·cols adds the bias (W gets the bias as one more column) and
+    dY·colsᵀ gives db as dW's last column: the bias add and the bias sum are no passes of their
+    own (conv c, float32 plain rows only: float64 keeps its old bits)."""
+    shape = (chunk, geo.k + ones, geo.per_image)
+    cols = np.empty(shape, dtype) if fresh else _workspace.scratch("conv-icols", shape, dtype)
+    if ones:
+        cols[:, geo.k] = 1
+    return cols
 
 
 def _image_im2col(flat, geo, cols, first, count):
-    cols[...] = geo.image_windows(flat, first, count)  # one copy; runs of Ho*Wc in wide rows
+    """cols[:count, :K] = every kernel offset of images first..; runs of Ho*Wc in wide rows."""
+    s = cols.itemsize
+    rows, plane = cols.shape[1], geo.per_image
+    shape = (count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
+    strides = (rows * plane, geo.kh * geo.kw * plane, geo.kw * plane, plane, geo.wc, 1)
+    target = np.ndarray(shape, cols.dtype, cols, 0, tuple(v * s for v in strides))
+    target[...] = geo.image_windows(flat, first, count)  # one copy
 
 
 # _thrown_away_columns: a wide row's thrown-away columns read real pixels of the next row;
@@ -215,34 +253,54 @@ def _image_im2col(flat, geo, cols, first, count):
 # NaN at a border tap that reads padding -- see the conv2d docstring.)
 
 
-def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
+def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
     chunk = geo.image_chunk(np.dtype(dtype).itemsize)
-    g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
+    plain = geo.wc == geo.wo  # the upstream gradient is its own column layout
+    if plain:
+        grad = np.ascontiguousarray(grad, dtype=dtype)
+    else:
+        g = _workspace.zeroed("conv-igrad", (chunk, geo.o, geo.ho, geo.wc), dtype, geo)  # wide columns stay 0
     gw = np.zeros((geo.o, geo.k), dtype) if want_w else None
     gb = np.zeros(geo.o, dtype) if want_b else None
     dirty = want_w and geo.wc > geo.wo and not np.isfinite(x).all()  # see _thrown_away_columns
     dirty_w = want_x and geo.wc > geo.wo and not np.isfinite(w2).all()
-    if want_w:
+    if kept is not None and want_b and kept.shape[1] == geo.k:
+        kept = None  # no ones row: rebuild
+    ones = plain and want_w and want_b  # db from the ones row of the columns (see _image_columns)
+    if want_w and kept is None:
         flat = _workspace.zeroed("conv-xi", (geo.flat_size,), dtype, geo)
         geo.image_interior(flat)[...] = x
-        cols = _workspace.scratch("conv-icols", (chunk, geo.c, geo.kh, geo.kw, geo.ho, geo.wc), dtype)
-        gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k), dtype)
+        cols = _image_columns(geo, chunk, dtype, ones)
+    if want_w:
+        gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k + ones), dtype)
+    scatter = None
+    if want_x and dtype == np.float32 and geo.n * geo.k * geo.per_image >= current_tuning().kernel_min_work:
+        scatter = conv_kernels() if uses_kernels() else None  # importing numba costs ~0.4 s once
     if want_x:
-        dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
-        dflat.fill(0)
+        if scatter is None:
+            dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
+            dflat.fill(0)
         dcols = _workspace.scratch("conv-idcols", (chunk, geo.k, geo.per_image), dtype)
     for first in range(0, geo.n, chunk):
         count = min(chunk, geo.n - first)
-        g[:count, :, :, : geo.wo] = grad[first : first + count]
-        g3 = g[:count].reshape(count, geo.o, geo.per_image)
+        if plain:
+            g3 = grad[first : first + count].reshape(count, geo.o, geo.per_image)
+        else:
+            g[:count, :, :, : geo.wo] = grad[first : first + count]
+            g3 = g[:count].reshape(count, geo.o, geo.per_image)
         if want_w:
-            _image_im2col(flat, geo, cols[:count], first, count)
+            if kept is None:
+                _image_im2col(flat, geo, cols, first, count)
+            else:
+                cols = kept[first : first + count, : geo.k + ones]
             if dirty:
-                cols[:count, ..., geo.wo :] = 0
-            cols3 = cols[:count].reshape(count, geo.k, geo.per_image)
-            np.matmul(g3, cols3.transpose(0, 2, 1), out=gw_parts[:count])
-            gw += gw_parts[:count].sum(axis=0)
-        if want_b:
+                cols[:count, : geo.k].reshape(count, geo.k, geo.ho, geo.wc)[..., geo.wo :] = 0
+            np.matmul(g3, cols[:count].transpose(0, 2, 1), out=gw_parts[:count])
+            summed = gw_parts[:count].sum(axis=0)
+            gw += summed[:, : geo.k]
+            if ones:
+                gb += summed[:, geo.k]
+        if want_b and not ones:
             gb += g3.sum(axis=(0, 2))
         if want_x:
             part = dcols[:count]
@@ -250,11 +308,14 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx):
             part = part.reshape(count, geo.c, geo.kh, geo.kw, geo.ho, geo.wc)
             if dirty_w:
                 part[..., geo.wo :] = 0
+            if scatter is not None:  # the same sums in the same order, compiled
+                scatter.add_columns_back(part[..., : geo.wo], gx[first : first + count], geo.sh, geo.sw, geo.ph, geo.pw)
+                continue
             shifted = geo.image_windows(dflat, first, count)  # offsets overlap: add one at a time
             for i in range(geo.kh):
                 for j in range(geo.kw):
                     shifted[:, :, i, j] += part[:, :, i, j]
-    if want_x:
+    if want_x and scatter is None:
         gx[...] = geo.image_interior(dflat)
     return gw, gb
 
@@ -341,14 +402,13 @@ def _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=No
 def _forward(x, w2, bias, geo, dtype, out, keep=False):
     """Run the forward; with ``keep``, return the column matrices its backward can reuse (or None)."""
     if geo.image_major:
-        _forward_per_image(x, w2, bias, geo, dtype, out)
-        return None
+        return _forward_per_image(x, w2, bias, geo, dtype, out, keep)
     return _forward_bands(x, w2, bias, geo, dtype, out, keep)
 
 
 def _backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept=None):
     if geo.image_major:
-        return _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx)
+        return _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept)
     return _backward_bands(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kept)
 
 
@@ -390,8 +450,10 @@ def parallel_ranges(geo):
 # backward's weight gradient when one will be needed, instead of rebuilding them from a second
 # padded copy of x (conv b, 1 thread: im2col 0.58 ms and the padded copy 0.26 ms of a ~11 ms
 # step saved, for 7.7 MB held per layer until the backward; thread-CPU A/B 0.92-0.95x;
-# benchmarks/README.md, run 7).  The per-image layout rebuilds them: keeping them there measured
-# conv a 1.05x (slower: a fresh 5.7 MB array instead of a cache-hot 3 MiB chunk), conv c 0.97x.
+# benchmarks/README.md, run 7).  The per-image layout keeps them too on float32 plain rows (a fresh
+# (N, K [+ 1], Ho·Wo) array; whole step, thread-CPU min / median of 80 interleaved, load 1-2: conv c
+# 5.51 / 7.44 -> 5.23 / 6.97 ms at 1 thread, conv a 4.96 / 5.93 -> 3.66 / 5.33); float64's wide
+# rows rebuild them (there, keeping measured conv a 1.05x, conv c 0.97x).
 # They belong to the image ranges the forward ran; a backward that runs other ranges (a
 # different tuning) rebuilds its columns as before.
 
@@ -487,6 +549,28 @@ def winograd_kernels():
         warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
         return None
     return kernels
+
+
+@functools.cache
+def conv_kernels():
+    """The compiled column scatter (:mod:`.conv_kernels`), or None when numba is unusable
+    (imported once; ``conv_kernels.cache_clear()`` looks again)."""
+    try:
+        from . import conv_kernels as kernels
+    except ImportError:
+        return None
+    except Exception as error:  # a broken numba install must not break the layer
+        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
+        return None
+    return kernels
+
+
+def uses_kernels():
+    """Whether compiled kernels may run (``Tuning.numba``, ``DELTALAB_NUMBA=0``)."""
+    tuning = current_tuning()
+    if tuning.numba is False or (tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0"):
+        return False
+    return True
 
 
 def uses_winograd(geo, dtype):

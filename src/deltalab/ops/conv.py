@@ -75,7 +75,7 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
         dtype = np.result_type(x, weight) if bias is None else np.result_type(x, weight, bias)
-        geo = fast_conv.Geometry(x.shape, weight.shape, stride, padding)
+        geo = fast_conv.Geometry(x.shape, weight.shape, stride, padding, dtype)
         w2 = weight.reshape(geo.o, geo.k).astype(dtype, copy=False)
         ctx.save_for_backward(x, w2)
         ctx.geometry, ctx.weight_shape, ctx.has_bias, ctx.dtype = geo, weight.shape, bias is not None, dtype

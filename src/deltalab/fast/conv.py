@@ -29,14 +29,13 @@ worked solution -- and everything else keeps the direct path above.
 """
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import warnings
 from functools import partial
 
 import numpy as np
 
+from . import kernels as compiled
 from . import threads
 from .tuning import current as current_tuning
 
@@ -537,32 +536,16 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 _GG = np.kron(_G, _G)  # (16, 9): [(a, b), (i, j)] = G[a, i]·G[b, j]
 
 
-@functools.cache
 def winograd_kernels():
     """The compiled transforms (:mod:`.winograd_kernels`), or None when numba is unusable
-    (imported once; ``winograd_kernels.cache_clear()`` looks again)."""
-    try:
-        from . import winograd_kernels as kernels
-    except ImportError:
-        return None
-    except Exception as error:  # a broken numba install must not break the layer
-        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
-        return None
-    return kernels
+    (loaded once by :func:`deltalab.fast.kernels.load`)."""
+    return compiled.load("winograd_kernels")
 
 
-@functools.cache
 def conv_kernels():
     """The compiled column scatter (:mod:`.conv_kernels`), or None when numba is unusable
-    (imported once; ``conv_kernels.cache_clear()`` looks again)."""
-    try:
-        from . import conv_kernels as kernels
-    except ImportError:
-        return None
-    except Exception as error:  # a broken numba install must not break the layer
-        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
-        return None
-    return kernels
+    (loaded once by :func:`deltalab.fast.kernels.load`)."""
+    return compiled.load("conv_kernels")
 
 
 def uses_kernels():

@@ -16,10 +16,10 @@ import collections
 import functools
 import os
 import queue
-import warnings
 
 import numpy as np
 
+from . import kernels as compiled
 from . import threads
 from .tuning import current as current_tuning
 
@@ -28,18 +28,10 @@ __all__ = ["SequenceProducts", "StepProduct", "backward_pipelined", "elman_tanh_
            "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
-@functools.cache
 def load_kernels():
-    """The :mod:`.recurrent_kernels` module, or None when numba is unusable (imported once;
-    ``load_kernels.cache_clear()`` looks again)."""
-    try:
-        from . import recurrent_kernels
-    except ImportError:
-        return None
-    except Exception as error:  # a broken numba install must not break the layer
-        warnings.warn(f"deltalab: numba kernels unavailable ({error!r}); using NumPy", RuntimeWarning)
-        return None
-    return recurrent_kernels
+    """The :mod:`.recurrent_kernels` module, or None when numba is unusable (loaded once by
+    :func:`deltalab.fast.kernels.load`; ``deltalab.fast.kernels.load.cache_clear()`` looks again)."""
+    return compiled.load("recurrent_kernels")
 
 
 def step_kernels(dtype, work):

@@ -29,7 +29,6 @@ worked solution -- and everything else keeps the direct path above.
 """
 from __future__ import annotations
 
-import os
 import threading
 from functools import partial
 
@@ -272,9 +271,9 @@ def _backward_per_image(x, w2, grad, geo, dtype, want_x, want_w, want_b, gx, kep
         cols = _image_columns(geo, chunk, dtype, ones)
     if want_w:
         gw_parts = _workspace.scratch("conv-igw", (chunk, geo.o, geo.k + ones), dtype)
-    scatter = None
-    if want_x and dtype == np.float32 and geo.n * geo.k * geo.per_image >= current_tuning().kernel_min_work:
-        scatter = conv_kernels() if uses_kernels() else None  # importing numba costs ~0.4 s once
+    scatter = None  # the compiled scatter when it pays (importing numba costs ~0.4 s once)
+    if want_x and dtype == np.float32:
+        scatter = compiled.for_size("conv_kernels", geo.n * geo.k * geo.per_image)
     if want_x:
         if scatter is None:
             dflat = _workspace.scratch("conv-idx", (geo.flat_size,), dtype)
@@ -548,14 +547,6 @@ def conv_kernels():
     return compiled.load("conv_kernels")
 
 
-def uses_kernels():
-    """Whether compiled kernels may run (``Tuning.numba``, ``DELTALAB_NUMBA=0``)."""
-    tuning = current_tuning()
-    if tuning.numba is False or (tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0"):
-        return False
-    return True
-
-
 def uses_winograd(geo, dtype):
     """Whether this call runs Winograd F(2×2, 3×3) (``Tuning.winograd``; float32, 3×3, stride 1)."""
     tuning = current_tuning()
@@ -564,7 +555,7 @@ def uses_winograd(geo, dtype):
     if tuning.winograd is False or tuning.numba is False:
         return False
     if tuning.winograd is None:
-        if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
+        if not compiled.numba_allowed():
             return False
         if (geo.n * geo.ho * geo.wo * geo.c * geo.o < tuning.winograd_min_work or geo.c < tuning.winograd_min_channels
                 or geo.n < tuning.winograd_min_batch):

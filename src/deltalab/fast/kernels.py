@@ -15,18 +15,24 @@ import warnings
 
 from .tuning import current as current_tuning
 
-__all__ = ["for_size", "load"]
+__all__ = ["for_size", "load", "numba_allowed"]
 
 
 def for_size(name, size):
     """The kernel module ``deltalab.fast.<name>`` for an op on ``size`` float32 elements, or None
     for the NumPy path (too small, numba switched off or unusable)."""
-    tuning = current_tuning()
-    if size < tuning.kernel_min_work or tuning.numba is False:
-        return None
-    if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
+    if size < current_tuning().kernel_min_work or not numba_allowed():
         return None
     return load(name)
+
+
+def numba_allowed():
+    """Whether compiled kernels may run: ``Tuning.numba`` not False and, while it is None (the
+    default), the environment variable ``DELTALAB_NUMBA`` not "0"."""
+    tuning = current_tuning()
+    if tuning.numba is None:
+        return os.environ.get("DELTALAB_NUMBA") != "0"
+    return bool(tuning.numba)
 
 
 @functools.cache

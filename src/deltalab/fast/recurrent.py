@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import os
 import queue
 
 import numpy as np
@@ -40,12 +39,7 @@ def step_kernels(dtype, work):
     small sequences (below ``Tuning.kernel_min_work``: importing numba, ~0.4 s, would cost more
     than it saves), numba not installed, ``Tuning.numba`` False, or the environment variable
     ``DELTALAB_NUMBA=0``."""
-    tuning = current_tuning()
-    if dtype != np.float32 or work < tuning.kernel_min_work or tuning.numba is False:
-        return None
-    if tuning.numba is None and os.environ.get("DELTALAB_NUMBA") == "0":
-        return None
-    return load_kernels()
+    return compiled.for_size("recurrent_kernels", work) if dtype == np.float32 else None
 
 
 # OpenBLAS kernel families with small-matrix kernels (used for M·N·K ≤ Tuning.small_matrix_max

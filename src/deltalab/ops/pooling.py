@@ -19,6 +19,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ConfigurationError, ShapeError
+from ..fast import pooling as fast_pooling
 from ..fast import threads
 from .conv import check_window_config, pad_spatial
 from ._util import pair
@@ -58,15 +59,23 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
+        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
+        compiled = ctx.compiled = fast_pooling.kernels(x, kernel, stride, padding)
+        if compiled is not None:  # float32 2×2 / 2: one compiled pass (deltalab.fast.pooling)
+            out, where = fast_pooling.forward(compiled, x)
+            ctx.save_for_backward(where)
+            return out
         xp = pad_spatial(x, padding, value=-np.inf)
         out = _fold_windows(xp, kernel, stride, lambda part, window: np.maximum(part, window, out=part))
         # np.maximum propagates NaN, like torch
         ctx.save_for_backward(xp, out)
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.compiled is not None:
+            (where,) = ctx.saved
+            return fast_pooling.backward(ctx.compiled, grad, where), None, None, None
         xp, out = ctx.saved
         if np.isnan(out).any() or (any(ctx.padding) and np.isneginf(out).any()):
             return _route_by_choice(xp, out, grad, ctx.kernel, ctx.stride, ctx.padding), None, None, None

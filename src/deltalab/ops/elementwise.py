@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..fast import kernels as compiled_kernels
 from ._util import binary_operands, check_broadcast, floating, operand, unbroadcast
 
 
@@ -163,6 +164,13 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
+        compiled = ctx.compiled = _relu_kernels(a)
+        if compiled is not None:  # float32: one pass each way (deltalab.fast.activation_kernels)
+            out = np.empty(a.shape, a.dtype)
+            keep = np.empty(a.shape, np.bool_)
+            compiled.relu_forward(a.reshape(-1), out.reshape(-1), keep.reshape(-1))
+            ctx.save_for_backward(keep)
+            return out
         bits = _same_size_int(a.dtype)
         if bits is None:
             mask = ~(a <= 0)
@@ -177,12 +185,26 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved
+        if ctx.compiled is not None and grad.dtype == np.float32 and grad.flags.c_contiguous:
+            out = np.empty(grad.shape, grad.dtype)
+            ctx.compiled.relu_backward(grad.reshape(-1), mask.reshape(-1), out.reshape(-1))
+            return out
+        if ctx.compiled is not None:
+            return np.where(mask, grad, np.zeros((), grad.dtype))
         if ctx.bits is not None and np.dtype(ctx.bits).itemsize == grad.dtype.itemsize and grad.dtype.kind == "f":
             return np.bitwise_and(grad.view(ctx.bits), mask).view(grad.dtype)
         if ctx.bits is not None:
             mask = mask != 0
         # select, not multiply: where a ≤ 0 the gradient is 0 even if the upstream one is NaN or inf
         return np.where(mask, grad, np.zeros((), grad.dtype))
+
+
+def _relu_kernels(a):
+    """The compiled ReLU for a contiguous float32 array from ``Tuning.kernel_min_work`` elements
+    (importing numba costs ~0.4 s), else None: the NumPy path (float64 keeps its bits)."""
+    if a.dtype != np.float32 or not a.flags.c_contiguous:
+        return None
+    return compiled_kernels.for_size("activation_kernels", a.size)
 
 
 def _same_size_int(dtype):

@@ -1,6 +1,7 @@
-"""The compiled float32 2×2 / stride-2 max pooling (deltalab.fast.pooling) against the NumPy
-path and torch: values and gradients bit for bit, ties, NaN and ±inf in the input, inf in the
-upstream gradient, image ranges over two threads, and when it is (not) taken."""
+"""The compiled float32 2×2 / stride-2 max pooling (deltalab.fast.pooling) and ReLU
+(deltalab.fast.activation_kernels) against the NumPy paths and torch: values and gradients bit
+for bit, ties, NaN, ±inf and ±0 in the input, non-finite upstream gradients, image ranges over
+two threads, and when they are (not) taken."""
 import numpy as np
 import pytest
 
@@ -86,3 +87,42 @@ def test_compiled_max_pool_only_for_float32_2x2_tiles(dtype, kernel, stride, pad
         assert (fast_pooling.kernels(x, kernel, stride, padding) is not None) == taken
     with dl.tuning(numba=False, kernel_min_work=0):
         assert fast_pooling.kernels(x, kernel, stride, padding) is None
+
+
+def relu_run(x, g, **tuning):
+    with dl.tuning(**tuning):
+        xt = dl.tensor(x, requires_grad=True)
+        y = xt.relu()
+        y.backward(dl.tensor(g))
+    return y.data, xt.grad.data
+
+
+def test_compiled_relu_matches_the_numpy_path_bit_for_bit_and_torch():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 5, 7)).astype(np.float32)
+    x.flat[:7] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-45, -1e-45]
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    g.flat[:3] = [np.inf, np.nan, 2.0]  # masked out (NaN input passes, -0.0 / +0.0 do not)
+    g.flat[7:10] = [np.nan, np.inf, -np.inf]
+    compiled, numpy_path = relu_run(x, g, **COMPILED), relu_run(x, g, numba=False)
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.relu(xt)
+    y.backward(torch.tensor(g))
+    for ours, reference, theirs in zip(compiled, numpy_path, (y.detach().numpy(), xt.grad.numpy())):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(ours.view(np.int32), reference.view(np.int32))  # +0.0, not -0.0
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_compiled_relu_takes_a_non_contiguous_gradient_and_leaves_other_inputs_to_numpy():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    g = rng.standard_normal((6, 4)).astype(np.float32).T  # not C-contiguous
+    for a, b in zip(relu_run(x, g, **COMPILED), relu_run(x, g, numba=False)):
+        np.testing.assert_array_equal(a, b)
+    strided = rng.standard_normal((4, 12)).astype(np.float32)[:, ::2]  # NumPy path: same values
+    for a, b in zip(relu_run(strided, g, **COMPILED), relu_run(strided, g, numba=False)):
+        np.testing.assert_array_equal(a, b)
+    doubles = rng.standard_normal((4, 6))
+    for a, b in zip(relu_run(doubles, g.astype(np.float64), **COMPILED), relu_run(doubles, g.astype(np.float64), numba=False)):
+        np.testing.assert_array_equal(a, b)

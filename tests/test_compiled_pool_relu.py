@@ -12,7 +12,7 @@ from deltalab.fast import pooling as fast_pooling
 torch = pytest.importorskip("torch")
 pytest.importorskip("numba")
 
-COMPILED = dict(numba=True, kernel_min_work=0)
+COMPILED = dict(numba=True, kernel_min_work=0, kernel_warmup_calls=0)
 
 
 def run(x, g, **tuning):
@@ -85,7 +85,7 @@ def test_compiled_max_pool_only_for_float32_2x2_tiles(dtype, kernel, stride, pad
     x = np.zeros((2, 3) + hw, dtype)
     with dl.tuning(**COMPILED):
         assert (fast_pooling.kernels(x, kernel, stride, padding) is not None) == taken
-    with dl.tuning(numba=False, kernel_min_work=0):
+    with dl.tuning(numba=False, kernel_min_work=0, kernel_warmup_calls=0):
         assert fast_pooling.kernels(x, kernel, stride, padding) is None
 
 
@@ -126,3 +126,20 @@ def test_compiled_relu_takes_a_non_contiguous_gradient_and_leaves_other_inputs_t
     doubles = rng.standard_normal((4, 6))
     for a, b in zip(relu_run(doubles, g.astype(np.float64), **COMPILED), relu_run(doubles, g.astype(np.float64), numba=False)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_one_off_large_call_does_not_import_numba_but_repeated_ones_do():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, deltalab as dl, deltalab.functional as F\n"
+        "x = dl.tensor(np.ones((4, 16, 32, 32), np.float32))\n"
+        "F.max_pool2d(x.relu(), 2)\n"
+        "print('numba' in sys.modules)\n"
+        "for _ in range(dl.fast.Tuning().kernel_warmup_calls): F.max_pool2d(x.relu(), 2)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DELTALAB_NUMBA"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -8,14 +8,16 @@ rule as the recurrent kernels').
 """
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
 import os
+import sys
 import warnings
 
 from .tuning import current as current_tuning
 
-__all__ = ["for_size", "load", "numba_allowed"]
+__all__ = ["for_repeated_size", "for_size", "load", "numba_allowed"]
 
 
 def for_size(name, size):
@@ -23,6 +25,24 @@ def for_size(name, size):
     for the NumPy path (too small, numba switched off or unusable)."""
     if size < current_tuning().kernel_min_work or not numba_allowed():
         return None
+    return load(name)
+
+
+_large_calls = collections.Counter()  # calls of kernel_min_work elements seen per kernel module
+
+
+def for_repeated_size(name, size):
+    """Like :func:`for_size`, for ops whose compiled kernel saves well under a millisecond a call
+    (ReLU, max pooling): while numba is not imported yet, only from the
+    ``Tuning.kernel_warmup_calls``-th call large enough, so a one-off call (an evaluation pass)
+    does not pay numba's ~0.4 s import for it; the NumPy paths give the same bits."""
+    tuning = current_tuning()
+    if size < tuning.kernel_min_work or not numba_allowed():
+        return None
+    if "numba" not in sys.modules:
+        _large_calls[name] += 1
+        if _large_calls[name] <= tuning.kernel_warmup_calls:
+            return None
     return load(name)
 
 

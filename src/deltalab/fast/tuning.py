@@ -35,6 +35,9 @@ class Tuning:
     #: from which the float32 training-mode batch norm does (benchmarks/README.md, "Tuning
     #: rules": importing numba costs ~0.4 s)
     kernel_min_work: int = 1 << 16
+    #: large-enough calls of a ReLU / max pooling before they import numba for their kernels
+    #: (a one-off call saves ~0.3 ms, the import costs ~0.4 s; once numba is loaded: at once)
+    kernel_warmup_calls: int = 8
     #: LSTM step products in column blocks: None, the small-matrix rule decides
     split_step_products: bool | None = None
     #: a range's whole LSTM / Elman tanh loop over time in one compiled call (False: Python step loops)

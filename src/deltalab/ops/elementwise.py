@@ -200,11 +200,12 @@ class Relu(Function):
 
 
 def _relu_kernels(a):
-    """The compiled ReLU for a contiguous float32 array from ``Tuning.kernel_min_work`` elements
-    (importing numba costs ~0.4 s), else None: the NumPy path (float64 keeps its bits)."""
+    """The compiled ReLU for a contiguous float32 array of ``Tuning.kernel_min_work`` elements or
+    more, once such calls repeat (:func:`deltalab.fast.kernels.for_repeated_size`: importing numba
+    costs ~0.4 s), else None: the NumPy path (float64 keeps its bits)."""
     if a.dtype != np.float32 or not a.flags.c_contiguous:
         return None
-    return compiled_kernels.for_size("activation_kernels", a.size)
+    return compiled_kernels.for_repeated_size("activation_kernels", a.size)
 
 
 def _same_size_int(dtype):

@@ -4,8 +4,9 @@ backward, three boolean passes per offset more).
 
 The maths is :class:`deltalab.ops.pooling.MaxPool2d` (its NumPy path, kept for float64, other
 windows and small arrays, is what this one is tested against, with torch).  1 thread, the
-CIFAR step's pools (32×16×32×32, 32×32×16×16): NumPy forward 0.48 / 0.29 ms, backward
-1.00 / 0.59 ms; compiled 0.08 / 0.08 and 0.32 / 0.15 ms.  The kernels follow torch's CPU rule
+CIFAR step's pools (32×16×32×32, 32×32×16×16), medians of 30, under load: NumPy forward
+0.34-0.48 / 0.20-0.29 ms, backward 0.74-1.00 / 0.42-0.59 ms; compiled forward 0.08 / 0.07 ms,
+backward 0.26 / 0.14 ms.  The kernels follow torch's CPU rule
 for which element takes a window's gradient (the first maximum, the last NaN), so NaN windows
 need no second path, and the gradient is copied, never multiplied by a mask, so an inf upstream
 gradient reaches only its own element.  Image ranges split over threads like the NumPy path's

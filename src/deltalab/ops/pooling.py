@@ -11,7 +11,8 @@ kh*kw elementwise maxima/sums over views (no window copies) and the backward add
 gradient back through the same slices.  The first-maximum rule falls out of visiting the
 offsets in row-major order and giving each window's gradient to the first offset whose
 value equals the window maximum.  Non-overlapping pooling without padding (the common
-2x2/2 case) reads the input in place; only padding makes a padded copy.
+2x2/2 case) reads the input in place; only padding makes a padded copy.  float32 2×2 / 2 max
+pooling runs compiled kernels instead (:mod:`deltalab.fast.pooling`, the same bits).
 """
 from __future__ import annotations
 

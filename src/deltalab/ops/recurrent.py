@@ -225,13 +225,19 @@ class LSTMSequence(Function):
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
         need = ctx.needs_input_grad
+        pipelined = kernels is not None and fast.backward_pipelines("lstm", batch, n, steps)
+        # not pipelined: the compiled float32 loop computes ∂E/∂x step by step (fast.recurrent.lstm_backward)
+        x_in_loop = (need[0] and kernels is not None and not pipelined
+                     and fast.input_gradient_per_step(gates.dtype, weight_ih.dtype))
         # at two threads: the step loop over all rows while a worker computes the products
         products = fast.pipeline_products(
-            kernels is not None and fast.backward_pipelines("lstm", batch, n, steps), gates.dtype, x, h, weight_ih,
-            need[0], need[3], need[4], ctx.has_bias and need[5], fused=True, left_rows=ctx.left_rows)
+            pipelined, gates.dtype, x, h, weight_ih, need[0], need[3], need[4], ctx.has_bias and need[5], fused=True,
+            left_rows=ctx.left_rows)
+        gx = None
         if kernels is not None:
-            delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
-                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products)
+            delta, cell_delta, carry_h, carry_c, gx = fast.lstm_backward(
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products,
+                weight_ih if x_in_loop else None)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
                 gates, c, tanh_c, weight_hh, grad_h, grad_c)
@@ -240,7 +246,8 @@ class LSTMSequence(Function):
             gx, g_ih, g_hh, gb = products.results()
             return gx, carry_h, carry_c, g_ih, g_hh, gb
         flat = delta.reshape(steps * batch, 4 * n)
-        gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
+        if need[0] and not x_in_loop:
+            gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape)
         g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32,
                                       left_rows=ctx.left_rows)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None

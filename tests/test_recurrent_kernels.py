@@ -148,8 +148,12 @@ def test_lstm_kernels_match_numpy(kernels_for_any_size, steps, batch, features, 
     fast = run_lstm(p, True, True, upstream)
     assert fast_recurrent.step_kernels(np.float32, 1) is kernels
     assert_close(fast, run_lstm(p, False, False, upstream), rtol=1e-5)
-    # the same forward values through the NumPy backward: bit for bit
-    assert_same(fast, run_lstm(p, True, False, upstream))
+    # the same forward values through the NumPy backward: bit for bit, with ∂E/∂x as the NumPy
+    # path computes it (one product after the loop, not one per step)
+    with dl.tuning(lstm_input_gradient_per_step=False):
+        one_product = run_lstm(p, True, True, upstream)
+    assert_same(one_product, run_lstm(p, True, False, upstream))
+    assert_same(one_product, {k: v for k, v in fast.items() if k != "grad_x"})
     gates = fast["gates"].reshape(steps, batch, 4, hidden)[..., : len(SATURATING)]
     assert np.isfinite(gates).all() and gates.min() >= -1 and gates.max() <= 1
 
@@ -287,3 +291,44 @@ def test_fused_forward_matches_the_projection_then_steps(kernels_for_any_size, b
         results.append((gates, h, c, tanh_c))
     for got, expected in zip(*results):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps, batch, features, hidden", [(1, 3, 5, 13), (6, 7, 4, 9), (5, 2, 3, 16), (3, 1, 2, 6)])
+@pytest.mark.parametrize("split", [False, True])
+def test_input_gradient_per_step_matches_one_product_and_torch(kernels_for_any_size, steps, batch, features,
+                                                              hidden, split):
+    """The serial compiled LSTM backward computes ∂E/∂x(t) = δ(t)·W_ih after each step's carry
+    product (Tuning.lstm_input_gradient_per_step): close to the one product after the loop and to
+    torch, every other result the same bits; x without a gradient skips it."""
+    torch = pytest.importorskip("torch")
+    p = parameters("lstm", steps, batch, features, hidden, seed=steps * 10 + batch)
+    use_kernels(True)
+    with dl.tuning(parallel=False, split_step_products=split, small_matrix_max=100 if split else 1_000_000):
+        per_step = recurrent_cases.run_lstm(p, ("h",))
+        with dl.tuning(lstm_input_gradient_per_step=False):
+            one_product = recurrent_cases.run_lstm(p, ("h",))
+        assert_close({"grad_x": per_step.pop("grad_x")}, {"grad_x": one_product.pop("grad_x")}, rtol=1e-6)
+        assert_same(per_step, one_product)
+        # no gradient for x: no per-step product, the rest unchanged
+        leaves = {k: dl.tensor(p[k], requires_grad=k != "x") for k in ("x", "h0", "c0", "weight_ih", "weight_hh", "bias")}
+        hs, _ = recurrent.lstm_sequence(*leaves.values())
+        (hs * dl.tensor(p["grad_h"])).sum().backward()
+        assert leaves["x"].grad is None
+        np.testing.assert_array_equal(leaves["weight_hh"].grad.data, one_product["grad_weight_hh"])
+    # against torch (float64 reference), per-step path
+    xs = torch.tensor(p["x"].astype(np.float64), requires_grad=True)
+    lstm = torch.nn.LSTM(features, hidden, bias=True).double()
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(p["weight_ih"].astype(np.float64)))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(p["weight_hh"].astype(np.float64)))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(p["bias"].astype(np.float64)))
+        lstm.bias_hh_l0.zero_()
+    h0 = torch.from_numpy(p["h0"].astype(np.float64))[None]
+    c0 = torch.from_numpy(p["c0"].astype(np.float64))[None]
+    out, _ = lstm(xs, (h0, c0))
+    (out * torch.from_numpy(p["grad_h"].astype(np.float64))).sum().backward()
+    with dl.tuning(parallel=False):
+        use_kernels(True)
+        got = recurrent_cases.run_lstm(p, ("h",))["grad_x"]
+    expected = xs.grad.numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

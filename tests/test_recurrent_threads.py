@@ -139,7 +139,10 @@ def test_inside_a_parallel_section_runs_serially(two_threads):
     p = parameters("lstm", 7, 5, 3, 9, seed=4)
     serial = run_lstm(p, False)
     nested = threads.run_parallel([lambda: run_lstm(p, True), lambda: None])[0]
-    assert_same(nested, serial)  # not only close: the same serial code
+    # not only close: the same serial code; ∂E/∂x as one product (the pipelined backward's, here
+    # run serially) where the serial backward computes it step by step
+    assert_close({"grad_x": nested.pop("grad_x")}, {"grad_x": serial.pop("grad_x")})
+    assert_same(nested, serial)
 
 
 def test_row_ranges_and_size_rule(two_threads):
@@ -334,3 +337,17 @@ def test_parallel_layers_match_torch(two_threads, kind, batch, steps, dtype):
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
     if dtype == np.float32 and batch > 1 and steps > 1:
         assert two_threads  # the parallel sections ran
+
+
+@pytest.mark.parametrize("batch", [3, 7])
+def test_three_row_ranges_with_the_input_gradient_per_step(two_threads, batch):
+    """Above two threads the LSTM backward runs batch-row ranges (no pipeline), each range
+    also computing its rows' ∂E/∂x(t) step by step: close to serial, deterministic."""
+    p = parameters("lstm", 6, batch, 5, 13, seed=batch + 20)
+    serial = run_lstm(p, False)
+    with dl.tuning(threads=3):
+        assert not fast_recurrent.backward_pipelines("lstm", batch, 13, 6)
+        parallel = run_lstm(p, True)
+        assert_same(run_lstm(p, True), parallel)
+    assert two_threads and max(two_threads) == 3
+    assert_close(parallel, serial)

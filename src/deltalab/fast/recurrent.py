@@ -23,7 +23,7 @@ from . import threads
 from .tuning import current as current_tuning
 
 __all__ = ["SequenceProducts", "StepProduct", "backward_pipelined", "elman_tanh_backward", "elman_tanh_forward",
-           "input_projection", "load_kernels", "project_rows", "lstm_backward", "lstm_forward", "lstm_forward_fused", "matmul", "pipeline_products", "backward_pipelines",
+           "input_gradient_per_step", "input_projection", "load_kernels", "project_rows", "lstm_backward", "lstm_forward", "lstm_forward_fused", "matmul", "pipeline_products", "backward_pipelines",
            "row_ranges", "run_rows", "step_kernels", "summed_products"]
 
 
@@ -71,20 +71,27 @@ class StepProduct:
         if self.split is None:
             self.split = self.blocks_fit_small_kernels(out.shape[0], right.shape[0], width, blocks, blas_threads)
 
-    def for_rows(self, lo, hi, blas_threads=None):
-        """The same product for rows lo..hi−1 of ``left`` and ``out`` only, in the fewest
-        column blocks (at most ``max(self.blocks, width // 32)``) that fit the small-matrix
-        kernels, split or not by the rule for that row count and ``blas_threads`` BLAS threads
-        (None: the process's).
+    def for_rows(self, lo, hi, blas_threads=None, compiled=False):
+        """The same product for rows lo..hi−1 of ``left`` and ``out`` only, split or not by
+        the rule for that row count and ``blas_threads`` BLAS threads (None: the process's):
+        for a Python step loop (``compiled`` False) in the fewest column blocks (at most
+        ``max(self.blocks, width // 32)``) that fit the small-matrix kernels; for a compiled
+        loop in ``self.blocks`` blocks when those fit.
 
-        Fewest, because in a parallel section every product call is a GIL handoff between the
-        threads: LSTM B=32 H=128 forward as two 16-row ranges, µs per step: 2 blocks 18-21,
-        4 blocks 26-30, 1 block (not a small-matrix product) 30-34; serial 2-thread BLAS 28-30.
+        Fewest for Python loops, because in a parallel section every product call is a GIL
+        handoff between the threads: LSTM B=32 H=128 forward as two 16-row ranges, µs per step:
+        2 blocks 18-21, 4 blocks 26-30, 1 block (not a small-matrix product) 30-34; serial
+        2-thread BLAS 28-30.  A compiled loop calls sgemm without the GIL, and there the widths
+        that are multiples of 32 run faster (AVX-512 SkylakeX kernels, 1 thread, µs per step:
+        (16, 160)·(160, 512) as 4 blocks 24.0 against 2 blocks 27.6; the whole LSTM T=100 at 2
+        threads, A/B interleaved, 0.98× the time; the 32-row backward had 3 blocks of 42-43).
         """
         rows = hi - lo
         inner, width = self.right.shape
-        most = max(self.blocks, width // 32)
         small = current_tuning().small_matrix_max
+        if compiled and rows * inner * -(-width // self.blocks) <= small:
+            return StepProduct(self.right, self.out[lo:hi], self.blocks, blas_threads)
+        most = max(self.blocks, width // 32)
         blocks = next((b for b in range(1, most + 1) if rows * inner * -(-width // b) <= small),
                       self.blocks)
         return StepProduct(self.right, self.out[lo:hi], blocks, blas_threads)
@@ -319,8 +326,8 @@ def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
 
     def loop(lo, hi, blas_threads):
         rows = np.empty((4, n), dtype=a.dtype)
-        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
         sgemm = _loop_sgemm(kernels, lo, hi)
+        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads, sgemm is not None)
         if sgemm is not None:
             kernels.lstm_forward_loop(sgemm, lo, hi, a, bias_row, *part.packed(), buffer, c, tanh_c, h, rows)
             return
@@ -331,11 +338,14 @@ def lstm_forward(kernels, a, h, c, tanh_c, recurrent, bias, ranges):
     run_rows(batch, ranges, loop)
 
 
-def lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, gates=None, ranges=None):
+def lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, gates=None, ranges=None, xh=None):
     """The float32 LSTM forward with the input projection inside each step's product: the gate
     values (T, B, 4H) from [x(t) | h(t)]·[W_ih | W_hh]ᵀ + b, and h, c, tanh c (T+1 / T+1 / T, B, H)
     filled as :func:`lstm_forward` (``recurrent`` is W_hhᵀ; ``gates``: the output array, or None
-    to allocate it); the batch-row ``ranges`` in parallel (None: serially).
+    to allocate it); the batch-row ``ranges`` in parallel (None: serially).  ``xh``: a
+    (T+1, B, F + H) float32 array for the steps' left operands, or None to allocate one; after
+    the call its rows 0..T−1 are [x(t) | h(t)], the rows the weight gradients need
+    (:class:`SequenceProducts`' ``left_rows``), so the backward need not concatenate them.
 
     Why: the (T·B, F)·(F, 4H) projection (K = F = 32) ran below the step products' speed and its
     (T, B, 4H) result was read back from memory by every step's kernel; one (B, F + H)·(F + H, 4H)
@@ -345,7 +355,8 @@ def lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, gat
     steps, batch, features = x.shape
     n = recurrent.shape[0]
     dtype = np.float32
-    xh = np.empty((steps + 1, batch, features + n), dtype=dtype)  # row t: [x(t) | h(t)]
+    if xh is None:
+        xh = np.empty((steps + 1, batch, features + n), dtype=dtype)  # row t: [x(t) | h(t)]
     xh[:steps, :, :features] = x
     xh[steps, :, :features] = 0
     xh[0, :, features:] = h[0]
@@ -357,8 +368,8 @@ def lstm_forward_fused(kernels, x, weight_ih, recurrent, h, c, tanh_c, bias, gat
     product = StepProduct(weights, buffer, 4)  # a block per gate
 
     def loop(lo, hi, blas_threads):
-        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
         sgemm = _loop_sgemm(kernels, lo, hi)
+        part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads, sgemm is not None)
         if sgemm is not None:
             kernels.lstm_forward_loop_fused(sgemm, lo, hi, gates, bias_row, *part.packed(), buffer, c, tanh_c, h, xh)
             return
@@ -386,12 +397,27 @@ def project_rows(x, weight_t, out, lo, hi):
         np.matmul(x[:, lo:hi], weight_t, out=out[:, lo:hi])
 
 
-def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None, products=None):
-    """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0))
-    with one compiled kernel per step between the matrix products; the batch row
-    ``ranges`` in parallel (None: serially), or with ``products`` (a :class:`SequenceProducts`)
-    all rows on this thread while a worker computes the whole-sequence products
-    (:func:`backward_pipelined`)."""
+def input_gradient_per_step(dtype, weight_dtype):
+    """Whether :func:`lstm_backward` computes ∂E/∂x step by step (``weight_ih`` given) when it is
+    not pipelined: float32 sequences with compiled kernels, unless
+    ``Tuning.lstm_input_gradient_per_step`` is False."""
+    return dtype == weight_dtype == np.float32 and current_tuning().lstm_input_gradient_per_step
+
+
+def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=None, products=None, weight_ih=None):
+    """(δ of the gate pre-activations (T, B, 4H), ∂E/∂c(t) (T, B, H), ∂E/∂h(0), ∂E/∂c(0), and
+    with ``weight_ih`` (4H, F) ∂E/∂x (T, B, F), else None) with one compiled kernel per step
+    between the matrix products; the batch row ``ranges`` in parallel (None: serially), or with
+    ``products`` (a :class:`SequenceProducts`) all rows on this thread while a worker computes
+    the whole-sequence products (:func:`backward_pipelined`).
+
+    Why ∂E/∂x here, one (rows, 4H)·(4H, F) product per step after the carry's: δ(t) is then
+    still in cache, while the one (T·B, 4H)·(4H, F) product after the loop reads all of δ back
+    (6.5 MB at T=100 B=32 H=128).  B=32 F=32 H=128 T=100, 1 thread, AVX-512 (SkylakeX kernels):
+    the loop takes 10-11 µs per step more, the whole product took 12 µs alone and 15 inside
+    the workload: the whole LSTM 0.97× the time (A/B interleaved, CPU and wall time alike).  Not
+    in the pipelined backward (two threads), where the step loop on the caller is the longer
+    side: there it took 1.05× the time."""
     steps, batch, n = tanh_c.shape
     dtype = gates.dtype
     # a missing upstream gradient is one step of zeros, read at index 0 by every step
@@ -405,27 +431,36 @@ def lstm_backward(kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges=N
     product = StepProduct(weight_hh.astype(dtype, copy=False), carry_h, 4)
     carry_c = np.zeros_like(carry_h)
     step = kernels.lstm_backward_step
+    if weight_ih is None:
+        gx = np.empty((0, 0, 0), dtype)  # the compiled loop's "no input gradient"
+    else:
+        weight_ih = np.ascontiguousarray(weight_ih, dtype=dtype)
+        gx = np.empty((steps, batch, weight_ih.shape[1]), dtype)
 
     def loop(lo, hi, blas_threads, t_lo=0, t_hi=steps, part=None):
         rows = np.empty((4, n), dtype=dtype)
-        if part is None:
-            part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads)
         sgemm = _loop_sgemm(kernels, lo, hi)
+        if part is None:
+            part = product if blas_threads is None else product.for_rows(lo, hi, blas_threads, sgemm is not None)
         if sgemm is not None:
             kernels.lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h,
-                                       carry_c, delta, cell_delta, rows, *part.packed(), t_lo, t_hi)
+                                       carry_c, delta, cell_delta, rows, *part.packed(), t_lo, t_hi,
+                                       gx if weight_ih is None else weight_ih, gx)
             return
         for t in range(t_hi - 1, t_lo - 1, -1):
             step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
                  delta, cell_delta, rows)
             part(delta[t, lo:hi])
+            if weight_ih is not None:
+                np.matmul(delta[t, lo:hi], weight_ih, out=gx[t, lo:hi])
 
     if products is not None:
-        whole = product.for_rows(0, batch, 1)  # BLAS is on one thread in the section
+        # BLAS is on one thread in the section
+        whole = product.for_rows(0, batch, 1, _loop_sgemm(kernels, 0, batch) is not None)
         backward_pipelined(lambda t_lo, t_hi: loop(0, batch, 1, t_lo, t_hi, whole), steps, delta, products)
     else:
         run_rows(batch, ranges, loop)
-    return delta, cell_delta, carry_h, carry_c
+    return delta, cell_delta, carry_h, carry_c, (None if weight_ih is None else gx)
 
 
 # ------------------------------------------------------- backward loop and products, overlapped
@@ -456,10 +491,12 @@ class SequenceProducts:
     """The backward's whole-sequence products of one recurrent sequence, chunk by chunk: the
     weight gradients Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1) (over [x | h] at once when ``fused`` and
     both are needed), the input gradient δ·W_ih, and the bias gradient Σ δ.  ``x`` (T, B, F),
-    ``h`` (T+1, B, H) with h(0) first, float32."""
+    ``h`` (T+1, B, H) with h(0) first, float32; ``left_rows``: None, or a (≥ T, B, F + H) array
+    whose rows t are [x(t) | h(t)] (the LSTM forward's step operands), used instead of
+    concatenating them again."""
 
-    def __init__(self, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
-        self.x, self.h, self.weight_ih = x, h, weight_ih
+    def __init__(self, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused, left_rows=None):
+        self.x, self.h, self.weight_ih, self.left_rows = x, h, weight_ih, left_rows
         self.need_x, self.need_ih, self.need_hh, self.need_bias = need_x, need_ih, need_hh, need_bias
         self.fused = fused and need_ih and need_hh
         self.sums = {}  # name -> (K, G) running Σ otherᵀ·δ
@@ -475,7 +512,8 @@ class SequenceProducts:
         rows = (t_hi - t_lo) * self.batch
         x, h = self.x[t_lo:t_hi], self.h[t_lo:t_hi]
         if self.fused:
-            return [("both", np.concatenate((x, h), axis=-1).reshape(rows, -1))]
+            both = np.concatenate((x, h), axis=-1) if self.left_rows is None else self.left_rows[t_lo:t_hi]
+            return [("both", both.reshape(rows, -1))]
         return ([("ih", x.reshape(rows, -1))] if self.need_ih else []) + \
             ([("hh", h.reshape(rows, -1))] if self.need_hh else [])
 
@@ -520,13 +558,13 @@ def backward_pipelines(kind, batch, hidden, steps):
     return True if parallel else _parallel_pays(kind, batch, hidden, steps)
 
 
-def pipeline_products(pipelined, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused):
+def pipeline_products(pipelined, dtype, x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused, left_rows=None):
     """A :class:`SequenceProducts` for :func:`backward_pipelined` when ``pipelined`` (see
     :func:`backward_pipelines`) in float32 and there is a product to compute, else None (the
     step loop, then the products)."""
     if not pipelined or dtype != np.float32 or not (need_x or need_ih or need_hh or need_bias):
         return None
-    return SequenceProducts(x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused)
+    return SequenceProducts(x, h, weight_ih, need_x, need_ih, need_hh, need_bias, fused, left_rows)
 
 
 def backward_pipelined(loop, steps, delta, products):

@@ -401,19 +401,24 @@ def lstm_forward_loop_fused(sgemm, lo, hi, gates, bias, packed, edges, buffer, c
 
 @njit(**_JIT)
 def lstm_backward_loop(sgemm, lo, hi, gates, c, tanh_c, grad_h, step_h, grad_c, step_c, carry_h, carry_c,
-                       delta, cell_delta, rows, packed, edges, t_lo, t_hi):
+                       delta, cell_delta, rows, packed, edges, t_lo, t_hi, weight_ih, gx):
     """:func:`lstm_backward_step` for t = t_hi−1 … t_lo (a chunk of the steps, all of them with
     0, T), batch rows lo..hi−1, each followed by carry_h[lo:hi] = delta[t, lo:hi] @ W_hh (W_hh
-    in column blocks)."""
+    in column blocks) and, when ``gx`` is (T, B, F) (not a (0, 0, 0) placeholder),
+    gx[t, lo:hi] = delta[t, lo:hi] @ weight_ih ((4H, F) C-contiguous)."""
     n = c.shape[2]
     batch = c.shape[1]
     width = delta.shape[2]
+    features = gx.shape[2]
     out = carry_h.ctypes.data + 4 * lo * n
     for t in range(t_hi - 1, t_lo - 1, -1):
         lstm_backward_step(t, lo, hi, gates, c, tanh_c, grad_h, t * step_h, grad_c, t * step_c, carry_h, carry_c,
                            delta, cell_delta, rows)
         left = delta.ctypes.data + 4 * (t * batch + lo) * width
         _step_product(sgemm, hi - lo, width, left, packed, edges, out, n)
+        if features > 0:
+            sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, hi - lo, features, width, _ONE, left, width,
+                  weight_ih.ctypes.data, features, _ZERO, gx.ctypes.data + 4 * (t * batch + lo) * features, features)
 
 
 @njit(**_JIT)

@@ -47,6 +47,9 @@ class Tuning:
     #: fewest steps for a parallel LSTM with compiled loops / with Python step loops
     lstm_parallel_min_steps: int = 20
     lstm_parallel_min_steps_python_loops: int = 64
+    #: float32 LSTM with compiled kernels: each backward step also computes its rows of
+    #: ∂E/∂x(t) = δ(t)·W_ih while δ(t) is in cache (False: one (T·B, 4H)·(4H, F) product after)
+    lstm_input_gradient_per_step: bool = True
     #: conv2d work (N·Ho·Wc·K·(O + 8)) from which a call splits its batch over threads
     conv_parallel_min_work: int = 16_000_000
     #: bytes of im2col columns per conv2d chunk (stays in cache; 2-4 MiB measured best)

@@ -60,17 +60,20 @@ ACTIVATIONS = {
 }
 
 
-def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None, float32=False, fused=True):
+def weight_gradients(flat, x, h_prev, need_ih, need_hh, parts=None, float32=False, fused=True, left_rows=None):
     """(Σ_t δ(t)ᵀ·x(t), Σ_t δ(t)ᵀ·h(t−1)) for δ flattened to (T·B, ·); one matrix product
     over [x | h(t−1)] when both are needed: one pass over δ instead of two, measured 1–4 µs
     per step faster for the LSTM's (T·B, 4H) δ, slower for Elman's (T·B, H) (``fused=False``:
     two products).  ``float32``: the products in the orientation OpenBLAS's sgemm runs faster
     (:func:`deltalab.fast.recurrent.summed_products`; with or without the compiled kernels, so
-    the NumPy and compiled backward give the same bits; float64 keeps its old rounding)."""
+    the NumPy and compiled backward give the same bits; float64 keeps its old rounding).
+    ``left_rows``: None, or a (≥ T, B, F + H) array whose rows t already are [x(t) | h(t−1)] (the
+    float32 LSTM forward's step operands): the same values without a (T·B, F + H) copy."""
     rows = flat.shape[0]
     product = fast.summed_products if float32 else (lambda d, other, parts: fast.matmul(d.T, other, parts))
     if need_ih and need_hh and fused:
-        both = product(flat, np.concatenate((x, h_prev), axis=-1).reshape(rows, -1), parts)
+        left = np.concatenate((x, h_prev), axis=-1) if left_rows is None else left_rows[:x.shape[0]]
+        both = product(flat, left.reshape(rows, -1), parts)
         features = x.shape[-1]
         return np.ascontiguousarray(both[:, :features]), np.ascontiguousarray(both[:, features:])
     g_ih = product(flat, x.reshape(rows, -1), parts) if need_ih else None
@@ -183,9 +186,11 @@ class LSTMSequence(Function):
         c = np.empty_like(h)
         tanh_c = np.empty((steps, batch, n), dtype=dtype)
         h[0], c[0] = h0, c0
+        ctx.left_rows = None  # the float32 kernels' [x(t) | h(t−1)] rows, reused by the weight gradients
         if float32:
+            ctx.left_rows = np.empty((steps + 1, batch, x.shape[-1] + n), dtype=np.float32)
             a = fast.lstm_forward_fused(kernels, x, weight_ih, np.ascontiguousarray(weight_hh.T), h, c, tanh_c, bias,
-                                        ranges=ranges)
+                                        ranges=ranges, xh=ctx.left_rows)
         elif kernels is not None:  # pre-activations are overwritten by the gate values
             fast.lstm_forward(kernels, a, h, c, tanh_c, np.ascontiguousarray(weight_hh.T), bias, ranges)
         else:
@@ -220,13 +225,19 @@ class LSTMSequence(Function):
         ranges = fast.row_ranges("lstm", batch, n, steps) if kernels is not None else None
         parts = ranges and len(ranges)
         need = ctx.needs_input_grad
+        pipelined = kernels is not None and fast.backward_pipelines("lstm", batch, n, steps)
+        # not pipelined: the compiled float32 loop computes ∂E/∂x step by step (fast.recurrent.lstm_backward)
+        x_in_loop = (need[0] and kernels is not None and not pipelined
+                     and fast.input_gradient_per_step(gates.dtype, weight_ih.dtype))
         # at two threads: the step loop over all rows while a worker computes the products
         products = fast.pipeline_products(
-            kernels is not None and fast.backward_pipelines("lstm", batch, n, steps), gates.dtype, x, h, weight_ih,
-            need[0], need[3], need[4], ctx.has_bias and need[5], fused=True)
+            pipelined, gates.dtype, x, h, weight_ih, need[0], need[3], need[4], ctx.has_bias and need[5], fused=True,
+            left_rows=ctx.left_rows)
+        gx = None
         if kernels is not None:
-            delta, cell_delta, carry_h, carry_c = fast.lstm_backward(
-                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products)
+            delta, cell_delta, carry_h, carry_c, gx = fast.lstm_backward(
+                kernels, gates, c, tanh_c, weight_hh, grad_h, grad_c, ranges, products,
+                weight_ih if x_in_loop else None)
         else:
             delta, cell_delta, carry_h, carry_c = LSTMSequence._backward_numpy(
                 gates, c, tanh_c, weight_hh, grad_h, grad_c)
@@ -235,8 +246,10 @@ class LSTMSequence(Function):
             gx, g_ih, g_hh, gb = products.results()
             return gx, carry_h, carry_c, g_ih, g_hh, gb
         flat = delta.reshape(steps * batch, 4 * n)
-        gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape) if need[0] else None
-        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32)
+        if need[0] and not x_in_loop:
+            gx = fast.matmul(flat, weight_ih, parts).reshape(x.shape)
+        g_ih, g_hh = weight_gradients(flat, x, h[:-1], need[3], need[4], parts, float32=gates.dtype == np.float32,
+                                      left_rows=ctx.left_rows)
         gb = flat.sum(axis=0) if ctx.has_bias and need[5] else None
         return gx, carry_h, carry_c, g_ih, g_hh, gb
 

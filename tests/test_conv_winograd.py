@@ -87,6 +87,21 @@ def test_winograd_in_parallel_sections_matches_serial_and_repeats_its_bits():
         assert error(a, e) <= 1e-6 and error(s, e) <= 1e-6
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bias_gradient_summed_during_the_gradient_copy_is_exact_in_float64(threads):
+    """db comes from float64 sums taken while the upstream gradient is copied: an offset gradient
+    (every value ~1000, where float32 running sums lose digits) still matches the exact sum to
+    float32 rounding, odd batch and partial tiles, serial and in parallel sections."""
+    rng = np.random.default_rng(11)
+    x, weight, bias, g = arrays(rng, 5, 16, (7, 9), 6, 1)
+    g = (g + 1000).astype(np.float32)
+    with dl.tuning(threads=threads):
+        ours = deltalab_run(x, weight, bias, g, 1, winograd=True, parallel=threads > 1)
+    exact_db = g.astype(np.float64).sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(ours[3], exact_db.astype(np.float32), rtol=3e-7, atol=0)
+    assert error(ours[0], exact_run(x, weight, bias, g, 1)[0]) <= 1e-6
+
+
 def test_only_the_wanted_gradients_and_two_graphs_alive_at_once():
     rng = np.random.default_rng(3)
     x, weight, bias, g = arrays(rng, 4, 16, (8, 8), 4, 1)

@@ -679,8 +679,9 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
     gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2, tiles.tw, geo.n), np.float32, geo)
-    if not kernels.to_batch_last(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0):  # odd sizes: stays 0
-        return None
+    sums = np.empty(geo.o, np.float64)  # the bias gradient, summed while the gradient is copied
+    if not kernels.to_batch_last_summed(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0, sums):
+        return None  # (odd sizes: gb4's row or column past the output stays 0)
     step, run = _chunk_rows(geo, tiles), tiles.tw * geo.n
     dm = _plane_buffer("wino-dm", geo.o, step * run)
     scratch = _workspace.scratch("wino-q", (16 * run,), np.float32)
@@ -712,8 +713,7 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     gw = _kernel_gradient(du, geo) if want_w else None
     if (want_x and not kernels.from_batch_last(db4, geo.ph, geo.pw, gx)) or (want_w and not _finite(gw)):
         return None
-    gb = grad.sum(axis=(0, 2, 3), dtype=np.float32) if want_b else None
-    return gw, gb
+    return gw, (sums.astype(np.float32) if want_b else None)
 
 
 def _winograd_product(geo):

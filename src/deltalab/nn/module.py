@@ -10,6 +10,7 @@ import numpy as np
 from .. import dtypes
 from ..autograd import no_grad
 from ..errors import DeltalabError, ShapeError
+from ..io.arguments import record_if_built_in
 from ..tensor import MissingTorchFeature, Tensor
 
 
@@ -58,6 +59,10 @@ class Module:
     are NumPy copies), ``load_state_dict()``, ``zero_grad()``, ``train()``/``eval()``,
     ``float()``/``double()`` -- as in PyTorch.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_if_built_in(cls)  # the built-in kinds save their constructor arguments (deltalab.io.arguments)
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())

@@ -133,7 +133,8 @@ def test_the_command_freezes_what_its_imports_created_and_collects_again_after()
 NOT_ON_THE_RNN_PATH = ("deltalab.nn.layers", "deltalab.nn.normalization", "deltalab.ops.conv", "deltalab.ops.pooling",
                        "deltalab.ops.normalization", "deltalab.fast.conv", "deltalab.models.layered",
                        "deltalab.models.cells", "deltalab.losses", "deltalab.functional", "deltalab.factories",
-                       "deltalab.io.module_kinds", "deltalab.io.registry")
+                       "deltalab.io.module_kinds", "deltalab.io.registry",
+                       "numpy.random")  # all its parameters are filled: nothing random is drawn
 
 
 def test_a_recurrent_solve_does_not_load_the_layers_convolutions_or_the_module_registry():
@@ -180,3 +181,26 @@ def test_a_module_built_before_the_registry_loads_can_still_be_saved():
     configs = run_python(code).splitlines()
     assert "'negative_slope': 0.2" in configs[0] and "'p': 0.25" in configs[0] and "'dim': 1" in configs[0]
     assert "'hidden_size': 3" in configs[1]
+
+
+def test_draws_a_filled_model_skips_are_made_before_any_later_draw():
+    """A model built inside ``draws_overwritten`` (every parameter then filled) draws nothing; the
+    generator, when first asked, makes those uniform draws first, so every later number is the
+    one it would have been (bounds 0 included: a draw is one double whatever its range)."""
+    import numpy as np
+
+    from deltalab import random as dl_random
+
+    for shapes in ([(3, 4), (3,), (2, 3)], [(5,), ()], [(0,), (2, 2)]):
+        for bound in (0.5, 0.0):
+            reference = np.random.default_rng(7)
+            drawn = [reference.uniform(-bound, bound, size=shape) for shape in shapes]
+            dl_random.reseed(7)
+            with dl_random.draws_overwritten():
+                skipped = [dl_random.uniform(-bound, bound, shape) for shape in shapes]
+            assert [np.shape(a) for a in skipped] == [np.shape(a) for a in drawn]
+            np.testing.assert_array_equal(dl_random.generator().random(6), reference.random(6))
+    # outside the block, or once the generator exists, uniform draws as before
+    dl_random.manual_seed(3)
+    np.testing.assert_array_equal(dl_random.uniform(-1, 1, (4,)), np.random.default_rng(3).uniform(-1, 1, size=(4,)))
+    dl_random.manual_seed(0)

@@ -529,10 +529,10 @@ def check_device(device):
 
 def uniform_(shape, fan_in, dtype=None):
     """U(−1/√fan_in, 1/√fan_in): PyTorch's default for Linear, Conv2d and RNN weights."""
-    from ..random import generator
+    from ..random import uniform
 
     bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
-    array = generator().uniform(-bound, bound, size=shape)
+    array = uniform(-bound, bound, shape)
     return Parameter(array.astype(dtypes.resolve(dtype) if dtype else dtypes.get_default_dtype()))
 
 

@@ -4,6 +4,7 @@ parameters, one forward pass with its error terms, central differences and PyTor
 The kinds themselves (:mod:`.layered`, :mod:`.recurrent`) add what differs."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -149,9 +150,12 @@ class NetworkKind(ProblemKind):
         """The engine model of a problem, with parameters filled, drawn or given explicitly."""
         from .. import random as dl_random
 
-        dl_random.manual_seed(problem.seed)
+        dl_random.reseed(problem.seed)
+        # every parameter is filled or given below: its drawn initial value is never read
+        overwritten = dl_random.draws_overwritten() if problem.init == "fill" else contextlib.nullcontext()
         try:
-            model = self.make_network(problem)
+            with overwritten:
+                model = self.make_network(problem)
         except ConfigurationError as exc:
             raise SpecError(f"{problem.path}: model: {exc}") from None
         own = dict(model.named_parameters())

@@ -127,3 +127,80 @@ def test_the_command_freezes_what_its_imports_created_and_collects_again_after()
     assert collector_after_import("import sys; sys.argv = ['/venv/bin/deltalab']") == ["True", "True"]
     assert collector_after_import("") == ["True", "False"]  # a program importing deltalab: untouched
     assert collector_after_import("import gc, sys; gc.disable(); sys.argv = ['/venv/bin/deltalab']") == ["False", "False"]
+
+
+# the engine a recurrent solve never runs: its names load on first use (deltalab.lazy)
+NOT_ON_THE_RNN_PATH = ("deltalab.nn.layers", "deltalab.nn.normalization", "deltalab.ops.conv", "deltalab.ops.pooling",
+                       "deltalab.ops.normalization", "deltalab.fast.conv", "deltalab.models.layered",
+                       "deltalab.models.cells", "deltalab.losses", "deltalab.functional", "deltalab.factories",
+                       "deltalab.io.module_kinds", "deltalab.io.registry",
+                       "numpy.random")  # all its parameters are filled: nothing random is drawn
+
+
+def test_a_recurrent_solve_does_not_load_the_layers_convolutions_or_the_module_registry():
+    modules = modules_after_solve("rnn-many-to-many-identity", "terminal")
+    assert [m for m in NOT_ON_THE_RNN_PATH if m in modules] == []
+    assert "deltalab.nn.layers" in modules_after_solve("mlp-relu-exam-network", "json")
+
+
+def run_python(code):
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_every_lazy_name_is_the_object_its_module_defines():
+    code = ("import deltalab as dl, deltalab.factories as f, importlib, sys\n"
+            "assert set(f.__all__) <= set(dl.__all__) and {'Linear', 'nn', 'arange'} <= set(dir(dl.nn)) | set(dir(dl))\n"
+            "for package in (dl, dl.nn, dl.models, dl.ops):\n"
+            "    for name in package.__all__:\n"
+            "        assert getattr(package, name) is not None, (package.__name__, name)\n"
+            "assert all(getattr(dl, n) is getattr(f, n) for n in f.__all__)\n"
+            "import deltalab.nn.functional as F\n"
+            "assert F is dl.functional is dl.nn.functional\n"
+            "import deltalab.ops.dropout, deltalab.summary, deltalab.gradcheck  # submodules named like functions\n"
+            "assert callable(dl.ops.dropout) and callable(dl.summary) and callable(dl.gradcheck)\n"
+            "print('ok')")
+    assert run_python(code).strip() == "ok"
+
+
+def test_a_module_built_before_the_registry_loads_can_still_be_saved():
+    """The built-in kinds register on the registry's first lookup; the ones described by their
+    constructor arguments record them from their definition (RECORDED_BUILT_INS): every one of
+    them, built first, gives the same config as when built after the registry loaded."""
+    code = ("import sys, deltalab as dl\n"
+            "m = dl.nn.Sequential(dl.nn.Linear(2, 3), dl.nn.LeakyReLU(0.2), dl.nn.Dropout(0.25), dl.nn.Softmax(dim=1))\n"
+            "e = dl.models.ElmanNetwork(2, 3, 1)\n"
+            "assert 'deltalab.io.module_kinds' not in sys.modules\n"
+            "from deltalab.io import architecture, registry\n"
+            "from deltalab.io.arguments import RECORDED_BUILT_INS, qualified_name\n"
+            "print(architecture.to_config(m)); print(architecture.to_config(e))\n"
+            "import functools\n"
+            "default = [k.cls for k in map(registry.by_name, registry.names()) if isinstance(k.arguments, functools.partial)]\n"
+            "assert {qualified_name(c) for c in default} == set(RECORDED_BUILT_INS), sorted(map(qualified_name, default))\n")
+    configs = run_python(code).splitlines()
+    assert "'negative_slope': 0.2" in configs[0] and "'p': 0.25" in configs[0] and "'dim': 1" in configs[0]
+    assert "'hidden_size': 3" in configs[1]
+
+
+def test_draws_a_filled_model_skips_are_made_before_any_later_draw():
+    """A model built inside ``draws_overwritten`` (every parameter then filled) draws nothing; the
+    generator, when first asked, makes those uniform draws first, so every later number is the
+    one it would have been (bounds 0 included: a draw is one double whatever its range)."""
+    import numpy as np
+
+    from deltalab import random as dl_random
+
+    for shapes in ([(3, 4), (3,), (2, 3)], [(5,), ()], [(0,), (2, 2)]):
+        for bound in (0.5, 0.0):
+            reference = np.random.default_rng(7)
+            drawn = [reference.uniform(-bound, bound, size=shape) for shape in shapes]
+            dl_random.reseed(7)
+            with dl_random.draws_overwritten():
+                skipped = [dl_random.uniform(-bound, bound, shape) for shape in shapes]
+            assert [np.shape(a) for a in skipped] == [np.shape(a) for a in drawn]
+            np.testing.assert_array_equal(dl_random.generator().random(6), reference.random(6))
+    # outside the block, or once the generator exists, uniform draws as before
+    dl_random.manual_seed(3)
+    np.testing.assert_array_equal(dl_random.uniform(-1, 1, (4,)), np.random.default_rng(3).uniform(-1, 1, size=(4,)))
+    dl_random.manual_seed(0)

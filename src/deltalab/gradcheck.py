@@ -122,14 +122,13 @@ def sampled_entries(sizes: dict, max_entries: int, seed: int = 0) -> dict:
     ``max_entries``, else a fixed sample spread over the arrays in proportion to their sizes
     (at least one entry each), so a big network is checked in bounded time."""
     total = sum(sizes.values())
+    if total <= max_entries:  # every entry: no generator (numpy.random is not even imported)
+        return {name: np.arange(size) for name, size in sizes.items()}
     rng = np.random.default_rng(seed)
     chosen = {}
     for name, size in sizes.items():
-        if total <= max_entries:
-            chosen[name] = np.arange(size)
-        else:
-            count = min(size, max(1, size * max_entries // total))
-            chosen[name] = np.sort(rng.choice(size, size=count, replace=False))
+        count = min(size, max(1, size * max_entries // total))
+        chosen[name] = np.sort(rng.choice(size, size=count, replace=False))
     return chosen
 
 

@@ -15,22 +15,22 @@ describe.
 from __future__ import annotations
 
 import functools
-import inspect
+import importlib
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..errors import DeltalabError
+from .arguments import RECORD, RegistryError, qualified_name, record_arguments, recorded_arguments, records_arguments
 
 __all__ = ["ModuleKind", "RegistryError", "by_class", "by_name", "by_torch_name", "names", "recorded_arguments",
            "register", "register_torch", "torch_kinds"]
 
 #: keywords that place or type a module's arrays, not part of what it is
 PLACEMENT = ("device", "dtype")
-RECORD = "_deltalab_constructor_arguments"  # the instance attribute the recording __init__ sets
-
-
-class RegistryError(DeltalabError, ValueError):
-    """A name registered twice for two classes, or a module that did not record its arguments."""
+#: the built-in kinds, registered on the first lookup (so ``import deltalab`` and a worked solution
+#: never import every layer and model class); a module of the registry's plug-ins, like the
+#: problem kinds of :mod:`deltalab.problems.kinds`, imported by name
+BUILT_IN_KINDS = "deltalab.io.module_kinds"
+__all__ += ["BUILT_IN_KINDS", "RECORD"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,10 @@ def register(cls, arguments=None, *, name=None, build=None, omit=(), torch=None)
     if existing is not None and existing.cls is not cls:
         raise RegistryError(f"architecture name {name!r} is already registered for {existing.cls!r}")
     if arguments is None:
-        _record_arguments(cls)
+        if cls.__module__.startswith("deltalab.") and not records_arguments(cls):
+            raise RegistryError(f"built-in {qualified_name(cls)} must record its arguments from its definition: "
+                                "add it to deltalab.io.arguments.RECORDED_BUILT_INS")
+        record_arguments(cls)
         arguments = functools.partial(_recorded_without, omit=tuple(omit))
     kind = ModuleKind(name, cls, arguments, build or cls)
     previous = _BY_CLASS.get(cls)
@@ -86,63 +89,41 @@ def _store(kind):
         _BY_TORCH_NAME[kind.torch_name] = kind
 
 
+def built_in_kinds():
+    """Register the built-in kinds (once, on the first lookup)."""
+    importlib.import_module(BUILT_IN_KINDS)
+
+
 def by_class(cls):
     """The kind registered for exactly ``cls``, or None."""
+    built_in_kinds()
     return _BY_CLASS.get(cls)
 
 
 def by_name(name):
     """The kind a config's ``type`` names, or None."""
+    built_in_kinds()
     return _BY_NAME.get(name)
 
 
 def by_torch_name(name):
     """The kind converting the ``torch.nn`` class called ``name``, or None."""
+    built_in_kinds()
     return _BY_TORCH_NAME.get(name)
 
 
 def names():
     """Names of the kinds a config may hold, sorted."""
+    built_in_kinds()
     return sorted(_BY_NAME)
 
 
 def torch_kinds():
     """(deltalab class names with a torch counterpart, torch class names deltalab converts)."""
+    built_in_kinds()
     return (sorted(k.cls.__name__ for k in _BY_CLASS.values() if k.to_torch is not None), sorted(_BY_TORCH_NAME))
 
 
 # ------------------------------------------------------------ recorded arguments
-def _record_arguments(cls):
-    """Make instances of exactly ``cls`` record the arguments their constructor was called with."""
-    init = cls.__dict__.get("__init__")
-    if init is None or getattr(init, "records_arguments", False):
-        if init is None:  # inherits its constructor: wrap it on this class
-            init = cls.__init__
-        else:
-            return
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def recording_init(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        if type(self) is cls:
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(list(bound.arguments.items())[1:])  # without self
-            object.__setattr__(self, RECORD, arguments)
-
-    recording_init.records_arguments = True
-    cls.__init__ = recording_init
-
-
-def recorded_arguments(module):
-    """The constructor arguments ``module`` was built with (defaults filled in)."""
-    arguments = getattr(module, RECORD, None)
-    if arguments is None:
-        raise RegistryError(f"{type(module).__name__} was built before it was registered, so it did not record "
-                            "its constructor arguments; register the class before building it")
-    return dict(arguments)
-
-
 def _recorded_without(module, omit):
     return {k: v for k, v in recorded_arguments(module).items() if k not in omit and k not in PLACEMENT}

@@ -2,45 +2,32 @@
 
 ``deltalab.nn.functional`` is :mod:`deltalab.functional` itself (one module under both
 names), so ``import deltalab.nn.functional as F`` works as in torch.
+
+Only :class:`Module` and :class:`Parameter` load with the package; every other name imports
+its module the first time it is read (``nn.Linear`` loads :mod:`.layers`, see
+:mod:`deltalab.lazy`): a recurrent worked solution never compiles the conv, pooling and
+batch-norm layers.
 """
-import sys
-
-from .. import functional
-from .containers import ModuleDict, ModuleList
-from .dropout import Dropout
-from .embedding import Embedding
-from .layers import (
-    ACTIVATIONS,
-    ELU,
-    GELU,
-    AvgPool2d,
-    Conv2d,
-    Flatten,
-    Identity,
-    LeakyReLU,
-    Linear,
-    LogSoftmax,
-    MaxPool2d,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Tanh,
-    same_padding,
-)
-from .losses import BCELoss, CrossEntropyLoss, HalfSquaredError, MSELoss, NLLLoss, SquaredError
+from ..errors import missing_torch_names
+from ..lazy import lazy_exports
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d
-from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .recurrent_cell import Recurrent
 
-sys.modules[__name__ + ".functional"] = functional
-from . import utils  # noqa: E402  (utils uses nothing above; after the alias for import order)
+_DEFINED_IN = {
+    ".containers": ("ModuleDict", "ModuleList"),
+    ".dropout": ("Dropout",),
+    ".embedding": ("Embedding",),
+    ".layers": ("ACTIVATIONS", "ELU", "GELU", "AvgPool2d", "Conv2d", "Flatten", "Identity", "LeakyReLU", "Linear",
+                "LogSoftmax", "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "Softmax", "Softplus", "Tanh",
+                "same_padding"),
+    ".losses": ("BCELoss", "CrossEntropyLoss", "HalfSquaredError", "MSELoss", "NLLLoss", "SquaredError"),
+    ".normalization": ("BatchNorm1d", "BatchNorm2d"),
+    ".recurrent": ("GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"),
+    ".recurrent_cell": ("Recurrent",),
+}
 
-from ..errors import missing_torch_names  # noqa: E402
-
-__getattr__ = missing_torch_names(__name__, "torch.nn")
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: module for module, names in _DEFINED_IN.items() for name in names},
+    {"functional": "..functional", "utils": ".utils"}, missing_torch_names(__name__, "torch.nn"))
 
 __all__ = [
     "ACTIVATIONS", "AvgPool2d", "BCELoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",

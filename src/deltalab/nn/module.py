@@ -10,6 +10,7 @@ import numpy as np
 from .. import dtypes
 from ..autograd import no_grad
 from ..errors import DeltalabError, ShapeError
+from ..io.arguments import record_if_built_in
 from ..tensor import MissingTorchFeature, Tensor
 
 
@@ -58,6 +59,10 @@ class Module:
     are NumPy copies), ``load_state_dict()``, ``zero_grad()``, ``train()``/``eval()``,
     ``float()``/``double()`` -- as in PyTorch.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_if_built_in(cls)  # the built-in kinds save their constructor arguments (deltalab.io.arguments)
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -524,10 +529,10 @@ def check_device(device):
 
 def uniform_(shape, fan_in, dtype=None):
     """U(−1/√fan_in, 1/√fan_in): PyTorch's default for Linear, Conv2d and RNN weights."""
-    from ..random import generator
+    from ..random import uniform
 
     bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
-    array = generator().uniform(-bound, bound, size=shape)
+    array = uniform(-bound, bound, shape)
     return Parameter(array.astype(dtypes.resolve(dtype) if dtype else dtypes.get_default_dtype()))
 
 

@@ -4,11 +4,12 @@ parameters, one forward pass with its error terms, central differences and PyTor
 The kinds themselves (:mod:`.layered`, :mod:`.recurrent`) add what differs."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
 
-from .. import limits, losses, ops
+from .. import limits, ops
 from ..autograd import no_grad
 from ..errors import ConfigurationError, ShapeError, SpecError
 from ..tensor import Tensor
@@ -149,9 +150,12 @@ class NetworkKind(ProblemKind):
         """The engine model of a problem, with parameters filled, drawn or given explicitly."""
         from .. import random as dl_random
 
-        dl_random.manual_seed(problem.seed)
+        dl_random.reseed(problem.seed)
+        # every parameter is filled or given below: its drawn initial value is never read
+        overwritten = dl_random.draws_overwritten() if problem.init == "fill" else contextlib.nullcontext()
         try:
-            model = self.make_network(problem)
+            with overwritten:
+                model = self.make_network(problem)
         except ConfigurationError as exc:
             raise SpecError(f"{problem.path}: model: {exc}") from None
         own = dict(model.named_parameters())
@@ -302,6 +306,8 @@ def error_terms(problem, output, preactivation, target, axis, count=None):
     if problem.loss == "cross_entropy":
         return -(target * ops.log_softmax(preactivation, axis=axis))
     probability = output  # binary cross-entropy on a sigmoid output
+    from .. import losses  # binary cross-entropy only
+
     return -(target * losses.clamped_log(probability) + (1 - target) * losses.clamped_log(1 - probability))
 
 

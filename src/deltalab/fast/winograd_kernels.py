@@ -192,6 +192,16 @@ def gradient_transform(gb, channels, n, th, tw, t0, t1, dm, plane, q):
             dm[p + 3 * plane : p + 3 * plane + run] = q31
 
 
+@njit(**_INLINE)
+def _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n):
+    """The N lanes of flat (C, Hp, 2, half, N) that hold x[·, c, yy, xx] placed at (yy + ph, xx + pw):
+    the one layout rule of :func:`to_batch_last`, :func:`to_batch_last_summed` and
+    :func:`from_batch_last`."""
+    col = xx + pw
+    d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
+    return flat[d : d + n]
+
+
 @njit(**_JIT)
 def to_batch_last(x, xb, ph, pw):
     """xb (C, Hp, 2, half, N)[c, y + ph, (x + pw) % 2, (x + pw) // 2] = x (N, C, H, W)[·, c, y, x]
@@ -204,9 +214,7 @@ def to_batch_last(x, xb, ph, pw):
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
-                col = xx + pw
-                d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
-                lanes = flat[d : d + n]
+                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
                 for k in range(n):
                     value = x[k, c, yy, xx]
                     lanes[k] = value
@@ -228,9 +236,7 @@ def to_batch_last_summed(x, xb, ph, pw, sums):
         lanes_sum[:] = 0.0
         for yy in range(height):
             for xx in range(width):
-                col = xx + pw
-                d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
-                lanes = flat[d : d + n]
+                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
                 for k in range(n):
                     value = x[k, c, yy, xx]
                     lanes[k] = value
@@ -253,9 +259,7 @@ def from_batch_last(xb, ph, pw, x):
     for c in range(channels):
         for yy in range(height):
             for xx in range(width):
-                col = xx + pw
-                d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
-                lanes = flat[d : d + n]
+                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
                 for k in range(n):
                     value = lanes[k]
                     x[k, c, yy, xx] = value

@@ -25,7 +25,9 @@ cache or a fresh compile).  This module imports numba; it is imported only by
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 _INLINE = dict(inline="always", **_JIT)
@@ -192,55 +194,140 @@ def gradient_transform(gb, channels, n, th, tw, t0, t1, dm, plane, q):
             dm[p + 3 * plane : p + 3 * plane + run] = q31
 
 
-@njit(**_INLINE)
-def _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n):
-    """The N lanes of flat (C, Hp, 2, half, N) that hold x[·, c, yy, xx] placed at (yy + ph, xx + pw):
-    the one layout rule of :func:`to_batch_last`, :func:`to_batch_last_summed` and
-    :func:`from_batch_last`."""
-    col = xx + pw
-    d = (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
-    return flat[d : d + n]
+def _transpose_masks(bit):
+    """shufflevector masks that swap bit ``bit`` of the row index with that of the column index
+    between rows r (bit clear, first operand) and r | bit (second operand)."""
+    low = [c if not c & bit else 16 + (c ^ bit) for c in range(16)]
+    high = [(c | bit) if not c & bit else 16 + c for c in range(16)]
+    return low, high
 
+
+@intrinsic
+def _transpose16(typingctx, src, src_base, src_rows, dst, dst_base, dst_rows, zeros):
+    """dst[dst_base + dst_rows[j] + i] = src[src_base + src_rows[i] + j] for i, j < 16: a 16×16
+    block transposed in registers (16 vector loads, 64 shuffles, 16 vector stores), and
+    zeros[j] += Σ_i src[·i, j]·0 (stays 0 unless a value is NaN or ±inf).  NumPy's and numba's
+    loops move one float at a time through a strided copy (LLVM does not vectorise it); this ran
+    2.2× faster on L1-resident data (64 × 192 floats, 1.7 vs 3.9 µs)."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32 and isinstance(zeros, types.Array) and zeros.dtype == types.float32):
+        return None
+    sig = types.void(src, src_base, src_rows, dst, dst_base, dst_rows, zeros)
+
+    def codegen(context, builder, signature, args):
+        arrays = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 2, 3, 5, 6)]
+        src_data, src_rows_data, dst_data, dst_rows_data, zeros_data = (a.data for a in arrays)
+        i64, vector = ir.IntType(64), ir.VectorType(ir.FloatType(), 16)
+        src_base = context.cast(builder, args[1], signature.args[1], types.int64)
+        dst_base = context.cast(builder, args[4], signature.args[4], types.int64)
+
+        def row_pointer(data, base, rows, k):
+            offset = context.cast(builder, builder.load(builder.gep(rows, [ir.Constant(i64, k)])),
+                                  signature.args[2].dtype, types.int64)
+            return builder.bitcast(builder.gep(data, [builder.add(base, offset)]), vector.as_pointer())
+
+        rows = [builder.load(row_pointer(src_data, src_base, src_rows_data, k), align=4) for k in range(16)]
+        zero = ir.Constant(vector, [0.0] * 16)
+        products = [builder.fmul(r, zero) for r in rows]
+        while len(products) > 1:  # a tree of adds: no long dependency chain
+            products = [builder.fadd(products[k], products[k + 1]) for k in range(0, len(products), 2)]
+        zeros_pointer = builder.bitcast(zeros_data, vector.as_pointer())
+        builder.store(builder.fadd(builder.load(zeros_pointer, align=4), products[0]), zeros_pointer, align=4)
+        for bit in (1, 2, 4, 8):
+            low, high = (ir.Constant(ir.VectorType(ir.IntType(32), 16), m) for m in _transpose_masks(bit))
+            swapped = list(rows)
+            for r in range(16):
+                if not r & bit:
+                    swapped[r] = builder.shuffle_vector(rows[r], rows[r | bit], low)
+                    swapped[r | bit] = builder.shuffle_vector(rows[r], rows[r | bit], high)
+            rows = swapped
+        for k in range(16):
+            builder.store(rows[k], row_pointer(dst_data, dst_base, dst_rows_data, k), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(**_INLINE)
+def _lane_offset(c, yy, xx, ph, pw, hp, half, n):
+    """Where flat (C, Hp, 2, half, N) holds the N lanes of x[·, c, yy, xx] placed at
+    (yy + ph, xx + pw): the one layout rule of :func:`to_batch_last`, :func:`to_batch_last_summed`
+    and :func:`from_batch_last`."""
+    col = xx + pw
+    return (((c * hp + yy + ph) * 2 + col % 2) * half + col // 2) * n
+
+
+@njit(**_INLINE)
+def _pixel_lanes(rows, c, p0, count, width, ph, pw, hp, half, n):
+    """rows[i] = the lane offset of pixel p0 + i (row-major in an H × width image) of channel c."""
+    for i in range(count):
+        rows[i] = _lane_offset(c, (p0 + i) // width, (p0 + i) % width, ph, pw, hp, half, n)
+
+
+# The copies between NCHW and batch-last are transposes of each channel's (N, H·W) block: they run
+# over 16 images × 16 pixels at a time (:func:`_transpose16`); the images and pixels past the last
+# full block of 16 are copied one by one.
 
 @njit(**_JIT)
 def to_batch_last(x, xb, ph, pw):
-    """xb (C, Hp, 2, half, N)[c, y + ph, (x + pw) % 2, (x + pw) // 2] = x (N, C, H, W)[·, c, y, x]
-    (0.2 ms where NumPy's transposing copy took 0.3-0.6, conv b); returns whether every value
-    was finite."""
+    """xb (C, Hp, 2, half, N)[c, y + ph, (x + pw) % 2, (x + pw) // 2] = x (N, C, H, W)[·, c, y, x];
+    returns whether every value was finite."""
     n, channels, height, width = x.shape
     hp, half = xb.shape[1], xb.shape[3]
-    flat = xb.reshape(-1)
-    zeros = np.zeros(n, np.float32)  # stay 0 unless a value is NaN or ±inf (one per lane: no chain)
+    flat, xf = xb.reshape(-1), x.reshape(-1)
+    pixels = height * width
+    image = channels * pixels
+    blocked_n, blocked_p = n - n % 16, pixels - pixels % 16
+    zeros = np.zeros(16, np.float32)  # stay 0 unless a value is NaN or ±inf (one per lane: no chain)
+    images = np.arange(16) * image
+    lanes = np.empty(16, np.int64)
     for c in range(channels):
-        for yy in range(height):
-            for xx in range(width):
-                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
-                for k in range(n):
-                    value = x[k, c, yy, xx]
-                    lanes[k] = value
-                    zeros[k] += value * np.float32(0.0)
+        for p0 in range(0, blocked_p, 16):
+            _pixel_lanes(lanes, c, p0, 16, width, ph, pw, hp, half, n)
+            for k0 in range(0, blocked_n, 16):
+                _transpose16(xf, k0 * image + c * pixels + p0, images, flat, k0, lanes, zeros)
+        for p in range(pixels):
+            d = _lane_offset(c, p // width, p % width, ph, pw, hp, half, n)
+            for k in range(blocked_n if p < blocked_p else 0, n):
+                value = xf[k * image + c * pixels + p]
+                flat[d + k] = value
+                zeros[k % 16] += value * np.float32(0.0)
     return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
 def to_batch_last_summed(x, xb, ph, pw, sums):
     """:func:`to_batch_last` that also leaves sums[c] = Σ x[·, c, ·, ·] (float64, one lane per
-    image, lanes added in image order): the bias gradient comes with the upstream gradient's
-    copy instead of a second pass over it (``grad.sum`` took ~0.1 ms, conv b).  Returns whether
-    every value was finite (a float64 sum of finite float32 values cannot overflow)."""
+    image over the pixels in order, lanes added in image order): the bias gradient comes with the
+    upstream gradient's copy instead of a second pass over it (``grad.sum`` took ~0.1 ms, conv b).
+    Returns whether every value was finite (a float64 sum of finite float32 values cannot
+    overflow)."""
     n, channels, height, width = x.shape
     hp, half = xb.shape[1], xb.shape[3]
-    flat = xb.reshape(-1)
+    flat, xf = xb.reshape(-1), x.reshape(-1)
+    pixels = height * width
+    image = channels * pixels
+    blocked_n, blocked_p = n - n % 16, pixels - pixels % 16
+    zeros = np.zeros(16, np.float32)
+    images = np.arange(16) * image
+    lanes = np.empty(16, np.int64)
     lanes_sum = np.zeros(n, np.float64)
     for c in range(channels):
         lanes_sum[:] = 0.0
-        for yy in range(height):
-            for xx in range(width):
-                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
-                for k in range(n):
-                    value = x[k, c, yy, xx]
-                    lanes[k] = value
-                    lanes_sum[k] += np.float64(value)
+        for p0 in range(0, blocked_p, 16):
+            _pixel_lanes(lanes, c, p0, 16, width, ph, pw, hp, half, n)
+            for k0 in range(0, blocked_n, 16):
+                _transpose16(xf, k0 * image + c * pixels + p0, images, flat, k0, lanes, zeros)
+            for i in range(16):  # each lane's pixels in order, as the copy one by one adds them
+                row = flat[lanes[i] : lanes[i] + blocked_n]
+                for k in range(blocked_n):
+                    lanes_sum[k] += np.float64(row[k])
+        for p in range(pixels):
+            d = _lane_offset(c, p // width, p % width, ph, pw, hp, half, n)
+            for k in range(blocked_n if p < blocked_p else 0, n):
+                value = xf[k * image + c * pixels + p]
+                flat[d + k] = value
+                lanes_sum[k] += np.float64(value)
         total = 0.0
         for k in range(n):
             total += lanes_sum[k]
@@ -254,16 +341,24 @@ def from_batch_last(xb, ph, pw, x):
     whether every value was finite."""
     n, channels, height, width = x.shape
     hp, half = xb.shape[1], xb.shape[3]
-    flat = xb.reshape(-1)
-    zeros = np.zeros(n, np.float32)
+    flat, xf = xb.reshape(-1), x.reshape(-1)
+    pixels = height * width
+    image = channels * pixels
+    blocked_n, blocked_p = n - n % 16, pixels - pixels % 16
+    zeros = np.zeros(16, np.float32)
+    images = np.arange(16) * image
+    lanes = np.empty(16, np.int64)
     for c in range(channels):
-        for yy in range(height):
-            for xx in range(width):
-                lanes = _batch_last_lanes(flat, c, yy, xx, ph, pw, hp, half, n)
-                for k in range(n):
-                    value = lanes[k]
-                    x[k, c, yy, xx] = value
-                    zeros[k] += value * np.float32(0.0)
+        for p0 in range(0, blocked_p, 16):
+            _pixel_lanes(lanes, c, p0, 16, width, ph, pw, hp, half, n)
+            for k0 in range(0, blocked_n, 16):
+                _transpose16(flat, k0, lanes, xf, k0 * image + c * pixels + p0, images, zeros)
+        for p in range(pixels):
+            d = _lane_offset(c, p // width, p % width, ph, pw, hp, half, n)
+            for k in range(blocked_n if p < blocked_p else 0, n):
+                value = flat[d + k]
+                xf[k * image + c * pixels + p] = value
+                zeros[k % 16] += value * np.float32(0.0)
     return np.all(zeros == 0.0)
 
 

@@ -617,24 +617,15 @@ def _plane_buffer(tag, rows, tiles, fresh=False):
     return np.empty(size, np.float32) if fresh else _workspace.scratch(tag, (size,), np.float32)
 
 
-def _batch_last_input(x, geo, tiles):
-    """x as flat zero-padded (C, hp, 2, wp/2, N) images (each row's even then odd columns; the
-    padding is never written: stays zero), or None when x holds a NaN or inf."""
-    xb = _workspace.zeroed("wino-xb", (geo.c, tiles.hp, 2, tiles.tw + 1, geo.n), np.float32, geo)
-    finite = winograd_kernels().to_batch_last(np.ascontiguousarray(x), xb, geo.ph, geo.pw)
-    return xb.reshape(-1) if finite else None
-
-
 def _transformed_input(kernels, x, geo, tiles, fresh):
     """V, the flat transformed input, or None when x is not finite."""
-    xb = _batch_last_input(x, geo, tiles)
-    if xb is None:
-        return None
     v = _plane_buffer("wino-v", geo.c, tiles.count, fresh=fresh)
+    # one channel's zero-padded batch-last images (hp, 2, wp/2, N): the padding is never written
+    xc = _workspace.zeroed("wino-xc", (tiles.hp, 2, tiles.tw + 1, geo.n), np.float32, geo)
     band = _workspace.scratch("wino-band", (8 * (tiles.tw + 1) * geo.n,), np.float32)
-    kernels.input_transform(xb, tiles.hp, tiles.tw + 1, geo.n, tiles.th, tiles.tw, v, _plane_stride(geo.c, tiles.count),
-                            band)
-    return v
+    finite = kernels.input_transform(np.ascontiguousarray(x), geo.ph, geo.pw, xc, tiles.hp, tiles.tw + 1, tiles.th,
+                                     tiles.tw, v, _plane_stride(geo.c, tiles.count), band)
+    return v if finite else None
 
 
 def _chunk_rows(geo, tiles):
@@ -647,6 +638,11 @@ def _chunk_rows(geo, tiles):
 # conv b, 1 thread, whole step (min of 8 alternating rounds): 256 KiB 8.59 ms, 512 KiB 8.41,
 # 1 MiB 7.97, 2 MiB 8.20, one chunk 8.72.
 WINOGRAD_CHUNK_BYTES = 1 << 20
+
+
+def _rows_tile(tag, step, tiles, n):
+    """Scratch for one channel's output rows of a chunk, batch-last (2·step, 2, tw, N)."""
+    return _workspace.scratch(tag, (2 * step * 2 * tiles.tw * n,), np.float32)
 
 
 def _winograd_forward(x, w2, bias, geo, out, keep):
@@ -662,14 +658,14 @@ def _winograd_forward(x, w2, bias, geo, out, keep):
     step, run = _chunk_rows(geo, tiles), tiles.tw * geo.n
     m = _plane_buffer("wino-m", geo.o, step * run)
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
-    yb = _workspace.scratch("wino-yb", (geo.o, 2 * tiles.th, 2, tiles.tw, geo.n), np.float32)
+    tile = _rows_tile("wino-y-rows", step, tiles, geo.n)
     rows = _workspace.scratch("wino-rows", (8 * run,), np.float32)
+    finite = True
     for t0 in range(0, tiles.th, step):
         t1 = min(tiles.th, t0 + step)
         np.matmul(u, v3[:, :, t0 * run : t1 * run], out=_planes(m, geo.o, (t1 - t0) * run, step * run))
-        kernels.output_transform(m, _plane_stride(geo.o, step * run), b, geo.n, tiles.th, tiles.tw, t0, t1,
-                                 yb.reshape(-1), rows)
-    finite = kernels.from_batch_last(yb, 0, 0, out)
+        finite &= kernels.output_transform(m, _plane_stride(geo.o, step * run), b, tiles.th, tiles.tw, t0, t1, out,
+                                           rows, tile)
     return finite, (v if keep else None)
 
 
@@ -678,16 +674,17 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     when the upstream gradient or a result is not finite (the direct path then decides)."""
     kernels = winograd_kernels()
     tiles = _Tiles(geo)
-    gb4 = _workspace.zeroed("wino-gb", (geo.o, 2 * tiles.th, 2, tiles.tw, geo.n), np.float32, geo)
-    sums = np.empty(geo.o, np.float64)  # the bias gradient, summed while the gradient is copied
-    if not kernels.to_batch_last_summed(np.ascontiguousarray(grad, dtype=np.float32), gb4, 0, 0, sums):
-        return None  # (odd sizes: gb4's row or column past the output stays 0)
+    grad = np.ascontiguousarray(grad, dtype=np.float32)
     step, run = _chunk_rows(geo, tiles), tiles.tw * geo.n
     dm = _plane_buffer("wino-dm", geo.o, step * run)
     scratch = _workspace.scratch("wino-q", (16 * run,), np.float32)
+    tile = _rows_tile("wino-g-rows", step, tiles, geo.n)
+    lanes_sum = np.zeros((geo.o, geo.n), np.float64)  # the bias gradient, summed while the gradient is read
     if want_w:
         if v is None:
             v = _transformed_input(kernels, x, geo, tiles, fresh=False)
+            if v is None:
+                return None
         v3 = _planes(v, geo.c, tiles.count)
         du = np.zeros((16, geo.c, geo.o), np.float32)
         du_part = _workspace.scratch("wino-du", (16, geo.c, geo.o), np.float32)
@@ -696,11 +693,13 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
         dv = _plane_buffer("wino-dv", geo.c, step * run)
         db4 = _workspace.scratch("wino-db", (geo.c, tiles.hp, 2, tiles.tw + 1, geo.n), np.float32)
         db4.fill(0)
+        done = 0  # rows of gx written
+    finite = True
     for t0 in range(0, tiles.th, step):
         t1 = min(tiles.th, t0 + step)
         width = (t1 - t0) * run
-        kernels.gradient_transform(gb4.reshape(-1), geo.o, geo.n, tiles.th, tiles.tw, t0, t1, dm,
-                                   _plane_stride(geo.o, step * run), scratch)
+        finite &= kernels.gradient_transform(grad, lanes_sum, tiles.th, tiles.tw, t0, t1, dm,
+                                             _plane_stride(geo.o, step * run), scratch, tile)
         dm3 = _planes(dm, geo.o, width, step * run)
         if want_w:
             # (C, O) per position: V · dMᵀ ran faster than dM · Vᵀ
@@ -710,8 +709,15 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
             np.matmul(ut, dm3, out=_planes(dv, geo.c, width, step * run))
             kernels.input_gradient_transform(dv, _plane_stride(geo.c, step * run), geo.c, tiles.hp, tiles.tw + 1,
                                              geo.n, tiles.th, tiles.tw, t0, t1, db4.reshape(-1), scratch)
+            # padded rows above 2·t1 take no more tiles: their image rows are final
+            ready = geo.h if t1 == tiles.th else max(done, min(geo.h, 2 * t1 - geo.ph))
+            if ready > done:
+                finite &= kernels.from_batch_last(db4, geo.ph, geo.pw, gx, done, ready)
+                done = ready
+    sums = np.empty(geo.o, np.float64)
+    finite &= kernels.lane_totals(lanes_sum, sums)
     gw = _kernel_gradient(du, geo) if want_w else None
-    if (want_x and not kernels.from_batch_last(db4, geo.ph, geo.pw, gx)) or (want_w and not _finite(gw)):
+    if not finite or (want_w and not _finite(gw)):
         return None
     return gw, (sums.astype(np.float32) if want_b else None)
 

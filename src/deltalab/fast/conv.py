@@ -622,9 +622,8 @@ def _transformed_input(kernels, x, geo, tiles, fresh):
     v = _plane_buffer("wino-v", geo.c, tiles.count, fresh=fresh)
     # one channel's zero-padded batch-last images (hp, 2, wp/2, N): the padding is never written
     xc = _workspace.zeroed("wino-xc", (tiles.hp, 2, tiles.tw + 1, geo.n), np.float32, geo)
-    band = _workspace.scratch("wino-band", (8 * (tiles.tw + 1) * geo.n,), np.float32)
-    finite = kernels.input_transform(np.ascontiguousarray(x), geo.ph, geo.pw, xc, tiles.hp, tiles.tw + 1, tiles.th,
-                                     tiles.tw, v, _plane_stride(geo.c, tiles.count), band)
+    finite = kernels.input_transform(np.ascontiguousarray(x), geo.ph, geo.pw, xc, tiles.tw + 1, tiles.th, tiles.tw, v,
+                                     _plane_stride(geo.c, tiles.count))
     return v if finite else None
 
 
@@ -659,13 +658,11 @@ def _winograd_forward(x, w2, bias, geo, out, keep):
     m = _plane_buffer("wino-m", geo.o, step * run)
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
     tile = _rows_tile("wino-y-rows", step, tiles, geo.n)
-    rows = _workspace.scratch("wino-rows", (8 * run,), np.float32)
     finite = True
     for t0 in range(0, tiles.th, step):
         t1 = min(tiles.th, t0 + step)
         np.matmul(u, v3[:, :, t0 * run : t1 * run], out=_planes(m, geo.o, (t1 - t0) * run, step * run))
-        finite &= kernels.output_transform(m, _plane_stride(geo.o, step * run), b, tiles.th, tiles.tw, t0, t1, out,
-                                           rows, tile)
+        finite &= kernels.output_transform(m, _plane_stride(geo.o, step * run), b, tiles.tw, t0, t1, out, tile)
     return finite, (v if keep else None)
 
 
@@ -698,8 +695,8 @@ def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
     for t0 in range(0, tiles.th, step):
         t1 = min(tiles.th, t0 + step)
         width = (t1 - t0) * run
-        finite &= kernels.gradient_transform(grad, lanes_sum, tiles.th, tiles.tw, t0, t1, dm,
-                                             _plane_stride(geo.o, step * run), scratch, tile)
+        finite &= kernels.gradient_transform(grad, lanes_sum, tiles.tw, t0, t1, dm, _plane_stride(geo.o, step * run),
+                                             tile)
         dm3 = _planes(dm, geo.o, width, step * run)
         if want_w:
             # (C, O) per position: V · dMᵀ ran faster than dM · Vᵀ

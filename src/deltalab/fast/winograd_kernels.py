@@ -24,10 +24,12 @@ cache or a fresh compile).  This module imports numba; it is imported only by
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, models, overload, register_model
 
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 _INLINE = dict(inline="always", **_JIT)
@@ -111,35 +113,175 @@ def _acc_ppm(out, a, b, c):
         out[i] += a[i] + b[i] - c[i]
 
 
+# ----------------------------------------------------------------------------- 16-float vectors
+# The transforms combine up to 16 streams per tile position.  As one loop over the lanes with
+# scalar code, LLVM vectorises only after runtime overlap checks between every pair of streams and
+# gives up past 8 pairs; as one small loop per output stream (the first version), each loop ran
+# 28 iterations (conv b) and paid its checks and set-up again: 7-9 cycles per 16 floats.  These
+# <16 × float> values (loaded, added, subtracted and stored as LLVM vectors, no fast-math: the
+# same IEEE float32 operations as the scalar code, lane by lane) let one loop do a whole tile
+# position.  A run's lanes past a multiple of 16 take the same value functions on scalars.
+
+class _Float32x16(types.Type):
+    def __init__(self):
+        super().__init__(name="Float32x16")
+
+
+_float32x16 = _Float32x16()
+_VECTOR = ir.VectorType(ir.FloatType(), 16)
+
+
+@register_model(_Float32x16)
+class _Float32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR)
+
+
+def _vector_pointer(context, builder, signature, args):
+    data = context.make_array(signature.args[0])(context, builder, args[0]).data
+    offset = context.cast(builder, args[1], signature.args[1], types.int64)
+    return builder.bitcast(builder.gep(data, [offset]), _VECTOR.as_pointer())
+
+
+@intrinsic
+def _load16(typingctx, array, offset):
+    """array[offset : offset + 16] as one vector (no alignment assumed)."""
+    if isinstance(array, types.Array) and array.dtype == types.float32:
+        return _float32x16(array, offset), lambda context, builder, signature, args: builder.load(
+            _vector_pointer(context, builder, signature, args), align=4)
+
+
+@intrinsic
+def _store16(typingctx, array, offset, value):
+    """array[offset : offset + 16] = value."""
+    if isinstance(array, types.Array) and array.dtype == types.float32 and value == _float32x16:
+        def codegen(context, builder, signature, args):
+            builder.store(args[2], _vector_pointer(context, builder, signature, args), align=4)
+            return context.get_dummy_value()
+
+        return types.void(array, offset, value), codegen
+
+
+@intrinsic
+def _splat16(typingctx, value):
+    """16 copies of a float32."""
+    if value == types.float32:
+        def codegen(context, builder, signature, args):
+            one = builder.insert_element(ir.Constant(_VECTOR, None), args[0], ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+
+        return _float32x16(value), codegen
+
+
+def _vector_binary(instruction):
+    @intrinsic
+    def operation(typingctx, a, b):
+        if a == _float32x16 and b == _float32x16:
+            return _float32x16(a, b), lambda context, builder, signature, args: getattr(builder, instruction)(*args)
+
+    return operation
+
+
+_vector_add, _vector_sub = _vector_binary("fadd"), _vector_binary("fsub")
+
+
+@intrinsic
+def _vector_neg(typingctx, a):
+    if a == _float32x16:
+        return _float32x16(a), lambda context, builder, signature, args: builder.fneg(args[0])
+
+
+@overload(operator.add)
+def _add_vectors(a, b):
+    if a == _float32x16 and b == _float32x16:
+        return lambda a, b: _vector_add(a, b)
+
+
+@overload(operator.sub)
+def _sub_vectors(a, b):
+    if a == _float32x16 and b == _float32x16:
+        return lambda a, b: _vector_sub(a, b)
+
+
+@overload(operator.neg)
+def _neg_vector(a):
+    if a == _float32x16:
+        return lambda a: _vector_neg(a)
+
+
 @njit(**_INLINE)
-def _input_transform_channel(xc, c, hp, half, n, th, tw, v, plane, band):
+def _input_values(d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33):
+    """Bᵀ d B of a 4×4 tile d (rows first, as Bᵀ down the band's columns then B across them)."""
+    e00, e01, e02, e03 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
+    e10, e11, e12, e13 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
+    e20, e21, e22, e23 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
+    e30, e31, e32, e33 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
+    return (e00 - e02, e01 + e02, e02 - e01, e01 - e03,
+            e10 - e12, e11 + e12, e12 - e11, e11 - e13,
+            e20 - e22, e21 + e22, e22 - e21, e21 - e23,
+            e30 - e32, e31 + e32, e32 - e31, e31 - e33)
+
+
+@njit(**_INLINE)
+def _output_values(m, b):
+    """Aᵀ m A + b of a tile's 16 products m (rows r0 = m0k + m1k + m2k, r1 = m1k − m2k − m3k first)."""
+    r00, r01, r02, r03 = m[0] + m[4] + m[8], m[1] + m[5] + m[9], m[2] + m[6] + m[10], m[3] + m[7] + m[11]
+    r10, r11, r12, r13 = m[4] - m[8] - m[12], m[5] - m[9] - m[13], m[6] - m[10] - m[14], m[7] - m[11] - m[15]
+    return r00 + r01 + r02 + b, r01 - r02 - r03 + b, r10 + r11 + r12 + b, r11 - r12 - r13 + b
+
+
+@njit(**_INLINE)
+def _gradient_values(q00, q01, q30, q31):
+    """A dY Aᵀ of a tile's 2×2 upstream gradient (q[a][j] = Σ_i Aᵀ[i, a] dY[i, j] first:
+    q0 = dY0, q1 = dY0 + dY1, q2 = dY0 − dY1, q3 = −dY1)."""
+    q10, q11, q20, q21 = q00 + q30, q01 + q31, q00 - q30, q01 - q31
+    return (q00, q00 + q01, q00 - q01, -q01,
+            q10, q10 + q11, q10 - q11, -q11,
+            q20, q20 + q21, q20 - q21, -q21,
+            -q30, -q30 - q31, q31 - q30, q31)
+
+
+@njit(**_INLINE)
+def _vectors(run):
+    """Lanes of a run of ``run`` floats that whole vectors cover."""
+    return run - run % 16
+
+
+
+@njit(**_INLINE)
+def _input_transform_channel(xc, c, half, n, th, tw, v, plane):
     """v[(a, b), c, (ty, tx, ·)] = (Bᵀ d B)[a, b] for the 4×4 tile d at padded pixel (2·ty, 2·tx)
     of channel c, whose zero-padded images ``xc`` holds flat (hp, 2, half, N) -- each row's even
-    then odd columns, so a row of tiles reads runs of tw·N floats; ``band``: scratch of
-    8·half·N floats."""
+    then odd columns, so tile tx's columns are the lanes of even tx, odd tx, even tx + 1 and odd
+    tx + 1, runs of tw·N floats."""
     tiles = th * tw * n
     row = 2 * half * n
     run = tw * n
+    whole = _vectors(run)
     for ty in range(th):
         r = 2 * ty * row
-        r0, r1, r2, r3 = xc[r : r + row], xc[r + row : r + 2 * row], xc[r + 2 * row : r + 3 * row], \
-            xc[r + 3 * row : r + 4 * row]
-        _sub(band[0:row], r0, r2)  # Bᵀ down the band's columns
-        _add(band[row : 2 * row], r1, r2)
-        _sub(band[2 * row : 3 * row], r2, r1)
-        _sub(band[3 * row : 4 * row], r1, r3)
-        for a in range(4):  # and B across them: tile tx's columns are even tx, odd tx, even tx+1, odd tx+1
-            even, odd = band[a * row : a * row + half * n], band[a * row + half * n : (a + 1) * row]
-            e0, e1, e2, e3 = even[0:run], odd[0:run], even[n : n + run], odd[n : n + run]
-            o = 4 * a * plane + c * tiles + ty * run
-            _sub(v[o : o + run], e0, e2)
-            _add(v[o + plane : o + plane + run], e1, e2)
-            _sub(v[o + 2 * plane : o + 2 * plane + run], e2, e1)
-            _sub(v[o + 3 * plane : o + 3 * plane + run], e1, e3)
+        o = c * tiles + ty * run
+        for i in range(0, whole, 16):
+            a, b = r + i, r + half * n + i
+            w = _input_values(_load16(xc, a), _load16(xc, b), _load16(xc, a + n), _load16(xc, b + n),
+                              _load16(xc, a + row), _load16(xc, b + row), _load16(xc, a + row + n),
+                              _load16(xc, b + row + n), _load16(xc, a + 2 * row), _load16(xc, b + 2 * row),
+                              _load16(xc, a + 2 * row + n), _load16(xc, b + 2 * row + n), _load16(xc, a + 3 * row),
+                              _load16(xc, b + 3 * row), _load16(xc, a + 3 * row + n), _load16(xc, b + 3 * row + n))
+            for k in range(16):
+                _store16(v, o + k * plane + i, w[k])
+        for i in range(whole, run):
+            a, b = r + i, r + half * n + i
+            w = _input_values(xc[a], xc[b], xc[a + n], xc[b + n], xc[a + row], xc[b + row], xc[a + row + n],
+                              xc[b + row + n], xc[a + 2 * row], xc[b + 2 * row], xc[a + 2 * row + n],
+                              xc[b + 2 * row + n], xc[a + 3 * row], xc[b + 3 * row], xc[a + 3 * row + n],
+                              xc[b + 3 * row + n])
+            for k in range(16):
+                v[o + k * plane + i] = w[k]
 
 
 @njit(**_JIT)
-def input_transform(x, ph, pw, xc, hp, half, th, tw, v, plane, band):
+def input_transform(x, ph, pw, xc, half, th, tw, v, plane):
     """V (see :func:`_input_transform_channel`) of x (N, C, H, W), one channel at a time through
     ``xc``, a zero-padded batch-last image (hp, 2, half, N) whose padding stays zero (only the
     interior is written); returns whether every value of x was finite."""
@@ -150,55 +292,66 @@ def input_transform(x, ph, pw, xc, hp, half, th, tw, v, plane, band):
     for c in range(channels):
         _images_to_lanes(xf, c * pixels, channels * pixels, pixels, width, flat, 0, ph, pw, half, n, images, lanes,
                          zeros)
-        _input_transform_channel(flat, c, hp, half, n, th, tw, v, plane, band)
+        _input_transform_channel(flat, c, half, n, th, tw, v, plane)
     return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
-def output_transform(m, plane, bias, th, tw, t0, t1, y, rows, tile):
+def output_transform(m, plane, bias, tw, t0, t1, y, tile):
     """y (N, O, Ho, Wo)[·, o, 2·t0 : 2·t1] = Aᵀ m A + bias[o] for the tile rows t0 ≤ ty < t1, whose
     products ``m`` holds as (O, (t1 − t0)·tw·N) matrices: each channel's rows go to ``tile``
     (2·(t1 − t0), 2, tw, N) -- each row's even then odd columns -- and from there to y (a
-    transpose in 16 × 16 blocks, in cache).  ``rows``: scratch of 8·tw·N floats.  Returns whether
-    every value written was finite."""
+    transpose in 16 × 16 blocks, in cache).  Returns whether every value written was finite."""
     n, channels, height, width = y.shape
     yf = y.reshape(-1)
     run = tw * n
+    whole = _vectors(run)
     tiles = (t1 - t0) * run
     first, last = 2 * t0, min(2 * t1, height)
     images, lanes, zeros = _block_scratch(channels * height * width)
     for o in range(channels):
         b = bias[o]
+        b16 = _splat16(b)
         for ty in range(t0, t1):
             at = o * tiles + (ty - t0) * run
-            for k in range(4):  # rows: r0[k] = m0k + m1k + m2k, r1[k] = m1k − m2k − m3k
-                p = at + k * plane
-                _add3(rows[k * run : (k + 1) * run], m[p : p + run], m[p + 4 * plane : p + 4 * plane + run],
-                      m[p + 8 * plane : p + 8 * plane + run])
-                _sub3(rows[(4 + k) * run : (5 + k) * run], m[p + 4 * plane : p + 4 * plane + run],
-                      m[p + 8 * plane : p + 8 * plane + run], m[p + 12 * plane : p + 12 * plane + run])
-            for i in range(2):
-                q = ((2 * (ty - t0) + i) * 2) * run
-                r = rows[4 * i * run : (4 * i + 4) * run]
-                _add3_bias(tile[q : q + run], r[0:run], r[run : 2 * run], r[2 * run : 3 * run], b)
-                _sub3_bias(tile[q + run : q + 2 * run], r[run : 2 * run], r[2 * run : 3 * run],
-                           r[3 * run : 4 * run], b)
+            q = 2 * (ty - t0) * 2 * run  # output rows 2·ty (even, odd columns) and 2·ty + 1
+            for i in range(0, whole, 16):
+                p = at + i
+                y00, y01, y10, y11 = _output_values((
+                    _load16(m, p), _load16(m, p + plane), _load16(m, p + 2 * plane), _load16(m, p + 3 * plane),
+                    _load16(m, p + 4 * plane), _load16(m, p + 5 * plane), _load16(m, p + 6 * plane),
+                    _load16(m, p + 7 * plane), _load16(m, p + 8 * plane), _load16(m, p + 9 * plane),
+                    _load16(m, p + 10 * plane), _load16(m, p + 11 * plane), _load16(m, p + 12 * plane),
+                    _load16(m, p + 13 * plane), _load16(m, p + 14 * plane), _load16(m, p + 15 * plane)), b16)
+                _store16(tile, q + i, y00)
+                _store16(tile, q + run + i, y01)
+                _store16(tile, q + 2 * run + i, y10)
+                _store16(tile, q + 3 * run + i, y11)
+            for i in range(whole, run):
+                p = at + i
+                y00, y01, y10, y11 = _output_values((
+                    m[p], m[p + plane], m[p + 2 * plane], m[p + 3 * plane], m[p + 4 * plane], m[p + 5 * plane],
+                    m[p + 6 * plane], m[p + 7 * plane], m[p + 8 * plane], m[p + 9 * plane], m[p + 10 * plane],
+                    m[p + 11 * plane], m[p + 12 * plane], m[p + 13 * plane], m[p + 14 * plane],
+                    m[p + 15 * plane]), b)
+                tile[q + i], tile[q + run + i], tile[q + 2 * run + i], tile[q + 3 * run + i] = y00, y01, y10, y11
         _lanes_to_images(tile, 0, 0, 0, tw, n, yf, (o * height + first) * width, channels * height * width,
                          (last - first) * width, width, images, lanes, zeros)
     return np.all(zeros == 0.0)
 
 
 @njit(**_JIT)
-def gradient_transform(grad, lanes_sum, th, tw, t0, t1, dm, plane, q, tile):
+def gradient_transform(grad, lanes_sum, tw, t0, t1, dm, plane, tile):
     """dm[(a, b), o, (ty − t0, tx, ·)] = (A dY Aᵀ)[a, b] for the tile rows t0 ≤ ty < t1, the
     adjoint of :func:`output_transform`, from the upstream gradient ``grad`` (N, O, Ho, Wo): each
     channel's rows are copied to ``tile`` (2·(t1 − t0), 2, tw, N), zero past an odd output size.
     lanes_sum[o, k] += the sum of image k's copied values of channel o, in pixel order (the bias
-    gradient, :func:`lane_totals`, without a second pass over grad).  ``q``: scratch of 8·tw·N
-    floats.  Returns whether every value read was finite."""
+    gradient, :func:`lane_totals`, without a second pass over grad).  Returns whether every value
+    read was finite."""
     n, channels, height, width = grad.shape
     gf = grad.reshape(-1)
     run = tw * n
+    whole = _vectors(run)
     tiles = (t1 - t0) * run
     first, last = 2 * t0, min(2 * t1, height)
     pixels = (last - first) * width
@@ -210,30 +363,17 @@ def gradient_transform(grad, lanes_sum, th, tw, t0, t1, dm, plane, q, tile):
         _images_to_lanes(gf, (o * height + first) * width, channels * height * width, pixels, width, tile, 0, 0, 0,
                          tw, n, images, lanes, zeros, lanes_sum[o])
         for ty in range(t0, t1):
-            g = 2 * (ty - t0) * 2 * run
-            q00, q01 = tile[g : g + run], tile[g + run : g + 2 * run]
-            q30, q31 = tile[g + 2 * run : g + 3 * run], tile[g + 3 * run : g + 4 * run]
-            # q[a][j] = Σ_i Aᵀ[i, a] dY[i, j]: q0 = dY0, q1 = dY0 + dY1, q2 = dY0 − dY1, q3 = −dY1
-            _add(q[2 * run : 3 * run], q00, q30)
-            _add(q[3 * run : 4 * run], q01, q31)
-            _sub(q[4 * run : 5 * run], q00, q30)
-            _sub(q[5 * run : 6 * run], q01, q31)
+            g = 2 * (ty - t0) * 2 * run  # dY row 0 (even, odd columns), row 1
             at = o * tiles + (ty - t0) * run
-            for a in range(3):
-                if a == 0:
-                    c0, c1 = q00, q01
-                else:
-                    c0, c1 = q[2 * a * run : (2 * a + 1) * run], q[(2 * a + 1) * run : (2 * a + 2) * run]
-                p = at + 4 * a * plane
-                _copy(dm[p : p + run], c0)
-                _add(dm[p + plane : p + plane + run], c0, c1)
-                _sub(dm[p + 2 * plane : p + 2 * plane + run], c0, c1)
-                _neg(dm[p + 3 * plane : p + 3 * plane + run], c1)
-            p = at + 12 * plane  # row 3 is −dY1
-            _neg(dm[p : p + run], q30)
-            _neg_sum(dm[p + plane : p + plane + run], q30, q31)
-            _sub(dm[p + 2 * plane : p + 2 * plane + run], q31, q30)
-            _copy(dm[p + 3 * plane : p + 3 * plane + run], q31)
+            for i in range(0, whole, 16):
+                d = _gradient_values(_load16(tile, g + i), _load16(tile, g + run + i), _load16(tile, g + 2 * run + i),
+                                     _load16(tile, g + 3 * run + i))
+                for k in range(16):
+                    _store16(dm, at + k * plane + i, d[k])
+            for i in range(whole, run):
+                d = _gradient_values(tile[g + i], tile[g + run + i], tile[g + 2 * run + i], tile[g + 3 * run + i])
+                for k in range(16):
+                    dm[at + k * plane + i] = d[k]
     return np.all(zeros == 0.0)
 
 

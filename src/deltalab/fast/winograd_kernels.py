@@ -10,16 +10,17 @@ a tile's output is Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A.  These kernels do the
 (additions and subtractions only) and their adjoints for the backward; the 16 products per
 tile position are BLAS matrix products in :mod:`deltalab.fast.conv`.
 
-Layout: the images are the innermost axis everywhere here (``(C, H, W, N)`` images, tiles
-ordered (ty, tx, n)), so every transform works on runs of N contiguous floats -- loops LLVM
-vectorises (a first version with the tile axis innermost read and wrote stride-2 pixels and ran
-4-6× slower).  Transformed arrays are flat buffers holding 16 position matrices of (channels,
-tiles), position p's starting at p·plane.  Each loop goes through a one-line helper over 1-D
-slices: written with offsets into the whole buffer, numba's index arithmetic kept LLVM from
-vectorising them (7× slower).
+Layout: the images are the innermost axis of every batch-last buffer (a channel's padded images
+(hp, 2, half, N), each row's even then odd columns; tiles ordered (ty, tx, n)), so a transform
+works on runs of N contiguous floats, 16 at a time as LLVM vectors (a first version with the
+tile axis innermost read and wrote stride-2 pixels and ran 4-6× slower).  Transformed arrays are
+flat buffers holding 16 position matrices of (channels, tiles), position p's starting at p·plane.
+The NCHW arrays are read and written directly, one channel's rows at a time through a small
+batch-last scratch (16 × 16 register transposes, :func:`_transpose16`): no whole-array layout
+copies (they were 1.3 ms of a conv b step, cold).
 
 No fast-math: plain float32 adds in a fixed order (deterministic, the same bits from numba's
-cache or a fresh compile).  This module imports numba; it is imported only by
+cache or a fresh compile, and the same as the first, loop-per-stream version).  This module imports numba; it is imported only by
 :func:`deltalab.fast.conv.winograd_kernels`, and without numba conv2d keeps its direct path.
 """
 from __future__ import annotations
@@ -36,60 +37,6 @@ _INLINE = dict(inline="always", **_JIT)
 
 
 @njit(**_INLINE)
-def _sub(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = a[i] - b[i]
-
-
-@njit(**_INLINE)
-def _add(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = a[i] + b[i]
-
-
-@njit(**_INLINE)
-def _copy(out, a):
-    for i in range(out.shape[0]):
-        out[i] = a[i]
-
-
-@njit(**_INLINE)
-def _neg(out, a):
-    for i in range(out.shape[0]):
-        out[i] = -a[i]
-
-
-@njit(**_INLINE)
-def _neg_sum(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = -a[i] - b[i]
-
-
-@njit(**_INLINE)
-def _add3_bias(out, a, b, c, bias):
-    for i in range(out.shape[0]):
-        out[i] = (a[i] + b[i] + c[i]) + bias
-
-
-@njit(**_INLINE)
-def _sub3_bias(out, a, b, c, bias):
-    for i in range(out.shape[0]):
-        out[i] = (a[i] - b[i] - c[i]) + bias
-
-
-@njit(**_INLINE)
-def _add3(out, a, b, c):
-    for i in range(out.shape[0]):
-        out[i] = a[i] + b[i] + c[i]
-
-
-@njit(**_INLINE)
-def _sub3(out, a, b, c):
-    for i in range(out.shape[0]):
-        out[i] = a[i] - b[i] - c[i]
-
-
-@njit(**_INLINE)
 def _acc(out, a):
     for i in range(out.shape[0]):
         out[i] += a[i]
@@ -99,18 +46,6 @@ def _acc(out, a):
 def _acc_sub(out, a):
     for i in range(out.shape[0]):
         out[i] -= a[i]
-
-
-@njit(**_INLINE)
-def _acc_mpm(out, a, b, c):
-    for i in range(out.shape[0]):
-        out[i] += a[i] - b[i] + c[i]
-
-
-@njit(**_INLINE)
-def _acc_ppm(out, a, b, c):
-    for i in range(out.shape[0]):
-        out[i] += a[i] + b[i] - c[i]
 
 
 # ----------------------------------------------------------------------------- 16-float vectors
@@ -552,34 +487,70 @@ def from_batch_last(xb, ph, pw, x, first, last):
     return np.all(zeros == 0.0)
 
 
+@njit(**_INLINE)
+def _input_gradient_values(v):
+    """B dv Bᵀ of a tile's 16 values dv[(a, b)] as (column s, row r) contributions: f[a][s] =
+    Σ_b dv[a, b] Bᵀ[b, s] first, then rows r0 = f0, r1 = f1 − f2 + f3, r2 = f1 + f2 − f0 and r3 = f3
+    (subtracted)."""
+    f00, f01, f02, f03 = v[0], v[1] - v[2] + v[3], v[1] + v[2] - v[0], -v[3]
+    f10, f11, f12, f13 = v[4], v[5] - v[6] + v[7], v[5] + v[6] - v[4], -v[7]
+    f20, f21, f22, f23 = v[8], v[9] - v[10] + v[11], v[9] + v[10] - v[8], -v[11]
+    f30, f31, f32, f33 = v[12], v[13] - v[14] + v[15], v[13] + v[14] - v[12], -v[15]
+    return (f00, f10 - f20 + f30, f10 + f20 - f00, f30,
+            f01, f11 - f21 + f31, f11 + f21 - f01, f31,
+            f02, f12 - f22 + f32, f12 + f22 - f02, f32,
+            f03, f13 - f23 + f33, f13 + f23 - f03, f33)
+
+
 @njit(**_JIT)
 def input_gradient_transform(dv, plane, channels, hp, half, n, th, tw, t0, t1, db, f):
     """db flat (C, hp, 2, half, N) += B dv Bᵀ at the place of each tile of the tile rows
-    t0 ≤ ty < t1 (the adjoint of :func:`input_transform`; tiles overlap: added in tile order).
-    ``dv`` holds those rows like :func:`gradient_transform`'s ``dm``; ``f``: 16·tw·N floats."""
+    t0 ≤ ty < t1 (the adjoint of :func:`input_transform`).  Tiles overlap; each value of db takes
+    its contributions in the order of the first version's loops (per tile row: the tile's own
+    columns 0, 1 for every tile, then columns 2, 3, which land on the next tile's 0, 1 -- so
+    columns 2, 3 wait in ``f``, 8·tw·N floats).  ``dv`` holds those rows like
+    :func:`gradient_transform`'s ``dm``."""
     run = tw * n
+    whole = _vectors(run)
     tiles = (t1 - t0) * run
     row = 2 * half * n
     for c in range(channels):
         for ty in range(t0, t1):
             at = c * tiles + (ty - t0) * run
-            for a in range(4):  # f[a][s] = Σ_b dv[a, b] Bᵀ[b, s]
-                p = at + 4 * a * plane
-                v0, v1 = dv[p : p + run], dv[p + plane : p + plane + run]
-                v2, v3 = dv[p + 2 * plane : p + 2 * plane + run], dv[p + 3 * plane : p + 3 * plane + run]
-                fa = f[4 * a * run : (4 * a + 4) * run]
-                _copy(fa[0:run], v0)
-                _sub(fa[run : 2 * run], v1, v2)
-                _acc(fa[run : 2 * run], v3)
-                _add(fa[2 * run : 3 * run], v1, v2)
-                _acc_sub(fa[2 * run : 3 * run], v0)
-                _neg(fa[3 * run : 4 * run], v3)
             base = (c * hp + 2 * ty) * row
-            for s in range(4):  # dd[r][s] = Σ_a Bᵀ[a, r] f[a][s]; column s of tile tx: parity s % 2, tx + s // 2
-                f0, f1 = f[s * run : (s + 1) * run], f[(4 + s) * run : (5 + s) * run]
-                f2, f3 = f[(8 + s) * run : (9 + s) * run], f[(12 + s) * run : (13 + s) * run]
-                d = base + (s % 2) * half * n + (s // 2) * n
-                _acc(db[d : d + run], f0)
-                _acc_mpm(db[d + row : d + row + run], f1, f2, f3)
-                _acc_ppm(db[d + 2 * row : d + 2 * row + run], f1, f2, f0)
-                _acc_sub(db[d + 3 * row : d + 3 * row + run], f3)
+            odd = base + half * n  # column s of tile tx: parity s % 2, position tx + s // 2
+            for i in range(0, whole, 16):
+                p = at + i
+                w = _input_gradient_values((
+                    _load16(dv, p), _load16(dv, p + plane), _load16(dv, p + 2 * plane), _load16(dv, p + 3 * plane),
+                    _load16(dv, p + 4 * plane), _load16(dv, p + 5 * plane), _load16(dv, p + 6 * plane),
+                    _load16(dv, p + 7 * plane), _load16(dv, p + 8 * plane), _load16(dv, p + 9 * plane),
+                    _load16(dv, p + 10 * plane), _load16(dv, p + 11 * plane), _load16(dv, p + 12 * plane),
+                    _load16(dv, p + 13 * plane), _load16(dv, p + 14 * plane), _load16(dv, p + 15 * plane)))
+                for r in range(3):
+                    _store16(db, base + r * row + i, _load16(db, base + r * row + i) + w[r])
+                    _store16(db, odd + r * row + i, _load16(db, odd + r * row + i) + w[4 + r])
+                _store16(db, base + 3 * row + i, _load16(db, base + 3 * row + i) - w[3])
+                _store16(db, odd + 3 * row + i, _load16(db, odd + 3 * row + i) - w[7])
+                for k in range(8):
+                    _store16(f, k * run + i, w[8 + k])
+            for i in range(whole, run):
+                p = at + i
+                w = _input_gradient_values((
+                    dv[p], dv[p + plane], dv[p + 2 * plane], dv[p + 3 * plane], dv[p + 4 * plane],
+                    dv[p + 5 * plane], dv[p + 6 * plane], dv[p + 7 * plane], dv[p + 8 * plane], dv[p + 9 * plane],
+                    dv[p + 10 * plane], dv[p + 11 * plane], dv[p + 12 * plane], dv[p + 13 * plane],
+                    dv[p + 14 * plane], dv[p + 15 * plane]))
+                for r in range(3):
+                    db[base + r * row + i] += w[r]
+                    db[odd + r * row + i] += w[4 + r]
+                db[base + 3 * row + i] -= w[3]
+                db[odd + 3 * row + i] -= w[7]
+                for k in range(8):
+                    f[k * run + i] = w[8 + k]
+            for s in range(2):  # columns 2, 3: one position on
+                d = base + s * half * n + n
+                _acc(db[d : d + run], f[4 * s * run : (4 * s + 1) * run])
+                _acc(db[d + row : d + row + run], f[(4 * s + 1) * run : (4 * s + 2) * run])
+                _acc(db[d + 2 * row : d + 2 * row + run], f[(4 * s + 2) * run : (4 * s + 3) * run])
+                _acc_sub(db[d + 3 * row : d + 3 * row + run], f[(4 * s + 3) * run : (4 * s + 4) * run])

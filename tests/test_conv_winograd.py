@@ -58,6 +58,10 @@ CASES = [
     (2, 5, (8, 11), 3, 2),      # padding 2, odd output width
     (4, 6, (7, 10), 7, (0, 1)),  # different paddings per axis
     (1, 2, (1, 1), 3, 1),       # a 1x1 image
+    (16, 2, (5, 6), 3, 0),      # one group of 16 images: whole 16 x 16 register transposes
+    (37, 3, (9, 7), 5, 1),      # groups of 16 and 21 images: the last image block overlaps the one before
+    (20, 4, (2, 9), 3, 1),      # 18 pixels a row pair: the last pixel block overlaps
+    (48, 16, (14, 14), 32, 1),  # conv b's layer in three groups
 ]
 
 
@@ -87,13 +91,14 @@ def test_winograd_in_parallel_sections_matches_serial_and_repeats_its_bits():
         assert error(a, e) <= 1e-6 and error(s, e) <= 1e-6
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_bias_gradient_summed_during_the_gradient_copy_is_exact_in_float64(threads):
+@pytest.mark.parametrize("threads, n", [(1, 5), (2, 5), (1, 35), (2, 35)])
+def test_bias_gradient_summed_during_the_gradient_copy_is_exact_in_float64(threads, n):
     """db comes from float64 sums taken while the upstream gradient is copied: an offset gradient
     (every value ~1000, where float32 running sums lose digits) still matches the exact sum to
-    float32 rounding, odd batch and partial tiles, serial and in parallel sections."""
+    float32 rounding, odd batch and partial tiles, serial and in parallel sections, one image group
+    or several."""
     rng = np.random.default_rng(11)
-    x, weight, bias, g = arrays(rng, 5, 16, (7, 9), 6, 1)
+    x, weight, bias, g = arrays(rng, n, 16, (7, 9), 6, 1)
     g = (g + 1000).astype(np.float32)
     with dl.tuning(threads=threads):
         ours = deltalab_run(x, weight, bias, g, 1, winograd=True, parallel=threads > 1)
@@ -168,6 +173,26 @@ def test_non_finite_values_run_the_direct_path(where):
         forced = deltalab_run(x, weight, bias, g, 1, winograd=True)
         direct = deltalab_run(x, weight, bias, g, 1, winograd=False)
     if where == "grad":  # a finite forward ran Winograd; only the backward is direct
+        assert error(forced[0], direct[0]) <= 1e-6
+        forced, direct = forced[1:], direct[1:]
+    for a, b in zip(forced, direct):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("where", ["x", "grad"])
+def test_a_non_finite_value_in_any_image_group_runs_the_direct_path(where):
+    """The images run in groups of 16: a NaN or inf in the last group (or the upstream gradient's
+    middle group) sends the whole call to the direct path, as in the first."""
+    rng = np.random.default_rng(9)
+    x, weight, bias, g = arrays(rng, 40, 4, (6, 5), 3, 1)
+    if where == "x":
+        x[37, 1, 5, 4] = np.nan
+    else:
+        g[20, 2, 3, 0] = -np.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        forced = deltalab_run(x, weight, bias, g, 1, winograd=True)
+        direct = deltalab_run(x, weight, bias, g, 1, winograd=False)
+    if where == "grad":
         assert error(forced[0], direct[0]) <= 1e-6
         forced, direct = forced[1:], direct[1:]
     for a, b in zip(forced, direct):

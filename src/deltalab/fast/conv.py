@@ -461,10 +461,9 @@ def forward(x, w2, bias, geo, dtype, keep_columns=False):
     when they pay; ``keep_columns``: a weight gradient will be wanted."""
     out = np.empty((geo.n, geo.o, geo.ho, geo.wo), dtype)
     if uses_winograd(geo, dtype) and _finite(w2):
-        ranges, parts = _run(geo, _winograd_product(geo), _winograd_forward,
-                             lambda a, b: (x[a:b], w2, bias, geo.images(b - a), out[a:b], keep_columns))
-        if all(finite for finite, _ in parts):  # else the direct path decides what is inf and what NaN
-            return out, _WinogradState(ranges, [v for _, v in parts])
+        transformed = _winograd_forward(x, w2, bias, geo, out, keep_columns)
+        if transformed is not None:  # else the direct path decides what is inf and what NaN
+            return out, _WinogradState(transformed)
     ranges = parallel_ranges(geo)
     if ranges is not None:
         tasks = [partial(_forward, x[a:b], w2, bias, geo.images(b - a), dtype, out[a:b], keep_columns)
@@ -483,15 +482,9 @@ def backward(x, w2, grad, geo, dtype, want_x, want_w, want_b, kept=None):
     gx = np.empty(x.shape, dtype) if want_x else None
     if isinstance(kept, _WinogradState):
         if uses_winograd(geo, dtype):
-            ranges = parallel_ranges(geo)
-            transformed = kept.transformed if kept.ranges == ranges else None
-            ranges, parts = _run(geo, _winograd_product(geo), _winograd_backward,
-                                 lambda a, b: (x[a:b], w2, grad[a:b], geo.images(b - a), want_x, want_w, want_b,
-                                               None if gx is None else gx[a:b]),
-                                 extra=transformed)
-            if all(part is not None for part in parts):
-                gw, gb = _sum_in_order(parts, want_w, want_b)
-                return gx, gw, gb
+            gradients = _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, kept.transformed)
+            if gradients is not None:
+                return (gx,) + gradients
         kept = None  # the direct path rebuilds its columns
     ranges = parallel_ranges(geo)
     columns = kept[1] if kept is not None and kept[0] == ranges else [None] * (1 if ranges is None else len(ranges))
@@ -663,22 +656,50 @@ def _image_groups(n):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def _each_group(geo, work):
+    """[work(k, first, last) for each image group k, images first:last]: in a parallel section when one
+    pays, each thread taking the next group when it comes free (a thread that starts late, or
+    runs slower, takes fewer), else one group after another.  Nothing a group computes depends
+    on the thread that ran it, so the results have the same bits at every thread count."""
+    groups = _image_groups(geo.n)
+    results = [None] * len(groups)
+    ranges = parallel_ranges(geo)
+    if ranges is not None and len(groups) > 1:
+        pending, lock = iter(range(len(groups))), threading.Lock()
+
+        def take_groups():
+            while True:
+                with lock:
+                    k = next(pending, None)
+                if k is None:
+                    return
+                results[k] = work(k, *groups[k])
+
+        if threads.run_parallel([take_groups] * min(len(ranges), len(groups))) is not None:
+            return results
+    largest = max(last - first for first, last in groups)
+    with threads.product(_winograd_product(geo.images(largest))):
+        return [work(k, first, last) for k, (first, last) in enumerate(groups)]
+
+
 def _winograd_forward(x, w2, bias, geo, out, keep):
-    """Serial Winograd forward of images x into out: (False, None) when x or the result is not
-    finite (the direct path then decides), else (True, each group's flat transformed input V when
-    ``keep``: the weight gradient reuses them)."""
+    """Winograd forward of images x into out: None when x or the result is not finite (the direct
+    path then decides), else each image group's flat transformed input V when ``keep`` (the
+    weight gradient reuses them; else Nones)."""
     kernels = winograd_kernels()
     u = _kernel_transform(w2, geo)
     b = np.zeros(geo.o, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
-    kept = []
-    for first, last in _image_groups(geo.n):
+
+    def group_forward(k, first, last):
         group = geo.images(last - first)
         tiles = _Tiles(group)
         v = _transformed_input(kernels, x[first:last], group, tiles, fresh=keep)
         if v is None or not _winograd_products(kernels, v, u, b, group, tiles, out[first:last]):
             return False, None
-        kept.append(v)
-    return True, (kept if keep else None)
+        return True, (v if keep else None)
+
+    parts = _each_group(geo, group_forward)
+    return [v for _, v in parts] if all(finite for finite, _ in parts) else None
 
 
 def _winograd_products(kernels, v, u, b, geo, tiles, out):
@@ -696,25 +717,34 @@ def _winograd_products(kernels, v, u, b, geo, tiles, out):
     return finite
 
 
-def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v=None):
-    """Serial Winograd backward: (dW as (O, C·9) or None, db or None), dX written into gx; None
-    when the upstream gradient or a result is not finite (the direct path then decides).  ``v``:
-    the forward's transformed inputs, one per image group."""
+def _winograd_backward(x, w2, grad, geo, want_x, want_w, want_b, gx, v):
+    """Winograd backward: (dW as (O, C·9) or None, db or None), dX written into gx; None when the
+    upstream gradient or a result is not finite (the direct path then decides).  ``v``: the
+    forward's transformed inputs, one per image group (None each: not kept)."""
     kernels = winograd_kernels()
     grad = np.ascontiguousarray(grad, dtype=np.float32)
     lanes_sum = np.zeros((geo.o, geo.n), np.float64)  # the bias gradient, summed while the gradient is read
-    du = np.zeros((16, geo.c, geo.o), np.float32) if want_w else None
     ut = _kernel_transform(w2, geo).transpose(0, 2, 1) if want_x else None
-    for k, (first, last) in enumerate(_image_groups(geo.n)):
-        if not _winograd_group_backward(kernels, x[first:last], grad[first:last], geo.images(last - first), ut,
-                                        None if gx is None else gx[first:last], du, lanes_sum[:, first:last],
-                                        None if v is None else v[k]):
-            return None
+
+    def group_backward(k, first, last):
+        du = np.zeros((16, geo.c, geo.o), np.float32) if want_w else None
+        finite = _winograd_group_backward(kernels, x[first:last], grad[first:last], geo.images(last - first), ut,
+                                          None if gx is None else gx[first:last], du, lanes_sum[:, first:last],
+                                          v[k])
+        return finite, du
+
+    parts = _each_group(geo, group_backward)
     sums = np.empty(geo.o, np.float64)
-    finite = kernels.lane_totals(lanes_sum, sums)
-    gw = _kernel_gradient(du, geo) if want_w else None
-    if not finite or (want_w and not _finite(gw)):
+    if not all(finite for finite, _ in parts) or not kernels.lane_totals(lanes_sum, sums):
         return None
+    gw = None
+    if want_w:
+        du = parts[0][1]
+        for _, part in parts[1:]:  # in group order: deterministic
+            du = du + part
+        gw = _kernel_gradient(du, geo)
+        if not _finite(gw):
+            return None
     return gw, (sums.astype(np.float32) if want_b else None)
 
 
@@ -768,36 +798,10 @@ def _winograd_product(geo):
 
 
 class _WinogradState:
-    """What a Winograd forward leaves for its backward: the image ranges it ran (None: serial)
-    and each range's transformed input V (or None when no weight gradient is wanted)."""
+    """What a Winograd forward leaves for its backward: each image group's transformed input V
+    (or None when no weight gradient is wanted)."""
 
-    __slots__ = ("ranges", "transformed")
+    __slots__ = ("transformed",)
 
-    def __init__(self, ranges, transformed):
-        self.ranges, self.transformed = ranges, transformed
-
-
-def _run(geo, multiply_adds, task, arguments, extra=None):
-    """Run ``task(*arguments(a, b)[, extra[k]])`` over the image ranges of a parallel section
-    when it pays, else once over the whole batch (BLAS on one thread for a small product);
-    returns (the ranges run or None, the results in range order)."""
-    ranges = parallel_ranges(geo)
-    if ranges is not None:
-        tasks = [partial(task, *arguments(a, b), *(() if extra is None else (extra[k],)))
-                 for k, (a, b) in enumerate(ranges)]
-        results = threads.run_parallel(tasks)
-        if results is not None:
-            return ranges, results
-    with threads.product(multiply_adds):
-        return None, [task(*arguments(0, geo.n), *(() if extra is None or ranges is not None else (extra[0],)))]
-
-
-def _sum_in_order(parts, want_w, want_b):
-    """dW, db summed over the ranges in range order (deterministic)."""
-    gw, gb = parts[0]
-    for pw, pb in parts[1:]:
-        if want_w:
-            gw = gw + pw
-        if want_b:
-            gb = gb + pb
-    return gw, gb
+    def __init__(self, transformed):
+        self.transformed = transformed

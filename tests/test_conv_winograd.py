@@ -91,6 +91,19 @@ def test_winograd_in_parallel_sections_matches_serial_and_repeats_its_bits():
         assert error(a, e) <= 1e-6 and error(s, e) <= 1e-6
 
 
+def test_winograd_image_groups_have_the_same_bits_at_one_and_two_threads():
+    """Two threads take the image groups (16 images, the last 16-31) as they come free, and dW is
+    summed per group in group order: whichever thread ran a group, every result keeps its bits."""
+    rng = np.random.default_rng(8)
+    x, weight, bias, g = arrays(rng, 53, 16, (6, 9), 8, 1)
+    serial = deltalab_run(x, weight, bias, g, 1, winograd=True, parallel=False)
+    for _ in range(3):
+        for a, b in zip(deltalab_run(x, weight, bias, g, 1, winograd=True, parallel=True, threads=2), serial):
+            np.testing.assert_array_equal(a, b)
+    exact = exact_run(x, weight, bias, g, 1)
+    assert all(error(a, e) <= 1e-6 for a, e in zip(serial, exact))
+
+
 @pytest.mark.parametrize("threads, n", [(1, 5), (2, 5), (1, 35), (2, 35)])
 def test_bias_gradient_summed_during_the_gradient_copy_is_exact_in_float64(threads, n):
     """db comes from float64 sums taken while the upstream gradient is copied: an offset gradient

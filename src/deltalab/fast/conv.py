@@ -640,9 +640,11 @@ def _rows_tile(tag, step, tiles, n):
 
 
 # The images run in groups of WINOGRAD_GROUP_IMAGES, one after another (the last group takes the
-# rest): a group's transformed input, products and scratch stay in L2 from one step to the next
+# rest): a group's buffers (conv b: 0.8 MB of transformed input, 1.6 MB of products) are a
+# quarter of the whole batch's, and more of them is still in cache when the next pass reads them
 # (conv b, 1 thread, forward + backward, thread-time min / median of 200 interleaved: the whole
-# batch at once 3.57 / 4.17 ms, groups of 32 3.47 / 4.08, of 16 3.34 / 3.76).  16 images are one
+# batch at once 3.57 / 4.17 ms, groups of 32 3.47 / 4.08, of 16 3.34 / 3.76; groups of 8 take
+# the one-value-at-a-time copies and scalar lanes: 5.5 / 6.3).  16 images are one
 # vector of lanes and one block of the register transposes.  The outputs, dX and the bias
 # gradient do not depend on the grouping (the bias sums are per image); dW's float32 sum of the
 # chunks' partial products does.

@@ -20,8 +20,9 @@ batch-last scratch (16 × 16 register transposes, :func:`_transpose16`): no whol
 copies (they were 1.3 ms of a conv b step, cold).
 
 No fast-math: plain float32 adds in a fixed order (deterministic, the same bits from numba's
-cache or a fresh compile, and the same as the first, loop-per-stream version).  This module imports numba; it is imported only by
-:func:`deltalab.fast.conv.winograd_kernels`, and without numba conv2d keeps its direct path.
+cache or a fresh compile, and the same as the first, loop-per-stream version).  This module
+imports numba; it is imported only by :func:`deltalab.fast.conv.winograd_kernels`, and without
+numba conv2d keeps its direct path.
 """
 from __future__ import annotations
 

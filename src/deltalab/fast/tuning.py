@@ -63,10 +63,10 @@ class Tuning:
     #: fewest input channels for the size rule's Winograd (its forward products have inner
     #: size C: conv c's C = 3 ran 3x slower than the direct path, conv b's C = 16 faster)
     winograd_min_channels: int = 16
-    #: fewest images for the size rule's Winograd (its transforms run over the batch, one image
-    #: per lane: conv b's 64 images 0.73x the direct path's time, the CIFAR step's second conv,
-    #: 32 images of 16x16, 1.23x)
-    winograd_min_batch: int = 64
+    #: fewest images for the size rule's Winograd (its transforms run in groups of 16 images,
+    #: one per vector lane: the CIFAR step's second conv, 16 -> 32 channels on 32 images of 16x16,
+    #: 0.47-0.50x the direct path's time; at 16 images 0.55-0.64x, at 8 equal)
+    winograd_min_batch: int = 16
     #: M·N·K of one matrix product below which BLAS runs it on one thread (Linear, matmul,
     #: conv2d's serial path): a 2-thread OpenBLAS call leaves a thread spinning afterwards
     blas_parallel_min_product: int = 4_000_000

@@ -493,6 +493,14 @@ def solve_latency_workload(name="solve_latency", example="rnn-many-to-many-ident
     Timed with ``python -m deltalab.cli`` of this interpreter (``shutil.which("deltalab")``
     may be a pyenv bash shim adding 0.1-0.2 s) and, when it exists, with the console script
     next to the interpreter.  Also checks that torch is never imported on that path.
+
+    The headline (``deltalab_ms``) is the start with deltalab's bytecode cached, the user's
+    latency: Python writes the ``.pyc`` files on a package's first run and reads them from then
+    on, and ``pip install`` of a wheel compiles them at install.  Only a shell that sets
+    ``PYTHONDONTWRITEBYTECODE`` (as this project's do) with an editable install compiles every
+    deltalab module at each start; that time is kept as ``no_bytecode_ms`` (printed next to the
+    headline; ``dont_write_bytecode`` says whether this shell made it so -- without the variable
+    both variants read cached bytecode).  Before 2026-12 the headline was the no-bytecode time.
     """
 
     def time_commands(variants, n):
@@ -530,11 +538,12 @@ def solve_latency_workload(name="solve_latency", example="rnn-many-to-many-ident
                     variants["entry_point"] = ([str(script), *args], None)
             times = time_commands(variants, n)
         ms = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-        row = {"deltalab_ms": ms["module"], "torch_ms": None, "ratio": None,
-               "deltalab_p10_ms": times["module"][len(times["module"]) // 10] * 1e3,
+        headline = times["bytecode_cached"]
+        row = {"deltalab_ms": ms["bytecode_cached"], "torch_ms": None, "ratio": None,
+               "deltalab_p10_ms": headline[len(headline) // 10] * 1e3,
                "command": " ".join(["python", "-m", "deltalab.cli", *args]), "repeats": n,
                "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
-               "bytecode_cached_ms": ms["bytecode_cached"],
+               "bytecode_cached_ms": ms["bytecode_cached"], "no_bytecode_ms": ms["module"],
                "times_ms": {name: [t * 1e3 for t in values] for name, values in times.items()}}
         if "entry_point" in ms:
             row.update(entry_point_ms=ms["entry_point"], entry_point=str(script))
@@ -554,8 +563,9 @@ def solve_latency_workload(name="solve_latency", example="rnn-many-to-many-ident
         row["same_numbers"] = not row["torch_imported"]
         return row
 
-    desc = f"deltalab solve --example {example}: process start to exit (median of {runs}, output to /dev/null)"
-    return Workload(name, desc, None, None, run=run, goal="< 0.5 s")
+    desc = (f"deltalab solve --example {example}: process start to exit (median of {runs}, output to /dev/null, "
+            "bytecode cached)")
+    return Workload(name, desc, None, None, run=run, goal="≤ 150 ms (issue 18)")
 
 
 def _has_recurrent():
@@ -1011,7 +1021,10 @@ def _check_text(r):
         text = f"acc {r['deltalab_test_accuracy']:.2%} / {r['torch_test_accuracy']:.2%}"
     elif "torch_imported" in r:
         text = "torch imported!" if r["torch_imported"] else "no torch import"
-        text += f"; .pyc cached {r['bytecode_cached_ms']:.0f} ms"
+        if r.get("no_bytecode_ms") is not None:  # the headline is the cached-bytecode start
+            text += f"; no .pyc {r['no_bytecode_ms']:.0f} ms" + ("" if r.get("dont_write_bytecode") else " (cached too)")
+        else:  # a results file from before: the headline was the no-bytecode start
+            text += f"; .pyc cached {r['bytecode_cached_ms']:.0f} ms"
         if r.get("entry_point_ms") is not None:
             text += f"; script {r['entry_point_ms']:.0f} ms"
         return text

@@ -204,3 +204,89 @@ def test_draws_a_filled_model_skips_are_made_before_any_later_draw():
     dl_random.manual_seed(3)
     np.testing.assert_array_equal(dl_random.uniform(-1, 1, (4,)), np.random.default_rng(3).uniform(-1, 1, size=(4,)))
     dl_random.manual_seed(0)
+
+
+# standard-library modules a solve's start does not need: pathlib (public functions return a Path,
+# a solve only strings), shutil with the bz2 / lzma / zlib it loads (argparse and the terminal
+# report ask it only for the terminal's width: deltalab.text.terminal_columns)
+NOT_ON_A_SOLVES_PATH = ("pathlib", "shutil", "bz2", "lzma")
+
+
+@pytest.mark.parametrize("example, fmt", [("rnn-many-to-many-identity", "terminal"),
+                                          ("mlp-relu-exam-network", "json"),
+                                          ("cnn-feature-detectors", "terminal"),
+                                          ("eq-lstm-cell", "markdown")])
+def test_a_solve_does_not_import_pathlib_or_shutil(example, fmt):
+    modules = modules_after_solve(example, fmt)
+    assert [m for m in NOT_ON_A_SOLVES_PATH if m in modules] == []
+
+
+def blas_threads_seen(prelude, **env):
+    """(OPENBLAS_NUM_THREADS, OMP_NUM_THREADS) after ``prelude`` and ``import deltalab`` in a fresh
+    interpreter whose environment has no thread variable but those in ``env``."""
+    code = prelude + ("\nimport os, deltalab\n"
+                      "print(os.environ.get('OPENBLAS_NUM_THREADS'), os.environ.get('OMP_NUM_THREADS'))")
+    base = {k: v for k, v in clean_env().items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                "GOTO_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return tuple(done.stdout.split())
+
+
+def test_the_small_work_commands_run_openblas_on_one_thread_unless_the_user_chose():
+    script = "import sys; sys.argv = ['/venv/bin/deltalab', {!r}, '--example', 'x']"
+    for command in ("solve", "check", "generate"):
+        assert blas_threads_seen(script.format(command)) == ("1", "None"), command
+    # python -m deltalab.cli solve ... (argv[0] is still "-m" while deltalab is imported)
+    module = "import sys; sys.argv = ['-m', 'solve', '--example', 'x']; sys.orig_argv = ['python', '-m', 'deltalab.cli']"
+    assert blas_threads_seen(module) == ("1", "None")
+    # the user's own count, in any variable OpenBLAS reads: left alone
+    assert blas_threads_seen(script.format("solve"), OPENBLAS_NUM_THREADS="2") == ("2", "None")
+    assert blas_threads_seen(script.format("solve"), OMP_NUM_THREADS="2") == ("None", "2")
+    assert blas_threads_seen(script.format("solve"), GOTO_NUM_THREADS="2") == ("None", "None")
+    # the commands with big products, --help, a program importing deltalab, NumPy already loaded
+    assert blas_threads_seen(script.format("train")) == ("None", "None")
+    assert blas_threads_seen("import sys; sys.argv = ['/venv/bin/deltalab', '--help']") == ("None", "None")
+    assert blas_threads_seen("import sys; sys.argv = ['program.py', 'solve']") == ("None", "None")
+    assert blas_threads_seen("import numpy, sys; sys.argv = ['/venv/bin/deltalab', 'solve']") == ("None", "None")
+
+
+def test_a_solve_with_the_default_threads_gives_the_same_text_as_with_two():
+    """The one-thread default changes no number: the same output as OpenBLAS on two threads."""
+    outputs = []
+    for threads in (None, "2"):
+        env = {k: v for k, v in clean_env().items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+        if threads:
+            env["OPENBLAS_NUM_THREADS"] = threads
+        done = subprocess.run([sys.executable, "-m", "deltalab.cli", "solve", "--example", "cnn-conv-pool-28x28x3",
+                               "--format", "json"], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("columns", [None, "50", "0", "-3", "wide", ""])
+def test_terminal_columns_is_shutils_width(monkeypatch, columns):
+    import shutil
+
+    from deltalab.text import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns(80) == shutil.get_terminal_size((80, 24)).columns
+    assert terminal_columns(57) == shutil.get_terminal_size((57, 24)).columns
+
+
+def test_an_examples_file_is_the_string_of_its_path():
+    from deltalab.examples import FOLDER, example_file, example_names, example_path
+    from deltalab.errors import SpecError
+
+    assert str(FOLDER) and all(example_file(n) == str(example_path(n)) for n in example_names())
+    # a name with a path in it goes through pathlib, as before
+    assert example_file("./rnn-many-to-many-identity") == str(example_path("./rnn-many-to-many-identity"))
+    for wrong in ("no-such-example", "", "rnn-many-to-many-identity/"):
+        with pytest.raises(SpecError):
+            example_file(wrong)

@@ -14,12 +14,24 @@ import sys
 
 from .commands import COMMANDS
 from .errors import DeltalabError
-from .startup import COMMAND_LINE
-from .text import one_line
+from .startup import COMMAND_LINE, command_name
+from .text import one_line, terminal_columns
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout; the terminal's width found without shutil (argparse imports it
+    for every ``add_argument``, 2-3 ms of each start, see :func:`deltalab.text.terminal_columns`)."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, terminal_columns() - 2 if width is None else width)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse, but a wrong option is one line (the usage block would be several)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)  # the subcommands' parsers too (add_parser)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         command = self.prog.removeprefix("deltalab").strip()
@@ -51,7 +63,7 @@ def run_command(argv):
     import numpy as np
 
     # register only the command being run (its module may import a lot); all of them for --help
-    named = next((a for a in argv if not a.startswith("-")), None)
+    named = command_name(argv)
     args = build_parser([named] if named in COMMANDS else COMMANDS).parse_args(argv)
     try:
         with np.errstate(all="ignore"):  # overflow is checked (and reported) where it matters

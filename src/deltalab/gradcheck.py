@@ -1,11 +1,12 @@
 """Central finite differences in float64: the independent check of every analytic gradient."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from .autograd import no_grad
+from .records import dataclass
 from .tensor import Tensor
 
 

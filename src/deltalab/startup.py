@@ -3,7 +3,8 @@
 Decided once, when deltalab is first imported: under ``python -m deltalab…`` that is the only
 moment ``sys.argv[0]`` is ``-m`` (runpy then sets it to the module's file).  The command owns
 its short process, so it skips start and exit costs a library must leave alone: OpenBLAS's
-idle threads spinning after NumPy loads (:func:`quiet_blas_threads`), the collector's passes
+idle threads spinning after NumPy loads, and for the small-work commands the second thread itself
+(:func:`quiet_blas_threads`), the collector's passes
 over the objects NumPy's and deltalab's imports create (:func:`pause_collector`), and the final
 collection over every object at exit (``deltalab.cli.main``).  Standard library only: it runs
 before NumPy.
@@ -14,13 +15,21 @@ import gc
 import os
 import sys
 
-__all__ = ["COMMAND_LINE", "is_command_line", "pause_collector", "quiet_blas_threads", "resume_collector"]
+__all__ = ["COMMAND_LINE", "SMALL_WORK_COMMANDS", "command_name", "is_command_line", "pause_collector",
+           "quiet_blas_threads", "resume_collector"]
 
 # OpenBLAS's workers, started when NumPy loads, spin for 2**28 cycles (~0.1 s of CPU) before they
 # sleep; on a busy machine that spin takes a core from the run (50-90 ms of a solve with 2 cores).
 # 2**24 cycles still keep a worker awake between the products of a training step; the results are
 # the same bits (only how long an idle worker waits changes).
 BLAS_THREAD_TIMEOUT = "24"
+
+# Commands whose products are small (a worked solution, grading a hand solution, exercise
+# variants): OpenBLAS runs a small product on one thread anyway, so a second thread started
+# when NumPy loads only costs its start and its spin (10-25 ms of a 2-core start).  The thread
+# variables OpenBLAS reads; any of them set is the user's choice and is left alone.
+SMALL_WORK_COMMANDS = ("solve", "check", "generate")
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def is_command_line() -> bool:
@@ -37,10 +46,19 @@ def is_command_line() -> bool:
 COMMAND_LINE = is_command_line()
 
 
+def command_name(argv=None) -> str | None:
+    """The subcommand of a ``deltalab`` command line (``solve`` of ``deltalab solve --example x``):
+    its first argument that is not an option, as ``deltalab.cli`` picks it."""
+    return next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+
+
 def quiet_blas_threads() -> None:
-    """In the command's own process, before NumPy loads: OPENBLAS_THREAD_TIMEOUT, unless the user set it."""
+    """In the command's own process, before NumPy loads: OPENBLAS_THREAD_TIMEOUT, and for the
+    small-work commands OPENBLAS_NUM_THREADS=1 -- each only where the user set nothing."""
     if COMMAND_LINE and "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+        if command_name() in SMALL_WORK_COMMANDS and not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
 def pause_collector() -> bool:

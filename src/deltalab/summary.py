@@ -5,11 +5,12 @@ shape, so the shapes shown are the ones the engine really produces.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from .autograd import no_grad
+from .records import dataclass
 from .tensor import Tensor
 
 

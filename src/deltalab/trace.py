@@ -19,11 +19,12 @@ of their equations (``h3``, ``h(2)`` at step 2) and also fill the optional chain
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from .errors import NonFiniteResult
+from .records import dataclass
 
 
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")

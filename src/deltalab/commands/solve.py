@@ -31,9 +31,9 @@ def register(subparsers):
 
 
 def problem_path(args):
-    from ..examples import example_path
+    from ..examples import example_file
 
-    return example_path(args.example) if args.example else args.file
+    return example_file(args.example) if args.example else args.file
 
 
 def run(args):

@@ -4,12 +4,12 @@ derivatives ∂n/∂m the engine computed for every edge."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..equations.evaluate import EngineBackend, evaluate
 from ..equations.graph import build
+from ..records import dataclass
 from ..tensor import Tensor
 from .expressions import SUM, Const, Expr, op, total
 from .layered import add_updates

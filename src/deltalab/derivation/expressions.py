@@ -10,11 +10,12 @@ with the student's own inputs; ``generate`` tests constraints on every recorded 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from ..records import dataclass
 
 # Binding strength of the written forms: a child that binds more loosely than its parent's
 # operator is put in parentheses.

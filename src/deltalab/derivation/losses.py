@@ -2,11 +2,11 @@
 backward pass starts (∂E/∂y, or δ = y − t for softmax with cross-entropy)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from ..records import dataclass
 from .expressions import Const, Expr, op
 
 

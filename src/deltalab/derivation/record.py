@@ -9,11 +9,12 @@ student's own numbers, in ``check``) or test a constraint on it (``generate``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 import numpy as np
 
+from ..records import dataclass
 from .expressions import Expr, Ref
 
 KINDS = ("input", "target", "parameter", "forward", "output", "error", "loss", "delta", "contribution",

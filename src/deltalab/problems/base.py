@@ -8,7 +8,7 @@ kind; nothing outside :mod:`deltalab.problems` branches on ``model.type``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..records import dataclass
 
 
 @dataclass

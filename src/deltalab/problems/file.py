@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import field
 
 import numpy as np
 
 from .. import files, limits
 from ..errors import SpecError
+from ..records import dataclass
 from .reader import FieldReader, describe_value
 
 try:
@@ -155,7 +155,12 @@ def _read(data, r) -> Problem:
 
 
 def title_and_description(data, r):
-    title = data.get("title", Path(r.path).stem)
+    if "title" in data:
+        title = data["title"]
+    else:  # pathlib only for a file without a title (a solve's start does not import it)
+        from pathlib import Path
+
+        title = Path(r.path).stem
     if not isinstance(title, str):
         r.fail("title", f"expected a string, got {describe_value(title)}")
     description = data.get("description", "")

@@ -11,12 +11,11 @@ relative error near rounding is expected of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..errors import DeltalabError
 from ..gradcheck import FD_ATOL, FD_RTOL, compare_with_differences, relative_error, sampled_entries
+from ..records import dataclass
 from ..trace import Check
 
 

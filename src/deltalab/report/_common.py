@@ -7,9 +7,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
+
+from ..records import dataclass
 
 
 # ---------------------------------------------------------------- numbers and arrays

@@ -7,10 +7,11 @@ either notation (plain text, ``δ[1](1) · x[1](0)ᵀ``) or a recorded array.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
+from ..records import dataclass
 from .derived import substituted
 from ._common import LARGE, delta_groups, general_formula, integral, number, parameter_names, time_groups, written
 

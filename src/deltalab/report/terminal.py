@@ -104,9 +104,9 @@ def print_terminal(trace, decimals: int = 4, console=None) -> None:
         import sys
 
         if not sys.stdout.isatty():  # piped or redirected: no colour, so no need to import rich
-            import shutil
+            from ..text import terminal_columns
 
-            sys.stdout.write(render(trace, decimals, shutil.get_terminal_size((80, 24)).columns))
+            sys.stdout.write(render(trace, decimals, terminal_columns(80)))
             return
         from rich.console import Console
 

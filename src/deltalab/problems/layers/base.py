@@ -11,11 +11,12 @@ architecture file or a checkpoint; a key may be missing there, so kinds read wit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 from ...errors import ConfigurationError
 from ...models.elman import OUTPUT_ACTIVATIONS as ENGINE_ACTIVATIONS
 from ...ops.conv import output_size
+from ...records import dataclass
 
 OUTPUT_ACTIVATIONS = tuple(ENGINE_ACTIVATIONS)  # identity, softmax, sigmoid, tanh, relu
 

@@ -1,13 +1,14 @@
 """``@dataclass`` for deltalab's plain-data classes: the class :mod:`dataclasses` makes, built cheaper.
 
 Python 3.11 compiles each method a dataclass gets from generated source when the class is
-defined (``exec``, ~0.1 ms a method): 0.3-0.9 ms a class, ~10 ms of the 30-odd classes a
-``deltalab solve`` defines before it starts working.  Here :func:`dataclasses.dataclass` still
+defined (``exec``, ~0.1 ms a method): 0.3-0.9 ms a class, 13-19 ms of the 32 classes an rnn
+``deltalab solve`` defines before it starts working. Here :func:`dataclasses.dataclass` still
 writes ``__init__`` (and a frozen class's ``__setattr__`` / ``__delattr__``), so signatures,
 defaults and errors are its own; ``__repr__``, ``__eq__`` and a frozen class's ``__hash__`` are
 shared functions reading the class's fields, with the same results as the generated ones
-(``dataclasses.fields``, ``replace`` and ``asdict`` work as before).  Anything else asked of it
-(``order``, ``unsafe_hash``, ``slots``, ...) is left to :mod:`dataclasses` entirely.
+(``dataclasses.fields``, ``replace`` and ``asdict`` work as before): the modules defining them
+run ~40 % faster. Anything else asked of it (``order``, ``unsafe_hash``, ``slots``, ...) is left
+to :mod:`dataclasses` entirely.
 Standard library only.
 """
 from __future__ import annotations

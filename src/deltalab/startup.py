@@ -3,11 +3,10 @@
 Decided once, when deltalab is first imported: under ``python -m deltalab…`` that is the only
 moment ``sys.argv[0]`` is ``-m`` (runpy then sets it to the module's file).  The command owns
 its short process, so it skips start and exit costs a library must leave alone: OpenBLAS's
-idle threads spinning after NumPy loads, and for the small-work commands the second thread itself
-(:func:`quiet_blas_threads`), the collector's passes
-over the objects NumPy's and deltalab's imports create (:func:`pause_collector`), and the final
-collection over every object at exit (``deltalab.cli.main``).  Standard library only: it runs
-before NumPy.
+idle threads spinning after NumPy loads, and for the small-work commands the second BLAS thread
+itself (:func:`quiet_blas_threads`), the collector's passes over the objects NumPy's and
+deltalab's imports create (:func:`pause_collector`), and the final collection over every object
+at exit (``deltalab.cli.main``).  Standard library only: it runs before NumPy.
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ BLAS_THREAD_TIMEOUT = "24"
 
 # Commands whose products are small (a worked solution, grading a hand solution, exercise
 # variants): OpenBLAS runs a small product on one thread anyway, so a second thread started
-# when NumPy loads only costs its start and its spin (10-25 ms of a 2-core start).  The thread
+# when NumPy loads only costs its start and its spin (5-20 ms of a 2-core start).  The thread
 # variables OpenBLAS reads; any of them set is the user's choice and is left alone.
 SMALL_WORK_COMMANDS = ("solve", "check", "generate")
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")

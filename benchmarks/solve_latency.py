@@ -3,8 +3,8 @@
     python benchmarks/solve_latency.py                       # this checkout's src/
     python benchmarks/solve_latency.py --src /old/src --src src --runs 11   # compare two trees
 
-Wall time is process start to exit; CPU time (user + system of the child) is less sensitive
-to other load on a shared machine.  Each run is a fresh ``python -m deltalab.cli solve ...`` (the command
+Wall time is process start to exit (median, fastest run, lower quartile); CPU time (user +
+system of the child) is less sensitive to other load on a shared machine.  Each run is a fresh ``python -m deltalab.cli solve ...`` (the command
 as users start it, like bench.py's latency row) with ``PYTHONPATH`` set to the tree under test, output
 to /dev/null; with several trees the runs alternate (A B, B A, A B, ...) so both see the same machine
 load and neither always goes first.  Not part of the test suite.
@@ -65,13 +65,16 @@ def main(argv=None):
                 times[tree, example].append(one_run(tree, example, args.format, args.bytecode))
     width = max(len(e) for e in examples)
     names = [Path(t).resolve().parent.name or t for t in trees]
-    print(f"{'example':<{width}}  " + "  ".join(f"{name + ' wall s':>22} {'cpu s':>6}" for name in names))
+    # the median, and the fastest run and the lower quartile: on a shared host the slow runs are
+    # other tenants' load, so the low end compares two trees more steadily than the median
+    print(f"{'example':<{width}}  " + "  ".join(f"{name + ' wall s':>22} {'cpu s':>6} {'min':>6} {'p25':>6}"
+                                              for name in names))
     for example in examples:
         cells = []
         for tree in trees:
-            wall = statistics.median(t for t, _ in times[tree, example])
+            walls = sorted(t for t, _ in times[tree, example])
             cpu = statistics.median(c for _, c in times[tree, example])
-            cells.append(f"{wall:22.3f} {cpu:6.3f}")
+            cells.append(f"{statistics.median(walls):22.3f} {cpu:6.3f} {walls[0]:6.3f} {walls[len(walls) // 4]:6.3f}")
         print(f"{example:<{width}}  " + "  ".join(cells))
     print(f"load average at the end: {os.getloadavg()[0]:.2f}; {args.runs} runs per cell, format {args.format}, "
           + ("cached bytecode" if args.bytecode or not os.environ.get("PYTHONDONTWRITEBYTECODE") else

@@ -3,7 +3,8 @@
 A title, name or description can hold control characters and terminal escape sequences
 (ESC [ 31 m, OSC 0 ; … BEL, a carriage return, bidirectional overrides): printed raw they would
 recolour, retitle or rewrite the user's terminal.  They are shown escaped, as Python writes
-them in a string literal (``\\x1b``, ``\\u202e``).
+them in a string literal (``\\x1b``, ``\\u202e``).  And how wide that terminal is
+(:func:`terminal_columns`).
 """
 from __future__ import annotations
 

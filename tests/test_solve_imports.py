@@ -74,9 +74,15 @@ def test_only_the_command_sets_openblass_thread_timeout_and_never_over_the_users
     # a program that imports deltalab: its environment is left alone
     assert timeout_seen("") == "None"
     # the console script (sys.argv[0] is the script) and python -m deltalab.cli / python -m deltalab
-    assert timeout_seen("import sys; sys.argv = ['/venv/bin/deltalab', 'solve']") == "24"
-    assert timeout_seen("import sys; sys.argv = ['-m', 'solve']; sys.orig_argv = ['python', '-m', 'deltalab.cli']") == "24"
+    assert timeout_seen("import sys; sys.argv = ['/venv/bin/deltalab', 'train']") == "24"
+    as_module = "import sys; sys.argv = ['-m', {!r}]; sys.orig_argv = ['python', '-m', 'deltalab.cli']"
+    assert timeout_seen(as_module.format("train")) == "24"
     assert timeout_seen("import sys; sys.argv = ['-m']; sys.orig_argv = ['python', '-m', 'deltalab']") == "24"
+    # the small-work commands: their threads never get a product, so they sleep at once
+    assert timeout_seen("import sys; sys.argv = ['/venv/bin/deltalab', 'solve']") == "4"
+    assert timeout_seen(as_module.format("check")) == "4"
+    assert timeout_seen("import sys; sys.argv = ['/venv/bin/deltalab', 'generate']", OPENBLAS_THREAD_TIMEOUT="28") \
+        == "28"
     # another package's -m, the user's own value, and NumPy already loaded (too late to matter): unchanged
     assert timeout_seen("import sys; sys.argv = ['-m']; sys.orig_argv = ['python', '-m', 'pytest']") == "None"
     assert timeout_seen("import sys; sys.argv = ['/venv/bin/deltalab']", OPENBLAS_THREAD_TIMEOUT="28") == "28"
@@ -239,7 +245,8 @@ def test_the_small_work_commands_run_openblas_on_one_thread_unless_the_user_chos
     for command in ("solve", "check", "generate"):
         assert blas_threads_seen(script.format(command)) == ("1", "None"), command
     # python -m deltalab.cli solve ... (argv[0] is still "-m" while deltalab is imported)
-    module = "import sys; sys.argv = ['-m', 'solve', '--example', 'x']; sys.orig_argv = ['python', '-m', 'deltalab.cli']"
+    module = ("import sys; sys.argv = ['-m', 'solve', '--example', 'x']; "
+              "sys.orig_argv = ['python', '-m', 'deltalab.cli']")
     assert blas_threads_seen(module) == ("1", "None")
     # the user's own count, in any variable OpenBLAS reads: left alone
     assert blas_threads_seen(script.format("solve"), OPENBLAS_NUM_THREADS="2") == ("2", "None")

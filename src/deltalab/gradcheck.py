@@ -78,15 +78,19 @@ class DifferenceComparison:
     entries: int
 
 
-def compare_with_differences(loss, array, indices, analytic, eps=FD_EPS, rtol=FD_RTOL, atol=FD_ATOL):
+def compare_with_differences(loss, array, indices, analytic, eps=FD_EPS, rtol=FD_RTOL, atol=FD_ATOL, centre=None):
     """Central differences of ``loss()`` in ``array`` at ``indices`` against ``analytic`` (same
     order).  Where central differences disagree but the forward or backward difference agrees,
     the input sits exactly at a kink (a ReLU at 0, a max-pool tie) and the analytic value is the
-    one-sided derivative (PyTorch's convention): reported in ``one_sided``, not a failure."""
+    one-sided derivative (PyTorch's convention): reported in ``one_sided``, not a failure.
+
+    ``centre``: ``loss()`` at the unperturbed values when the caller has it already (several
+    arrays checked against one loss: one forward pass instead of one per array)."""
     analytic = np.asarray(analytic, dtype=np.float64).reshape(-1)
     numeric = central_differences(loss, array, indices, eps)
     # the difference quotient's rounding grows with the loss itself (~2e-16·|E|/ε)
-    atol = atol * max(1.0, abs(float(loss()))) if len(indices) else atol
+    if len(indices):
+        atol = atol * max(1.0, abs(float(loss() if centre is None else centre)))
     excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
     for j, i in enumerate(indices):
         if array[i] + eps == array[i]:  # the step is below the entry's precision: nothing is measured

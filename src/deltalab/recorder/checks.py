@@ -61,12 +61,13 @@ class FiniteDifferences:
         chosen = sampled_entries({name: np.size(array) for name, array in arrays.items() if name in step.gradients},
                                  max_entries)
         comparisons = {}
+        centre = loss() if any(len(entries) for entries in chosen.values()) else None  # E, once for every array
         for name, entries in chosen.items():
             array = arrays[name]
             indices = [np.unravel_index(i, array.shape) for i in entries]
             comparisons[name] = compare_with_differences(loss, array, indices, step.gradients[name].reshape(-1)[entries],
                                                          rtol=tolerances.differences_rtol,
-                                                         atol=tolerances.differences_atol)
+                                                         atol=tolerances.differences_atol, centre=centre)
         return Check.from_differences(comparisons, tolerances.differences_rtol, tolerances.differences_atol)
 
 

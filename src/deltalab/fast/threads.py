@@ -202,6 +202,16 @@ def _pin(n_tasks):
         return None
 
 
+# What a section costs here (2-vCPU KVM guest that halts idle vCPUs at once, 2 threads): an empty
+# one 75-82 us median (41-53 us at best), about two wake-ups of a sleeping thread.  In the CIFAR
+# step the worker's task starts 90-150 us (median) after the section is entered, and each of the
+# four conv sections runs in 0.85-0.92x of its serial time.  That is the worker's wake-up itself:
+# with the caller asleep (the GIL free) it starts 86 us (median) after entry, 136 us after 2 ms
+# idle -- torch's OpenMP threads spin between regions instead.  A shorter sys.setswitchinterval
+# (50 or 200 us) changed nothing; ReLU and pooling split over two threads lost (524k elements:
+# 87 us serial, 149 us split), so they stay serial below Tuning.elementwise_parallel_min_size.
+
+
 def run_parallel(tasks):
     """Run zero-argument callables concurrently, task 0 on this thread and task k on worker k,
     with BLAS on one thread meanwhile; return their results in order.
@@ -214,10 +224,12 @@ def run_parallel(tasks):
     try:
         while len(_workers) < len(tasks) - 1:
             _workers.append(_Worker())
-        limited = [(lib, lib.get_num_threads() or 1) for lib in blas_libraries()]
-        for lib, threads in limited:
-            if threads != 1:
-                lib.set_num_threads(1)
+        limited = []  # (setter, count to restore): the raw C calls, ~10x cheaper than threadpoolctl's
+        for get, put in _blas_count_functions():
+            count = get() or 1
+            if count != 1:
+                put(1)
+                limited.append((put, count))
         restore = _pin(len(tasks)) if current_tuning().pin_threads else None
         try:
             done = queue.SimpleQueue()
@@ -235,9 +247,8 @@ def run_parallel(tasks):
         finally:
             if restore is not None:
                 os.sched_setaffinity(0, restore)
-            for lib, threads in limited:
-                if threads != 1:
-                    lib.set_num_threads(threads)
+            for put, count in limited:
+                put(count)
         if error is not None:
             raise error
         for index, ok, value in outcomes:  # they arrive in completion order

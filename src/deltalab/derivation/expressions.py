@@ -406,10 +406,6 @@ def _fn(name):
     return lambda a, **_: f"{name}({a})"
 
 
-def _latex_fn(name):
-    return lambda a, **_: rf"\mathrm{{{name}}}\left({a}\right)"
-
-
 OPS = {
     "add": OpKind(np.add, _infix("+"), _infix("+"), SUM, (SUM, SUM + 1)),
     "sum_of": OpKind(lambda *a: sum(a[1:], a[0]), lambda *a: " + ".join(a), lambda *a: " + ".join(a), SUM, (SUM,)),
